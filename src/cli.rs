@@ -1,0 +1,162 @@
+//! The command line: parsing (clap) and dispatch to the library. No run logic lives here.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::Mode;
+use crate::runbook::{LoadError, load};
+use crate::session::{self, Request};
+
+/// Drive a production deploy from a runbook, and get back when it goes wrong.
+#[derive(Debug, Parser)]
+#[command(name = "runbook", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Execute a runbook (headless when stdout is not a terminal)
+    Run {
+        file: PathBuf,
+        /// Plain, line-oriented progress on stdout instead of the terminal UI
+        #[arg(long)]
+        headless: bool,
+        #[command(flatten)]
+        exec: ExecFlags,
+    },
+    /// Check runbooks without running anything; exit 0 if all are valid
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the phases, steps, triggers and rollback procedure as an outline
+    Plan {
+        file: PathBuf,
+        /// Override a [vars] entry (repeatable)
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+    },
+}
+
+/// Flags every executing command takes.
+#[derive(Debug, Args, Clone)]
+pub struct ExecFlags {
+    /// Override a [vars] entry (repeatable); an unknown NAME is an error
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Confirm every manual and `confirm = true` step without asking (recorded as "auto")
+    #[arg(long)]
+    pub yes: bool,
+    /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Use this Prometheus instead of the runbook's [metrics] url
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Use simulated metrics whatever the runbook says
+    #[arg(long)]
+    pub simulate_metrics: bool,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Cmd::Validate { files } => validate(&files),
+        Cmd::Plan { file, vars } => match load(&file, &vars) {
+            Ok(rb) => {
+                print!("{}", crate::runbook::plan::outline(&rb));
+                0
+            }
+            Err(e) => report_load_error(&e),
+        },
+        Cmd::Run { file, headless, exec } => {
+            let to_terminal = std::io::stdout().is_terminal();
+            if !headless && !to_terminal {
+                eprintln!("runbook: stdout is not a terminal; running headless");
+            } else if !headless {
+                eprintln!("runbook: the terminal UI is not built yet; running headless");
+            }
+            execute(file, exec, Mode::Run)
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn report_load_error(e: &LoadError) -> i32 {
+    eprint!("{}", e.render());
+    2
+}
+
+fn validate(files: &[PathBuf]) -> i32 {
+    let mut ok = true;
+    for f in files {
+        match load(f, &[]) {
+            Ok(rb) => {
+                let triggers = rb.triggers.len();
+                let rollback = rb.rollback.as_ref().map_or(0, |r| r.phases.len());
+                println!(
+                    "{}: ok ({} phases, {} steps, {triggers} triggers, {rollback} rollback phases)",
+                    f.display(),
+                    rb.phases.len(),
+                    rb.step_count()
+                );
+            }
+            Err(e) => {
+                ok = false;
+                report_load_error(&e);
+            }
+        }
+    }
+    if ok { 0 } else { 2 }
+}
+
+fn execute(file: PathBuf, exec: ExecFlags, mode: Mode) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runbook: cannot start: {e}");
+            return 1;
+        }
+    };
+    let req = Request {
+        file,
+        vars: exec.vars,
+        yes: exec.yes,
+        state_dir: exec.state_dir,
+        mode,
+    };
+    let code = runtime.block_on(async move {
+        let session = match session::start(req) {
+            Ok(s) => s,
+            Err(e) => {
+                eprint!("runbook: {e}");
+                if !e.to_string().ends_with('\n') {
+                    eprintln!();
+                }
+                return 2;
+            }
+        };
+        eprintln!("runbook: recording this run in {}", session.run_dir.display());
+        crate::headless::run(session).await
+    });
+    // Whatever path led here, no command of ours outlives us.
+    crate::engine::process::kill_all_now();
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}

@@ -1,0 +1,340 @@
+//! The headless front end: plain, line-oriented progress on stdout for CI, scripts and logs.
+//!
+//! Every line starts with the UTC time. Step output is shown as `TIME phase/step | line`, with
+//! terminal escapes and control characters removed (the log file keeps the raw bytes). When the
+//! run waits for an operator, a terminal on stdin is asked; otherwise the run stops, saying why.
+
+use std::borrow::Cow;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
+use crate::duration::format_duration;
+use crate::engine::{Command, StepRef, Update, Wait};
+use crate::journal::{Event, Outcome, StepStatus};
+use crate::runbook::{Runbook, Step, StepKind};
+use crate::session::Session;
+
+/// Runs a started session to its end, printing progress; returns the exit status.
+pub async fn run(session: Session) -> i32 {
+    let Session {
+        runbook,
+        run_dir: _,
+        commands,
+        mut updates,
+        engine,
+    } = session;
+    let interactive = std::io::stdin().is_terminal();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let mut printer = Printer {
+        rb: &runbook,
+        last_phase: None,
+    };
+    while let Some(update) = updates.recv().await {
+        match update {
+            Update::Output { step, chunk } => printer.output(&mut out, step, chunk.at, &chunk.bytes),
+            Update::Event(record) => printer.event(&mut out, &record.event),
+            Update::Message(m) => {
+                let _ = writeln!(out, "{}    {m}", clock(SystemTime::now()));
+            }
+            Update::Waiting { step, why } => {
+                let _ = out.flush();
+                let s = printer.step(step);
+                let name = printer.name(step);
+                match (why, interactive) {
+                    (Wait::GoAhead, true) => ask(commands.clone(), go_ahead_prompt(&name, s)),
+                    (Wait::GoAhead, false) => {
+                        let what = if matches!(s.kind, StepKind::Manual(_)) {
+                            "is a manual step"
+                        } else {
+                            "has confirm = true"
+                        };
+                        let reason = format!(
+                            "{name} {what} and waits for an operator, but stdin is not a terminal; \
+                             run with --yes to confirm every go-ahead automatically (recorded as \"auto\")"
+                        );
+                        eprintln!("runbook: {reason}");
+                        let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
+                    }
+                    (Wait::Failed { .. }, true) => ask(
+                        commands.clone(),
+                        format!("{name} failed. [r] retry, [s] skip, [R] roll back, [q] stop the run: "),
+                    ),
+                    (Wait::Failed { .. }, false) => {
+                        let _ = commands.send(Command::Abort { reason: None }).await;
+                    }
+                }
+            }
+        }
+        if updates.is_empty() {
+            let _ = out.flush();
+        }
+    }
+    let _ = out.flush();
+    match engine.await {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            eprintln!("runbook: internal error: {e}");
+            Outcome::Failed.exit_code()
+        }
+    }
+}
+
+fn go_ahead_prompt(name: &str, step: &Step) -> String {
+    let mut p = format!("{name}: {}\n", step.title);
+    if let StepKind::Manual(Some(instruction)) = &step.kind {
+        p.push_str(&format!("    {instruction}\n"));
+    }
+    if let StepKind::Run(cmd) = &step.kind {
+        p.push_str(&format!("    $ {cmd}\n"));
+    }
+    p.push_str("[Enter] confirm, [s] skip, [R] roll back, [q] stop the run: ");
+    p
+}
+
+/// Asks on the terminal in the background, so that updates keep flowing while the operator reads.
+fn ask(commands: mpsc::Sender<Command>, prompt: String) {
+    tokio::task::spawn_blocking(move || {
+        let stdin = std::io::stdin();
+        loop {
+            eprint!("{prompt}");
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = commands.blocking_send(Command::Abort {
+                    reason: Some("stdin closed".into()),
+                });
+                return;
+            }
+            let cmd = match line.trim_end_matches(['\n', '\r']) {
+                "" | "y" | "yes" => Some(Command::Confirm { by: None }),
+                "r" => Some(Command::Retry),
+                "R" => Some(Command::Rollback),
+                "q" => Some(Command::Abort {
+                    reason: Some("stopped by the operator".into()),
+                }),
+                "s" => {
+                    eprint!("reason for skipping: ");
+                    let mut reason = String::new();
+                    let _ = stdin.lock().read_line(&mut reason);
+                    let reason = reason.trim().to_string();
+                    if reason.is_empty() {
+                        eprintln!("a skip needs a reason");
+                        continue;
+                    }
+                    Some(Command::Skip { reason })
+                }
+                _ => None,
+            };
+            if let Some(cmd) = cmd {
+                let _ = commands.blocking_send(cmd);
+                return;
+            }
+        }
+    });
+}
+
+struct Printer<'a> {
+    rb: &'a Runbook,
+    last_phase: Option<(bool, usize)>,
+}
+
+impl<'a> Printer<'a> {
+    fn step(&self, at: StepRef) -> &'a Step {
+        &self.phases(at.rollback)[at.phase].steps[at.step]
+    }
+
+    fn phases(&self, rollback: bool) -> &'a [crate::runbook::Phase] {
+        if rollback {
+            self.rb
+                .rollback
+                .as_ref()
+                .map(|r| r.phases.as_slice())
+                .unwrap_or(&[])
+        } else {
+            &self.rb.phases
+        }
+    }
+
+    fn name(&self, at: StepRef) -> String {
+        let p = &self.phases(at.rollback)[at.phase];
+        format!("{}/{}", p.id, p.steps[at.step].id)
+    }
+
+    fn find(
+        &self,
+        phase: &str,
+        step: &str,
+        rollback: bool,
+    ) -> Option<(usize, &'a crate::runbook::Phase, &'a Step)> {
+        let phases = self.phases(rollback);
+        let (pi, p) = phases.iter().enumerate().find(|(_, p)| p.id == phase)?;
+        Some((pi, p, p.steps.iter().find(|s| s.id == step)?))
+    }
+
+    fn output(&self, out: &mut impl Write, at: StepRef, when: SystemTime, bytes: &[u8]) {
+        let prefix = format!("{} {} | ", clock(when), self.name(at));
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        for line in bytes.split(|&b| b == b'\n') {
+            let _ = out.write_all(prefix.as_bytes());
+            let _ = out.write_all(clean(line).as_bytes());
+            let _ = out.write_all(b"\n");
+        }
+    }
+
+    fn event(&mut self, out: &mut impl Write, event: &Event) {
+        let now = clock(SystemTime::now());
+        let _ = match event {
+            Event::RunStarted {
+                title,
+                mode,
+                operator,
+                host,
+                ..
+            } => {
+                writeln!(out, "{now} == {title} ({mode}, {operator}@{host})")
+            }
+            Event::StepStarted {
+                phase,
+                step,
+                attempt,
+                rollback,
+            } => {
+                let Some((pi, p, s)) = self.find(phase, step, *rollback) else {
+                    return;
+                };
+                if self.last_phase != Some((*rollback, pi)) {
+                    self.last_phase = Some((*rollback, pi));
+                    let total = self.phases(*rollback).len();
+                    let kind = if *rollback { "Rollback phase" } else { "Phase" };
+                    let section = p
+                        .section
+                        .as_deref()
+                        .map(|s| format!(" [{s}]"))
+                        .unwrap_or_default();
+                    let _ = writeln!(out, "{now} == {kind} {}/{total}: {}{section}", pi + 1, p.title);
+                }
+                let retry = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                let detail = match &s.kind {
+                    StepKind::Watch(d) => format!(" — watching for {}", format_duration(*d)),
+                    StepKind::Manual(Some(i)) => format!(" — {i}"),
+                    _ => String::new(),
+                };
+                writeln!(out, "{now} -> {phase}/{step}: {}{retry}{detail}", s.title)
+            }
+            Event::StepFinished(f) => {
+                let name = format!("{}/{}", f.phase, f.step);
+                let took = format_duration(std::time::Duration::from_millis(f.duration_ms));
+                let mut facts = Vec::new();
+                if let Some(c) = f.exit_code {
+                    facts.push(format!("exit {c}"));
+                }
+                if let Some(h) = f.http_status {
+                    facts.push(format!("HTTP {h}"));
+                }
+                if f.attempt > 0 {
+                    facts.push(took);
+                }
+                if let Some(by) = &f.by {
+                    facts.push(format!("by {by}"));
+                }
+                let facts = if facts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", facts.join(", "))
+                };
+                let tail = match (&f.error, &f.reason) {
+                    (Some(e), _) => format!(": {e}"),
+                    (None, Some(r)) => format!(": {r}"),
+                    _ => String::new(),
+                };
+                let log = match (&f.log, f.status) {
+                    (Some(l), StepStatus::Failed | StepStatus::TimedOut) => format!(" — log: {l}"),
+                    _ => String::new(),
+                };
+                let mark = match f.status {
+                    StepStatus::Succeeded | StepStatus::Confirmed => "ok",
+                    StepStatus::Skipped => "--",
+                    StepStatus::Cancelled => "xx",
+                    _ => "!!",
+                };
+                writeln!(out, "{now} {mark} {name} {}{facts}{tail}{log}", f.status.as_str())
+            }
+            Event::Note { text, operator } => writeln!(out, "{now}    note by {operator}: {text}"),
+            Event::TriggerFired { trigger, .. } => writeln!(out, "{now} !! trigger {trigger} FIRING"),
+            Event::TriggerCleared { trigger, .. } => writeln!(out, "{now}    trigger {trigger} cleared"),
+            Event::TriggerAcknowledged { trigger, .. } => {
+                writeln!(out, "{now}    trigger {trigger} acknowledged")
+            }
+            Event::RollbackStarted { reason } => writeln!(out, "{now} << ROLLBACK started ({reason})"),
+            Event::RollbackFinished { status } => writeln!(out, "{now} << rollback {status}"),
+            Event::RunFinished {
+                outcome,
+                exit_code,
+                reason,
+            } => {
+                let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                writeln!(out, "{now} == run {} (exit {exit_code}){why}", outcome.as_str())
+            }
+        };
+    }
+}
+
+/// `HH:MM:SS.mmm` in UTC, as in the journal.
+pub fn clock(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+/// A line fit for a log reader: terminal escapes removed, control characters and invalid UTF-8
+/// replaced. Plain text (nearly all output) is passed through untouched.
+pub fn clean(line: &[u8]) -> Cow<'_, str> {
+    let plain = line.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t');
+    if plain && let Ok(s) = std::str::from_utf8(line) {
+        return Cow::Borrowed(s);
+    }
+    let stripped = strip_ansi_escapes::strip(line);
+    let text = String::from_utf8_lossy(&stripped);
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_passes_plain_text_and_strips_escapes() {
+        assert!(matches!(clean(b"plain line"), Cow::Borrowed("plain line")));
+        assert_eq!(clean(b"\x1b[31mred\x1b[0m done"), "red done");
+        assert_eq!(clean(b"bad \xff byte"), "bad \u{fffd} byte");
+        assert_eq!(clean(b"nul\0here"), "nulhere");
+        assert_eq!(clean(b"bell\x07"), "bell");
+    }
+
+    #[test]
+    fn clock_is_utc() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(3_723_004);
+        assert_eq!(clock(t), "01:02:03.004");
+    }
+}

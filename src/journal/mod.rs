@@ -1,0 +1,326 @@
+//! The journal: one vocabulary of events (`Event`), written as JSON Lines to
+//! `STATE_DIR/runs/<UTC time>-<runbook id>/journal.jsonl`, each line fsynced before the run moves on.
+//!
+//! Owns the run folder layout (journal, `logs/`) and timestamps. The engine decides what happens;
+//! this module only records it. Secrets are masked here too, as a last line of defence.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::Redactor;
+
+/// A journal line: the time and the event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub ts: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Everything that matters after a crash. Field names are the contract of SPEC §4.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        runbook: String,
+        title: String,
+        file: String,
+        sha256: String,
+        operator: String,
+        host: String,
+        mode: String,
+        vars: BTreeMap<String, String>,
+        pid: u32,
+    },
+    StepStarted {
+        phase: String,
+        step: String,
+        attempt: u32,
+        rollback: bool,
+    },
+    StepFinished(Box<StepFinished>),
+    Note {
+        text: String,
+        operator: String,
+    },
+    TriggerFired {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+    },
+    TriggerCleared {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+    },
+    TriggerAcknowledged {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+    },
+    RollbackStarted {
+        reason: String,
+    },
+    RollbackFinished {
+        status: String,
+    },
+    RunFinished {
+        outcome: Outcome,
+        exit_code: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct StepFinished {
+    pub phase: String,
+    pub step: String,
+    /// From 1; 0 for a step that was cancelled before any attempt started.
+    pub attempt: u32,
+    pub rollback: bool,
+    pub status: StepStatus,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// Who gave the go-ahead: an operator's name, or "auto" under `--yes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Metric values on screen when a step was confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<BTreeMap<String, Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What went wrong, in words (timeout, HTTP error, unexpected status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    #[default]
+    Succeeded,
+    Failed,
+    TimedOut,
+    Skipped,
+    Confirmed,
+    Cancelled,
+    Interrupted,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Confirmed => "confirmed",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the step counts as done for the run going on.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::Confirmed | StepStatus::Skipped
+        )
+    }
+}
+
+/// How a run ended, with its exit status (SPEC §1).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Aborted,
+    RolledBack,
+    RollbackFailed,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed | Outcome::Aborted => 1,
+            Outcome::RolledBack => 3,
+            Outcome::RollbackFailed => 4,
+            Outcome::Interrupted => 130,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Aborted => "aborted",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// RFC 3339, UTC, milliseconds: `2026-11-26T20:45:12.123Z`.
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Where runs are recorded when `--state-dir` is not given.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("runbook");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/state/runbook")
+}
+
+/// An open journal: appends events, each flushed to disk before `append` returns.
+pub struct Journal {
+    file: File,
+    run_dir: PathBuf,
+    redactor: Redactor,
+}
+
+impl Journal {
+    /// Creates a new run folder (`runs/<UTC time>-<id>`, made unique) with its `logs/`.
+    pub fn create(state_dir: &Path, runbook_id: &str, redactor: Redactor) -> std::io::Result<Journal> {
+        let runs = state_dir.join("runs");
+        std::fs::create_dir_all(&runs)?;
+        let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+            .to_string()
+            .replace(['-', ':'], "");
+        let mut n = 1;
+        let run_dir = loop {
+            let name = if n == 1 {
+                format!("{stamp}-{runbook_id}")
+            } else {
+                format!("{stamp}-{runbook_id}-{n}")
+            };
+            let dir = runs.join(name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        std::fs::create_dir(run_dir.join("logs"))?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(run_dir.join("journal.jsonl"))?;
+        // The folder entry itself must survive a crash too.
+        File::open(&runs)?.sync_all()?;
+        Ok(Journal {
+            file,
+            run_dir,
+            redactor,
+        })
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Writes one event and fsyncs it. Returns the record as written.
+    pub fn append(&mut self, event: Event) -> std::io::Result<Record> {
+        let record = Record {
+            ts: timestamp(SystemTime::now()),
+            event,
+        };
+        let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
+        if !self.redactor.is_empty() {
+            line = self.redactor.redact_str(&line);
+        }
+        line.push('\n');
+        self.file.write_all(line.as_bytes())?;
+        self.file.sync_data()?;
+        Ok(record)
+    }
+}
+
+/// Reads a journal back. A torn last line (power loss mid-write) is skipped and reported.
+pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, Option<String>)> {
+    let text = std::fs::read_to_string(path)?;
+    let mut records = Vec::new();
+    let mut torn = None;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_end_matches('\n');
+        if trimmed.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(trimmed) {
+            Ok(r) => records.push(r),
+            Err(e) if i + 1 == lines.len() && !line.ends_with('\n') => {
+                torn = Some(format!("ignored a torn last line ({} bytes): {e}", trimmed.len()));
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}:{}: {e}", path.display(), i + 1),
+                ));
+            }
+        }
+    }
+    Ok((records, torn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_the_spec_names() {
+        let r = Record {
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            event: Event::StepStarted {
+                phase: "p".into(),
+                step: "s".into(),
+                attempt: 1,
+                rollback: false,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"ts":"2026-01-01T00:00:00.000Z","event":"step_started","phase":"p","step":"s","attempt":1,"rollback":false}"#
+        );
+        let f = Event::StepFinished(Box::new(StepFinished {
+            phase: "p".into(),
+            step: "s".into(),
+            attempt: 2,
+            status: StepStatus::TimedOut,
+            duration_ms: 5,
+            exit_code: Some(143),
+            ..Default::default()
+        }));
+        let s = serde_json::to_string(&f).unwrap();
+        assert_eq!(
+            s,
+            r#"{"event":"step_finished","phase":"p","step":"s","attempt":2,"rollback":false,"status":"timed_out","duration_ms":5,"exit_code":143}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), f);
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert_eq!(timestamp(t), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,12 @@
+//! The `runbook` binary: the command line is in `cli`; this only installs the panic guard.
+
+fn main() -> std::process::ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        runbook::engine::process::kill_all_now();
+        eprintln!("runbook: internal error: {info}");
+        eprintln!(
+            "runbook: the journal of this run is intact; `runbook resume` can carry on. Please report this."
+        );
+    }));
+    runbook::cli::main()
+}

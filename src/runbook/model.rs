@@ -1,0 +1,251 @@
+//! The runbook as plain data: what `parse` builds from a TOML file after every rule is checked.
+//!
+//! Nothing here does I/O. Variables are already substituted (except `${SECRET}` references in http
+//! fields and metric headers, which are resolved only when a request is made so that no secret is
+//! ever held in a printable field). Byte spans are kept where a later error must point into the file.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A checked runbook.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    /// Stable id of the runbook (from `[runbook] id`, else the file name), used for the run folder.
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    /// Path of the runbook file as given.
+    pub file: PathBuf,
+    /// Hex sha256 of the file's bytes.
+    pub sha256: String,
+    /// `[vars]` after `--var` overrides, in file order.
+    pub vars: Vec<(String, String)>,
+    pub secrets: Vec<SecretSpec>,
+    pub settings: Settings,
+    pub metrics: MetricsSettings,
+    pub metric: Vec<Metric>,
+    pub triggers: Vec<Trigger>,
+    pub phases: Vec<Phase>,
+    pub rollback: Option<Rollback>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretSpec {
+    pub name: String,
+    pub source: SecretSource,
+    /// Where the secret is declared, for errors when it cannot be read.
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub shell: String,
+    /// Absolute (or runbook-relative resolved) folder commands run in.
+    pub workdir: PathBuf,
+    pub kill_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub url: Option<String>,
+    pub interval: Duration,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub id: String,
+    pub title: String,
+    pub source: MetricSource,
+    pub unit: Unit,
+    pub simulate: Simulate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricSource {
+    Query(String),
+    Command(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Percent,
+    Seconds,
+    Number,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Percent => "percent",
+            Unit::Seconds => "seconds",
+            Unit::Number => "number",
+        }
+    }
+
+    /// A value in this unit as an operator reads it: ratios as percentages, seconds with ms.
+    pub fn format(self, value: f64) -> String {
+        match self {
+            Unit::Percent => format!("{:.2}%", value * 100.0),
+            Unit::Seconds if value < 1.0 => format!("{:.0}ms", value * 1000.0),
+            Unit::Seconds => format!("{value:.2}s"),
+            Unit::Number => format!("{value}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Simulate {
+    pub baseline: f64,
+    pub jitter: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub id: String,
+    pub title: String,
+    pub kind: TriggerKind,
+    pub armed_from: Option<String>,
+    pub auto_rollback: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerKind {
+    Metric {
+        metric: String,
+        threshold: Threshold,
+        for_: Duration,
+        on_no_data: OnNoData,
+    },
+    Check {
+        command: String,
+        interval: Duration,
+        timeout: Duration,
+    },
+    /// Raised by the operator.
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    Above(f64),
+    Below(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnNoData {
+    Warn,
+    Hold,
+    Rollback,
+}
+
+impl OnNoData {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnNoData::Warn => "warn",
+            OnNoData::Hold => "hold",
+            OnNoData::Rollback => "rollback",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub id: String,
+    pub title: String,
+    pub section: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub title: String,
+    pub kind: StepKind,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub on_failure: OnFailure,
+    pub confirm: bool,
+    pub env: Vec<(String, String)>,
+    pub irreversible: bool,
+    /// Absolute folder, when the step overrides the runbook's.
+    pub workdir: Option<PathBuf>,
+}
+
+impl Step {
+    /// Whether the run waits for the operator before this step starts.
+    pub fn needs_go_ahead(&self) -> bool {
+        self.confirm || matches!(self.kind, StepKind::Manual(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    Run(String),
+    /// A checklist item; the instruction, when one is given.
+    Manual(Option<String>),
+    Watch(Duration),
+    Http(HttpSpec),
+}
+
+impl StepKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Run(_) => "run",
+            StepKind::Manual(_) => "manual",
+            StepKind::Watch(_) => "watch",
+            StepKind::Http(_) => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub expect_status: Vec<u16>,
+    pub expect_body: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    Ask,
+    Continue,
+    Rollback,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Ask => "ask",
+            OnFailure::Continue => "continue",
+            OnFailure::Rollback => "rollback",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rollback {
+    pub title: String,
+    pub phases: Vec<Phase>,
+}
+
+impl Runbook {
+    pub fn step_count(&self) -> usize {
+        self.phases.iter().map(|p| p.steps.len()).sum()
+    }
+
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}

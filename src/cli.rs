@@ -152,6 +152,7 @@ fn execute(file: PathBuf, exec: ExecFlags, mode: Mode) -> i32 {
                 return 2;
             }
         };
+        session::forward_signals(session.commands.clone());
         eprintln!("runbook: recording this run in {}", session.run_dir.display());
         crate::headless::run(session).await
     });

@@ -95,7 +95,6 @@ pub fn start(req: Request) -> Result<Session, StartError> {
     };
     let engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
     let engine = tokio::spawn(engine.run());
-    forward_signals(cmd_tx.clone());
     Ok(Session {
         runbook: rb,
         run_dir,
@@ -105,8 +104,9 @@ pub fn start(req: Request) -> Result<Session, StartError> {
     })
 }
 
+/// Turns this process's signals into engine commands (the command line does this; tests don't).
 /// SIGINT and SIGTERM interrupt the step in flight; SIGHUP lets it finish and starts nothing more.
-fn forward_signals(commands: mpsc::Sender<Command>) {
+pub fn forward_signals(commands: mpsc::Sender<Command>) {
     use tokio::signal::unix::{SignalKind, signal};
     let kinds = [
         (SignalKind::interrupt(), Command::Interrupt),

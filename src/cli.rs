@@ -107,10 +107,12 @@ fn validate(files: &[PathBuf]) -> i32 {
                 let triggers = rb.triggers.len();
                 let rollback = rb.rollback.as_ref().map_or(0, |r| r.phases.len());
                 println!(
-                    "{}: ok ({} phases, {} steps, {triggers} triggers, {rollback} rollback phases)",
+                    "{}: ok ({}, {}, {}, {})",
                     f.display(),
-                    rb.phases.len(),
-                    rb.step_count()
+                    count(rb.phases.len(), "phase"),
+                    count(rb.step_count(), "step"),
+                    count(triggers, "trigger"),
+                    count(rollback, "rollback phase")
                 );
             }
             Err(e) => {
@@ -122,12 +124,19 @@ fn validate(files: &[PathBuf]) -> i32 {
     if ok { 0 } else { 2 }
 }
 
+/// "1 step", "2 steps".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// One thread runs the engine and the front end: on a two-core bastion the step's command gets the
+/// other core, and nothing in the engine needs more than one.
 fn execute(file: PathBuf, exec: ExecFlags, mode: Mode) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("runbook: cannot start: {e}");

@@ -13,8 +13,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "duration \"{t}\" needs a unit: \"{t}s\", \"{t}m\", \"{t}ms\"..."
         ));
     }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("invalid duration \"{t}\" ({e}); write e.g. \"250ms\", \"90s\", \"5m\" or \"1h30m\"")
+    humantime::parse_duration(t).map_err(|e| match e {
+        // The unit list is worth showing; the other errors are byte offsets that help nobody.
+        humantime::DurationError::UnknownUnit { .. } => format!("invalid duration \"{t}\": {e}"),
+        _ => format!("invalid duration \"{t}\"; write e.g. \"250ms\", \"90s\", \"5m\" or \"1h30m\""),
     })
 }
 

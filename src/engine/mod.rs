@@ -236,6 +236,27 @@ impl Engine {
                 return Outcome::Failed;
             }
         };
+        // A step still waiting when the run stopped (a manual step, say) gets its end recorded too.
+        if let Some((at, attempt, started)) = self.unfinished.take() {
+            let status = if outcome == Outcome::Interrupted {
+                StepStatus::Interrupted
+            } else {
+                StepStatus::Cancelled
+            };
+            let (phase, step) = self.names(at);
+            let fin = StepFinished {
+                phase,
+                step,
+                attempt,
+                rollback: at.rollback,
+                status,
+                duration_ms: started.elapsed().as_millis() as u64,
+                ..Default::default()
+            };
+            if let Err(Stop::Journal(e)) = self.rec.emit(Event::StepFinished(Box::new(fin))).await {
+                self.rec.tell(Update::Message(e)).await;
+            }
+        }
         let finished = Event::RunFinished {
             outcome,
             exit_code: outcome.exit_code(),
@@ -610,7 +631,6 @@ impl Engine {
         match &step.kind {
             StepKind::Run(command) => {
                 fin.log = Some(log_rel);
-                let (tx, mut rx) = mpsc::channel::<Chunk>(8);
                 let mut env = self.env.clone();
                 env.extend(step.env.iter().cloned());
                 env.push(("RUNBOOK_PHASE".into(), phase.id.clone()));
@@ -624,7 +644,8 @@ impl Engine {
                     env,
                     log: log_abs.clone(),
                 };
-                match process::spawn(spec, self.redactor.clone(), tx) {
+                let tag: process::OutputSink = Box::new(move |chunk| Update::Output { step: at, chunk });
+                match process::spawn(spec, self.redactor.clone(), self.rec.updates.clone(), tag) {
                     Err(e) => {
                         let msg = self.redactor.redact_str(&e.to_string());
                         let _ = std::fs::write(&log_abs, format!("runbook: {msg}\n"));
@@ -633,14 +654,6 @@ impl Engine {
                     }
                     Ok(mut running) => {
                         let deadline = step.timeout.map(|t| tokio::time::Instant::now() + t);
-                        let updates = self.rec.updates.clone();
-                        let forward = tokio::spawn(async move {
-                            while let Some(chunk) = rx.recv().await {
-                                if updates.send(Update::Output { step: at, chunk }).await.is_err() {
-                                    break;
-                                }
-                            }
-                        });
                         let exit = loop {
                             enum Ev {
                                 Exit(std::io::Result<process::Exit>),
@@ -716,7 +729,6 @@ impl Engine {
                                     .await
                             }
                         }
-                        let _ = forward.await;
                     }
                 }
             }

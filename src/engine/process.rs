@@ -21,32 +21,128 @@ use tokio::sync::mpsc;
 
 use crate::secrets::Redactor;
 
-/// Process groups of commands still running.
-static LIVE_GROUPS: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+/// Process groups of this process's commands: those still running, and every one ever made (an
+/// orphan adopted from one of those is ours to end).
+#[derive(Default)]
+struct Groups {
+    live: HashSet<i32>,
+    created: HashSet<i32>,
+}
 
-fn register(pgid: i32) {
-    LIVE_GROUPS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get_or_insert_with(HashSet::new)
-        .insert(pgid);
+static GROUPS: Mutex<Option<Groups>> = Mutex::new(None);
+
+fn groups() -> std::sync::MutexGuard<'static, Option<Groups>> {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn unregister(pgid: i32) {
-    if let Some(set) = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        set.remove(&pgid);
+    if let Some(g) = groups().as_mut() {
+        g.live.remove(&pgid);
     }
 }
 
-/// Kills every registered group at once (SIGKILL). For exit paths that cannot wait.
+/// Makes this process the reaper of its orphaned descendants: a step's process that leaves its
+/// group (`setsid`, a daemon's double fork) is re-parented to us instead of to init, so that
+/// [`sweep_orphans`] can still find and end it.
+pub fn become_subreaper() {
+    // SAFETY: prctl with integer arguments only; no memory is shared with the kernel.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Adopted orphans: our children that no running command owns and that came from a group we made
+/// (or left our session with `setsid`). Children that the embedding program spawned itself are
+/// neither, and are never touched.
+fn orphans() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let our_session = nix::unistd::getsid(None).map(|s| s.as_raw()).unwrap_or(0);
+    // Held during the scan, so that a command being spawned is never mistaken for an orphan.
+    let guard = groups();
+    let Some(g) = guard.as_ref() else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<i32> = rest
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let [ppid, pgrp, session] = fields[..] else {
+            continue;
+        };
+        if ppid == me && !g.live.contains(&pid) && (g.created.contains(&pgrp) || session != our_session) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Reaps adopted orphans that have already exited, without waiting.
+fn reap_adopted() {
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    for pid in orphans() {
+        let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+    }
+}
+
+/// Ends (SIGTERM, SIGKILL after `grace`) and reaps every orphan adopted from finished steps.
+/// Returns how many there were.
+pub async fn sweep_orphans(grace: Duration) -> usize {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let pids = orphans();
+    for &pid in &pids {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut left: Vec<i32> = pids.clone();
+    while !left.is_empty() {
+        left.retain(|&pid| {
+            !matches!(
+                waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
+            )
+        });
+        if left.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            for &pid in &left {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pids.len()
+}
+
+/// Kills every running group and adopted orphan at once (SIGKILL). For exit paths that cannot wait.
 pub fn kill_all_now() {
-    let groups: Vec<i32> = LIVE_GROUPS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    for pid in orphans() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let live: Vec<i32> = groups()
         .as_ref()
-        .map(|s| s.iter().copied().collect())
+        .map(|g| g.live.iter().copied().collect())
         .unwrap_or_default();
-    for g in groups {
+    for g in live {
         let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
     }
 }
@@ -57,6 +153,12 @@ pub struct Chunk {
     pub at: SystemTime,
     pub bytes: Vec<u8>,
 }
+
+/// Where a command's output goes besides its log: the front end, tagged with the step.
+pub type OutputSink = Box<dyn Fn(Chunk) -> super::Update + Send + Sync>;
+
+/// How much log is written before its writeback to disk is started.
+const WRITEBACK_EVERY: u64 = 4 << 20;
 
 /// Read size; also the longest piece of a line without a newline that is passed on at once.
 const READ_SIZE: usize = 64 * 1024;
@@ -108,7 +210,8 @@ impl From<ExitStatus> for Exit {
 pub fn spawn(
     spec: CommandSpec<'_>,
     redactor: Redactor,
-    out: mpsc::Sender<Chunk>,
+    out: mpsc::Sender<super::Update>,
+    tag: OutputSink,
 ) -> std::io::Result<RunningCommand> {
     let log = std::fs::File::create(&spec.log)?;
     let (reader, writer) = std::io::pipe()?;
@@ -125,21 +228,28 @@ pub fn spawn(
         .stderr(Stdio::from(writer2))
         .process_group(0)
         .kill_on_drop(false);
-    let child = cmd.spawn().map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot start `{}` in {}: {e}", spec.shell, spec.workdir.display()),
-        )
-    })?;
+    let (child, pgid) = {
+        // Spawned and registered under one lock: see `orphans`.
+        let mut guard = groups();
+        let child = cmd.spawn().map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start `{}` in {}: {e}", spec.shell, spec.workdir.display()),
+            )
+        })?;
+        let pgid = child
+            .id()
+            .map(|p| p as i32)
+            .ok_or_else(|| std::io::Error::other("the command exited before it could be tracked"))?;
+        let g = guard.get_or_insert_with(Groups::default);
+        g.live.insert(pgid);
+        g.created.insert(pgid);
+        (child, pgid)
+    };
     // The write ends must close in this process, or the pipe never reaches end-of-file.
     drop(cmd);
-    let pgid = child
-        .id()
-        .map(|p| p as i32)
-        .ok_or_else(|| std::io::Error::other("the command exited before it could be tracked"))?;
-    register(pgid);
     let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
-    let pump = tokio::spawn(pump(receiver, log, redactor, out));
+    let pump = tokio::spawn(pump(receiver, log, redactor, out, tag));
     Ok(RunningCommand { child, pgid, pump })
 }
 
@@ -148,42 +258,53 @@ async fn pump(
     mut rx: tokio::net::unix::pipe::Receiver,
     log: std::fs::File,
     redactor: Redactor,
-    out: mpsc::Sender<Chunk>,
+    out: mpsc::Sender<super::Update>,
+    tag: OutputSink,
 ) -> std::io::Result<u64> {
     let mut log = std::io::BufWriter::with_capacity(256 * 1024, log);
-    let mut buf = vec![0u8; READ_SIZE];
-    let mut pending: Vec<u8> = Vec::new();
+    let mut pending: Vec<u8> = Vec::with_capacity(2 * READ_SIZE);
     let mut total = 0u64;
+    let (mut written, mut synced) = (0u64, 0u64);
     let hold = redactor.longest().saturating_sub(1);
     let mut front_open = true;
     loop {
-        let n = rx.read(&mut buf).await?;
+        pending.reserve(READ_SIZE);
+        let n = rx.read_buf(&mut pending).await?;
         let eof = n == 0;
         total += n as u64;
-        pending.extend_from_slice(&buf[..n]);
-        // Cut after the last newline; a long line without one is passed on in pieces, keeping back
-        // enough bytes that a secret cut in two is still masked whole.
+        // Mask before cutting: every secret wholly inside `pending` is masked now, and one still
+        // arriving starts within the last `hold` bytes, which a cut inside a long line keeps back.
+        if let Some(masked) = redactor.redact(&pending) {
+            pending = masked;
+        }
+        // Cut after the last newline; a long line without one is passed on in pieces.
         let cut = if eof {
             pending.len()
         } else {
             match memchr::memrchr(b'\n', &pending) {
                 Some(i) => i + 1,
-                None if pending.len() >= READ_SIZE => pending.len() - hold,
+                None if pending.len() >= READ_SIZE && pending.len() > hold => pending.len() - hold,
                 None => 0,
             }
         };
         if cut > 0 {
-            let mut ready: Vec<u8> = pending.drain(..cut).collect();
-            if let Some(masked) = redactor.redact(&ready) {
-                ready = masked;
-            }
+            let rest = pending[cut..].to_vec();
+            pending.truncate(cut);
+            let ready = std::mem::replace(&mut pending, rest);
             log.write_all(&ready)?;
+            written += ready.len() as u64;
+            if written - synced >= WRITEBACK_EVERY {
+                // Start writing the log to disk now, so that the fsync at the end has little left.
+                log.flush()?;
+                start_writeback(log.get_ref(), synced, written - synced);
+                synced = written;
+            }
             if front_open
                 && out
-                    .send(Chunk {
+                    .send(tag(Chunk {
                         at: SystemTime::now(),
                         bytes: ready,
-                    })
+                    }))
                     .await
                     .is_err()
             {
@@ -198,6 +319,20 @@ async fn pump(
     log.flush()?;
     log.into_inner().map_err(|e| e.into_error())?.sync_data()?;
     Ok(total)
+}
+
+/// Asks the kernel to start writing a range of the file to disk, without waiting for it.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor we own; it reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 impl RunningCommand {
@@ -224,16 +359,30 @@ impl RunningCommand {
     pub async fn finish(mut self, grace: Duration) -> std::io::Result<bool> {
         let pg = Pid::from_raw(self.pgid);
         let mut leftovers = false;
+        unregister(self.pgid);
+        // As subreaper we adopt the group's dead: reap them, or they would count as members.
+        reap_adopted();
         if killpg(pg, None).is_ok() {
             leftovers = true;
             let _ = killpg(pg, Signal::SIGTERM);
             let deadline = tokio::time::Instant::now() + grace;
-            while killpg(pg, None).is_ok() && tokio::time::Instant::now() < deadline {
+            loop {
+                reap_adopted();
+                if killpg(pg, None).is_err() {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    reap_adopted();
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let _ = killpg(pg, Signal::SIGKILL);
         }
-        unregister(self.pgid);
+        if sweep_orphans(grace).await > 0 {
+            leftovers = true;
+        }
         // A process that left the group (setsid) may still hold the pipe: don't wait forever.
         match tokio::time::timeout(Duration::from_secs(2), &mut self.pump).await {
             Ok(Ok(r)) => r.map(|_| leftovers),

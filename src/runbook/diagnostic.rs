@@ -57,22 +57,26 @@ pub fn render(file: &str, src: &str, diags: &[Diagnostic]) -> String {
         if text.is_empty() && start >= src.len() {
             continue;
         }
-        let shown: String = text.chars().take(200).collect();
-        let gutter = line.to_string().len();
+        let chars: Vec<char> = text.chars().collect();
+        let at = (col - 1).min(chars.len());
         let caret_end = d.span.end.clamp(start, line_end);
-        let width = src[start..floor_char_boundary(src, caret_end)]
+        let span_width = src[start..floor_char_boundary(src, caret_end)]
             .chars()
             .count()
             .max(1);
-        let width = width.min(shown.chars().count().saturating_sub(col - 1).max(1));
-        let _ = writeln!(out, "{:>gutter$} | {}", line, shown.replace('\t', " "));
-        let _ = writeln!(
-            out,
-            "{:>gutter$} | {}{}",
-            "",
-            " ".repeat(col - 1),
-            "^".repeat(width)
-        );
+        // A long line is shown as a window around the problem, so the caret lands on visible text.
+        let (from, lead) = if at + span_width.min(40) > EXCERPT_WIDTH {
+            (at.saturating_sub(40), "…")
+        } else {
+            (0, "")
+        };
+        let shown: String = chars[from..].iter().take(EXCERPT_WIDTH).collect();
+        let visible = shown.chars().count();
+        let pad = lead.chars().count() + (at - from);
+        let width = span_width.min(visible.saturating_sub(at - from)).max(1);
+        let gutter = line.to_string().len();
+        let _ = writeln!(out, "{:>gutter$} | {lead}{}", line, shown.replace('\t', " "));
+        let _ = writeln!(out, "{:>gutter$} | {}{}", "", " ".repeat(pad), "^".repeat(width));
     }
     if sorted.len() > MAX_SHOWN {
         let _ = writeln!(
@@ -81,8 +85,20 @@ pub fn render(file: &str, src: &str, diags: &[Diagnostic]) -> String {
             sorted.len() - MAX_SHOWN
         );
     }
-    out
+    // A file's bytes must not drive the terminal (a stray ESC[2J would clear the screen).
+    out.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
+
+/// How many characters of a source line are shown under a diagnostic.
+const EXCERPT_WIDTH: usize = 120;
 
 /// The closest candidate to a misspelt name, when one is close enough to be worth suggesting.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

@@ -74,8 +74,8 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Runbook, Load
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(unreadable(format!(
-            "is {:.1} MB; a runbook file may be at most {} MB",
-            meta.len() as f64 / 1e6,
+            "is {:.1} MiB; a runbook file may be at most {} MiB",
+            meta.len() as f64 / (1024.0 * 1024.0),
             MAX_FILE_BYTES / 1024 / 1024
         )));
     }
@@ -121,7 +121,10 @@ pub fn parse_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Res
             .iter()
             .map(|e| {
                 let span = e.span().unwrap_or(0..0);
-                Diagnostic::new(span, format!("TOML syntax: {}", e.message().trim()))
+                Diagnostic::new(
+                    span.clone(),
+                    format!("TOML syntax: {}", syntax_message(text, span, e.message())),
+                )
             })
             .collect();
         return Err(invalid(diags));
@@ -151,6 +154,19 @@ pub fn parse_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Res
     }
     rb.sha256 = hex(&Sha256::digest(text.as_bytes()));
     Ok(rb)
+}
+
+/// The parser's message, or a plainer one where the parser's would send the reader astray.
+fn syntax_message(text: &str, span: Range<usize>, message: &str) -> String {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let before = text[line_start..start].trim_end();
+    let after = text[start..line_end].trim();
+    if before.ends_with('=') && (after.is_empty() || after.starts_with('#')) {
+        return "missing value after `=`".into();
+    }
+    message.trim().to_string()
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -303,7 +319,9 @@ impl<'s> Parser<'s> {
         mode: Subst,
     ) -> Option<String> {
         if t.get(key).is_none() {
-            self.err(span.clone(), format!("{what} needs a `{key}`"));
+            if !misspelt(t, key) {
+                self.err(span.clone(), format!("{what} needs a `{key}`"));
+            }
             return None;
         }
         self.text(t, key, what, mode)
@@ -385,7 +403,11 @@ impl<'s> Parser<'s> {
             return None;
         };
         let raw: &str = raw.as_ref();
+        let before = self.diags.len();
         let text = self.expand(raw, v.span(), Subst::Display);
+        if self.diags.len() > before {
+            return None;
+        }
         match parse_duration(&text) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -402,6 +424,18 @@ impl<'s> Parser<'s> {
 
     /// A table of string values (`env`, `headers`).
     fn string_map(&mut self, t: &Table, key: &str, what: &str, mode: Option<Subst>) -> Vec<(String, String)> {
+        self.string_map_checked(t, key, what, mode, false)
+    }
+
+    /// `string_map`, where `env_names` asks that every key be a valid environment variable name.
+    fn string_map_checked(
+        &mut self,
+        t: &Table,
+        key: &str,
+        what: &str,
+        mode: Option<Subst>,
+        env_names: bool,
+    ) -> Vec<(String, String)> {
         let Some(v) = t.get(key) else { return Vec::new() };
         let Some(map) = self.table(v, &format!("`{key}` in {what}")) else {
             return Vec::new();
@@ -409,6 +443,12 @@ impl<'s> Parser<'s> {
         let mut out = Vec::new();
         for (k, val) in map.iter() {
             let name: &str = k.get_ref();
+            if env_names && !is_env_name(name) {
+                self.err(
+                    k.span(),
+                    format!("environment name `{name}` must be letters, digits and _"),
+                );
+            }
             match val.get_ref() {
                 DeValue::String(s) => {
                     let s: &str = s.as_ref();
@@ -600,6 +640,7 @@ impl<'s> Parser<'s> {
         let mut description = None;
         let mut id = None;
         match root.get("runbook") {
+            None if misspelt(root, "runbook") => {}
             None => self.err(0..0, "missing [runbook] table with a `title`"),
             Some(v) => {
                 if let Some(t) = self.table(v, "[runbook]") {
@@ -681,6 +722,7 @@ impl<'s> Parser<'s> {
 
         let mut phases = Vec::new();
         match root.get("phase") {
+            None if misspelt(root, "phase") => {}
             None => self.err(0..0, "a runbook needs at least one [[phase]] with steps"),
             Some(v) => {
                 for (span, t) in self.tables(v, "phase") {
@@ -1043,6 +1085,18 @@ impl<'s> Parser<'s> {
                 }
             }
         }
+        if t.get("step").is_none() {
+            let name = id.as_deref().unwrap_or("?");
+            let step_table = if what.starts_with("[[rollback") {
+                "[[rollback.phase.step]]"
+            } else {
+                "[[phase.step]]"
+            };
+            self.err(
+                span,
+                format!("{what} `{name}` has no steps; add at least one {step_table}"),
+            );
+        }
         Some(Phase {
             id: id?,
             title: title?,
@@ -1113,16 +1167,7 @@ impl<'s> Parser<'s> {
             }
         };
         let confirm = self.bool(t, "confirm", what).unwrap_or(false);
-        let env = self.string_map(t, "env", what, None);
-        for (k, _) in &env {
-            if !is_env_name(k) {
-                let sp = t.get("env").map(|v| v.span()).unwrap_or(span.clone());
-                self.err(
-                    sp,
-                    format!("environment name `{k}` must be letters, digits and _"),
-                );
-            }
-        }
+        let env = self.string_map_checked(t, "env", what, None, true);
         let irreversible = self.bool(t, "irreversible", what).unwrap_or(false);
         let workdir = self
             .text(t, "workdir", what, Subst::Display)
@@ -1203,7 +1248,7 @@ impl<'s> Parser<'s> {
                                 ),
                             }
                         }
-                        if codes.is_empty() {
+                        if matches!(sv.get_ref(), DeValue::Array(a) if a.is_empty()) {
                             self.err(sv.span(), "`expect_status` is empty");
                         }
                         codes
@@ -1221,6 +1266,34 @@ impl<'s> Parser<'s> {
             _ => None,
         }
     }
+}
+
+/// Every key the format knows, anywhere.
+fn known_key(k: &str) -> bool {
+    [
+        TOP_KEYS,
+        RUNBOOK_KEYS,
+        SETTINGS_KEYS,
+        METRICS_KEYS,
+        METRIC_KEYS,
+        SIMULATE_KEYS,
+        TRIGGER_KEYS,
+        PHASE_KEYS,
+        STEP_KEYS,
+        HTTP_KEYS,
+        ROLLBACK_KEYS,
+    ]
+    .iter()
+    .any(|keys| keys.contains(&k))
+}
+
+/// Whether `t` holds an unknown key that is a misspelling of `key` (already reported with a
+/// "did you mean"), so that its absence need not be reported a second time.
+fn misspelt(t: &Table, key: &str) -> bool {
+    t.iter().any(|(k, _)| {
+        let k: &str = k.get_ref();
+        !known_key(k) && super::diagnostic::did_you_mean(k, [key]).is_some()
+    })
 }
 
 /// `[a-z0-9][a-z0-9_-]*`

@@ -1,0 +1,586 @@
+//! Helpers shared by the integration tests: runbooks written into a temporary folder, the real
+//! binary run headless against a temporary state folder, journals read back, processes checked,
+//! the engine driven through the library, and a tiny HTTP server.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command as ProcCommand, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use runbook::engine::{Command, Mode, StepRef, Update, Wait};
+use runbook::journal::{Event, Outcome, Record, StepFinished};
+use runbook::session::{self, Request};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A temporary folder holding runbooks, files the steps write, and the state folder.
+pub struct Fixture {
+    pub dir: TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::Builder::new()
+                .prefix("runbook-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A file in the fixture folder.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `text` to `name` in the fixture folder and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.file(name);
+        std::fs::write(&p, text).expect("write fixture file");
+        p
+    }
+
+    /// The state folder passed as `--state-dir`.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Reads a file the steps wrote, as text ("" when it does not exist).
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.file(name).exists()
+    }
+
+    /// Every run folder under the state folder.
+    pub fn run_dirs(&self) -> Vec<PathBuf> {
+        run_dirs(&self.state())
+    }
+
+    /// The one run folder (panics unless there is exactly one).
+    pub fn run_dir(&self) -> PathBuf {
+        let dirs = self.run_dirs();
+        assert_eq!(dirs.len(), 1, "expected exactly one run folder, found {dirs:?}");
+        dirs.into_iter().next().unwrap()
+    }
+
+    /// The journal of the one run, as raw JSON values (the wire format of SPEC §4).
+    pub fn journal(&self) -> Vec<Value> {
+        journal_json(&self.run_dir().join("journal.jsonl"))
+    }
+
+    /// `runbook run FILE --headless --state-dir STATE ARGS...`, stdin null.
+    pub fn run_cli(&self, file: &Path, args: &[&str]) -> CliRun {
+        self.run_cli_env(file, args, &[])
+    }
+
+    pub fn run_cli_env(&self, file: &Path, args: &[&str], env: &[(&str, &str)]) -> CliRun {
+        let started = Instant::now();
+        let mut cmd = self.cli_command(file, args, env);
+        let child = cmd.spawn().expect("spawn runbook");
+        let output = wait_output(child, Duration::from_secs(30));
+        CliRun::new(output, started.elapsed())
+    }
+
+    /// The command `run_cli` runs, to spawn it yourself.
+    pub fn cli_command(&self, file: &Path, args: &[&str], env: &[(&str, &str)]) -> ProcCommand {
+        let mut cmd = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"));
+        cmd.arg("run")
+            .arg(file)
+            .arg("--headless")
+            .arg("--state-dir")
+            .arg(self.state())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .current_dir(self.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+/// Waits for a child with a limit, reading its output meanwhile (so a chatty child never blocks).
+pub fn wait_output(mut child: std::process::Child, limit: Duration) -> Output {
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("runbook did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// What the binary did.
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_bytes: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+impl CliRun {
+    pub fn new(o: Output, elapsed: Duration) -> CliRun {
+        CliRun {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            stdout_bytes: o.stdout,
+            elapsed,
+        }
+    }
+
+    /// Asserts the exit status, showing the run's output when it differs.
+    pub fn expect_code(&self, code: i32) -> &CliRun {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit status\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("internal error"),
+            "runbook panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run folders under `STATE/runs`, sorted.
+pub fn run_dirs(state: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(state.join("runs")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A journal read as JSON values, one per line; every line must parse.
+pub fn journal_json(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
+        .collect()
+}
+
+/// The `event` name of each journal entry.
+pub fn event_names(j: &[Value]) -> Vec<String> {
+    j.iter()
+        .map(|e| e["event"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// Entries of one kind.
+pub fn events<'a>(j: &'a [Value], name: &str) -> Vec<&'a Value> {
+    j.iter().filter(|e| e["event"] == name).collect()
+}
+
+/// The one entry of a kind (panics unless there is exactly one).
+pub fn event<'a>(j: &'a [Value], name: &str) -> &'a Value {
+    let v = events(j, name);
+    assert_eq!(v.len(), 1, "expected one `{name}` event in {j:#?}");
+    v[0]
+}
+
+/// `step_finished` entries of `phase/step`, in order.
+pub fn finished<'a>(j: &'a [Value], name: &str) -> Vec<&'a Value> {
+    j.iter()
+        .filter(|e| e["event"] == "step_finished" && step_name(e) == name)
+        .collect()
+}
+
+/// The last `step_finished` of `phase/step`.
+pub fn last_finished<'a>(j: &'a [Value], name: &str) -> &'a Value {
+    finished(j, name)
+        .last()
+        .copied()
+        .unwrap_or_else(|| panic!("no step_finished for {name} in {j:#?}"))
+}
+
+pub fn step_name(e: &Value) -> String {
+    format!(
+        "{}/{}",
+        e["phase"].as_str().unwrap_or(""),
+        e["step"].as_str().unwrap_or("")
+    )
+}
+
+/// `(event, phase/step, status)` for step events, in journal order: a compact picture of a run.
+pub fn step_trace(j: &[Value]) -> Vec<String> {
+    j.iter()
+        .filter_map(|e| match e["event"].as_str()? {
+            "step_started" => Some(format!("start {}#{}", step_name(e), e["attempt"])),
+            "step_finished" => Some(format!(
+                "{} {}#{}",
+                e["status"].as_str().unwrap_or("?"),
+                step_name(e),
+                e["attempt"]
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn is_rfc3339_utc_millis(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    if b.len() != 24 {
+        return false;
+    }
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22];
+    let fixed = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
+    digits.iter().all(|&i| b[i].is_ascii_digit())
+        && fixed.iter().all(|&(i, c)| b[i] == c)
+        && humantime::parse_rfc3339(ts).is_ok()
+}
+
+/// Milliseconds between two journal timestamps.
+pub fn ms_between(a: &str, b: &str) -> i128 {
+    let a = humantime::parse_rfc3339(a).expect("timestamp");
+    let b = humantime::parse_rfc3339(b).expect("timestamp");
+    match b.duration_since(a) {
+        Ok(d) => d.as_millis() as i128,
+        Err(e) => -(e.duration().as_millis() as i128),
+    }
+}
+
+/// Whether a process is gone: no such process, or a zombie nobody reaped yet (it runs nothing).
+pub fn process_gone(pid: i32) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    match kill(Pid::from_raw(pid), None) {
+        Err(Errno::ESRCH) => true,
+        _ => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => {
+                // pid (comm) STATE ...; comm may contain spaces, so look after the last ')'.
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                state.starts_with('Z') || state.starts_with('X')
+            }
+        },
+    }
+}
+
+/// Waits (briefly) for a process to be gone; a SIGKILLed orphan may take a moment to be reaped.
+pub fn wait_gone(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if process_gone(pid) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pids written one per line by a step.
+pub fn read_pids(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("bad pid {s:?} in {}", path.display()))
+        })
+        .collect()
+}
+
+/// Kills leftover test processes so that a failing assertion does not leave them behind.
+pub fn kill_pids(pids: &[i32]) {
+    for &p in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Polls until `cond` holds, up to `limit`.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving the engine through the library, the way a front end does.
+
+/// Everything a front end saw of one run.
+#[derive(Debug)]
+pub struct Driven {
+    pub records: Vec<Record>,
+    pub output: Vec<(StepRef, Vec<u8>)>,
+    pub waits: Vec<(StepRef, Wait)>,
+    pub messages: Vec<String>,
+    pub outcome: Outcome,
+    pub run_dir: PathBuf,
+    pub elapsed: Duration,
+}
+
+impl Driven {
+    /// The journal on disk, as JSON values.
+    pub fn journal(&self) -> Vec<Value> {
+        journal_json(&self.run_dir.join("journal.jsonl"))
+    }
+
+    /// Every `step_finished` of `phase/step`.
+    pub fn finished(&self, name: &str) -> Vec<&StepFinished> {
+        self.records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::StepFinished(f) if format!("{}/{}", f.phase, f.step) == name => Some(&**f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn last_finished(&self, name: &str) -> &StepFinished {
+        self.finished(name)
+            .last()
+            .copied()
+            .unwrap_or_else(|| panic!("no step_finished for {name} in {:#?}", self.records))
+    }
+
+    /// Output of the step at `at`, all chunks together.
+    pub fn output_of(&self, at: StepRef) -> Vec<u8> {
+        self.output
+            .iter()
+            .filter(|(s, _)| *s == at)
+            .flat_map(|(_, b)| b.iter().copied())
+            .collect()
+    }
+
+    pub fn log_of(&self, f: &StepFinished) -> Vec<u8> {
+        let rel = f.log.as_deref().expect("step_finished has a log");
+        std::fs::read(self.run_dir.join(rel)).expect("read the step's log")
+    }
+}
+
+/// A forward step's place.
+pub fn at(phase: usize, step: usize) -> StepRef {
+    StepRef {
+        rollback: false,
+        phase,
+        step,
+    }
+}
+
+pub fn request(file: &Path, state: &Path, vars: &[(&str, &str)], yes: bool) -> Request {
+    Request {
+        file: file.to_path_buf(),
+        vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        yes,
+        state_dir: Some(state.to_path_buf()),
+        mode: Mode::Run,
+    }
+}
+
+/// Starts a session and runs it to the end. `react` sees every update and returns the commands to
+/// send in answer. The journal on disk must equal the events the front end was given.
+pub async fn drive(req: Request, mut react: impl FnMut(&Update) -> Vec<Command>) -> Driven {
+    let started = Instant::now();
+    let mut s = match session::start(req) {
+        Ok(s) => s,
+        Err(e) => panic!("session did not start: {e}"),
+    };
+    let run_dir = s.run_dir.clone();
+    let mut d = Driven {
+        records: Vec::new(),
+        output: Vec::new(),
+        waits: Vec::new(),
+        messages: Vec::new(),
+        outcome: Outcome::Failed,
+        run_dir,
+        elapsed: Duration::ZERO,
+    };
+    let mut unanswered = Vec::new();
+    let body = async {
+        while let Some(u) = s.updates.recv().await {
+            let mut answer = react(&u);
+            if let (Update::Waiting { step, why }, true) = (&u, answer.is_empty()) {
+                // The test did not expect this wait: stop the run instead of hanging, and fail below.
+                unanswered.push((*step, why.clone()));
+                answer.push(Command::Abort {
+                    reason: Some("test: unexpected wait".into()),
+                });
+            }
+            for c in answer {
+                s.commands.send(c).await.expect("engine takes commands");
+            }
+            match u {
+                Update::Event(r) => d.records.push(r),
+                Update::Output { step, chunk } => d.output.push((step, chunk.bytes)),
+                Update::Waiting { step, why } => d.waits.push((step, why)),
+                Update::Message(m) => d.messages.push(m),
+            }
+        }
+        (&mut s.engine).await.expect("engine task")
+    };
+    let result = tokio::time::timeout(Duration::from_secs(30), body).await;
+    d.outcome = match result {
+        Ok(o) => o,
+        Err(_) => panic!(
+            "the run did not end within 30 s; events so far: {:#?}",
+            std::fs::read_to_string(d.run_dir.join("journal.jsonl")).unwrap_or_default()
+        ),
+    };
+    d.elapsed = started.elapsed();
+    assert!(
+        unanswered.is_empty(),
+        "the run waited where the test expected no wait: {unanswered:?}\nevents: {:#?}",
+        d.records
+    );
+    let on_disk = runbook::journal::read(&d.run_dir.join("journal.jsonl"))
+        .expect("read journal")
+        .0;
+    assert_eq!(
+        on_disk, d.records,
+        "the journal on disk differs from the events sent to the front end"
+    );
+    d
+}
+
+/// Answers every wait by aborting (what headless does without a terminal).
+pub fn abort_on_wait(u: &Update) -> Vec<Command> {
+    match u {
+        Update::Waiting { .. } => vec![Command::Abort {
+            reason: Some("test".into()),
+        }],
+        _ => vec![],
+    }
+}
+
+/// Whether `u` is the `step_started` of `phase/step`.
+pub fn is_started(u: &Update, name: &str) -> bool {
+    matches!(u, Update::Event(Record { event: Event::StepStarted { phase, step, .. }, .. })
+        if format!("{phase}/{step}") == name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny HTTP server.
+
+/// How the test server answers a path.
+#[derive(Clone)]
+pub enum Reply {
+    /// Status, body.
+    Fixed(u16, &'static str),
+    /// Reads the request and never answers (holds the connection for a while).
+    Hang,
+}
+
+/// A server on 127.0.0.1:0 answering fixed replies by path; 404 for anything else.
+pub struct TestServer {
+    pub port: u16,
+}
+
+impl TestServer {
+    pub fn start(routes: Vec<(&'static str, Reply)>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let routes = routes.clone();
+                std::thread::spawn(move || serve(conn, &routes));
+            }
+        });
+        TestServer { port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+fn serve(mut conn: TcpStream, routes: &[(&'static str, Reply)]) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&req).into_owned();
+    let target = head.split_whitespace().nth(1).unwrap_or("/");
+    let path = target.split('?').next().unwrap_or("/").to_string();
+    let reply = routes
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, r)| r.clone())
+        .unwrap_or(Reply::Fixed(404, "not found"));
+    match reply {
+        Reply::Hang => std::thread::sleep(Duration::from_secs(10)),
+        Reply::Fixed(status, body) => {
+            let resp = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes());
+            let _ = conn.flush();
+        }
+    }
+}
+
+/// A local port nothing listens on (bound, then released).
+pub fn unused_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

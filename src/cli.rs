@@ -29,11 +29,38 @@ pub enum Cmd {
         #[command(flatten)]
         exec: ExecFlags,
     },
+    /// Practise: commands and HTTP requests are shown, not executed; metrics are simulated
+    Rehearse {
+        file: PathBuf,
+        /// Plain, line-oriented progress on stdout instead of the terminal UI
+        #[arg(long)]
+        headless: bool,
+        /// Divide watch durations, trigger `for` windows and auto_rollback by N
+        #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_speed)]
+        speed: f64,
+        /// Inject the simulated fault this long after the start (e.g. 30s)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        inject_fault_at: Option<std::time::Duration>,
+        #[command(flatten)]
+        exec: ExecFlags,
+    },
     /// Check runbooks without running anything; exit 0 if all are valid
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// A Markdown report of a run: timeline, who confirmed what, notes, triggers, rollback, metrics
+    Report {
+        journal: PathBuf,
+        /// markdown or json
+        #[arg(long, value_name = "FORMAT", default_value = "markdown", value_parser = ["markdown", "json"])]
+        format: String,
+        /// Write the report to FILE instead of stdout
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Turn a Markdown checklist (headings and `- [ ]` items) into a runbook TOML on stdout
+    Import { checklist: PathBuf },
     /// Print the phases, steps, triggers and rollback procedure as an outline
     Plan {
         file: PathBuf,
@@ -63,6 +90,17 @@ pub struct ExecFlags {
     pub simulate_metrics: bool,
 }
 
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 1.0 => Ok(n),
+        _ => Err(format!("`{s}` is not a speed-up factor of 1 or more")),
+    }
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_duration(s)
+}
+
 fn parse_var(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -81,6 +119,31 @@ pub fn main() -> ExitCode {
             }
             Err(e) => report_load_error(&e),
         },
+        Cmd::Report {
+            journal,
+            format,
+            output,
+        } => crate::journal::report::main(&journal, &format, output.as_deref()),
+        Cmd::Import { checklist } => crate::runbook::import::main(&checklist),
+        Cmd::Rehearse {
+            file,
+            headless,
+            speed,
+            inject_fault_at,
+            exec,
+        } => {
+            if !headless && !std::io::stdout().is_terminal() {
+                eprintln!("runbook: stdout is not a terminal; running headless");
+            }
+            let rehearsal = crate::engine::Rehearsal {
+                speed,
+                inject_fault_at,
+            };
+            let _ = (file, exec, rehearsal);
+            // Never fall back to executing for real: a rehearsal must run nothing.
+            eprintln!("runbook: rehearse is not built yet; nothing was run");
+            2
+        }
         Cmd::Run { file, headless, exec } => {
             let to_terminal = std::io::stdout().is_terminal();
             if !headless && !to_terminal {
@@ -88,7 +151,7 @@ pub fn main() -> ExitCode {
             } else if !headless {
                 eprintln!("runbook: the terminal UI is not built yet; running headless");
             }
-            execute(file, exec, Mode::Run)
+            execute(file, exec, Mode::Run, None)
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -135,7 +198,7 @@ fn count(n: usize, noun: &str) -> String {
 
 /// One thread runs the engine and the front end: on a two-core bastion the step's command gets the
 /// other core, and nothing in the engine needs more than one.
-fn execute(file: PathBuf, exec: ExecFlags, mode: Mode) -> i32 {
+fn execute(file: PathBuf, exec: ExecFlags, mode: Mode, rehearsal: Option<crate::engine::Rehearsal>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -149,6 +212,9 @@ fn execute(file: PathBuf, exec: ExecFlags, mode: Mode) -> i32 {
         yes: exec.yes,
         state_dir: exec.state_dir,
         mode,
+        rehearsal,
+        prometheus: exec.prometheus,
+        simulate_metrics: exec.simulate_metrics,
     };
     let code = runtime.block_on(async move {
         let session = match session::start(req) {

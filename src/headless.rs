@@ -174,6 +174,35 @@ impl<'a> Printer<'a> {
         Some((pi, p, p.steps.iter().find(|s| s.id == step)?))
     }
 
+    /// A metric's value in its unit.
+    fn format_metric(&self, id: &str, v: f64) -> String {
+        let unit = self
+            .rb
+            .metric
+            .iter()
+            .find(|m| m.id == id)
+            .map_or(crate::runbook::Unit::Number, |m| m.unit);
+        unit.format(v)
+    }
+
+    /// " (value)" for a trigger's event, in its metric's unit.
+    fn trigger_value(&self, trigger: &str, value: Option<f64>) -> String {
+        let Some(v) = value else { return String::new() };
+        let metric = self
+            .rb
+            .triggers
+            .iter()
+            .find(|t| t.id == trigger)
+            .and_then(|t| match &t.kind {
+                crate::runbook::TriggerKind::Metric { metric, .. } => Some(metric.as_str()),
+                _ => None,
+            });
+        match metric {
+            Some(m) => format!(" ({m} = {})", self.format_metric(m, v)),
+            None => format!(" ({v})"),
+        }
+    }
+
     fn output(&mut self, out: &mut impl Write, at: StepRef, when: SystemTime, bytes: &[u8]) {
         let prefix = format!("{} {} | ", clock(when), self.name(at));
         let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
@@ -279,10 +308,61 @@ impl<'a> Printer<'a> {
                 writeln!(out, "{now} {mark} {name} {}{facts}{tail}{log}", f.status.as_str())
             }
             Event::Note { text, operator } => writeln!(out, "{now}    note by {operator}: {text}"),
-            Event::TriggerFired { trigger, .. } => writeln!(out, "{now} !! trigger {trigger} FIRING"),
-            Event::TriggerCleared { trigger, .. } => writeln!(out, "{now}    trigger {trigger} cleared"),
-            Event::TriggerAcknowledged { trigger, .. } => {
-                writeln!(out, "{now}    trigger {trigger} acknowledged")
+            Event::MetricsSampled { values, errors } => {
+                let shown: Vec<String> = values
+                    .iter()
+                    .map(|(id, v)| match (v, errors.get(id)) {
+                        (Some(v), _) => format!("{id}={}", self.format_metric(id, *v)),
+                        (None, Some(e)) => format!("{id}=unknown ({e})"),
+                        (None, None) => format!("{id}=unknown"),
+                    })
+                    .collect();
+                writeln!(out, "{now}    metrics: {}", shown.join(", "))
+            }
+            Event::TriggerPending { trigger, value } => {
+                let v = self.trigger_value(trigger, *value);
+                writeln!(out, "{now} ?? trigger {trigger} pending{v}")
+            }
+            Event::TriggerFired {
+                trigger,
+                value,
+                reason,
+            } => {
+                let v = self.trigger_value(trigger, *value);
+                let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                writeln!(out, "{now} !! TRIGGER FIRING: {trigger}{v}{why}")
+            }
+            Event::TriggerCleared { trigger, value } => {
+                let v = self.trigger_value(trigger, *value);
+                writeln!(out, "{now}    trigger {trigger} cleared{v}")
+            }
+            Event::TriggerAcknowledged {
+                trigger, operator, ..
+            } => {
+                let by = operator
+                    .as_deref()
+                    .map(|o| format!(" by {o}"))
+                    .unwrap_or_default();
+                writeln!(out, "{now}    trigger {trigger} acknowledged{by}")
+            }
+            Event::TriggerUnknown { trigger, error } => {
+                writeln!(out, "{now} ?? trigger {trigger} UNKNOWN: {error}")
+            }
+            Event::FaultInjected { by } => writeln!(out, "{now} !! fault injected by {by}"),
+            Event::RehearsalFigures {
+                fired_to_decision_ms,
+                rollback_ms,
+            } => {
+                let ms = |v: &Option<u64>| {
+                    v.map(|m| format_duration(std::time::Duration::from_millis(m)))
+                        .unwrap_or_else(|| "-".into())
+                };
+                writeln!(
+                    out,
+                    "{now} == rehearsal: trigger fired to rollback decision {}, rollback took {}",
+                    ms(fired_to_decision_ms),
+                    ms(rollback_ms)
+                )
             }
             Event::RollbackStarted { reason } => writeln!(out, "{now} << ROLLBACK started ({reason})"),
             Event::RollbackFinished { status } => writeln!(out, "{now} << rollback {status}"),

@@ -20,6 +20,12 @@ pub struct Request {
     pub yes: bool,
     pub state_dir: Option<PathBuf>,
     pub mode: Mode,
+    /// Set for `rehearse`.
+    pub rehearsal: Option<crate::engine::Rehearsal>,
+    /// `--prometheus URL`: instead of the runbook's `[metrics] url`.
+    pub prometheus: Option<String>,
+    /// `--simulate-metrics`.
+    pub simulate_metrics: bool,
 }
 
 /// Why nothing could be started. All of them mean exit 2: nothing was executed.

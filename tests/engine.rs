@@ -1058,7 +1058,6 @@ async fn abort_while_a_manual_step_waits() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "product bug: a manual step stopped while waiting keeps a step_started without step_finished"]
 async fn a_manual_step_stopped_while_waiting_is_finished_in_the_journal() {
     for cmd in [Command::Abort { reason: None }, Command::Interrupt] {
         let fx = Fixture::new();
@@ -1415,7 +1414,6 @@ run = "touch reverted.txt"
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "product bug: a process that leaves the step's process group (setsid) outlives the step and runbook"]
 async fn a_daemonized_process_is_ended_too() {
     let fx = Fixture::new();
     let rb = fx.write(
@@ -1486,4 +1484,104 @@ run = "sleep 0.2 & echo bg"
         assert!(f.duration_ms < 3000, "{s} took {} ms", f.duration_ms);
     }
     assert!(d.elapsed < Duration::from_secs(5), "run took {:?}", d.elapsed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_while_a_confirm_step_waits_marks_it_cancelled() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "crb.toml",
+        &LONG_RUNBOOK.replace(
+            r#"run = "echo $$ > long.pid; echo ready; exec sleep 30""#,
+            "run = \"touch long.txt\"\nconfirm = true",
+        ),
+    );
+    let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
+        Update::Waiting {
+            why: Wait::GoAhead, ..
+        } => vec![Command::Rollback],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::RolledBack);
+    assert!(!fx.exists("long.txt"), "the waiting step never ran");
+    assert!(fx.exists("reverted.txt"));
+    for s in ["p/long", "p/rest", "q/final"] {
+        let f = d.finished(s);
+        assert_eq!(f.len(), 1, "{s} is recorded once: {:#?}", names(&d));
+        assert_eq!(f[0].status, StepStatus::Cancelled, "{s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_during_a_retry_delay() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "delay.toml",
+        &LONG_RUNBOOK.replace(
+            r#"run = "echo $$ > long.pid; echo ready; exec sleep 30""#,
+            "run = \"echo x >> attempts; exit 1\"\nretries = 3\nretry_delay = \"20s\"",
+        ),
+    );
+    let mut sent = false;
+    let d = drive(request(&rb, &fx.state(), &[], false), move |u| match u {
+        Update::Message(m) if m.contains("retry") && !sent => {
+            sent = true;
+            vec![Command::Rollback]
+        }
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::RolledBack, "{:#?}", names(&d));
+    assert!(
+        d.elapsed < Duration::from_secs(5),
+        "did not sit out the retry delay: {:?}",
+        d.elapsed
+    );
+    assert_eq!(fx.read("attempts"), "x\n");
+    assert_eq!(d.last_finished("p/long").status, StepStatus::Failed);
+    assert_eq!(d.last_finished("p/rest").status, StepStatus::Cancelled);
+    let j = d.journal();
+    assert_eq!(event(&j, "rollback_started")["reason"], "operator");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupt_during_a_watch_and_during_a_go_ahead() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "iw.toml",
+        r#"
+[runbook]
+title = "Interrupts"
+
+[[phase]]
+id = "p"
+title = "P"
+
+[[phase.step]]
+id = "bake"
+title = "Bake"
+watch = "30s"
+"#,
+    );
+    let d = drive(
+        request(&rb, &fx.state(), &[], false),
+        on_start("p/bake", Command::Interrupt),
+    )
+    .await;
+    assert_eq!(d.outcome, Outcome::Interrupted);
+    assert!(d.elapsed < Duration::from_secs(5));
+    assert_eq!(d.last_finished("p/bake").status, StepStatus::Interrupted);
+
+    let fx = Fixture::new();
+    let rb = fx.write("manual.toml", MANUAL_RUNBOOK);
+    let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
+        Update::Waiting { .. } => vec![Command::Interrupt],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Interrupted);
+    assert_eq!(d.last_finished("p/check").status, StepStatus::Interrupted);
+    let j = d.journal();
+    assert_eq!(event(&j, "run_finished")["exit_code"], 130);
 }

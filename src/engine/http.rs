@@ -14,6 +14,8 @@ const BODY_LOG_LIMIT: usize = 64 * 1024;
 
 pub struct HttpOutcome {
     pub status: Option<u16>,
+    /// No answer within the step's timeout.
+    pub timed_out: bool,
     /// Why the step failed; `None` when it passed.
     pub error: Option<String>,
     /// Text for the log (not yet masked).
@@ -51,6 +53,7 @@ pub async fn execute(
             transcript.push_str(&format!("error: {why}\n"));
             return HttpOutcome {
                 status: None,
+                timed_out: e.is_timeout(),
                 error: Some(why),
                 transcript,
             };
@@ -65,6 +68,7 @@ pub async fn execute(
             transcript.push_str(&format!("error: {why}\n"));
             return HttpOutcome {
                 status: Some(status.as_u16()),
+                timed_out: e.is_timeout(),
                 error: Some(why),
                 transcript,
             };
@@ -97,6 +101,7 @@ pub async fn execute(
     };
     HttpOutcome {
         status: Some(code),
+        timed_out: false,
         error,
         transcript,
     }

@@ -40,6 +40,14 @@ impl Mode {
     }
 }
 
+/// What makes a run a rehearsal: commands and requests are shown, not executed; metrics are
+/// simulated; waits are divided by `speed`; a fault may be injected on a schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rehearsal {
+    pub speed: f64,
+    pub inject_fault_at: Option<Duration>,
+}
+
 /// A step's place in the runbook: forward phases, or the rollback procedure's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StepRef {
@@ -130,10 +138,17 @@ enum Stop {
 struct Recorder {
     journal: Journal,
     updates: mpsc::Sender<Update>,
+    /// Forward steps that have a `step_finished`, by (phase, step).
+    finished: std::collections::HashSet<(String, String)>,
 }
 
 impl Recorder {
     async fn emit(&mut self, event: Event) -> Result<(), Stop> {
+        if let Event::StepFinished(f) = &event
+            && !f.rollback
+        {
+            self.finished.insert((f.phase.clone(), f.step.clone()));
+        }
         let record = self.journal.append(event).map_err(|e| {
             Stop::Journal(format!(
                 "cannot write the journal {}: {e}",
@@ -185,7 +200,11 @@ impl Engine {
         Engine {
             rb,
             opts,
-            rec: Recorder { journal, updates },
+            rec: Recorder {
+                journal,
+                updates,
+                finished: Default::default(),
+            },
             commands,
             secrets,
             redactor,
@@ -307,8 +326,10 @@ impl Engine {
         }
         let rb = self.rb.clone();
         for (pi, phase) in rb.phases.iter().enumerate().skip(from.phase) {
-            for (si, _) in phase.steps.iter().enumerate() {
-                if pi == from.phase && si <= from.step {
+            for (si, step) in phase.steps.iter().enumerate() {
+                // The step the rollback interrupted counts too, when it never got to start.
+                let before = pi == from.phase && si < from.step;
+                if before || self.rec.finished.contains(&(phase.id.clone(), step.id.clone())) {
                     continue;
                 }
                 self.finish_cancelled(
@@ -764,10 +785,10 @@ impl Engine {
                 let transcript = match outcome {
                     Some(o) => {
                         fin.http_status = o.status;
-                        fin.status = if o.error.is_some() {
-                            StepStatus::Failed
-                        } else {
-                            StepStatus::Succeeded
+                        fin.status = match (&o.error, o.timed_out) {
+                            (None, _) => StepStatus::Succeeded,
+                            (Some(_), true) => StepStatus::TimedOut,
+                            (Some(_), false) => StepStatus::Failed,
                         };
                         if let Some(e) = &o.error {
                             fin.error = Some(self.redactor.redact_str(e));

@@ -86,7 +86,12 @@ fn orphans() -> Vec<i32> {
         let [ppid, pgrp, session] = fields[..] else {
             continue;
         };
-        if ppid == me && !g.live.contains(&pid) && (g.created.contains(&pgrp) || session != our_session) {
+        // An orphan in a group that still runs belongs to that step, which ends it when it ends.
+        if ppid == me
+            && !g.live.contains(&pid)
+            && !g.live.contains(&pgrp)
+            && (g.created.contains(&pgrp) || session != our_session)
+        {
             found.push(pid);
         }
     }

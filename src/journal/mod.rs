@@ -4,6 +4,8 @@
 //! Owns the run folder layout (journal, `logs/`) and timestamps. The engine decides what happens;
 //! this module only records it. Secrets are masked here too, as a last line of defence.
 
+pub mod report;
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -48,10 +50,25 @@ pub enum Event {
         text: String,
         operator: String,
     },
+    /// One poll of every metric: the values (`null` when there was none) and, per metric, why not.
+    MetricsSampled {
+        values: BTreeMap<String, Option<f64>>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        errors: BTreeMap<String, String>,
+    },
+    /// A metric trigger's threshold is breached; it fires when the breach has lasted `for`.
+    TriggerPending {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+    },
     TriggerFired {
         trigger: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<f64>,
+        /// Why, for a trigger raised by the operator or a failing check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     TriggerCleared {
         trigger: String,
@@ -62,12 +79,32 @@ pub enum Event {
         trigger: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator: Option<String>,
+    },
+    /// The trigger's metric has no data, or its source failed: never taken as healthy.
+    TriggerUnknown {
+        trigger: String,
+        error: String,
+    },
+    /// A simulated fault was injected (rehearsals, or `!` where metrics are simulated).
+    FaultInjected {
+        by: String,
     },
     RollbackStarted {
         reason: String,
     },
     RollbackFinished {
         status: String,
+    },
+    /// A rehearsal's figures, journaled just before `run_finished`.
+    RehearsalFigures {
+        /// From the first trigger firing to the decision to roll back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fired_to_decision_ms: Option<u64>,
+        /// From `rollback_started` to `rollback_finished`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollback_ms: Option<u64>,
     },
     RunFinished {
         outcome: Outcome,

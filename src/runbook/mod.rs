@@ -2,6 +2,7 @@
 //! shown (`diagnostic`), and the printed outline (`plan`).
 
 pub mod diagnostic;
+pub mod import;
 pub mod model;
 pub mod parse;
 pub mod plan;

@@ -428,6 +428,9 @@ pub fn request(file: &Path, state: &Path, vars: &[(&str, &str)], yes: bool) -> R
         yes,
         state_dir: Some(state.to_path_buf()),
         mode: Mode::Run,
+        rehearsal: None,
+        prometheus: None,
+        simulate_metrics: false,
     }
 }
 

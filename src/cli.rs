@@ -139,10 +139,7 @@ pub fn main() -> ExitCode {
                 speed,
                 inject_fault_at,
             };
-            let _ = (file, exec, rehearsal);
-            // Never fall back to executing for real: a rehearsal must run nothing.
-            eprintln!("runbook: rehearse is not built yet; nothing was run");
-            2
+            execute(file, exec, Mode::Rehearse, Some(rehearsal))
         }
         Cmd::Run { file, headless, exec } => {
             let to_terminal = std::io::stdout().is_terminal();
@@ -215,6 +212,8 @@ fn execute(file: PathBuf, exec: ExecFlags, mode: Mode, rehearsal: Option<crate::
         rehearsal,
         prometheus: exec.prometheus,
         simulate_metrics: exec.simulate_metrics,
+        // The headless runner: nobody is there to choose, so a firing trigger rolls back.
+        on_fire: crate::engine::OnFire::RollBack,
     };
     let code = runtime.block_on(async move {
         let session = match session::start(req) {

@@ -31,6 +31,7 @@ pub async fn run(session: Session) -> i32 {
         rb: &runbook,
         last_phase: None,
         buf: Vec::new(),
+        cancelled: Vec::new(),
     };
     while let Some(update) = updates.recv().await {
         match update {
@@ -64,6 +65,16 @@ pub async fn run(session: Session) -> i32 {
                     ),
                     (Wait::Failed { .. }, false) => {
                         let _ = commands.send(Command::Abort { reason: None }).await;
+                    }
+                    (Wait::Trigger { triggers }, true) => ask(
+                        commands.clone(),
+                        format!(
+                            "TRIGGER FIRING: {}. The run holds before {name}. [a] acknowledge and go on, [R] roll back: ",
+                            triggers.join(", ")
+                        ),
+                    ),
+                    (Wait::Trigger { .. }, false) => {
+                        let _ = commands.send(Command::Rollback).await;
                     }
                 }
             }
@@ -110,6 +121,7 @@ fn ask(commands: mpsc::Sender<Command>, prompt: String) {
             let cmd = match line.trim_end_matches(['\n', '\r']) {
                 "" | "y" | "yes" => Some(Command::Confirm { by: None }),
                 "r" => Some(Command::Retry),
+                "a" => Some(Command::Acknowledge),
                 "R" => Some(Command::Rollback),
                 "q" => Some(Command::Abort {
                     reason: Some("stopped by the operator".into()),
@@ -139,6 +151,8 @@ struct Printer<'a> {
     rb: &'a Runbook,
     last_phase: Option<(bool, usize)>,
     buf: Vec<u8>,
+    /// Names of forward steps cancelled by a rollback before they started, shown as one line.
+    cancelled: Vec<String>,
 }
 
 impl<'a> Printer<'a> {
@@ -227,6 +241,20 @@ impl<'a> Printer<'a> {
 
     fn event(&mut self, out: &mut impl Write, event: &Event) {
         let now = clock(SystemTime::now());
+        if !self.cancelled.is_empty() && !matches!(event, Event::StepFinished(_)) {
+            let n = self.cancelled.len();
+            let names = std::mem::take(&mut self.cancelled);
+            let shown = if n > 3 {
+                format!("{}, … {}", names[..2].join(", "), names[n - 1])
+            } else {
+                names.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "{now} xx {n} forward step{} cancelled, never started: {shown}",
+                if n == 1 { "" } else { "s" }
+            );
+        }
         let _ = match event {
             Event::RunStarted {
                 title,
@@ -268,6 +296,11 @@ impl<'a> Printer<'a> {
                     _ => String::new(),
                 };
                 writeln!(out, "{now} -> {phase}/{step}: {}{retry}{detail}", s.title)
+            }
+            // Forward steps a rollback cancelled before they started: one line for all of them.
+            Event::StepFinished(f) if f.attempt == 0 && f.status == StepStatus::Cancelled => {
+                self.cancelled.push(format!("{}/{}", f.phase, f.step));
+                return;
             }
             Event::StepFinished(f) => {
                 let name = format!("{}/{}", f.phase, f.step);

@@ -16,6 +16,7 @@ pub mod duration;
 pub mod engine;
 pub mod headless;
 pub mod journal;
+pub mod metrics;
 pub mod runbook;
 pub mod secrets;
 pub mod session;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::engine::{Command, Engine, EngineOptions, Mode, UPDATE_QUEUE, Update};
+use crate::engine::{Command, Engine, EngineOptions, Mode, OnFire, UPDATE_QUEUE, Update};
 use crate::journal::{Journal, Outcome, default_state_dir};
 use crate::runbook::diagnostic::Diagnostic;
 use crate::runbook::{LoadError, Runbook, load};
@@ -26,6 +26,8 @@ pub struct Request {
     pub prometheus: Option<String>,
     /// `--simulate-metrics`.
     pub simulate_metrics: bool,
+    /// What a firing trigger does: hold for the operator (terminal UI) or roll back (headless).
+    pub on_fire: OnFire,
 }
 
 /// Why nothing could be started. All of them mean exit 2: nothing was executed.
@@ -99,6 +101,13 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         auto_confirm: req.yes,
         operator: operator(),
         host: host(),
+        on_fire: req.on_fire,
+        rehearsal: req.rehearsal,
+        sources: crate::metrics::SourceOptions {
+            prometheus: req.prometheus.clone(),
+            // A rehearsal never reads production metrics.
+            simulate: req.simulate_metrics || req.rehearsal.is_some(),
+        },
     };
     let engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
     let engine = tokio::spawn(engine.run());

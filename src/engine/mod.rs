@@ -1,24 +1,33 @@
 //! The engine: runs a checked runbook step by step, takes commands from a front end (confirm,
-//! skip, retry, note, roll back, abort, interrupt) and emits events, each written to the journal
-//! before the run moves on and then passed to the front end.
+//! skip, retry, note, acknowledge, roll back, abort, interrupt) and emits events, each written to
+//! the journal before the run moves on and then passed to the front end.
 //!
 //! It knows nothing of terminals. The headless runner and the terminal UI are two front ends over
-//! the same `Engine`, `Command` and `Update`. Rollback triggers plug in as one more source the run
-//! loop listens to: a firing trigger becomes a `Stop::Rollback` exactly like the operator's call.
+//! the same `Engine`, `Command` and `Update`. Every wait of the run goes through one place
+//! (`watch::next`), which also hears the metrics poller, check triggers and trigger deadlines: a
+//! firing trigger holds the run or becomes a `Stop::Rollback`, exactly like the operator's call.
+//!
+//! - `step`: one step — its go-ahead, attempts, retries and failure handling.
+//! - `watch`: the wait loop, trigger evaluation, holds, fault injection.
+//! - `process`, `http`: running commands and requests.
 
 pub mod http;
 pub mod process;
+mod step;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use crate::duration::format_duration;
 use crate::journal::{Event, Journal, Outcome, Record, StepFinished, StepStatus};
-use crate::runbook::{OnFailure, Phase, Runbook, Step, StepKind};
+use crate::metrics::triggers::Watched;
+use crate::metrics::{Sample, SourceOptions, simulated::Fault};
+use crate::runbook::{Phase, Runbook};
 use crate::secrets::{Redactor, Secrets};
 pub use process::Chunk;
 
@@ -48,6 +57,15 @@ pub struct Rehearsal {
     pub inject_fault_at: Option<Duration>,
 }
 
+/// What a firing trigger does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFire {
+    /// Start no new step until the operator acknowledges it or rolls back (the terminal UI).
+    Hold,
+    /// Start the rollback (headless: nobody is there to choose).
+    RollBack,
+}
+
 /// A step's place in the runbook: forward phases, or the rollback procedure's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StepRef {
@@ -72,6 +90,15 @@ pub enum Command {
     Note {
         text: String,
     },
+    /// Acknowledge every firing trigger: the run may go on (recorded).
+    Acknowledge,
+    /// Raise a trigger by hand (any trigger; manual ones only this way), with a reason.
+    RaiseTrigger {
+        trigger: String,
+        reason: String,
+    },
+    /// Drive the simulated metrics over their thresholds (rehearsals; simulated metrics only).
+    InjectFault,
     /// The operator's call to roll back.
     Rollback,
     /// Stop the run (the step in flight is cancelled).
@@ -94,6 +121,8 @@ pub enum Wait {
         status: StepStatus,
         error: Option<String>,
     },
+    /// Triggers are firing: acknowledge them, or roll back.
+    Trigger { triggers: Vec<String> },
 }
 
 /// What the engine tells a front end.
@@ -122,6 +151,9 @@ pub struct EngineOptions {
     pub auto_confirm: bool,
     pub operator: String,
     pub host: String,
+    pub on_fire: OnFire,
+    pub rehearsal: Option<Rehearsal>,
+    pub sources: SourceOptions,
 }
 
 /// Why the run stops going forward.
@@ -174,10 +206,29 @@ pub struct Engine {
     env: Vec<(String, String)>,
     http: std::sync::OnceLock<reqwest::Client>,
     /// The step whose `step_started` has no `step_finished` yet.
-    unfinished: Option<(StepRef, u32, Instant)>,
+    unfinished: Option<(StepRef, u32, std::time::Instant)>,
     /// SIGHUP arrived: finish the step in flight, then stop.
     detached: bool,
+    /// Metric samples, once the poller runs.
+    samples: Option<mpsc::Receiver<Sample>>,
+    /// Check trigger results: (trigger index, passed or why not).
+    checks: (mpsc::Sender<CheckResult>, mpsc::Receiver<CheckResult>),
+    check_tasks: Vec<tokio::task::JoinHandle<()>>,
+    triggers: Vec<Watched>,
+    /// The latest value of each metric, as on screen (for confirmations).
+    latest: BTreeMap<String, Option<f64>>,
+    fault: Fault,
+    /// When the scheduled fault of a rehearsal is due.
+    fault_due: Option<Instant>,
+    /// The rollback has started: triggers no longer act.
+    rolling_back: bool,
+    /// For a rehearsal's figures: when a trigger first fired, when the rollback started.
+    first_fired: Option<Instant>,
+    rollback_began: Option<Instant>,
 }
+
+/// A check trigger's result: its index, and whether it passed (or why not).
+type CheckResult = (usize, Result<(), String>);
 
 /// How many updates may wait for a slow front end before a chatty step is slowed down.
 pub const UPDATE_QUEUE: usize = 64;
@@ -197,6 +248,8 @@ impl Engine {
         env.push(("RUNBOOK_RUN_DIR".into(), journal.run_dir().display().to_string()));
         env.push(("RUNBOOK_MODE".into(), opts.mode.as_str().into()));
         env.push(("RUNBOOK_OPERATOR".into(), opts.operator.clone()));
+        let speed = opts.rehearsal.map_or(1.0, |r| r.speed);
+        let triggers = rb.triggers.iter().map(|t| Watched::new(t, speed)).collect();
         Engine {
             rb,
             opts,
@@ -212,6 +265,16 @@ impl Engine {
             http: std::sync::OnceLock::new(),
             unfinished: None,
             detached: false,
+            samples: None,
+            checks: mpsc::channel(16),
+            check_tasks: Vec::new(),
+            triggers,
+            latest: BTreeMap::new(),
+            fault: Fault::default(),
+            fault_due: None,
+            rolling_back: false,
+            first_fired: None,
+            rollback_began: None,
         }
     }
 
@@ -237,7 +300,11 @@ impl Engine {
             self.rec.tell(Update::Message(e)).await;
             return Outcome::Failed;
         }
-        let (outcome, reason) = match self.run_phases(&rb.phases, false).await {
+        let result = match self.start_watching().await {
+            Ok(()) => self.run_phases(&rb.phases, false).await,
+            Err(stop) => Err(stop),
+        };
+        let (outcome, reason) = match result {
             Ok(()) => (Outcome::Succeeded, None),
             Err(Stop::Failed(r)) => (Outcome::Failed, r),
             Err(Stop::Aborted(r)) => (Outcome::Aborted, r),
@@ -255,7 +322,16 @@ impl Engine {
                 return Outcome::Failed;
             }
         };
-        // A step still waiting when the run stopped (a manual step, say) gets its end recorded too.
+        self.stop_watching();
+        if let Err(Stop::Journal(e)) = self.finish(outcome, reason).await {
+            self.rec.tell(Update::Message(e)).await;
+        }
+        outcome
+    }
+
+    /// The last events: a step still waiting when the run stopped, a rehearsal's figures, and
+    /// `run_finished`.
+    async fn finish(&mut self, outcome: Outcome, reason: Option<String>) -> Result<(), Stop> {
         if let Some((at, attempt, started)) = self.unfinished.take() {
             let status = if outcome == Outcome::Interrupted {
                 StepStatus::Interrupted
@@ -272,23 +348,35 @@ impl Engine {
                 duration_ms: started.elapsed().as_millis() as u64,
                 ..Default::default()
             };
-            if let Err(Stop::Journal(e)) = self.rec.emit(Event::StepFinished(Box::new(fin))).await {
-                self.rec.tell(Update::Message(e)).await;
-            }
+            self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
+        }
+        if self.opts.rehearsal.is_some() {
+            let ms = |d: Duration| d.as_millis() as u64;
+            let fired_to_decision_ms = match (self.first_fired, self.rollback_began) {
+                (Some(f), Some(r)) => Some(ms(r.saturating_duration_since(f))),
+                _ => None,
+            };
+            let rollback_ms = self.rollback_began.map(|r| ms(r.elapsed()));
+            self.rec
+                .emit(Event::RehearsalFigures {
+                    fired_to_decision_ms,
+                    rollback_ms,
+                })
+                .await?;
         }
         let finished = Event::RunFinished {
             outcome,
             exit_code: outcome.exit_code(),
             reason,
         };
-        if let Err(Stop::Journal(e)) = self.rec.emit(finished).await {
-            self.rec.tell(Update::Message(e)).await;
-        }
-        outcome
+        self.rec.emit(finished).await
     }
 
     async fn run_phases(&mut self, phases: &[Phase], rollback: bool) -> Result<(), Stop> {
         for (pi, phase) in phases.iter().enumerate() {
+            if !rollback {
+                self.arm_phase(&phase.id).await?;
+            }
             for (si, step) in phase.steps.iter().enumerate() {
                 let at = StepRef {
                     rollback,
@@ -316,6 +404,9 @@ impl Engine {
         let Stop::Rollback(reason) = &stop else {
             return Ok(stop);
         };
+        self.rolling_back = true;
+        self.rollback_began = Some(Instant::now());
+        self.stop_checks();
         self.rec
             .emit(Event::RollbackStarted {
                 reason: reason.clone(),
@@ -402,473 +493,8 @@ impl Engine {
         (p.id.clone(), p.steps[at.step].id.clone())
     }
 
-    /// The next command; notes are journaled on the way. A vanished front end means abort.
-    async fn command(&mut self) -> Result<Command, Stop> {
-        loop {
-            match self.commands.recv().await {
-                Some(Command::Note { text }) => self.note(text).await?,
-                Some(c) => return Ok(c),
-                None => {
-                    return Ok(Command::Abort {
-                        reason: Some("the front end went away".into()),
-                    });
-                }
-            }
-        }
-    }
-
     async fn note(&mut self, text: String) -> Result<(), Stop> {
         let operator = self.opts.operator.clone();
         self.rec.emit(Event::Note { text, operator }).await
-    }
-
-    async fn run_step(&mut self, at: StepRef, phase: &Phase, step: &Step) -> Result<(), Stop> {
-        let mut by = None;
-        let manual = matches!(step.kind, StepKind::Manual(_));
-        if step.needs_go_ahead() {
-            let waited = Instant::now();
-            if manual {
-                self.started(at, 1).await?;
-            }
-            if self.opts.auto_confirm {
-                by = Some("auto".to_string());
-            } else {
-                self.rec
-                    .tell(Update::Waiting {
-                        step: at,
-                        why: Wait::GoAhead,
-                    })
-                    .await;
-                loop {
-                    match self.command().await? {
-                        Command::Confirm { by: who } => {
-                            by = Some(who.unwrap_or_else(|| self.opts.operator.clone()));
-                            break;
-                        }
-                        Command::Skip { reason } => {
-                            let attempt = u32::from(manual);
-                            return self
-                                .finish_simple(at, attempt, StepStatus::Skipped, waited, None, Some(reason))
-                                .await;
-                        }
-                        Command::Retry | Command::Note { .. } => {}
-                        Command::Rollback if at.rollback => {}
-                        other => return Err(self.stop_for(other, at)),
-                    }
-                }
-            }
-            if manual {
-                let metrics = Some(BTreeMap::new());
-                let (phase_id, step_id) = (phase.id.clone(), step.id.clone());
-                let fin = StepFinished {
-                    phase: phase_id,
-                    step: step_id,
-                    attempt: 1,
-                    rollback: at.rollback,
-                    status: StepStatus::Confirmed,
-                    duration_ms: waited.elapsed().as_millis() as u64,
-                    by,
-                    metrics,
-                    ..Default::default()
-                };
-                self.unfinished = None;
-                return self.rec.emit(Event::StepFinished(Box::new(fin))).await;
-            }
-        }
-        let mut attempt = 1;
-        loop {
-            let status = self.attempt(at, phase, step, attempt, by.clone()).await?;
-            if status.is_success() {
-                return Ok(());
-            }
-            if attempt <= step.retries {
-                attempt += 1;
-                if !step.retry_delay.is_zero() {
-                    self.rec
-                        .tell(Update::Message(format!(
-                            "{}/{}: retrying in {} (attempt {attempt} of {})",
-                            phase.id,
-                            step.id,
-                            format_duration(step.retry_delay),
-                            step.retries + 1
-                        )))
-                        .await;
-                    let until = tokio::time::Instant::now() + step.retry_delay;
-                    loop {
-                        let cmd = tokio::select! {
-                            _ = tokio::time::sleep_until(until) => None,
-                            c = self.command() => Some(c?),
-                        };
-                        match cmd {
-                            None => break,
-                            Some(Command::Retry) => break,
-                            Some(Command::Skip { reason }) => {
-                                return self
-                                    .finish_simple(
-                                        at,
-                                        attempt - 1,
-                                        StepStatus::Skipped,
-                                        Instant::now(),
-                                        None,
-                                        Some(reason),
-                                    )
-                                    .await;
-                            }
-                            Some(Command::Confirm { .. } | Command::Note { .. }) => {}
-                            Some(Command::Detach) => self.detached = true,
-                            Some(Command::Rollback) if at.rollback => {}
-                            Some(other) => return Err(self.stop_for(other, at)),
-                        }
-                    }
-                }
-                continue;
-            }
-            let step_name = format!("step:{}/{}", phase.id, step.id);
-            match step.on_failure {
-                OnFailure::Continue => return Ok(()),
-                OnFailure::Rollback if !at.rollback => return Err(Stop::Rollback(step_name)),
-                _ => {}
-            }
-            if self.detached {
-                return Err(Stop::Interrupted(
-                    "the terminal hung up (SIGHUP) after a step failed".into(),
-                ));
-            }
-            self.rec
-                .tell(Update::Waiting {
-                    step: at,
-                    why: Wait::Failed { status, error: None },
-                })
-                .await;
-            loop {
-                match self.command().await? {
-                    Command::Retry => {
-                        attempt += 1;
-                        break;
-                    }
-                    Command::Skip { reason } => {
-                        return self
-                            .finish_simple(
-                                at,
-                                attempt,
-                                StepStatus::Skipped,
-                                Instant::now(),
-                                None,
-                                Some(reason),
-                            )
-                            .await;
-                    }
-                    Command::Rollback if !at.rollback => return Err(Stop::Rollback(step_name)),
-                    Command::Rollback | Command::Confirm { .. } | Command::Note { .. } => {}
-                    Command::Abort { reason } => {
-                        return Err(Stop::Failed(Some(
-                            reason.unwrap_or_else(|| format!("{} failed", &step_name[5..])),
-                        )));
-                    }
-                    Command::Interrupt | Command::Detach => {
-                        return Err(Stop::Interrupted(format!(
-                            "interrupted while {} waited after failing",
-                            &step_name[5..]
-                        )));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The stop a command means while nothing is running.
-    fn stop_for(&mut self, cmd: Command, at: StepRef) -> Stop {
-        match cmd {
-            Command::Rollback if !at.rollback => Stop::Rollback("operator".into()),
-            Command::Abort { reason } => Stop::Aborted(reason),
-            Command::Detach => Stop::Interrupted("the terminal hung up (SIGHUP) while a step waited".into()),
-            _ => Stop::Interrupted("interrupted by a signal".into()),
-        }
-    }
-
-    async fn started(&mut self, at: StepRef, attempt: u32) -> Result<(), Stop> {
-        let (phase, step) = self.names(at);
-        self.rec
-            .emit(Event::StepStarted {
-                phase,
-                step,
-                attempt,
-                rollback: at.rollback,
-            })
-            .await?;
-        self.unfinished = Some((at, attempt, Instant::now()));
-        Ok(())
-    }
-
-    async fn finish_simple(
-        &mut self,
-        at: StepRef,
-        attempt: u32,
-        status: StepStatus,
-        since: Instant,
-        by: Option<String>,
-        reason: Option<String>,
-    ) -> Result<(), Stop> {
-        let (phase, step) = self.names(at);
-        let fin = StepFinished {
-            phase,
-            step,
-            attempt,
-            rollback: at.rollback,
-            status,
-            duration_ms: since.elapsed().as_millis() as u64,
-            by,
-            reason,
-            ..Default::default()
-        };
-        self.unfinished = None;
-        self.rec.emit(Event::StepFinished(Box::new(fin))).await
-    }
-
-    /// One attempt of an automated step: `step_started`, the work, `step_finished`.
-    async fn attempt(
-        &mut self,
-        at: StepRef,
-        phase: &Phase,
-        step: &Step,
-        attempt: u32,
-        by: Option<String>,
-    ) -> Result<StepStatus, Stop> {
-        self.started(at, attempt).await?;
-        let began = Instant::now();
-        let prefix = if at.rollback { "rollback--" } else { "" };
-        let log_rel = format!("logs/{prefix}{}--{}--{attempt}.log", phase.id, step.id);
-        let log_abs = self.rec.journal.run_dir().join(&log_rel);
-        let mut fin = StepFinished {
-            phase: phase.id.clone(),
-            step: step.id.clone(),
-            attempt,
-            rollback: at.rollback,
-            by,
-            ..Default::default()
-        };
-        let mut stop = None;
-        let grace = self.rb.settings.kill_grace;
-        match &step.kind {
-            StepKind::Run(command) => {
-                fin.log = Some(log_rel);
-                let mut env = self.env.clone();
-                env.extend(step.env.iter().cloned());
-                env.push(("RUNBOOK_PHASE".into(), phase.id.clone()));
-                env.push(("RUNBOOK_STEP".into(), step.id.clone()));
-                env.push(("RUNBOOK_ATTEMPT".into(), attempt.to_string()));
-                let workdir = step.workdir.as_deref().unwrap_or(&self.rb.settings.workdir);
-                let spec = process::CommandSpec {
-                    shell: &self.rb.settings.shell,
-                    command,
-                    workdir,
-                    env,
-                    log: log_abs.clone(),
-                };
-                let tag: process::OutputSink = Box::new(move |chunk| Update::Output { step: at, chunk });
-                match process::spawn(spec, self.redactor.clone(), self.rec.updates.clone(), tag) {
-                    Err(e) => {
-                        let msg = self.redactor.redact_str(&e.to_string());
-                        let _ = std::fs::write(&log_abs, format!("runbook: {msg}\n"));
-                        fin.status = StepStatus::Failed;
-                        fin.error = Some(msg);
-                    }
-                    Ok(mut running) => {
-                        let deadline = step.timeout.map(|t| tokio::time::Instant::now() + t);
-                        let exit = loop {
-                            enum Ev {
-                                Exit(std::io::Result<process::Exit>),
-                                Timeout,
-                                Cmd(Option<Command>),
-                            }
-                            let ev = tokio::select! {
-                                r = running.wait() => Ev::Exit(r),
-                                _ = sleep_until_opt(deadline) => Ev::Timeout,
-                                c = self.commands.recv() => Ev::Cmd(c),
-                            };
-                            match ev {
-                                Ev::Exit(r) => {
-                                    let r = r.map(|e| (e, StepStatus::Succeeded));
-                                    break r;
-                                }
-                                Ev::Timeout => {
-                                    let t = step.timeout.unwrap_or_default();
-                                    fin.error = Some(format!("timed out after {}", format_duration(t)));
-                                    break running.terminate(grace).await.map(|e| (e, StepStatus::TimedOut));
-                                }
-                                Ev::Cmd(Some(Command::Note { text })) => self.note(text).await?,
-                                Ev::Cmd(Some(Command::Detach)) => self.detached = true,
-                                Ev::Cmd(Some(
-                                    Command::Confirm { .. } | Command::Skip { .. } | Command::Retry,
-                                )) => {}
-                                Ev::Cmd(Some(Command::Rollback)) if at.rollback => {}
-                                Ev::Cmd(other) => {
-                                    let cmd = other.unwrap_or(Command::Abort {
-                                        reason: Some("the front end went away".into()),
-                                    });
-                                    let (status, s) = Self::cancel_for(cmd, at);
-                                    stop = Some(s);
-                                    break running.terminate(grace).await.map(|e| (e, status));
-                                }
-                            }
-                        };
-                        match exit {
-                            Ok((e, status)) => {
-                                fin.exit_code = Some(e.code);
-                                fin.status = match status {
-                                    StepStatus::Succeeded if e.code != 0 => StepStatus::Failed,
-                                    s => s,
-                                };
-                                if fin.status == StepStatus::Failed && fin.error.is_none() {
-                                    fin.error = Some(match e.signal {
-                                        Some(sig) => format!("killed by signal {sig}"),
-                                        None => format!("exit status {}", e.code),
-                                    });
-                                }
-                            }
-                            Err(e) => {
-                                fin.status = StepStatus::Failed;
-                                fin.error = Some(format!("waiting for the command: {e}"));
-                            }
-                        }
-                        match running.finish(grace).await {
-                            Ok(true) => {
-                                self.rec
-                                    .tell(Update::Message(format!(
-                                        "{}/{}: ended processes the step left running in the background",
-                                        phase.id, step.id
-                                    )))
-                                    .await
-                            }
-                            Ok(false) => {}
-                            Err(e) => {
-                                self.rec
-                                    .tell(Update::Message(format!(
-                                        "{}/{}: writing the log: {e}",
-                                        phase.id, step.id
-                                    )))
-                                    .await
-                            }
-                        }
-                    }
-                }
-            }
-            StepKind::Http(spec) => {
-                fin.log = Some(log_rel);
-                let timeout = step.timeout.unwrap_or(http::DEFAULT_TIMEOUT);
-                let client = self.http.get_or_init(http::client);
-                let fut = http::execute(client, spec, &self.secrets, timeout);
-                tokio::pin!(fut);
-                let outcome = loop {
-                    let ev = tokio::select! {
-                        r = &mut fut => Ok(r),
-                        c = self.commands.recv() => Err(c),
-                    };
-                    match ev {
-                        Ok(r) => break Some(r),
-                        Err(Some(Command::Note { text })) => {
-                            let operator = self.opts.operator.clone();
-                            self.rec.emit(Event::Note { text, operator }).await?;
-                        }
-                        Err(Some(Command::Detach)) => self.detached = true,
-                        Err(Some(Command::Confirm { .. } | Command::Skip { .. } | Command::Retry)) => {}
-                        Err(Some(Command::Rollback)) if at.rollback => {}
-                        Err(other) => {
-                            let cmd = other.unwrap_or(Command::Abort { reason: None });
-                            let (status, s) = Self::cancel_for(cmd, at);
-                            stop = Some(s);
-                            fin.status = status;
-                            break None;
-                        }
-                    }
-                };
-                let transcript = match outcome {
-                    Some(o) => {
-                        fin.http_status = o.status;
-                        fin.status = match (&o.error, o.timed_out) {
-                            (None, _) => StepStatus::Succeeded,
-                            (Some(_), true) => StepStatus::TimedOut,
-                            (Some(_), false) => StepStatus::Failed,
-                        };
-                        if let Some(e) = &o.error {
-                            fin.error = Some(self.redactor.redact_str(e));
-                        }
-                        o.transcript
-                    }
-                    None => "request cancelled\n".to_string(),
-                };
-                let text = self.redactor.redact_str(&transcript).into_bytes();
-                let _ = std::fs::write(&log_abs, &text);
-                self.rec
-                    .tell(Update::Output {
-                        step: at,
-                        chunk: Chunk {
-                            at: std::time::SystemTime::now(),
-                            bytes: text,
-                        },
-                    })
-                    .await;
-            }
-            StepKind::Watch(d) => {
-                let until = tokio::time::Instant::now() + *d;
-                fin.status = StepStatus::Succeeded;
-                loop {
-                    let cmd = tokio::select! {
-                        _ = tokio::time::sleep_until(until) => break,
-                        c = self.commands.recv() => c,
-                    };
-                    match cmd {
-                        Some(Command::Note { text }) => self.note(text).await?,
-                        Some(Command::Confirm { by }) => {
-                            let who = by.unwrap_or_else(|| self.opts.operator.clone());
-                            fin.reason = Some(format!(
-                                "ended early after {} by {who}",
-                                format_duration(began.elapsed())
-                            ));
-                            fin.by = Some(who);
-                            break;
-                        }
-                        Some(Command::Detach) => self.detached = true,
-                        Some(Command::Skip { .. } | Command::Retry) => {}
-                        Some(Command::Rollback) if at.rollback => {}
-                        other => {
-                            let cmd = other.unwrap_or(Command::Abort { reason: None });
-                            let (status, s) = Self::cancel_for(cmd, at);
-                            fin.status = status;
-                            stop = Some(s);
-                            break;
-                        }
-                    }
-                }
-            }
-            StepKind::Manual(_) => unreachable!("manual steps finish in run_step"),
-        }
-        fin.duration_ms = began.elapsed().as_millis() as u64;
-        let status = fin.status;
-        self.unfinished = None;
-        self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
-        match stop {
-            Some(s) => Err(s),
-            None => Ok(status),
-        }
-    }
-
-    /// The status of a step cancelled by `cmd`, and the stop that follows.
-    fn cancel_for(cmd: Command, at: StepRef) -> (StepStatus, Stop) {
-        match cmd {
-            Command::Rollback if !at.rollback => (StepStatus::Cancelled, Stop::Rollback("operator".into())),
-            Command::Abort { reason } => (StepStatus::Cancelled, Stop::Aborted(reason)),
-            _ => (
-                StepStatus::Interrupted,
-                Stop::Interrupted("interrupted by a signal".into()),
-            ),
-        }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

@@ -326,6 +326,91 @@ async fn pump(
     Ok(total)
 }
 
+/// What a short command (a metric or a check) printed, and how it ended.
+pub struct Captured {
+    pub exit: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// The most output kept from a metric or check command.
+const CAPTURE_LIMIT: usize = 64 * 1024;
+
+/// Runs a short command in its own process group and captures its output. Past `timeout` the
+/// group is killed and the error says so. Nothing of it is left running.
+pub async fn run_captured(
+    shell: &str,
+    command: &str,
+    workdir: &Path,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<Captured, String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut cmd = tokio::process::Command::new(shell);
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let (mut child, pgid) = {
+        let mut guard = groups();
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start `{shell}` in {}: {e}", workdir.display()))?;
+        let pgid = child
+            .id()
+            .map(|p| p as i32)
+            .ok_or("the command exited before it could be tracked")?;
+        let g = guard.get_or_insert_with(Groups::default);
+        g.live.insert(pgid);
+        g.created.insert(pgid);
+        (child, pgid)
+    };
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let work = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let read_out = async {
+            let _ = (&mut stdout)
+                .take(CAPTURE_LIMIT as u64)
+                .read_to_end(&mut out)
+                .await;
+        };
+        let read_err = async {
+            let _ = (&mut stderr)
+                .take(CAPTURE_LIMIT as u64)
+                .read_to_end(&mut err)
+                .await;
+        };
+        tokio::join!(read_out, read_err);
+        let status = child.wait().await;
+        (status, out, err)
+    };
+    let result = tokio::time::timeout(timeout, work).await;
+    let pg = Pid::from_raw(pgid);
+    let outcome = match result {
+        Ok((Ok(status), stdout, stderr)) => Ok(Captured {
+            exit: Exit::from(status).code,
+            stdout,
+            stderr,
+        }),
+        Ok((Err(e), _, _)) => Err(format!("waiting for the command: {e}")),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            crate::duration::format_duration(timeout)
+        )),
+    };
+    // Whatever it left behind in its group goes with it.
+    let _ = killpg(pg, Signal::SIGKILL);
+    unregister(pgid);
+    reap_adopted();
+    outcome
+}
+
 /// Asks the kernel to start writing a range of the file to disk, without waiting for it.
 fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;

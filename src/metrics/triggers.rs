@@ -18,8 +18,12 @@ pub enum State {
     Disarmed,
     Ok,
     /// Breached since `since`; fires when the breach has lasted `for`.
-    Pending { since: Instant },
-    Firing { since: Instant },
+    Pending {
+        since: Instant,
+    },
+    Firing {
+        since: Instant,
+    },
     Acknowledged,
     /// No data, or the source failed.
     Unknown,
@@ -41,10 +45,20 @@ impl State {
 /// A change worth recording.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
-    Pending { value: f64 },
-    Fired { value: Option<f64>, reason: Option<String>, roll_back_now: bool },
-    Cleared { value: Option<f64> },
-    Unknown { error: String },
+    Pending {
+        value: f64,
+    },
+    Fired {
+        value: Option<f64>,
+        reason: Option<String>,
+        roll_back_now: bool,
+    },
+    Cleared {
+        value: Option<f64>,
+    },
+    Unknown {
+        error: String,
+    },
 }
 
 /// One trigger's configuration (durations already divided by a rehearsal's speed) and state.
@@ -62,7 +76,12 @@ impl Watched {
     pub fn new(t: &Trigger, speed: f64) -> Watched {
         let scale = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / speed);
         let kind = match &t.kind {
-            TriggerKind::Metric { metric, threshold, for_, on_no_data } => TriggerKind::Metric {
+            TriggerKind::Metric {
+                metric,
+                threshold,
+                for_,
+                on_no_data,
+            } => TriggerKind::Metric {
                 metric: metric.clone(),
                 threshold: *threshold,
                 for_: scale(*for_),
@@ -75,7 +94,11 @@ impl Watched {
             kind,
             auto_rollback: t.auto_rollback.map(scale),
             armed_from: t.armed_from.clone(),
-            state: if t.armed_from.is_some() { State::Disarmed } else { State::Ok },
+            state: if t.armed_from.is_some() {
+                State::Disarmed
+            } else {
+                State::Ok
+            },
             last_value: None,
         }
     }
@@ -95,7 +118,15 @@ impl Watched {
 
     /// A metric reading for a metric trigger.
     pub fn observe(&mut self, now: Instant, reading: &Reading) -> Option<Transition> {
-        let TriggerKind::Metric { threshold, for_, on_no_data, .. } = &self.kind else { return None };
+        let TriggerKind::Metric {
+            threshold,
+            for_,
+            on_no_data,
+            ..
+        } = &self.kind
+        else {
+            return None;
+        };
         if !self.is_armed() {
             return None;
         }
@@ -110,7 +141,11 @@ impl Watched {
                 match (breached, self.state) {
                     (true, State::Ok | State::Unknown) if for_.is_zero() => {
                         self.go(State::Firing { since: now });
-                        Some(Transition::Fired { value: Some(*v), reason: None, roll_back_now: false })
+                        Some(Transition::Fired {
+                            value: Some(*v),
+                            reason: None,
+                            roll_back_now: false,
+                        })
                     }
                     (true, State::Ok | State::Unknown) => {
                         self.go(State::Pending { since: now });
@@ -118,7 +153,11 @@ impl Watched {
                     }
                     (true, State::Pending { since }) if now.duration_since(since) >= for_ => {
                         self.go(State::Firing { since: now });
-                        Some(Transition::Fired { value: Some(*v), reason: None, roll_back_now: false })
+                        Some(Transition::Fired {
+                            value: Some(*v),
+                            reason: None,
+                            roll_back_now: false,
+                        })
                     }
                     (true, _) => None,
                     (false, State::Ok) => None,
@@ -168,7 +207,11 @@ impl Watched {
             (Err(_), State::Firing { .. } | State::Acknowledged) => None,
             (Err(why), _) => {
                 self.go(State::Firing { since: now });
-                Some(Transition::Fired { value: None, reason: Some(why), roll_back_now: false })
+                Some(Transition::Fired {
+                    value: None,
+                    reason: Some(why),
+                    roll_back_now: false,
+                })
             }
         }
     }
@@ -179,7 +222,11 @@ impl Watched {
             return None;
         }
         self.go(State::Firing { since: now });
-        Some(Transition::Fired { value: self.last_value, reason: Some(reason), roll_back_now: false })
+        Some(Transition::Fired {
+            value: self.last_value,
+            reason: Some(reason),
+            roll_back_now: false,
+        })
     }
 
     /// The operator saw it and goes on: no longer holds the run.
@@ -210,7 +257,12 @@ mod tests {
             &Trigger {
                 id: "t".into(),
                 title: "T".into(),
-                kind: TriggerKind::Metric { metric: "m".into(), threshold, for_, on_no_data },
+                kind: TriggerKind::Metric {
+                    metric: "m".into(),
+                    threshold,
+                    for_,
+                    on_no_data,
+                },
                 armed_from: None,
                 auto_rollback: Some(Duration::from_secs(120)),
             },
@@ -225,13 +277,26 @@ mod tests {
         let t0 = Instant::now();
         let mut t = metric_trigger(Threshold::Above(0.01), 5 * MIN, OnNoData::Warn);
         assert_eq!(t.observe(t0, &Reading::Value(0.005)), None);
-        assert_eq!(t.observe(t0 + MIN, &Reading::Value(0.02)), Some(Transition::Pending { value: 0.02 }));
+        assert_eq!(
+            t.observe(t0 + MIN, &Reading::Value(0.02)),
+            Some(Transition::Pending { value: 0.02 })
+        );
         assert_eq!(t.observe(t0 + 3 * MIN, &Reading::Value(0.03)), None);
         assert!(matches!(t.state, State::Pending { .. }));
         // 4m59s after the breach began: still pending.
-        assert_eq!(t.observe(t0 + 6 * MIN - Duration::from_secs(1), &Reading::Value(0.03)), None);
+        assert_eq!(
+            t.observe(t0 + 6 * MIN - Duration::from_secs(1), &Reading::Value(0.03)),
+            None
+        );
         let fired = t.observe(t0 + 6 * MIN, &Reading::Value(0.04));
-        assert_eq!(fired, Some(Transition::Fired { value: Some(0.04), reason: None, roll_back_now: false }));
+        assert_eq!(
+            fired,
+            Some(Transition::Fired {
+                value: Some(0.04),
+                reason: None,
+                roll_back_now: false
+            })
+        );
         assert!(t.is_firing());
         assert_eq!(t.auto_rollback_at(), Some(t0 + 6 * MIN + 2 * MIN));
     }
@@ -241,17 +306,30 @@ mod tests {
         let t0 = Instant::now();
         let mut t = metric_trigger(Threshold::Above(1.0), 5 * MIN, OnNoData::Warn);
         t.observe(t0, &Reading::Value(2.0));
-        assert_eq!(t.observe(t0 + 4 * MIN, &Reading::Value(0.5)), Some(Transition::Cleared { value: Some(0.5) }));
+        assert_eq!(
+            t.observe(t0 + 4 * MIN, &Reading::Value(0.5)),
+            Some(Transition::Cleared { value: Some(0.5) })
+        );
         t.observe(t0 + 5 * MIN, &Reading::Value(2.0));
-        assert_eq!(t.observe(t0 + 9 * MIN, &Reading::Value(2.0)), None, "only 4 minutes into the new window");
-        assert!(matches!(t.observe(t0 + 10 * MIN, &Reading::Value(2.0)), Some(Transition::Fired { .. })));
+        assert_eq!(
+            t.observe(t0 + 9 * MIN, &Reading::Value(2.0)),
+            None,
+            "only 4 minutes into the new window"
+        );
+        assert!(matches!(
+            t.observe(t0 + 10 * MIN, &Reading::Value(2.0)),
+            Some(Transition::Fired { .. })
+        ));
     }
 
     #[test]
     fn below_thresholds_and_zero_windows_fire_at_once() {
         let t0 = Instant::now();
         let mut t = metric_trigger(Threshold::Below(10.0), Duration::ZERO, OnNoData::Warn);
-        assert!(matches!(t.observe(t0, &Reading::Value(3.0)), Some(Transition::Fired { .. })));
+        assert!(matches!(
+            t.observe(t0, &Reading::Value(3.0)),
+            Some(Transition::Fired { .. })
+        ));
     }
 
     #[test]
@@ -260,7 +338,12 @@ mod tests {
         let mut t = metric_trigger(Threshold::Above(1.0), MIN, OnNoData::Warn);
         t.observe(t0, &Reading::Value(2.0));
         let tr = t.observe(t0 + MIN, &Reading::Error("connection refused".into()));
-        assert_eq!(tr, Some(Transition::Unknown { error: "connection refused".into() }));
+        assert_eq!(
+            tr,
+            Some(Transition::Unknown {
+                error: "connection refused".into()
+            })
+        );
         assert_eq!(t.state, State::Unknown);
         assert_eq!(t.observe(t0 + 2 * MIN, &Reading::NoData), None, "already unknown");
         assert!(!t.is_firing());
@@ -271,10 +354,22 @@ mod tests {
         let t0 = Instant::now();
         let mut hold = metric_trigger(Threshold::Above(1.0), MIN, OnNoData::Hold);
         let tr = hold.observe(t0, &Reading::NoData).unwrap();
-        assert!(matches!(tr, Transition::Fired { roll_back_now: false, .. }));
+        assert!(matches!(
+            tr,
+            Transition::Fired {
+                roll_back_now: false,
+                ..
+            }
+        ));
         assert!(hold.is_firing());
         let mut rb = metric_trigger(Threshold::Above(1.0), MIN, OnNoData::Rollback);
-        assert!(matches!(rb.observe(t0, &Reading::NoData), Some(Transition::Fired { roll_back_now: true, .. })));
+        assert!(matches!(
+            rb.observe(t0, &Reading::NoData),
+            Some(Transition::Fired {
+                roll_back_now: true,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -287,8 +382,15 @@ mod tests {
         assert!(t.acknowledge());
         assert!(!t.is_firing());
         assert_eq!(t.auto_rollback_at(), None, "acknowledged: no automatic rollback");
-        assert_eq!(t.observe(t0 + 2 * MIN, &Reading::Value(5.0)), None, "still breached, still acknowledged");
-        assert!(matches!(t.observe(t0 + 3 * MIN, &Reading::Value(0.1)), Some(Transition::Cleared { .. })));
+        assert_eq!(
+            t.observe(t0 + 2 * MIN, &Reading::Value(5.0)),
+            None,
+            "still breached, still acknowledged"
+        );
+        assert!(matches!(
+            t.observe(t0 + 3 * MIN, &Reading::Value(0.1)),
+            Some(Transition::Cleared { .. })
+        ));
     }
 
     #[test]
@@ -338,7 +440,10 @@ mod tests {
             1.0,
         );
         assert_eq!(t.check(t0, Ok(())), None);
-        assert!(matches!(t.check(t0, Err("exit 1".into())), Some(Transition::Fired { .. })));
+        assert!(matches!(
+            t.check(t0, Err("exit 1".into())),
+            Some(Transition::Fired { .. })
+        ));
         assert_eq!(t.check(t0, Err("exit 1".into())), None);
         assert_eq!(t.check(t0, Ok(())), Some(Transition::Cleared { value: None }));
     }

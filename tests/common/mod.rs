@@ -431,6 +431,7 @@ pub fn request(file: &Path, state: &Path, vars: &[(&str, &str)], yes: bool) -> R
         rehearsal: None,
         prometheus: None,
         simulate_metrics: false,
+        on_fire: runbook::engine::OnFire::RollBack,
     }
 }
 

@@ -1,0 +1,486 @@
+//! One step: the hold while a trigger fires, the go-ahead of manual and `confirm = true` steps,
+//! each attempt (a command, a request, a watch — or, in a rehearsal, what would have been done),
+//! retries, and what a failure leads to.
+
+use std::pin::pin;
+
+use super::watch::Input;
+use super::*;
+use crate::duration::format_duration;
+use crate::runbook::{OnFailure, Step, StepKind};
+
+impl Engine {
+    pub(super) async fn run_step(&mut self, at: StepRef, phase: &Phase, step: &Step) -> Result<(), Stop> {
+        self.hold(at).await?;
+        let mut by = None;
+        let manual = matches!(step.kind, StepKind::Manual(_));
+        if step.needs_go_ahead() {
+            let waited = std::time::Instant::now();
+            if manual {
+                self.started(at, 1).await?;
+            }
+            if self.opts.auto_confirm {
+                by = Some("auto".to_string());
+            } else {
+                self.rec
+                    .tell(Update::Waiting {
+                        step: at,
+                        why: Wait::GoAhead,
+                    })
+                    .await;
+                loop {
+                    match self.next::<()>(None, None).await? {
+                        Input::Command(Command::Confirm { by: who }) => {
+                            by = Some(who.unwrap_or_else(|| self.opts.operator.clone()));
+                            break;
+                        }
+                        Input::Command(Command::Skip { reason }) => {
+                            let attempt = u32::from(manual);
+                            return self
+                                .finish_simple(at, attempt, StepStatus::Skipped, waited, Some(reason))
+                                .await;
+                        }
+                        Input::Command(Command::Retry) => {}
+                        Input::Command(Command::Rollback) if at.rollback => {}
+                        Input::Command(other) => return Err(self.stop_for(other, at)),
+                        Input::Stop(s) => return Err(s),
+                        // A trigger that fires now holds the next step; the screen shows it.
+                        Input::Fired | Input::Changed | Input::Deadline | Input::Work(()) => {}
+                    }
+                }
+            }
+            if manual {
+                let fin = StepFinished {
+                    phase: phase.id.clone(),
+                    step: step.id.clone(),
+                    attempt: 1,
+                    rollback: at.rollback,
+                    status: StepStatus::Confirmed,
+                    duration_ms: waited.elapsed().as_millis() as u64,
+                    by,
+                    metrics: Some(self.latest.clone()),
+                    ..Default::default()
+                };
+                self.unfinished = None;
+                return self.rec.emit(Event::StepFinished(Box::new(fin))).await;
+            }
+            // The go-ahead was given; a trigger that fired meanwhile still comes first.
+            self.hold(at).await?;
+        }
+        let mut attempt = 1;
+        loop {
+            let status = self.attempt(at, phase, step, attempt, by.clone()).await?;
+            if status.is_success() {
+                return Ok(());
+            }
+            if attempt <= step.retries {
+                attempt += 1;
+                if !step.retry_delay.is_zero() {
+                    self.rec
+                        .tell(Update::Message(format!(
+                            "{}/{}: retrying in {} (attempt {attempt} of {})",
+                            phase.id,
+                            step.id,
+                            format_duration(step.retry_delay),
+                            step.retries + 1
+                        )))
+                        .await;
+                    let until = Instant::now() + step.retry_delay;
+                    loop {
+                        match self.next::<()>(None, Some(until)).await? {
+                            Input::Deadline | Input::Command(Command::Retry) => break,
+                            Input::Command(Command::Skip { reason }) => {
+                                let now = std::time::Instant::now();
+                                return self
+                                    .finish_simple(at, attempt - 1, StepStatus::Skipped, now, Some(reason))
+                                    .await;
+                            }
+                            Input::Command(Command::Detach) => self.detached = true,
+                            Input::Command(Command::Confirm { .. }) => {}
+                            Input::Command(Command::Rollback) if at.rollback => {}
+                            Input::Command(other) => return Err(self.stop_for(other, at)),
+                            Input::Stop(s) => return Err(s),
+                            Input::Fired | Input::Changed | Input::Work(()) => {}
+                        }
+                    }
+                }
+                self.hold(at).await?;
+                continue;
+            }
+            let step_name = format!("{}/{}", phase.id, step.id);
+            match step.on_failure {
+                OnFailure::Continue => return Ok(()),
+                OnFailure::Rollback if !at.rollback => {
+                    return Err(Stop::Rollback(format!("step:{step_name}")));
+                }
+                _ => {}
+            }
+            if self.detached {
+                return Err(Stop::Interrupted(
+                    "the terminal hung up (SIGHUP) after a step failed".into(),
+                ));
+            }
+            self.rec
+                .tell(Update::Waiting {
+                    step: at,
+                    why: Wait::Failed { status, error: None },
+                })
+                .await;
+            loop {
+                match self.next::<()>(None, None).await? {
+                    Input::Command(Command::Retry) => {
+                        attempt += 1;
+                        break;
+                    }
+                    Input::Command(Command::Skip { reason }) => {
+                        let now = std::time::Instant::now();
+                        return self
+                            .finish_simple(at, attempt, StepStatus::Skipped, now, Some(reason))
+                            .await;
+                    }
+                    Input::Command(Command::Rollback) if !at.rollback => {
+                        let reason = match self.firing().first() {
+                            Some(id) => format!("trigger:{id}"),
+                            None => format!("step:{step_name}"),
+                        };
+                        return Err(Stop::Rollback(reason));
+                    }
+                    Input::Command(Command::Abort { reason }) => {
+                        return Err(Stop::Failed(Some(
+                            reason.unwrap_or_else(|| format!("{step_name} failed")),
+                        )));
+                    }
+                    Input::Command(Command::Interrupt | Command::Detach) => {
+                        return Err(Stop::Interrupted(format!(
+                            "interrupted while {step_name} waited after failing"
+                        )));
+                    }
+                    Input::Command(_) => {}
+                    Input::Stop(s) => return Err(s),
+                    Input::Fired | Input::Changed | Input::Deadline | Input::Work(()) => {}
+                }
+            }
+            self.hold(at).await?;
+        }
+    }
+
+    /// The stop a command means while nothing is running.
+    pub(super) fn stop_for(&mut self, cmd: Command, at: StepRef) -> Stop {
+        match cmd {
+            Command::Rollback if !at.rollback => Stop::Rollback(self.rollback_reason()),
+            Command::Abort { reason } => Stop::Aborted(reason),
+            Command::Detach => Stop::Interrupted("the terminal hung up (SIGHUP) while a step waited".into()),
+            _ => Stop::Interrupted("interrupted by a signal".into()),
+        }
+    }
+
+    /// The status of a step in flight that `cmd` cancels, and the stop that follows; `None` for
+    /// commands that leave it running.
+    fn cancel_for(&mut self, cmd: Command, at: StepRef) -> Option<(StepStatus, Stop)> {
+        match cmd {
+            Command::Rollback if at.rollback => None,
+            Command::Rollback => Some((StepStatus::Cancelled, Stop::Rollback(self.rollback_reason()))),
+            Command::Abort { reason } => Some((StepStatus::Cancelled, Stop::Aborted(reason))),
+            Command::Interrupt => Some((
+                StepStatus::Interrupted,
+                Stop::Interrupted("interrupted by a signal".into()),
+            )),
+            Command::Detach => {
+                self.detached = true;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    async fn started(&mut self, at: StepRef, attempt: u32) -> Result<(), Stop> {
+        let (phase, step) = self.names(at);
+        self.rec
+            .emit(Event::StepStarted {
+                phase,
+                step,
+                attempt,
+                rollback: at.rollback,
+            })
+            .await?;
+        self.unfinished = Some((at, attempt, std::time::Instant::now()));
+        Ok(())
+    }
+
+    async fn finish_simple(
+        &mut self,
+        at: StepRef,
+        attempt: u32,
+        status: StepStatus,
+        since: std::time::Instant,
+        reason: Option<String>,
+    ) -> Result<(), Stop> {
+        let (phase, step) = self.names(at);
+        let fin = StepFinished {
+            phase,
+            step,
+            attempt,
+            rollback: at.rollback,
+            status,
+            duration_ms: since.elapsed().as_millis() as u64,
+            reason,
+            ..Default::default()
+        };
+        self.unfinished = None;
+        self.rec.emit(Event::StepFinished(Box::new(fin))).await
+    }
+
+    /// Sends text to the front end as the step's output and writes it to its log.
+    async fn show(&mut self, at: StepRef, log: &std::path::Path, text: &str) {
+        let bytes = self.redactor.redact_str(text).into_bytes();
+        let _ = std::fs::write(log, &bytes);
+        self.rec
+            .tell(Update::Output {
+                step: at,
+                chunk: Chunk {
+                    at: std::time::SystemTime::now(),
+                    bytes,
+                },
+            })
+            .await;
+    }
+
+    /// One attempt of an automated step: `step_started`, the work, `step_finished`.
+    async fn attempt(
+        &mut self,
+        at: StepRef,
+        phase: &Phase,
+        step: &Step,
+        attempt: u32,
+        by: Option<String>,
+    ) -> Result<StepStatus, Stop> {
+        self.started(at, attempt).await?;
+        let began = std::time::Instant::now();
+        let prefix = if at.rollback { "rollback--" } else { "" };
+        let log_rel = format!("logs/{prefix}{}--{}--{attempt}.log", phase.id, step.id);
+        let log_abs = self.rec.journal.run_dir().join(&log_rel);
+        let mut fin = StepFinished {
+            phase: phase.id.clone(),
+            step: step.id.clone(),
+            attempt,
+            rollback: at.rollback,
+            by,
+            ..Default::default()
+        };
+        let mut stop = None;
+        let grace = self.rb.settings.kill_grace;
+        let speed = self.opts.rehearsal.map(|r| r.speed);
+        match (&step.kind, speed) {
+            (StepKind::Run(_) | StepKind::Http(_), Some(speed)) => {
+                // A rehearsal shows what would be done and does none of it.
+                fin.log = Some(log_rel);
+                let what = match &step.kind {
+                    StepKind::Run(cmd) => format!("[rehearsal] not run: $ {cmd}\n"),
+                    StepKind::Http(h) => format!("[rehearsal] not sent: {} {}\n", h.method, h.url),
+                    _ => String::new(),
+                };
+                self.show(at, &log_abs, &what).await;
+                let until = Instant::now() + Duration::from_secs_f64(0.5 / speed);
+                fin.status = StepStatus::Succeeded;
+                loop {
+                    match self.next::<()>(None, Some(until)).await? {
+                        Input::Deadline => break,
+                        Input::Stop(s) => {
+                            (fin.status, stop) = (StepStatus::Cancelled, Some(s));
+                            break;
+                        }
+                        Input::Command(c) => {
+                            if let Some((status, s)) = self.cancel_for(c, at) {
+                                (fin.status, stop) = (status, Some(s));
+                                break;
+                            }
+                        }
+                        Input::Fired | Input::Changed | Input::Work(()) => {}
+                    }
+                }
+            }
+            (StepKind::Run(command), None) => {
+                fin.log = Some(log_rel);
+                let mut env = self.env.clone();
+                env.extend(step.env.iter().cloned());
+                env.push(("RUNBOOK_PHASE".into(), phase.id.clone()));
+                env.push(("RUNBOOK_STEP".into(), step.id.clone()));
+                env.push(("RUNBOOK_ATTEMPT".into(), attempt.to_string()));
+                let workdir = step
+                    .workdir
+                    .clone()
+                    .unwrap_or_else(|| self.rb.settings.workdir.clone());
+                let spec = process::CommandSpec {
+                    shell: &self.rb.settings.shell,
+                    command,
+                    workdir: &workdir,
+                    env,
+                    log: log_abs.clone(),
+                };
+                let tag: process::OutputSink = Box::new(move |chunk| Update::Output { step: at, chunk });
+                match process::spawn(spec, self.redactor.clone(), self.rec.updates.clone(), tag) {
+                    Err(e) => {
+                        let msg = self.redactor.redact_str(&e.to_string());
+                        let _ = std::fs::write(&log_abs, format!("runbook: {msg}\n"));
+                        fin.status = StepStatus::Failed;
+                        fin.error = Some(msg);
+                    }
+                    Ok(mut running) => {
+                        let deadline = step.timeout.map(|t| Instant::now() + t);
+                        let exit = loop {
+                            let input = {
+                                let wait = pin!(running.wait());
+                                self.next(Some(wait), deadline).await?
+                            };
+                            match input {
+                                Input::Work(r) => break r.map(|e| (e, StepStatus::Succeeded)),
+                                Input::Deadline => {
+                                    let t = step.timeout.unwrap_or_default();
+                                    fin.error = Some(format!("timed out after {}", format_duration(t)));
+                                    break running.terminate(grace).await.map(|e| (e, StepStatus::TimedOut));
+                                }
+                                Input::Stop(s) => {
+                                    stop = Some(s);
+                                    break running.terminate(grace).await.map(|e| (e, StepStatus::Cancelled));
+                                }
+                                Input::Command(c) => {
+                                    if let Some((status, s)) = self.cancel_for(c, at) {
+                                        stop = Some(s);
+                                        break running.terminate(grace).await.map(|e| (e, status));
+                                    }
+                                }
+                                // The step in flight runs to its end; the hold comes before the next one.
+                                Input::Fired | Input::Changed => {}
+                            }
+                        };
+                        match exit {
+                            Ok((e, status)) => {
+                                fin.exit_code = Some(e.code);
+                                fin.status = match status {
+                                    StepStatus::Succeeded if e.code != 0 => StepStatus::Failed,
+                                    s => s,
+                                };
+                                if fin.status == StepStatus::Failed && fin.error.is_none() {
+                                    fin.error = Some(match e.signal {
+                                        Some(sig) => format!("killed by signal {sig}"),
+                                        None => format!("exit status {}", e.code),
+                                    });
+                                }
+                            }
+                            Err(e) => {
+                                fin.status = StepStatus::Failed;
+                                fin.error = Some(format!("waiting for the command: {e}"));
+                            }
+                        }
+                        let message = match running.finish(grace).await {
+                            Ok(true) => Some(format!(
+                                "{}/{}: ended processes the step left running in the background",
+                                phase.id, step.id
+                            )),
+                            Ok(false) => None,
+                            Err(e) => Some(format!("{}/{}: writing the log: {e}", phase.id, step.id)),
+                        };
+                        if let Some(m) = message {
+                            self.rec.tell(Update::Message(m)).await;
+                        }
+                    }
+                }
+            }
+            (StepKind::Http(spec), None) => {
+                fin.log = Some(log_rel);
+                let timeout = step.timeout.unwrap_or(http::DEFAULT_TIMEOUT);
+                let client = self.http.get_or_init(http::client).clone();
+                let (spec, secrets) = (spec.clone(), self.secrets.clone());
+                let mut request =
+                    Box::pin(async move { http::execute(&client, &spec, &secrets, timeout).await });
+                let outcome = loop {
+                    match self.next(Some(request.as_mut()), None).await? {
+                        Input::Work(r) => break Some(r),
+                        Input::Stop(s) => {
+                            (fin.status, stop) = (StepStatus::Cancelled, Some(s));
+                            break None;
+                        }
+                        Input::Command(c) => {
+                            if let Some((status, s)) = self.cancel_for(c, at) {
+                                (fin.status, stop) = (status, Some(s));
+                                break None;
+                            }
+                        }
+                        Input::Fired | Input::Changed | Input::Deadline => {}
+                    }
+                };
+                let transcript = match outcome {
+                    Some(o) => {
+                        fin.http_status = o.status;
+                        fin.status = match (&o.error, o.timed_out) {
+                            (None, _) => StepStatus::Succeeded,
+                            (Some(_), true) => StepStatus::TimedOut,
+                            (Some(_), false) => StepStatus::Failed,
+                        };
+                        fin.error = o.error.as_deref().map(|e| self.redactor.redact_str(e));
+                        o.transcript
+                    }
+                    None => "request cancelled\n".to_string(),
+                };
+                self.show(at, &log_abs, &transcript).await;
+            }
+            (StepKind::Watch(d), _) => {
+                let d = Duration::from_secs_f64(d.as_secs_f64() / speed.unwrap_or(1.0));
+                let until = Instant::now() + d;
+                fin.status = StepStatus::Succeeded;
+                loop {
+                    match self.next::<()>(None, Some(until)).await? {
+                        Input::Deadline => break,
+                        Input::Command(Command::Confirm { by }) => {
+                            let who = by.unwrap_or_else(|| self.opts.operator.clone());
+                            fin.reason = Some(format!(
+                                "ended early after {} by {who}",
+                                format_duration(began.elapsed())
+                            ));
+                            fin.by = Some(who);
+                            break;
+                        }
+                        Input::Command(c) => {
+                            if let Some((status, s)) = self.cancel_for(c, at) {
+                                (fin.status, stop) = (status, Some(s));
+                                break;
+                            }
+                        }
+                        Input::Stop(s) => {
+                            fin.status = StepStatus::Failed;
+                            fin.error = Some(format!("{} fired during the watch", trigger_of(&s)));
+                            stop = Some(s);
+                            break;
+                        }
+                        Input::Fired => {
+                            fin.status = StepStatus::Failed;
+                            let firing = self.firing().join(", ");
+                            fin.error = Some(format!("trigger {firing} fired during the watch"));
+                            break;
+                        }
+                        Input::Changed | Input::Work(()) => {}
+                    }
+                }
+            }
+            (StepKind::Manual(_), _) => unreachable!("manual steps finish in run_step"),
+        }
+        fin.duration_ms = began.elapsed().as_millis() as u64;
+        let status = fin.status;
+        self.unfinished = None;
+        self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
+        match stop {
+            Some(s) => Err(s),
+            None => Ok(status),
+        }
+    }
+}
+
+/// "trigger x" for a stop caused by a trigger.
+fn trigger_of(stop: &Stop) -> String {
+    match stop {
+        Stop::Rollback(r) => r
+            .strip_prefix("trigger:")
+            .map_or_else(|| r.clone(), |t| format!("trigger {t}")),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,791 @@
+//! `runbook import CHECKLIST.md` seen from the outside: the real binary on the seed plan and on
+//! small checklists in `tests/fixtures/import/`. Every import must be accepted by `runbook validate`
+//! and `runbook plan`, and must keep every checklist item in its own words.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use runbook::runbook::{Runbook, StepKind, TriggerKind};
+
+const FIXTURES: &str = "tests/fixtures/import";
+const SEED: &str = "tests/fixtures/import/production-rollout-plan.md";
+
+fn runbook(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the runbook binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURES}/{name}")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("fixture")
+}
+
+/// An import that worked: the TOML, and the runbook as the tool reads it back.
+struct Imported {
+    toml: String,
+    rb: Runbook,
+    _dir: tempfile::TempDir,
+}
+
+/// Imports `md` (a path from the crate root), checks exit 0 and a quiet stderr, writes the output
+/// to a temporary file, and checks that `validate` and `plan` accept it.
+fn import_ok(md: &str) -> Imported {
+    let out = runbook(&["import", md]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "import {md} failed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.is_empty(), "import {md} wrote to stderr: {stderr}");
+    validated(md, stdout)
+}
+
+fn validated(what: &str, toml: String) -> Imported {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("imported.toml");
+    std::fs::write(&file, &toml).expect("write the import");
+    let f = file.to_str().expect("utf-8 temp path");
+    let v = runbook(&["validate", f]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "the import of {what} does not validate:\n{}{}\n--- the import:\n{toml}",
+        text(&v.stdout),
+        text(&v.stderr)
+    );
+    let p = runbook(&["plan", f]);
+    assert_eq!(
+        p.status.code(),
+        Some(0),
+        "plan refused the import of {what}:\n{}{}",
+        text(&p.stdout),
+        text(&p.stderr)
+    );
+    assert!(!text(&p.stdout).trim().is_empty(), "plan printed nothing");
+    let rb = runbook::runbook::load(&file, &[]).unwrap_or_else(|e| panic!("{}", e.render()));
+    Imported { toml, rb, _dir: dir }
+}
+
+/// The words of every `- [ ]` / `- [x]` / `* [ ]` item of a checklist, read naively line by line.
+fn checkbox_items(md: &str) -> Vec<String> {
+    md.lines()
+        .filter_map(|l| {
+            let t = l.trim_start();
+            let t = t
+                .strip_prefix("- ")
+                .or_else(|| t.strip_prefix("* "))
+                .or_else(|| t.strip_prefix("+ "))?;
+            let t = t
+                .strip_prefix("[ ]")
+                .or_else(|| t.strip_prefix("[x]"))
+                .or_else(|| t.strip_prefix("[X]"))?;
+            Some(t.trim().to_string())
+        })
+        .collect()
+}
+
+fn forward_titles(rb: &Runbook) -> Vec<String> {
+    rb.phases
+        .iter()
+        .flat_map(|p| p.steps.iter().map(|s| s.title.clone()))
+        .collect()
+}
+
+fn rollback_titles(rb: &Runbook) -> Vec<String> {
+    rb.rollback
+        .iter()
+        .flat_map(|r| r.phases.iter())
+        .flat_map(|p| p.steps.iter().map(|s| s.title.clone()))
+        .collect()
+}
+
+fn counts(items: &[String]) -> HashMap<&str, usize> {
+    let mut m = HashMap::new();
+    for i in items {
+        *m.entry(i.as_str()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Every step of the runbook is a manual step.
+fn assert_all_manual(rb: &Runbook) {
+    let phases = rb
+        .phases
+        .iter()
+        .chain(rb.rollback.iter().flat_map(|r| r.phases.iter()));
+    for p in phases {
+        for s in &p.steps {
+            assert_eq!(s.kind, StepKind::Manual(None), "{}/{} is not manual", p.id, s.id);
+        }
+    }
+}
+
+/// Every checkbox item of `md` is a step or a trigger, as often as it is in the checklist.
+fn assert_items_kept(md: &str, rb: &Runbook) {
+    let items = checkbox_items(md);
+    assert!(!items.is_empty());
+    let mut all = forward_titles(rb);
+    all.extend(rollback_titles(rb));
+    all.extend(rb.triggers.iter().map(|t| t.title.clone()));
+    let have = counts(&all);
+    for (item, n) in counts(&items) {
+        assert!(
+            have.get(item).copied().unwrap_or(0) >= n,
+            "item {item:?} ({n}×) is missing from the import; titles: {all:#?}"
+        );
+    }
+}
+
+// ── The seed plan ──────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn seed_plan_imports_and_validates() {
+    let imp = import_ok(SEED);
+    assert_eq!(imp.rb.title, "Production Rollout Plan");
+    assert_eq!(imp.rb.phases.len(), 11);
+    assert_all_manual(&imp.rb);
+    assert!(imp.toml.ends_with('\n'));
+}
+
+#[test]
+fn seed_plan_every_item_is_a_step_exactly_once() {
+    let md = read(SEED);
+    let items = checkbox_items(&md);
+    assert_eq!(items.len(), 52, "the seed plan has 52 `- [ ]` items");
+    let imp = import_ok(SEED);
+    let titles = forward_titles(&imp.rb);
+    assert_eq!(titles.len(), 52, "{titles:#?}");
+    let have = counts(&titles);
+    for item in &items {
+        assert_eq!(have.get(item.as_str()), Some(&1), "item {item:?}");
+    }
+    // and in the checklist's order
+    assert_eq!(titles, items);
+}
+
+#[test]
+fn seed_plan_rollback_triggers_become_manual_triggers() {
+    let imp = import_ok(SEED);
+    let titles: Vec<&str> = imp.rb.triggers.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Error rate exceeds 1% for 5 minutes",
+            "P95 latency exceeds 1 second",
+            "Critical business flows failing",
+            "Security vulnerability detected",
+            "Data integrity issues observed",
+        ]
+    );
+    for t in &imp.rb.triggers {
+        assert!(matches!(t.kind, TriggerKind::Manual), "{} is not manual", t.id);
+        assert!(t.armed_from.is_none() && t.auto_rollback.is_none());
+    }
+    let ids: Vec<&str> = imp.rb.triggers.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "error-rate",
+            "p95-latency",
+            "critical",
+            "security",
+            "data-integrity"
+        ]
+    );
+}
+
+#[test]
+fn seed_plan_rollback_process_becomes_the_rollback_procedure() {
+    let imp = import_ok(SEED);
+    let rb = imp.rb.rollback.as_ref().expect("a [rollback]");
+    assert_eq!(rb.title, "Rollback Process");
+    let phases: Vec<(&str, Vec<&str>)> = rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (
+                "Immediate Actions",
+                vec![
+                    "Stop deployment if in progress",
+                    "Scale up previous version",
+                    "Direct traffic to previous version",
+                    "Notify stakeholders"
+                ]
+            ),
+            (
+                "Database Rollback",
+                vec![
+                    "Restore from pre-deployment backup if needed",
+                    "Verify data integrity",
+                    "Run validation queries"
+                ]
+            ),
+            (
+                "Post-Rollback",
+                vec![
+                    "Verify system health",
+                    "Update status page",
+                    "Schedule incident review"
+                ]
+            ),
+        ]
+    );
+    assert_eq!(rb.phases.iter().map(|p| p.steps.len()).sum::<usize>(), 10);
+}
+
+#[test]
+fn seed_plan_sections_and_phases_follow_the_headings() {
+    let imp = import_ok(SEED);
+    let mut sections: Vec<&str> = Vec::new();
+    for p in &imp.rb.phases {
+        let s = p.section.as_deref().expect("every phase has a section");
+        if sections.last() != Some(&s) {
+            sections.push(s);
+        }
+    }
+    assert_eq!(
+        sections,
+        [
+            "Pre-deployment Tasks",
+            "Deployment Process",
+            "Success Criteria",
+            "Post-deployment Tasks"
+        ]
+    );
+    let phases: Vec<(&str, &str)> = imp
+        .rb
+        .phases
+        .iter()
+        .map(|p| (p.id.as_str(), p.title.as_str()))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("infrastructure-validation", "Infrastructure Validation"),
+            ("application-readiness", "Application Readiness"),
+            ("monitoring-setup", "Monitoring Setup"),
+            ("pre-deployment-communication", "Pre-deployment Communication"),
+            ("database-updates", "Database Updates"),
+            ("application-deployment", "Application Deployment"),
+            ("post-deployment-verification", "Post-deployment Verification"),
+            ("success-criteria", "Success Criteria"),
+            ("monitoring-24-hours", "Monitoring (24 hours)"),
+            ("documentation", "Documentation"),
+            ("review", "Review"),
+        ]
+    );
+    // every phase id is written out, not left to derivation
+    let written = imp.toml.matches("[[phase]]\nid = \"").count()
+        + imp.toml.matches("[[rollback.phase]]\nid = \"").count();
+    assert_eq!(written, 14);
+}
+
+#[test]
+fn seed_plan_comments_point_at_what_to_automate() {
+    let imp = import_ok(SEED);
+    let toml = &imp.toml;
+    let head: Vec<&str> = toml.lines().take_while(|l| l.starts_with('#')).collect();
+    let head = head.join("\n");
+    assert!(head.contains("runbook import"), "{head}");
+    assert!(head.contains("production-rollout-plan.md"), "{head}");
+    assert!(head.contains("review before use"), "{head}");
+    let dated = head.as_bytes().windows(10).any(|w| {
+        w.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+    });
+    assert!(
+        !dated,
+        "the header has a date, so every import would differ: {head}"
+    );
+    let hint_above = |title: &str| -> String {
+        let needle = format!("title = \"{title}\"");
+        let at = toml.find(&needle).unwrap_or_else(|| panic!("no step {title:?}"));
+        let before = &toml[..at];
+        let block_start = before.rfind("\n\n").map_or(0, |i| i + 2);
+        before[block_start..]
+            .lines()
+            .filter(|l| l.starts_with("# automate:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(hint_above("Take full database backup").contains("run = "));
+    assert!(hint_above("Database backup completed").contains("backup"));
+    assert!(hint_above("Monitor error rates for 15 minutes").contains("watch = \"15m\""));
+    assert!(hint_above("Health checks passing").contains("http"));
+    assert!(hint_above("Apply schema migrations").contains("irreversible"));
+    assert!(hint_above("Error rate exceeds 1% for 5 minutes").contains("metric trigger"));
+    assert!(hint_above("Error rate exceeds 1% for 5 minutes").contains("for = \"5m\""));
+    // things only a person does are not flagged
+    for human in [
+        "Schedule deployment retrospective",
+        "Document lessons learned",
+        "Confirm on-call support availability",
+        "Zero downtime during deployment",
+    ] {
+        assert_eq!(hint_above(human), "", "{human} is flagged");
+    }
+    for line in toml.lines().filter(|l| l.starts_with("# automate:")) {
+        assert!(line.contains("README.md"), "{line}");
+    }
+}
+
+#[test]
+fn import_is_the_same_from_any_folder_and_every_time() {
+    let a = runbook(&["import", SEED]);
+    let abs = Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED);
+    let b = runbook(&["import", abs.to_str().unwrap()]);
+    assert_eq!(a.status.code(), Some(0));
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+}
+
+#[test]
+fn crlf_line_endings_import_like_lf() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["production-rollout-plan.md", "nested.md", "quotes.md"] {
+        let lf = read(&fixture(name));
+        let crlf = lf.replace('\n', "\r\n");
+        assert!(crlf.contains("\r\n"));
+        let path: PathBuf = dir.path().join(name);
+        std::fs::write(&path, &crlf).unwrap();
+        let from_crlf = runbook(&["import", path.to_str().unwrap()]);
+        let from_lf = runbook(&["import", &fixture(name)]);
+        assert_eq!(from_crlf.status.code(), Some(0), "{}", text(&from_crlf.stderr));
+        let toml = text(&from_crlf.stdout);
+        assert!(
+            !toml.contains('\r'),
+            "a carriage return leaked into the import of {name}"
+        );
+        assert_eq!(toml, text(&from_lf.stdout), "{name}: CRLF and LF differ");
+        let imp = validated(name, toml);
+        if name == "production-rollout-plan.md" {
+            assert_eq!(imp.rb.step_count(), 52);
+            assert_eq!(imp.rb.triggers.len(), 5);
+        }
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_title() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.md");
+    std::fs::write(&path, "\u{feff}# Title\n\n- [ ] One\n").unwrap();
+    let out = runbook(&["import", path.to_str().unwrap()]);
+    let imp = validated("bom.md", text(&out.stdout));
+    assert_eq!(imp.rb.title, "Title");
+}
+
+// ── Small checklists ───────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn nested_headings_star_items_continuations_and_noise() {
+    let imp = import_ok(&fixture("nested.md"));
+    let rb = &imp.rb;
+    assert_eq!(rb.title, "Release checklist: payments");
+    assert_eq!(
+        rb.description.as_deref(),
+        Some("Payments service release, weekly train.")
+    );
+    let phases: Vec<(Option<&str>, &str, Vec<&str>)> = rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.section.as_deref(),
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (
+                None,
+                "Release checklist: payments",
+                vec!["Release ticket approved", "Change freeze calendar checked"]
+            ),
+            (
+                Some("Before"),
+                "Build",
+                vec![
+                    "Build artefacts published",
+                    "Container image signed",
+                    "SBOM attached",
+                    "Changelog written"
+                ]
+            ),
+            (
+                Some("Before"),
+                "Build / Backend",
+                vec![
+                    "API image built",
+                    "Worker image built (nested item)",
+                    "Migrations packaged"
+                ]
+            ),
+            (
+                Some("Before"),
+                "Build / Frontend",
+                vec!["Bundle uploaded to the CDN, with the new asset prefix"]
+            ),
+            (
+                Some("Deploy"),
+                "Deploy",
+                vec![
+                    "Deploy new version to 10% of instances",
+                    "Monitor error rates for 10 minutes",
+                    "Deploy to remaining instances ##"
+                ]
+            ),
+            (Some("Afterwards"), "Afterwards", vec!["Announce in #releases"]),
+        ]
+    );
+    assert!(rb.triggers.is_empty() && rb.rollback.is_none());
+    // items in code blocks and HTML comments are not items; empty and prose-only headings vanish
+    let all = forward_titles(rb).join("\n");
+    assert!(!all.contains("not an item"));
+    assert!(!imp.toml.contains("Empty heading") && !imp.toml.contains("Prose only"));
+    // what is not an item is kept as a comment
+    assert!(imp.toml.contains("# note: - plain bullets are not steps"));
+    assert!(imp.toml.contains("# note:     ./build.sh --release"));
+}
+
+#[test]
+fn duplicate_items_and_headings_get_ids_of_their_own() {
+    let imp = import_ok(&fixture("duplicates.md"));
+    assert_items_kept(&read(&fixture("duplicates.md")), &imp.rb);
+    let checks = &imp.rb.phases[0];
+    let titles: Vec<&str> = checks.steps.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Verify backup",
+            "Verify backup",
+            "Verify backup!",
+            "Verify backup 2",
+            "Verify backup",
+            "✓✓",
+            "✓✓",
+            "Проверить журналы"
+        ]
+    );
+    let ids: Vec<&str> = checks.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "verify-backup",
+            "verify-backup-2",
+            "verify-backup-3",
+            "verify-backup-2-2",
+            "verify-backup-4",
+            "step-6",
+            "step-7",
+            "step-8"
+        ]
+    );
+    let phase_ids: Vec<&str> = imp.rb.phases.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(phase_ids, ["checks", "checks-2", "phase", "checks-2-2"]);
+    assert_eq!(imp.rb.phases[1].title, "Checks");
+    assert_eq!(imp.rb.phases[2].title, "Проверка");
+    assert_eq!(imp.rb.step_count(), 12);
+}
+
+#[test]
+fn quotes_backslashes_and_dollar_braces_survive_verbatim() {
+    let md = read(&fixture("quotes.md"));
+    let imp = import_ok(&fixture("quotes.md"));
+    assert_items_kept(&md, &imp.rb);
+    assert_eq!(imp.rb.title, r#"Release "v2" \ the 'quoted' one"#);
+    assert_eq!(imp.rb.phases[0].title, r#"Phase with "quotes" and \backslashes\"#);
+    assert_eq!(
+        forward_titles(&imp.rb),
+        [
+            r#"Run `./deploy.sh --tag "v2.0"`"#,
+            r"Check C:\Program Files\app\config.ini",
+            "Say ${release} and $${literal} and $HOME and ${ unterminated",
+            r#"Triple """ and ''' quotes"#,
+            "Brackets ]] [[phase]] and a # hash",
+            "Tab\tinside and trailing spaces",
+            r"Ends with a backslash \",
+            "Unicode: ✓ café — 日本語",
+        ]
+    );
+    let triggers: Vec<&str> = imp.rb.triggers.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(
+        triggers,
+        [r#"Latency > 2s for "10 minutes""#, r"Operator says \stop\"]
+    );
+    assert_eq!(
+        rollback_titles(&imp.rb),
+        [r#"Revert "v2" \ now"#, "Post ${channel} update"]
+    );
+    assert!(imp.rb.vars.is_empty(), "no [vars] needed");
+}
+
+#[test]
+fn a_checklist_without_rollback_sections() {
+    let md = read(&fixture("no-rollback.md"));
+    let imp = import_ok(&fixture("no-rollback.md"));
+    assert_items_kept(&md, &imp.rb);
+    assert_eq!(forward_titles(&imp.rb), checkbox_items(&md));
+    // no `#` title: the file's name is the title; flat headings make no sections
+    assert_eq!(imp.rb.title, "No rollback");
+    assert!(imp.rb.phases.iter().all(|p| p.section.is_none()));
+    assert!(imp.rb.rollback.is_none() && imp.rb.triggers.is_empty());
+    assert!(!imp.toml.contains("[rollback]") && !imp.toml.contains("[[trigger]]"));
+    assert!(imp.toml.contains("watch = \"30m\""));
+}
+
+#[test]
+fn rollback_sections_in_other_shapes() {
+    let imp = import_ok(&fixture("rollback-variants.md"));
+    let rb = &imp.rb;
+    let triggers: Vec<&str> = rb.triggers.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(
+        triggers,
+        [
+            "Error rate above 2% for 3 minutes",
+            "Checkout flow failing",
+            "Latency below 10ms (suspiciously fast)"
+        ]
+    );
+    // "Rollback readiness" is work before the deploy, not the procedure
+    let phases: Vec<&str> = rb.phases.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(phases, ["Steps", "Rollback readiness"]);
+    let procedure = rb.rollback.as_ref().expect("a [rollback]");
+    assert_eq!(procedure.title, "Rollback");
+    let rphases: Vec<(&str, Vec<&str>)> = procedure
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rphases,
+        [
+            (
+                "Revert",
+                vec!["Revert the canary", "Restore traffic to the stable pool"]
+            ),
+            (
+                "Database / Restore snapshot",
+                vec!["Stop writers", "Restore the latest snapshot"]
+            ),
+            ("Database", vec!["Resume writers"]),
+        ]
+    );
+}
+
+// ── Errors ─────────────────────────────────────────────────────────────────────────────────────
+
+fn assert_refused(path: &str, says: &str) {
+    let out = runbook(&["import", path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "import {path}: {stderr}");
+    assert!(out.stdout.is_empty(), "import {path} wrote a runbook anyway");
+    assert!(
+        stderr.starts_with(&format!("runbook: {path}: ")),
+        "import {path}: {stderr}"
+    );
+    assert!(
+        stderr.contains(says),
+        "import {path}: {stderr:?} does not say {says:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_refused() {
+    assert_refused(&fixture("no-such-checklist.md"), "no such file");
+}
+
+#[test]
+fn a_folder_is_refused() {
+    assert_refused(FIXTURES, "is a folder");
+}
+
+#[test]
+fn a_binary_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("binary.md");
+    std::fs::write(&path, b"# Title\n- [ ] ok\n\xff\xfe\x00garbage").unwrap();
+    assert_refused(path.to_str().unwrap(), "not a text file");
+}
+
+#[test]
+fn a_checklist_without_items_is_refused() {
+    assert_refused(&fixture("no-items.md"), "no checklist items");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.md");
+    std::fs::write(&empty, "").unwrap();
+    assert_refused(empty.to_str().unwrap(), "no checklist items");
+}
+
+#[test]
+fn a_checklist_with_only_a_rollback_is_refused() {
+    assert_refused(&fixture("only-rollback.md"), "rollback");
+}
+
+// ── Whatever the Markdown, the import validates ────────────────────────────────────────────────
+
+/// A small deterministic generator (no dependency needed for a few thousand checklists).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n
+    }
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.next(from.len())]
+    }
+}
+
+#[test]
+fn any_checklist_imports_to_a_valid_runbook_or_is_refused() {
+    const STARTS: &[&str] = &[
+        "",
+        "# ",
+        "## ",
+        "### ",
+        "#### ",
+        "- [ ] ",
+        "* [ ] ",
+        "- [x] ",
+        "+ [X] ",
+        "  - ",
+        "    - [ ] ",
+        "1. ",
+        "2) ",
+        "1. [ ] ",
+        "- ",
+        "```",
+        "~~~",
+        "   ",
+        "\t- [ ] ",
+        "===",
+        "---",
+        "<!-- ",
+        "> ",
+    ];
+    const WORDS: &[&str] = &[
+        "Deploy",
+        "backup",
+        "${x}",
+        "$${y}",
+        "\"q\"",
+        "\\",
+        "✓",
+        "Проверка",
+        "",
+        " ",
+        "\t",
+        "1.",
+        "#",
+        "##",
+        ":",
+        "Rollback",
+        "triggers",
+        "process",
+        "plan",
+        "Monitor",
+        "for 5 minutes",
+        "[x]",
+        "[ ]",
+        "-",
+        "*",
+        "`",
+        "```",
+        "-->",
+        "'''",
+        "\u{1}",
+        "\u{7f}",
+        "}",
+        "{",
+        "=",
+        "when to roll back",
+        "if",
+        "exceeds 1%",
+        "> 2s",
+        "verify",
+        "\u{feff}",
+        "a-very-long-word-that-goes-on-and-on-and-on-x",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("generated.toml");
+    let mut rng = Lcg(0x5eed);
+    let (mut imported, mut refused) = (0, 0);
+    for case in 0..3000 {
+        let mut md = String::new();
+        for _ in 0..rng.next(30) {
+            md.push_str(rng.pick(STARTS));
+            for w in 0..rng.next(6) {
+                if w > 0 {
+                    md.push(' ');
+                }
+                md.push_str(rng.pick(WORDS));
+            }
+            md.push_str(if rng.next(4) == 0 { "\r\n" } else { "\n" });
+        }
+        match runbook::runbook::import::convert("generated.md", &md) {
+            Ok(toml) => {
+                imported += 1;
+                if let Err(e) = runbook::runbook::parse::parse_str(&path, &toml, &[]) {
+                    panic!(
+                        "case {case}: the import does not validate:\n{}\n--- markdown:\n{md}\n--- toml:\n{toml}",
+                        e.render()
+                    );
+                }
+            }
+            Err(message) => {
+                refused += 1;
+                assert!(message.contains("checklist item"), "case {case}: {message}");
+            }
+        }
+    }
+    assert!(
+        imported > 500 && refused > 100,
+        "{imported} imported, {refused} refused"
+    );
+}
+
+#[test]
+fn code_blocks_inside_items_hold_no_items() {
+    let md = "# T\n\n- [ ] Take a backup\n    ```sh\n    - [ ] not an item\n    ```\n- [ ] Deploy\n";
+    let toml = runbook::runbook::import::convert("t.md", md).unwrap();
+    let imp = validated("code blocks", toml);
+    assert_eq!(forward_titles(&imp.rb), ["Take a backup", "Deploy"]);
+    assert!(imp.toml.contains("# note:"), "the code is kept as a note");
+}

@@ -132,26 +132,27 @@ pub fn main() -> ExitCode {
             inject_fault_at,
             exec,
         } => {
-            if !headless && !std::io::stdout().is_terminal() {
-                eprintln!("runbook: stdout is not a terminal; running headless");
-            }
             let rehearsal = crate::engine::Rehearsal {
                 speed,
                 inject_fault_at,
             };
-            execute(file, exec, Mode::Rehearse, Some(rehearsal))
+            execute(file, exec, Mode::Rehearse, Some(rehearsal), front_end(headless))
         }
-        Cmd::Run { file, headless, exec } => {
-            let to_terminal = std::io::stdout().is_terminal();
-            if !headless && !to_terminal {
-                eprintln!("runbook: stdout is not a terminal; running headless");
-            } else if !headless {
-                eprintln!("runbook: the terminal UI is not built yet; running headless");
-            }
-            execute(file, exec, Mode::Run, None)
-        }
+        Cmd::Run { file, headless, exec } => execute(file, exec, Mode::Run, None, front_end(headless)),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The terminal UI, unless `--headless` was given or stdout is not a terminal (said on stderr).
+fn front_end(headless: bool) -> bool {
+    if headless {
+        return false;
+    }
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("runbook: stdout or stdin is not a terminal; running headless");
+        return false;
+    }
+    true
 }
 
 fn report_load_error(e: &LoadError) -> i32 {
@@ -195,7 +196,13 @@ fn count(n: usize, noun: &str) -> String {
 
 /// One thread runs the engine and the front end: on a two-core bastion the step's command gets the
 /// other core, and nothing in the engine needs more than one.
-fn execute(file: PathBuf, exec: ExecFlags, mode: Mode, rehearsal: Option<crate::engine::Rehearsal>) -> i32 {
+fn execute(
+    file: PathBuf,
+    exec: ExecFlags,
+    mode: Mode,
+    rehearsal: Option<crate::engine::Rehearsal>,
+    tui: bool,
+) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -212,8 +219,17 @@ fn execute(file: PathBuf, exec: ExecFlags, mode: Mode, rehearsal: Option<crate::
         rehearsal,
         prometheus: exec.prometheus,
         simulate_metrics: exec.simulate_metrics,
-        // The headless runner: nobody is there to choose, so a firing trigger rolls back.
-        on_fire: crate::engine::OnFire::RollBack,
+        // In the terminal UI the operator chooses; headless, nobody is there to, so it rolls back.
+        on_fire: if tui {
+            crate::engine::OnFire::Hold
+        } else {
+            crate::engine::OnFire::RollBack
+        },
+    };
+    let speed = rehearsal.map_or(1.0, |r| r.speed);
+    let sources = crate::metrics::SourceOptions {
+        prometheus: req.prometheus.clone(),
+        simulate: req.simulate_metrics || rehearsal.is_some(),
     };
     let code = runtime.block_on(async move {
         let session = match session::start(req) {
@@ -228,7 +244,12 @@ fn execute(file: PathBuf, exec: ExecFlags, mode: Mode, rehearsal: Option<crate::
         };
         session::forward_signals(session.commands.clone());
         eprintln!("runbook: recording this run in {}", session.run_dir.display());
-        crate::headless::run(session).await
+        if tui {
+            let kinds = crate::metrics::source_kinds(&session.runbook, &sources);
+            crate::tui::run(session, mode, kinds, speed).await
+        } else {
+            crate::headless::run(session).await
+        }
     });
     // Whatever path led here, no command of ours outlives us.
     crate::engine::process::kill_all_now();

@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod runbook;
 pub mod secrets;
 pub mod session;
+pub mod tui;

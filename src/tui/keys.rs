@@ -1,0 +1,364 @@
+//! Keys and dialogs: what each key does, as a pure function of the state. Dialogs are a stack;
+//! the one on top consumes a key first. Nothing here does I/O: the effects are carried out by the
+//! event loop.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui_textarea::TextArea;
+
+use super::state::{App, Focus, StepState};
+use crate::engine::{Command, StepRef, Wait};
+use crate::metrics::SourceKind;
+use crate::runbook::StepKind;
+
+/// What a key asks the event loop to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send(Command),
+    /// Leave the UI (the run has ended).
+    Quit,
+    /// Ctrl-Z: give the terminal back and stop until `fg`.
+    Suspend,
+}
+
+/// What a text box is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextPurpose {
+    Skip,
+    Note,
+    Raise(String),
+    Search,
+}
+
+pub enum Dialog {
+    Help,
+    /// `R`: what the rollback will do; `y` starts it.
+    Rollback,
+    /// `q`: what quitting does to the run; `y` quits.
+    Quit,
+    /// Enter on a running watch: end it early?
+    EndWatch,
+    Text {
+        purpose: TextPurpose,
+        area: Box<TextArea<'static>>,
+    },
+    /// `t`: which trigger to raise.
+    PickTrigger {
+        selected: usize,
+    },
+}
+
+impl Dialog {
+    fn text(purpose: TextPurpose, initial: &str) -> Dialog {
+        let mut area = TextArea::new(vec![initial.to_string()]);
+        area.move_cursor(ratatui_textarea::CursorMove::End);
+        Dialog::Text {
+            purpose,
+            area: Box::new(area),
+        }
+    }
+}
+
+/// The step keys act on: the one waiting for the operator, if any.
+fn waiting(app: &App) -> Option<(StepRef, &Wait)> {
+    app.waiting.as_ref().map(|(at, w)| (*at, w))
+}
+
+fn simulated(app: &App) -> bool {
+    app.mode == crate::engine::Mode::Rehearse || app.metrics.iter().any(|m| m.source == SourceKind::Simulated)
+}
+
+/// Handles one key. Returns what the event loop must do.
+pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    app.dirty = true;
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('z') {
+        return vec![Effect::Suspend];
+    }
+    if let Some(top) = app.dialogs.pop() {
+        return on_dialog_key(app, top, key);
+    }
+    let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+    match key.code {
+        _ if ctrl_c => return quit(app),
+        KeyCode::Char('q') => return quit(app),
+        KeyCode::Char('?') => app.dialogs.push(Dialog::Help),
+        KeyCode::Enter => match waiting(app) {
+            Some((_, Wait::GoAhead)) => return vec![Effect::Send(Command::Confirm { by: None })],
+            _ => {
+                if let Some(at) = app.running()
+                    && matches!(app.step(at).kind, StepKind::Watch(_))
+                {
+                    app.dialogs.push(Dialog::EndWatch);
+                }
+            }
+        },
+        KeyCode::Char('s') => {
+            if matches!(waiting(app), Some((_, Wait::GoAhead | Wait::Failed { .. }))) {
+                app.dialogs.push(Dialog::text(TextPurpose::Skip, ""));
+            } else {
+                app.note("nothing to skip: s skips a step that waits for you or has failed");
+            }
+        }
+        KeyCode::Char('r') => {
+            if matches!(waiting(app), Some((_, Wait::Failed { .. }))) {
+                return vec![Effect::Send(Command::Retry)];
+            }
+            app.note("nothing to retry: r retries a failed step");
+        }
+        KeyCode::Char('n') => app.dialogs.push(Dialog::text(TextPurpose::Note, "")),
+        KeyCode::Char('R') => {
+            if app.finished.is_none() && app.rollback_reason.is_none() {
+                app.dialogs.push(Dialog::Rollback);
+            } else {
+                app.note("the rollback cannot be started now (already rolling back, or the run has ended)");
+            }
+        }
+        KeyCode::Char('a') => {
+            if app.firing().is_empty() {
+                app.note("no trigger is firing");
+            } else {
+                return vec![Effect::Send(Command::Acknowledge)];
+            }
+        }
+        KeyCode::Char('t') => {
+            if app.triggers.is_empty() {
+                app.note("this runbook has no triggers");
+            } else {
+                app.dialogs.push(Dialog::PickTrigger { selected: 0 });
+            }
+        }
+        KeyCode::Char('!') => {
+            if simulated(app) {
+                return vec![Effect::Send(Command::InjectFault)];
+            }
+            app.note("no metric is simulated here: ! injects a fault only into simulated metrics");
+        }
+        KeyCode::Char('/') => {
+            let last = app.search.clone().unwrap_or_default();
+            app.dialogs.push(Dialog::text(TextPurpose::Search, &last));
+        }
+        KeyCode::Tab | KeyCode::BackTab => {
+            app.focus = if app.focus == Focus::Steps {
+                Focus::Log
+            } else {
+                Focus::Steps
+            };
+        }
+        KeyCode::Up | KeyCode::Char('k') => match app.focus {
+            Focus::Steps => select_step(app, -1),
+            Focus::Log => app.log_scroll += 1,
+        },
+        KeyCode::Down | KeyCode::Char('j') => match app.focus {
+            Focus::Steps => select_step(app, 1),
+            Focus::Log => app.log_scroll = app.log_scroll.saturating_sub(1),
+        },
+        KeyCode::Left | KeyCode::Char('h') => select_phase(app, -1),
+        KeyCode::Right | KeyCode::Char('l') => select_phase(app, 1),
+        KeyCode::PageUp => app.log_scroll += 10,
+        KeyCode::PageDown => app.log_scroll = app.log_scroll.saturating_sub(10),
+        KeyCode::Home => app.log_scroll = usize::MAX / 2,
+        KeyCode::End | KeyCode::Char('f') => {
+            app.follow = true;
+            app.log_scroll = 0;
+            if let Some(c) = app.current {
+                app.selected = c;
+            }
+        }
+        KeyCode::Esc => app.search = None,
+        _ => app.dirty = false,
+    }
+    Vec::new()
+}
+
+fn quit(app: &mut App) -> Vec<Effect> {
+    if app.finished.is_some() {
+        return vec![Effect::Quit];
+    }
+    app.dialogs.push(Dialog::Quit);
+    Vec::new()
+}
+
+fn select_step(app: &mut App, delta: isize) {
+    app.follow = false;
+    app.log_scroll = 0;
+    let n = app.phases(app.selected.rollback)[app.selected.phase].steps.len();
+    if n == 0 {
+        return;
+    }
+    let s = app.selected.step as isize + delta;
+    app.selected.step = s.clamp(0, n as isize - 1) as usize;
+}
+
+fn select_phase(app: &mut App, delta: isize) {
+    app.follow = false;
+    app.log_scroll = 0;
+    // Forward phases, then the rollback's, as one list.
+    let forward = app.rb.phases.len();
+    let back = app.phases(true).len();
+    let index = if app.selected.rollback {
+        forward + app.selected.phase
+    } else {
+        app.selected.phase
+    } as isize;
+    let next = (index + delta).clamp(0, (forward + back) as isize - 1) as usize;
+    app.selected = if next < forward {
+        StepRef {
+            rollback: false,
+            phase: next,
+            step: 0,
+        }
+    } else {
+        StepRef {
+            rollback: true,
+            phase: next - forward,
+            step: 0,
+        }
+    };
+}
+
+fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
+    let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'));
+    let no = matches!(key.code, KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc);
+    match dialog {
+        Dialog::Help => {
+            // Any key closes the help.
+        }
+        Dialog::Rollback => {
+            if yes {
+                return vec![Effect::Send(Command::Rollback)];
+            }
+            if !no {
+                app.dialogs.push(Dialog::Rollback);
+            }
+        }
+        Dialog::Quit => {
+            if yes {
+                if app.finished.is_some() {
+                    return vec![Effect::Quit];
+                }
+                app.quit_when_done = true;
+                let reason = Some(format!("quit by {}", app.operator));
+                return vec![Effect::Send(Command::Abort { reason })];
+            }
+            if !no {
+                app.dialogs.push(Dialog::Quit);
+            }
+        }
+        Dialog::EndWatch => {
+            if yes {
+                return vec![Effect::Send(Command::Confirm { by: None })];
+            }
+            if !no {
+                app.dialogs.push(Dialog::EndWatch);
+            }
+        }
+        Dialog::PickTrigger { selected } => match key.code {
+            KeyCode::Esc => {}
+            KeyCode::Up | KeyCode::Char('k') => app.dialogs.push(Dialog::PickTrigger {
+                selected: selected.saturating_sub(1),
+            }),
+            KeyCode::Down | KeyCode::Char('j') => {
+                let max = app.triggers.len().saturating_sub(1);
+                app.dialogs.push(Dialog::PickTrigger {
+                    selected: (selected + 1).min(max),
+                })
+            }
+            KeyCode::Enter => {
+                let id = app.triggers[selected].id.clone();
+                app.dialogs.push(Dialog::text(TextPurpose::Raise(id), ""));
+            }
+            _ => app.dialogs.push(Dialog::PickTrigger { selected }),
+        },
+        Dialog::Text { purpose, mut area } => match key.code {
+            KeyCode::Esc => {}
+            KeyCode::Enter => {
+                let text = area.lines().join(" ").trim().to_string();
+                if text.is_empty() && purpose != TextPurpose::Search {
+                    // A skip, a note and a trigger need words; keep the box open.
+                    app.dialogs.push(Dialog::Text { purpose, area });
+                    return Vec::new();
+                }
+                return match purpose {
+                    TextPurpose::Skip => vec![Effect::Send(Command::Skip { reason: text })],
+                    TextPurpose::Note => vec![Effect::Send(Command::Note { text })],
+                    TextPurpose::Raise(trigger) => {
+                        vec![Effect::Send(Command::RaiseTrigger {
+                            trigger,
+                            reason: text,
+                        })]
+                    }
+                    TextPurpose::Search => {
+                        search(app, &text);
+                        Vec::new()
+                    }
+                };
+            }
+            _ => {
+                area.input(key);
+                app.dialogs.push(Dialog::Text { purpose, area });
+            }
+        },
+    }
+    Vec::new()
+}
+
+/// Finds the latest line (above the current view) containing `text` and scrolls to it.
+fn search(app: &mut App, text: &str) {
+    if text.is_empty() {
+        app.search = None;
+        return;
+    }
+    app.search = Some(text.to_string());
+    let Some(log) = app.logs.get(&app.selected) else {
+        return;
+    };
+    let n = log.lines.len();
+    let start = app.log_scroll + 1;
+    let found = (start..n).find(|&up| log.lines[n - 1 - up].1.contains(text));
+    match found {
+        Some(up) => app.log_scroll = up,
+        None => app.note(format!("\"{text}\" not found above")),
+    }
+}
+
+/// Whether the step is one a key can act on right now, for the hints line.
+pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
+    let mut h: Vec<(&str, &str)> = Vec::new();
+    if app.finished.is_some() {
+        h.push(("q", "quit"));
+        h.push(("?", "keys"));
+        return h;
+    }
+    match waiting(app) {
+        Some((_, Wait::GoAhead)) => {
+            h.push(("Enter", "confirm"));
+            h.push(("s", "skip"));
+        }
+        Some((_, Wait::Failed { .. })) => {
+            h.push(("r", "retry"));
+            h.push(("s", "skip"));
+        }
+        Some((_, Wait::Trigger { .. })) => h.push(("a", "acknowledge")),
+        None => {
+            if let Some(at) = app.running()
+                && matches!(app.step(at).kind, StepKind::Watch(_))
+            {
+                h.push(("Enter", "end watch"));
+            }
+        }
+    }
+    if !app.firing().is_empty() && !h.contains(&("a", "acknowledge")) {
+        h.push(("a", "acknowledge"));
+    }
+    if app.rollback_reason.is_none() {
+        h.push(("R", "ROLL BACK"));
+    }
+    h.push(("n", "note"));
+    h.push(("?", "keys"));
+    h.push(("q", "quit"));
+    if matches!(app.view(app.selected).state, StepState::Running { .. })
+        || app.logs.contains_key(&app.selected)
+    {
+        h.push(("/", "search"));
+    }
+    h
+}

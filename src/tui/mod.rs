@@ -1,0 +1,164 @@
+//! The terminal UI: the second front end over the engine (the first is `headless`).
+//!
+//! One task owns all UI state (`state::App`). It waits on terminal input, engine updates, a
+//! one-second tick while the run goes on (clocks on screen), and a frame deadline that exists only
+//! when something changed — so a quiet screen costs nothing and sends next to nothing over SSH.
+//! Frames are capped at 20 a second and wrapped in synchronized updates.
+
+pub mod keys;
+pub mod state;
+mod terminal;
+pub mod ui;
+
+use std::io::Write;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_core::Stream;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::time::Instant;
+
+use crate::engine::Mode;
+use crate::journal::Outcome;
+use crate::metrics::SourceKind;
+use crate::session::Session;
+use keys::Effect;
+use state::App;
+use ui::theme::Theme;
+
+/// The shortest time between two frames.
+const FRAME: Duration = Duration::from_millis(50);
+
+async fn next_event(events: &mut EventStream) -> Option<std::io::Result<TermEvent>> {
+    std::future::poll_fn(|cx| Pin::new(&mut *events).poll_next(cx)).await
+}
+
+/// Runs the UI until the run has ended and the operator leaves; returns the exit status.
+pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: f64) -> i32 {
+    let Session {
+        runbook,
+        run_dir,
+        commands,
+        mut updates,
+        engine,
+    } = session;
+    let mut app = App::new(runbook, mode, &sources, run_dir.display().to_string());
+    app.speed = speed;
+    let theme = Theme::from_env();
+    let guard = match terminal::Guard::enter() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("runbook: cannot use the terminal ({e}); use --headless");
+            let _ = commands
+                .send(crate::engine::Command::Abort {
+                    reason: Some("no terminal".into()),
+                })
+                .await;
+            return engine.await.map(|o| o.exit_code()).unwrap_or(1);
+        }
+    };
+    let mut terminal = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+        Ok(t) => t,
+        Err(e) => {
+            drop(guard);
+            eprintln!("runbook: cannot draw on the terminal: {e}");
+            return 1;
+        }
+    };
+    let mut events = EventStream::new();
+    let mut input_open = true;
+    let mut engine = Some(engine);
+    let mut outcome: Option<Outcome> = None;
+    let mut last_frame = Instant::now() - FRAME;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let frame_at = app.dirty.then(|| (last_frame + FRAME).max(Instant::now()));
+        tokio::select! {
+            ev = next_event(&mut events), if input_open => match ev {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
+                    for effect in keys::on_key(&mut app, key) {
+                        match effect {
+                            Effect::Send(c) => {
+                                let _ = commands.send(c).await;
+                            }
+                            Effect::Quit => {
+                                app.quit_when_done = true;
+                            }
+                            Effect::Suspend => {
+                                let _ = guard.suspend();
+                                let _ = terminal.clear();
+                                app.dirty = true;
+                            }
+                        }
+                    }
+                }
+                Some(Ok(TermEvent::Resize(..))) => app.dirty = true,
+                Some(Ok(_)) => {}
+                // The terminal went away (SSH dropped): the engine hears SIGHUP and stops.
+                Some(Err(_)) | None => input_open = false,
+            },
+            u = updates.recv(), if engine.is_some() => match u {
+                Some(u) => {
+                    app.apply(u);
+                    // Take what else is waiting, so a chatty step costs one frame, not one per chunk.
+                    for _ in 0..256 {
+                        match updates.try_recv() {
+                            Ok(u) => app.apply(u),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => {
+                    let handle = engine.take().expect("engine handle");
+                    let o = handle.await.unwrap_or(Outcome::Failed);
+                    outcome = Some(o);
+                    app.dirty = true;
+                    if o == Outcome::Interrupted || !input_open {
+                        app.quit_when_done = true;
+                    }
+                }
+            },
+            _ = tick.tick(), if app.finished.is_none() => app.dirty = true,
+            _ = sleep_opt(frame_at) => {
+                draw(&mut terminal, &mut app, &theme);
+                last_frame = Instant::now();
+            }
+        }
+        if app.quit_when_done && outcome.is_some() {
+            break;
+        }
+    }
+    drop(terminal);
+    drop(guard);
+    let o = outcome.unwrap_or(Outcome::Failed);
+    println!(
+        "runbook: run {} (exit {}); journal: {}",
+        o.as_str(),
+        o.exit_code(),
+        run_dir.display()
+    );
+    o.exit_code()
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn draw(terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>, app: &mut App, theme: &Theme) {
+    app.dirty = false;
+    let now = std::time::Instant::now();
+    let mut out = std::io::stdout();
+    let _ = crossterm::queue!(out, crossterm::terminal::BeginSynchronizedUpdate);
+    // A terminal that has gone away fails to draw; the run goes on regardless.
+    let _ = terminal.draw(|f| ui::draw(f, app, theme, now));
+    if std::mem::take(&mut app.bell) {
+        let _ = out.write_all(b"\x07");
+    }
+    let _ = crossterm::execute!(out, crossterm::terminal::EndSynchronizedUpdate);
+}

@@ -1,0 +1,527 @@
+//! The terminal UI's state: everything on screen, built from the engine's updates. No I/O here:
+//! `apply` folds an update in, and the render functions read `&App`.
+//!
+//! Memory is bounded: each step keeps the tail of its output (its log file has everything), and
+//! each metric a fixed number of samples for its sparkline.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::engine::{Mode, StepRef, Update, Wait};
+use crate::journal::{Event, Outcome, StepStatus};
+use crate::metrics::SourceKind;
+use crate::runbook::{Phase, Runbook, Step};
+
+/// Lines of output kept per step attempt on screen.
+pub const LOG_LINES: usize = 2000;
+/// Samples kept per metric, for its sparkline.
+pub const HISTORY: usize = 120;
+/// Remarks kept (retry delays, leftover processes, metric problems).
+pub const MESSAGES: usize = 50;
+
+/// Where a step stands, as the screen shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepState {
+    Pending,
+    /// Waiting for the operator (a go-ahead, or a decision after a failure).
+    Waiting(Wait),
+    Running {
+        since: Instant,
+        attempt: u32,
+    },
+    Done {
+        status: StepStatus,
+        took: Duration,
+        attempt: u32,
+        note: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct StepView {
+    pub state: StepState,
+    /// Exit code or HTTP status of the last attempt.
+    pub code: Option<String>,
+    pub log_path: Option<String>,
+}
+
+/// The output of one step, bounded.
+#[derive(Debug, Default, Clone)]
+pub struct LogView {
+    pub lines: VecDeque<(SystemTime, String)>,
+    /// Lines that no longer fit and were dropped from the screen (the log file has them).
+    pub dropped: u64,
+    /// A line without its newline yet.
+    partial: String,
+}
+
+impl LogView {
+    pub fn push_chunk(&mut self, at: SystemTime, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        let mut rest: &str = &text;
+        if !self.partial.is_empty() {
+            let mut joined = std::mem::take(&mut self.partial);
+            match rest.find('\n') {
+                Some(i) => {
+                    joined.push_str(&rest[..i]);
+                    self.push_line(at, &joined);
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    joined.push_str(rest);
+                    self.partial = joined;
+                    return;
+                }
+            }
+        }
+        let complete = rest.ends_with('\n');
+        let body = rest.strip_suffix('\n').unwrap_or(rest);
+        let mut lines = body.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            if lines.peek().is_none() && !complete {
+                self.partial = line.to_string();
+            } else {
+                self.push_line(at, line);
+            }
+        }
+    }
+
+    fn push_line(&mut self, at: SystemTime, line: &str) {
+        if self.lines.len() == LOG_LINES {
+            self.lines.pop_front();
+            self.dropped += 1;
+        }
+        let clean = crate::headless::clean(line.as_bytes()).into_owned();
+        self.lines.push_back((at, clean));
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricView {
+    pub id: String,
+    pub title: String,
+    pub unit: crate::runbook::Unit,
+    pub source: SourceKind,
+    pub history: VecDeque<Option<f64>>,
+    pub last: Option<f64>,
+    pub error: Option<String>,
+    /// The thresholds of the triggers that watch it.
+    pub thresholds: Vec<crate::runbook::Threshold>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriggerView {
+    pub id: String,
+    pub title: String,
+    /// ok, pending, firing, acknowledged, unknown, disarmed.
+    pub state: &'static str,
+    pub since: Option<Instant>,
+    pub value: Option<f64>,
+    pub reason: Option<String>,
+    /// For pending triggers: how long the breach must last.
+    pub window: Option<Duration>,
+}
+
+/// Which pane has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Steps,
+    Log,
+}
+
+/// The whole screen's state.
+pub struct App {
+    pub rb: Arc<Runbook>,
+    pub mode: Mode,
+    pub operator: String,
+    pub host: String,
+    pub started: Instant,
+    pub run_dir: String,
+    pub steps: Vec<Vec<StepView>>,
+    pub rollback_steps: Vec<Vec<StepView>>,
+    pub logs: HashMap<StepRef, LogView>,
+    pub metrics: Vec<MetricView>,
+    pub triggers: Vec<TriggerView>,
+    /// The step the engine is on.
+    pub current: Option<StepRef>,
+    /// The step the operator looks at (follows `current` unless moved).
+    pub selected: StepRef,
+    pub follow: bool,
+    pub waiting: Option<(StepRef, Wait)>,
+    pub messages: VecDeque<(SystemTime, String)>,
+    pub rollback_reason: Option<String>,
+    pub finished: Option<(Outcome, Option<String>)>,
+    pub focus: Focus,
+    /// Lines scrolled up from the bottom of the log (0 = following its end).
+    pub log_scroll: usize,
+    pub search: Option<String>,
+    pub fault_injected: bool,
+    /// Set when something on screen changed since the last frame.
+    pub dirty: bool,
+    /// A trigger fired since the last frame: ring the bell once.
+    pub bell: bool,
+    pub rehearsal_figures: Option<(Option<u64>, Option<u64>)>,
+    /// Open dialogs; the last one is on top and gets the keys first.
+    pub dialogs: Vec<super::keys::Dialog>,
+    /// The operator asked to quit: leave once the run has stopped.
+    pub quit_when_done: bool,
+    /// A rehearsal's speed-up (watches are divided by it).
+    pub speed: f64,
+}
+
+fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
+    phases
+        .iter()
+        .map(|p| {
+            p.steps
+                .iter()
+                .map(|_| StepView {
+                    state: StepState::Pending,
+                    code: None,
+                    log_path: None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+impl App {
+    pub fn new(rb: Arc<Runbook>, mode: Mode, sources: &[SourceKind], run_dir: String) -> App {
+        let metrics = rb
+            .metric
+            .iter()
+            .zip(
+                sources
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(SourceKind::Simulated)),
+            )
+            .map(|(m, source)| MetricView {
+                id: m.id.clone(),
+                title: m.title.clone(),
+                unit: m.unit,
+                source,
+                history: VecDeque::with_capacity(HISTORY),
+                last: None,
+                error: None,
+                thresholds: rb
+                    .triggers
+                    .iter()
+                    .filter_map(|t| match &t.kind {
+                        crate::runbook::TriggerKind::Metric {
+                            metric, threshold, ..
+                        } if metric == &m.id => Some(*threshold),
+                        _ => None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let triggers = rb
+            .triggers
+            .iter()
+            .map(|t| TriggerView {
+                id: t.id.clone(),
+                title: t.title.clone(),
+                state: if t.armed_from.is_some() { "disarmed" } else { "ok" },
+                since: None,
+                value: None,
+                reason: None,
+                window: match &t.kind {
+                    crate::runbook::TriggerKind::Metric { for_, .. } => Some(*for_),
+                    _ => None,
+                },
+            })
+            .collect();
+        App {
+            steps: views(&rb.phases),
+            rollback_steps: views(rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])),
+            rb,
+            mode,
+            operator: crate::session::operator(),
+            host: crate::session::host(),
+            started: Instant::now(),
+            run_dir,
+            logs: HashMap::new(),
+            metrics,
+            triggers,
+            current: None,
+            selected: StepRef {
+                rollback: false,
+                phase: 0,
+                step: 0,
+            },
+            follow: true,
+            waiting: None,
+            messages: VecDeque::new(),
+            rollback_reason: None,
+            finished: None,
+            focus: Focus::Steps,
+            log_scroll: 0,
+            search: None,
+            fault_injected: false,
+            dirty: true,
+            bell: false,
+            rehearsal_figures: None,
+            dialogs: Vec::new(),
+            quit_when_done: false,
+            speed: 1.0,
+        }
+    }
+
+    pub fn phases(&self, rollback: bool) -> &[Phase] {
+        if rollback {
+            self.rb
+                .rollback
+                .as_ref()
+                .map(|r| r.phases.as_slice())
+                .unwrap_or(&[])
+        } else {
+            &self.rb.phases
+        }
+    }
+
+    pub fn step(&self, at: StepRef) -> &Step {
+        &self.phases(at.rollback)[at.phase].steps[at.step]
+    }
+
+    pub fn view(&self, at: StepRef) -> &StepView {
+        let v = if at.rollback {
+            &self.rollback_steps
+        } else {
+            &self.steps
+        };
+        &v[at.phase][at.step]
+    }
+
+    fn view_mut(&mut self, at: StepRef) -> Option<&mut StepView> {
+        let v = if at.rollback {
+            &mut self.rollback_steps
+        } else {
+            &mut self.steps
+        };
+        v.get_mut(at.phase)?.get_mut(at.step)
+    }
+
+    pub fn name(&self, at: StepRef) -> String {
+        let p = &self.phases(at.rollback)[at.phase];
+        format!("{}/{}", p.id, p.steps[at.step].id)
+    }
+
+    fn find(&self, phase: &str, step: &str, rollback: bool) -> Option<StepRef> {
+        let phases = self.phases(rollback);
+        let pi = phases.iter().position(|p| p.id == phase)?;
+        let si = phases[pi].steps.iter().position(|s| s.id == step)?;
+        Some(StepRef {
+            rollback,
+            phase: pi,
+            step: si,
+        })
+    }
+
+    /// Firing triggers (not acknowledged).
+    pub fn firing(&self) -> Vec<&TriggerView> {
+        self.triggers.iter().filter(|t| t.state == "firing").collect()
+    }
+
+    /// The step in flight, if one runs.
+    pub fn running(&self) -> Option<StepRef> {
+        let at = self.current?;
+        matches!(self.view(at).state, StepState::Running { .. }).then_some(at)
+    }
+
+    pub fn note(&mut self, text: impl Into<String>) {
+        if self.messages.len() == MESSAGES {
+            self.messages.pop_front();
+        }
+        self.messages.push_back((SystemTime::now(), text.into()));
+        self.dirty = true;
+    }
+
+    /// Folds one update from the engine into the screen.
+    pub fn apply(&mut self, update: Update) {
+        self.dirty = true;
+        match update {
+            Update::Output { step, chunk } => {
+                self.logs
+                    .entry(step)
+                    .or_default()
+                    .push_chunk(chunk.at, &chunk.bytes);
+            }
+            Update::Waiting { step, why } => {
+                if let Some(v) = self.view_mut(step)
+                    && !matches!(why, Wait::Trigger { .. })
+                {
+                    v.state = StepState::Waiting(why.clone());
+                }
+                self.waiting = Some((step, why));
+                self.move_to(step);
+            }
+            Update::Message(m) => self.note(m),
+            Update::Event(record) => self.event(record.event),
+        }
+    }
+
+    fn move_to(&mut self, at: StepRef) {
+        self.current = Some(at);
+        if self.follow {
+            self.selected = at;
+            self.log_scroll = 0;
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::StepStarted {
+                phase,
+                step,
+                attempt,
+                rollback,
+            } => {
+                if !rollback {
+                    self.arm(&phase);
+                }
+                let Some(at) = self.find(&phase, &step, rollback) else {
+                    return;
+                };
+                self.waiting = None;
+                if let Some(v) = self.view_mut(at) {
+                    let manual = matches!(v.state, StepState::Waiting(_));
+                    if !manual {
+                        v.state = StepState::Running {
+                            since: Instant::now(),
+                            attempt,
+                        };
+                    }
+                }
+                if attempt > 1 {
+                    // A new attempt's output replaces the last one's on screen.
+                    self.logs.remove(&at);
+                }
+                self.move_to(at);
+                // A manual step starts by waiting; the Waiting update that follows says so.
+                if matches!(self.step(at).kind, crate::runbook::StepKind::Manual(_))
+                    && let Some(v) = self.view_mut(at)
+                {
+                    v.state = StepState::Waiting(Wait::GoAhead);
+                }
+            }
+            Event::StepFinished(f) => {
+                let Some(at) = self.find(&f.phase, &f.step, f.rollback) else {
+                    return;
+                };
+                if self.waiting.as_ref().is_some_and(|(w, _)| *w == at) {
+                    self.waiting = None;
+                }
+                let note = f.error.clone().or(f.reason.clone());
+                if let Some(v) = self.view_mut(at) {
+                    v.code = f
+                        .exit_code
+                        .map(|c| format!("exit {c}"))
+                        .or(f.http_status.map(|h| format!("HTTP {h}")));
+                    v.log_path = f.log.clone();
+                    v.state = StepState::Done {
+                        status: f.status,
+                        took: Duration::from_millis(f.duration_ms),
+                        attempt: f.attempt,
+                        note,
+                    };
+                }
+                if f.status == StepStatus::Failed || f.status == StepStatus::TimedOut {
+                    self.move_to(at);
+                }
+            }
+            Event::MetricsSampled { values, errors } => {
+                for m in &mut self.metrics {
+                    let v = values.get(&m.id).copied().flatten();
+                    if m.history.len() == HISTORY {
+                        m.history.pop_front();
+                    }
+                    m.history.push_back(v);
+                    m.last = v;
+                    m.error = errors.get(&m.id).cloned();
+                }
+            }
+            Event::TriggerPending { trigger, value } => self.trigger(&trigger, "pending", value, None),
+            Event::TriggerFired {
+                trigger,
+                value,
+                reason,
+            } => {
+                self.bell = true;
+                self.trigger(&trigger, "firing", value, reason);
+            }
+            Event::TriggerCleared { trigger, value } => self.trigger(&trigger, "ok", value, None),
+            Event::TriggerAcknowledged { trigger, value, .. } => {
+                self.trigger(&trigger, "acknowledged", value, None)
+            }
+            Event::TriggerUnknown { trigger, error } => self.trigger(&trigger, "unknown", None, Some(error)),
+            Event::FaultInjected { by } => {
+                self.fault_injected = true;
+                self.note(format!(
+                    "fault injected ({by}): the simulated metrics rise past their thresholds"
+                ));
+            }
+            Event::RollbackStarted { reason } => {
+                self.rollback_reason = Some(reason);
+                self.waiting = None;
+            }
+            Event::RollbackFinished { status } => self.note(format!("rollback {status}")),
+            Event::RehearsalFigures {
+                fired_to_decision_ms,
+                rollback_ms,
+            } => {
+                self.rehearsal_figures = Some((fired_to_decision_ms, rollback_ms));
+            }
+            Event::RunFinished { outcome, reason, .. } => {
+                self.finished = Some((outcome, reason));
+                self.waiting = None;
+            }
+            Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
+            Event::RunStarted { .. } => {}
+        }
+    }
+
+    fn trigger(&mut self, id: &str, state: &'static str, value: Option<f64>, reason: Option<String>) {
+        // Triggers armed from a phase show as watched from their first transition on.
+        for t in &mut self.triggers {
+            if t.id == id {
+                t.state = state;
+                t.since = Some(Instant::now());
+                if value.is_some() {
+                    t.value = value;
+                }
+                t.reason = reason.clone();
+            }
+        }
+    }
+
+    /// Marks triggers armed from `phase` as watched (the engine arms them when the phase starts).
+    pub fn arm(&mut self, phase: &str) {
+        for (t, spec) in self.triggers.iter_mut().zip(&self.rb.triggers) {
+            if t.state == "disarmed" && spec.armed_from.as_deref() == Some(phase) {
+                t.state = "ok";
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_keep_a_bounded_tail_and_join_split_lines() {
+        let mut log = LogView::default();
+        let t = SystemTime::UNIX_EPOCH;
+        log.push_chunk(t, b"one\ntw");
+        log.push_chunk(t, b"o\nthree\n");
+        let lines: Vec<&str> = log.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, ["one", "two", "three"]);
+        let many: String = (0..LOG_LINES + 10).map(|i| format!("{i}\n")).collect();
+        log.push_chunk(t, many.as_bytes());
+        assert_eq!(log.lines.len(), LOG_LINES);
+        assert_eq!(log.dropped, 13);
+        assert_eq!(log.lines.back().unwrap().1, (LOG_LINES + 9).to_string());
+    }
+}

@@ -1,0 +1,247 @@
+//! Dialogs, drawn over the screen, the newest on top: help, the rollback offer (what it cancels,
+//! what it runs, what it cannot undo, the metrics now), quitting, ending a watch early, text input
+//! (skip reason, note, trigger reason, search) and picking a trigger to raise.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::theme::Theme;
+use crate::journal::StepStatus;
+use crate::tui::keys::{Dialog, TextPurpose};
+use crate::tui::state::{App, StepState};
+
+pub const HELP: &[(&str, &str)] = &[
+    (
+        "Enter",
+        "confirm the waiting step / let a confirm step run / end a running watch early",
+    ),
+    ("s", "skip the waiting or failed step (asks for a reason)"),
+    ("r", "retry the failed step"),
+    ("n", "add a note to the journal"),
+    ("R", "offer the rollback; y starts it, n or Esc cancels"),
+    ("a", "acknowledge firing triggers and go on (recorded)"),
+    ("t", "raise a trigger by hand (asks for a reason)"),
+    ("!", "inject a fault into simulated metrics (practice)"),
+    ("↑ ↓ / j k", "select a step (Tab: move to the log and scroll it)"),
+    ("← → / h l", "show another phase"),
+    (
+        "PgUp PgDn",
+        "scroll the log; Home: its start; End or f: follow the run",
+    ),
+    ("/", "search the log (again: next match up); Esc clears"),
+    ("?", "this help"),
+    ("q", "quit (asks first while the run goes on)"),
+    ("Ctrl-Z", "suspend; `fg` comes back"),
+];
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [v] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [h] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(v);
+    h
+}
+
+pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    for d in &app.dialogs {
+        match d {
+            Dialog::Help => help(f, area, theme),
+            Dialog::Rollback => rollback(f, area, app, theme),
+            Dialog::Quit => quit(f, area, app, theme),
+            Dialog::EndWatch => simple(
+                f,
+                area,
+                theme,
+                " End the watch early? ",
+                vec![
+                    Line::from(
+                        "The watch passes now, as if its time had run out; the journal records who ended it.",
+                    ),
+                    Line::from(""),
+                    Line::from("y: end it   n or Esc: keep watching"),
+                ],
+            ),
+            Dialog::Text { purpose, area: text } => {
+                let title = match purpose {
+                    TextPurpose::Skip => {
+                        let name = app
+                            .waiting
+                            .as_ref()
+                            .map(|(at, _)| app.name(*at))
+                            .unwrap_or_default();
+                        format!(" Why skip {name}? (Enter: skip, Esc: cancel) ")
+                    }
+                    TextPurpose::Note => " Note for the journal (Enter: save, Esc: cancel) ".to_string(),
+                    TextPurpose::Raise(t) => format!(" Raise trigger {t}: why? (Enter: raise, Esc: cancel) "),
+                    TextPurpose::Search => " Search the log (Enter: find, Esc: cancel) ".to_string(),
+                };
+                let r = centered(area, area.width.saturating_sub(4).min(90), 3);
+                f.render_widget(Clear, r);
+                let block = Block::bordered()
+                    .border_set(theme.border())
+                    .title(super::fit(&title, r.width as usize));
+                let inner = block.inner(r);
+                f.render_widget(block, r);
+                f.render_widget(&**text, inner);
+            }
+            Dialog::PickTrigger { selected } => {
+                let mut lines = Vec::new();
+                for (i, t) in app.triggers.iter().enumerate() {
+                    let line = Line::from(format!("{:<24} {}", t.id, t.title));
+                    lines.push(if i == *selected {
+                        line.style(theme.selected())
+                    } else {
+                        line
+                    });
+                }
+                lines.push(Line::from(""));
+                lines.push(Line::from("↑↓ choose · Enter: give a reason · Esc: cancel"));
+                simple(f, area, theme, " Raise which trigger? ", lines);
+            }
+        }
+    }
+}
+
+fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<Line>) {
+    let h = lines.len() as u16 + 2;
+    let r = centered(area, area.width.saturating_sub(4).min(96), h);
+    f.render_widget(Clear, r);
+    let block = Block::bordered()
+        .border_set(theme.border())
+        .title(Span::styled(title.to_string(), theme.accent()));
+    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), r);
+}
+
+fn help(f: &mut Frame, area: Rect, theme: &Theme) {
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!("{k:>11}  "), theme.accent()),
+                Span::raw(*what),
+            ])
+        })
+        .chain([Line::from(""), Line::from("any key closes this help")])
+        .collect();
+    simple(f, area, theme, " Keys ", lines);
+}
+
+fn quit(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut lines = Vec::new();
+    match app.running() {
+        Some(at) => {
+            lines.push(Line::from(format!("A step is running: {}.", app.name(at))));
+            lines.push(Line::from(
+                "Quitting cancels it (SIGTERM to its process group, SIGKILL after the grace period) and stops the run (exit 1).",
+            ));
+        }
+        None => lines.push(Line::from(
+            "Quitting stops the run here (exit 1); no further step starts.",
+        )),
+    }
+    lines.push(Line::from(format!(
+        "Everything so far is in the journal: {}",
+        app.run_dir
+    )));
+    lines.push(Line::from(""));
+    lines.push(Line::from("y: quit   n or Esc: stay"));
+    simple(f, area, theme, " Quit? ", lines);
+}
+
+fn rollback(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut lines = Vec::new();
+    let Some(procedure) = &app.rb.rollback else {
+        lines.push(Line::from(Span::styled(
+            "This runbook has no [rollback] procedure.",
+            theme.bad(),
+        )));
+        lines.push(Line::from(
+            "Rolling back would only cancel the step in flight and the remaining steps; nothing would be undone.",
+        ));
+        lines.push(Line::from(""));
+        lines.push(Line::from("y: stop the run this way   n or Esc: cancel"));
+        simple(f, area, theme, " ROLL BACK? ", lines);
+        return;
+    };
+    match app.running() {
+        Some(at) => lines.push(Line::from(format!(
+            "Cancels the step in flight: {} (SIGTERM to its process group, SIGKILL after {}).",
+            app.name(at),
+            crate::duration::format_duration(app.rb.settings.kill_grace)
+        ))),
+        None => lines.push(Line::from(
+            "No step is running; the remaining forward steps are marked cancelled.",
+        )),
+    }
+    lines.push(Line::from(format!("Then runs \"{}\":", procedure.title)));
+    for (i, p) in procedure.phases.iter().enumerate() {
+        let steps: Vec<&str> = p.steps.iter().map(|s| s.title.as_str()).collect();
+        lines.push(Line::from(format!(
+            "  R{}. {}: {}",
+            i + 1,
+            p.title,
+            steps.join("; ")
+        )));
+    }
+    let irreversible: Vec<String> = app
+        .rb
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(pi, p)| p.steps.iter().enumerate().map(move |(si, s)| (pi, si, s)))
+        .filter(|(pi, si, s)| {
+            s.irreversible
+                && matches!(
+                    app.steps[*pi][*si].state,
+                    StepState::Done {
+                        status: StepStatus::Succeeded
+                            | StepStatus::Failed
+                            | StepStatus::TimedOut
+                            | StepStatus::Interrupted
+                            | StepStatus::Cancelled,
+                        ..
+                    } | StepState::Running { .. }
+                )
+        })
+        .map(|(_, _, s)| s.title.clone())
+        .collect();
+    if !irreversible.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "WARNING: already run and NOT undone by the rollback: {}",
+                irreversible.join("; ")
+            ),
+            theme.bad(),
+        )));
+    }
+    let metrics: Vec<String> = app
+        .metrics
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m.id,
+                m.last
+                    .map(|v| m.unit.format(v))
+                    .unwrap_or_else(|| "unknown".into())
+            )
+        })
+        .collect();
+    if !metrics.is_empty() {
+        lines.push(Line::from(format!("Metrics now: {}", metrics.join(", "))));
+    }
+    let firing: Vec<&str> = app.firing().iter().map(|t| t.id.as_str()).collect();
+    if !firing.is_empty() {
+        lines.push(Line::from(format!("Firing: {}", firing.join(", "))));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "y: ROLL BACK NOW   n or Esc: cancel",
+        theme.bad(),
+    )));
+    simple(f, area, theme, " ROLL BACK? ", lines);
+}

@@ -1,0 +1,80 @@
+//! The header: mode (RUN / REHEARSAL, unmistakable), runbook title, key vars, operator@host,
+//! elapsed time, and where the run stands.
+
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+
+use super::theme::Theme;
+use crate::engine::{Mode, Wait};
+use crate::tui::state::App;
+
+pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
+    let mode = match app.mode {
+        Mode::Run => Span::styled(" RUN ", theme.key()),
+        Mode::Rehearse => Span::styled(" REHEARSAL — nothing is executed ", theme.rehearsal()),
+        Mode::Resume => Span::styled(" RESUMED RUN ", theme.key()),
+    };
+    let (state, style) = status(app, theme);
+    let var = ["release", "version", "image"]
+        .iter()
+        .find_map(|k| app.rb.var(k).map(|v| format!("{k} {v}")))
+        .or_else(|| app.rb.vars.first().map(|(k, v)| format!("{k} {v}")));
+    let elapsed = super::clock(now.saturating_duration_since(app.started));
+    let right = format!(" {}@{}  {elapsed} ", app.operator, app.host);
+    let mut spans = vec![mode, Span::raw(" ")];
+    let used = spans.iter().map(|s| s.width()).sum::<usize>() + state.len() + right.len() + 4;
+    let room = (area.width as usize).saturating_sub(used);
+    let mut title = app.rb.title.clone();
+    if let Some(v) = var {
+        title = format!("{title} · {v}");
+    }
+    spans.push(Span::styled(
+        super::fit(&title, room),
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
+    let taken: usize = spans.iter().map(|s| s.width()).sum();
+    let pad = (area.width as usize).saturating_sub(taken + right.len() + state.len() + 1);
+    spans.push(Span::raw(" ".repeat(pad)));
+    spans.push(Span::raw(right));
+    spans.push(Span::styled(state, style));
+    f.render_widget(Line::from(spans), area);
+}
+
+fn status(app: &App, theme: &Theme) -> (String, Style) {
+    if let Some((outcome, _)) = &app.finished {
+        let style = match outcome {
+            crate::journal::Outcome::Succeeded => theme.ok().add_modifier(Modifier::REVERSED),
+            crate::journal::Outcome::RolledBack => theme.warn().add_modifier(Modifier::REVERSED),
+            _ => theme.bad().add_modifier(Modifier::REVERSED),
+        };
+        return (
+            format!(" {} ", outcome.as_str().to_uppercase().replace('_', " ")),
+            style,
+        );
+    }
+    if !app.firing().is_empty() {
+        return (" TRIGGER FIRING ".into(), theme.alarm());
+    }
+    if app.rollback_reason.is_some() {
+        return (
+            " ROLLING BACK ".into(),
+            theme.warn().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        );
+    }
+    match &app.waiting {
+        Some((_, Wait::GoAhead)) => (
+            " WAITING FOR YOU ".into(),
+            theme.warn().add_modifier(Modifier::REVERSED),
+        ),
+        Some((_, Wait::Failed { .. })) => (
+            " STEP FAILED ".into(),
+            theme.bad().add_modifier(Modifier::REVERSED),
+        ),
+        Some((_, Wait::Trigger { .. })) => (" HELD BY TRIGGER ".into(), theme.alarm()),
+        None => (" RUNNING ".into(), theme.ok()),
+    }
+}

@@ -1,0 +1,130 @@
+//! Drawing: one free function per region of the screen, each reading `&App`. Nothing here
+//! changes state; `now` is passed in so that the same state always draws the same frame.
+//!
+//! ```text
+//! wide (≥ 100 columns)                              narrow (80×24)
+//! ┌ header ─────────────────────────────────────┐   ┌ header ───────────────────────┐
+//! │ banner (trigger firing / rollback / result) │   │ banner                         │
+//! ├ phases ─┬ steps of the phase ─┬ metrics ────┤   │ metrics strip (1 line each)    │
+//! │         │                     │ sparklines  │   ├ steps of the phase ───────────┤
+//! │         ├ log of the step ────┤ triggers    │   ├ log of the step ──────────────┤
+//! │         │                     │             │   │                                │
+//! └─────────┴─────────────────────┴─────────────┘   └────────────────────────────────┘
+//!  key hints                                          key hints
+//! ```
+
+mod banner;
+mod dialogs;
+mod header;
+mod log;
+mod overview;
+mod sidebar;
+mod steps;
+pub mod theme;
+
+use std::time::{Duration, Instant};
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+use super::state::App;
+use theme::Theme;
+
+/// Below this width the overview column goes and the sidebar folds into a strip.
+pub const WIDE: u16 = 100;
+
+pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
+    let area = f.area();
+    let banner_h = banner::height(app);
+    let narrow = area.width < WIDE;
+    let strip_h = if narrow { sidebar::strip_height(app) } else { 0 };
+    let [head, ban, strip, body, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(banner_h),
+        Constraint::Length(strip_h),
+        Constraint::Min(6),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render(f, head, app, theme, now);
+    banner::render(f, ban, app, theme);
+    let main = if narrow {
+        sidebar::render_strip(f, strip, app, theme);
+        body
+    } else {
+        let side_w = 34.min(area.width / 3);
+        let over_w = 30.min(area.width / 4);
+        let [over, main, side] = Layout::horizontal([
+            Constraint::Length(over_w),
+            Constraint::Min(30),
+            Constraint::Length(side_w),
+        ])
+        .areas(body);
+        overview::render(f, over, app, theme);
+        sidebar::render(f, side, app, theme, now);
+        main
+    };
+    let steps_h = steps::height(app, main.height);
+    let [steps_area, log_area] =
+        Layout::vertical([Constraint::Length(steps_h), Constraint::Min(3)]).areas(main);
+    steps::render(f, steps_area, app, theme, now);
+    log::render(f, log_area, app, theme);
+    hints_line(f, hints, app, theme);
+    dialogs::render(f, area, app, theme);
+}
+
+fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    use ratatui::text::{Line, Span};
+    let mut spans = Vec::new();
+    for (k, what) in super::keys::hints(app) {
+        spans.push(Span::styled(format!(" {k} "), theme.key()));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    f.render_widget(Line::from(spans), area);
+}
+
+/// `h:mm:ss`, or `m:ss` under an hour.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// Cuts text to a display width, with an ellipsis when it was cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in text.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_counts_display_width() {
+        assert_eq!(fit("hello", 10), "hello");
+        assert_eq!(fit("hello world", 6), "hello…");
+        assert_eq!(fit("日本語テキスト", 7), "日本語…");
+        assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+        assert_eq!(clock(Duration::from_secs(65)), "1:05");
+    }
+}

@@ -1,0 +1,90 @@
+//! The phase overview: sections and phases with their progress (3/5) and state; the rollback's
+//! phases under it. The phase on screen is marked.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use super::theme::{Glyph, Theme};
+use crate::journal::StepStatus;
+use crate::tui::state::{App, StepState, StepView};
+
+pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let block = Block::bordered().border_set(theme.border()).title(" Phases ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let w = inner.width as usize;
+    let mut lines = Vec::new();
+    let mut section: Option<&str> = None;
+    for (pi, p) in app.rb.phases.iter().enumerate() {
+        if p.section.is_some() && p.section.as_deref() != section {
+            section = p.section.as_deref();
+            lines.push(Line::from(Span::styled(
+                super::fit(section.unwrap_or(""), w),
+                theme.dim(),
+            )));
+        }
+        lines.push(phase_line(app, theme, false, pi, &p.title, w));
+    }
+    if let Some(r) = &app.rb.rollback {
+        lines.push(Line::from(Span::styled(
+            super::fit(&format!("Rollback: {}", r.title), w),
+            theme.warn(),
+        )));
+        for (pi, p) in r.phases.iter().enumerate() {
+            lines.push(phase_line(app, theme, true, pi, &p.title, w));
+        }
+    }
+    // Keep the selected phase in view.
+    let selected_line = lines.len().min(inner.height as usize);
+    let _ = selected_line;
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+fn phase_line<'a>(app: &App, theme: &Theme, rollback: bool, pi: usize, title: &str, w: usize) -> Line<'a> {
+    let views: &[StepView] = if rollback {
+        &app.rollback_steps[pi]
+    } else {
+        &app.steps[pi]
+    };
+    let done = views
+        .iter()
+        .filter(|v| matches!(v.state, StepState::Done { .. }))
+        .count();
+    let failed = views.iter().any(|v| {
+        matches!(
+            v.state,
+            StepState::Done {
+                status: StepStatus::Failed | StepStatus::TimedOut,
+                ..
+            }
+        )
+    });
+    let active = views
+        .iter()
+        .any(|v| matches!(v.state, StepState::Running { .. } | StepState::Waiting(_)));
+    let (glyph, style) = if active {
+        (theme.glyph(Glyph::Running), theme.accent())
+    } else if failed {
+        (theme.glyph(Glyph::Failed), theme.bad())
+    } else if done == views.len() && done > 0 {
+        (theme.glyph(Glyph::Done), theme.ok())
+    } else {
+        (theme.glyph(Glyph::Pending), theme.dim())
+    };
+    let progress = format!(" {done}/{}", views.len());
+    let name = super::fit(title, w.saturating_sub(progress.len() + 3));
+    let pad = w.saturating_sub(unicode_width::UnicodeWidthStr::width(name.as_str()) + progress.len() + 2);
+    let shown = app.selected.rollback == rollback && app.selected.phase == pi;
+    let mut line = Line::from(vec![
+        Span::styled(format!("{glyph} "), style),
+        Span::raw(name),
+        Span::raw(" ".repeat(pad)),
+        Span::styled(progress, theme.dim()),
+    ]);
+    if shown {
+        line = line.style(theme.selected());
+    }
+    line
+}

@@ -1,0 +1,184 @@
+//! Metrics and triggers: for each metric its value in its unit, a sparkline, its threshold and
+//! its source, `unknown` plainly when there is no data; for each trigger its state, with the time
+//! left while pending. On a narrow terminal the same folds into a strip of one line per metric.
+
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use super::theme::Theme;
+use crate::runbook::Threshold;
+use crate::tui::state::{App, MetricView, TriggerView};
+
+fn value(m: &MetricView) -> String {
+    match m.last {
+        Some(v) => m.unit.format(v),
+        None => "unknown".into(),
+    }
+}
+
+fn breached(m: &MetricView) -> bool {
+    m.last.is_some_and(|v| {
+        m.thresholds.iter().any(|t| match t {
+            Threshold::Above(x) => v > *x,
+            Threshold::Below(x) => v < *x,
+        })
+    })
+}
+
+fn threshold(m: &MetricView) -> String {
+    m.thresholds
+        .iter()
+        .map(|t| match t {
+            Threshold::Above(x) => format!(">{}", m.unit.format(*x)),
+            Threshold::Below(x) => format!("<{}", m.unit.format(*x)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last `width` samples as bars, scaled to the samples and thresholds in view.
+pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
+    let bars = theme.bars();
+    let samples: Vec<Option<f64>> = m.history.iter().rev().take(width).rev().copied().collect();
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for v in samples.iter().flatten() {
+        lo = lo.min(*v);
+        hi = hi.max(*v);
+    }
+    for t in &m.thresholds {
+        let x = match t {
+            Threshold::Above(x) | Threshold::Below(x) => *x,
+        };
+        hi = hi.max(x);
+    }
+    lo = lo.min(0.0_f64.max(lo));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    samples
+        .iter()
+        .map(|v| match v {
+            Some(v) => {
+                let k = (((v - lo) / span) * (bars.len() - 1) as f64)
+                    .round()
+                    .clamp(0.0, (bars.len() - 1) as f64);
+                bars[k as usize]
+            }
+            None => "?",
+        })
+        .collect()
+}
+
+fn trigger_text(t: &TriggerView, now: Instant) -> String {
+    match (t.state, t.since, t.window) {
+        ("pending", Some(since), Some(w)) => {
+            format!(
+                "pending, fires in {}",
+                super::clock(w.saturating_sub(now.saturating_duration_since(since)))
+            )
+        }
+        (s, _, _) => s.to_string(),
+    }
+}
+
+fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
+    match t.state {
+        "firing" => theme.alarm(),
+        "pending" | "unknown" => theme.warn(),
+        "acknowledged" => theme.warn(),
+        "disarmed" => theme.dim(),
+        _ => theme.ok(),
+    }
+}
+
+pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
+    let block = Block::bordered().border_set(theme.border()).title(" Metrics ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let w = inner.width as usize;
+    let mut lines = Vec::new();
+    if app.metrics.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no metrics in this runbook",
+            theme.dim(),
+        )));
+    }
+    for m in &app.metrics {
+        let style = if m.last.is_none() {
+            theme.warn()
+        } else if breached(m) {
+            theme.bad()
+        } else {
+            Style::default()
+        };
+        lines.push(Line::from(Span::styled(super::fit(&m.title, w), theme.accent())));
+        let v = value(m);
+        let spark = sparkline(m, w.saturating_sub(v.len() + 1).min(24), theme);
+        lines.push(Line::from(vec![
+            Span::styled(v, style),
+            Span::raw(" "),
+            Span::styled(spark, theme.dim()),
+        ]));
+        let mut info = format!("{} · {}", threshold(m), m.source.as_str());
+        if let Some(e) = &m.error {
+            info = format!("{info} · {e}");
+        }
+        lines.push(Line::from(Span::styled(super::fit(&info, w), theme.dim())));
+    }
+    lines.push(Line::from(Span::styled("Triggers", theme.accent())));
+    for t in &app.triggers {
+        let state = trigger_text(t, now);
+        let id = super::fit(&t.id, w.saturating_sub(state.len() + 1));
+        let pad = w.saturating_sub(unicode_width::UnicodeWidthStr::width(id.as_str()) + state.len());
+        lines.push(Line::from(vec![
+            Span::raw(id),
+            Span::raw(" ".repeat(pad)),
+            Span::styled(state, trigger_style(t, theme)),
+        ]));
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+pub fn strip_height(app: &App) -> u16 {
+    (app.metrics.len().min(3) + usize::from(!app.triggers.is_empty())) as u16
+}
+
+/// The narrow form: `Error rate  0.21% ▁▂▃▂ >1.00% simulated`, and one line of triggers.
+pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let w = area.width as usize;
+    let mut lines = Vec::new();
+    for m in app.metrics.iter().take(3) {
+        let v = value(m);
+        let style = if m.last.is_none() {
+            theme.warn()
+        } else if breached(m) {
+            theme.bad()
+        } else {
+            Style::default()
+        };
+        let tail = format!(" {} {}", threshold(m), m.source.as_str());
+        let name = super::fit(&m.title, 16);
+        let spark_w = w.saturating_sub(18 + v.len() + 1 + tail.len()).min(30);
+        lines.push(Line::from(vec![
+            Span::styled(format!("{name:<16}  "), theme.accent()),
+            Span::styled(v, style),
+            Span::raw(" "),
+            Span::styled(sparkline(m, spark_w, theme), theme.dim()),
+            Span::styled(tail, theme.dim()),
+        ]));
+    }
+    if !app.triggers.is_empty() {
+        let mut spans = vec![Span::styled("Triggers: ", theme.accent())];
+        for t in &app.triggers {
+            spans.push(Span::raw(format!("{} ", t.id)));
+            spans.push(Span::styled(t.state, trigger_style(t, theme)));
+            spans.push(Span::raw("  "));
+        }
+        lines.push(Line::from(spans));
+    }
+    f.render_widget(Paragraph::new(lines), area);
+}

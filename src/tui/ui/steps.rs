@@ -1,0 +1,181 @@
+//! The phase pane: the steps of the phase on screen, each with a glyph for its state, its kind,
+//! its elapsed time or duration, a watch's countdown, attempts, and why it waits. Under the list,
+//! what the selected step does (its instruction, command or request).
+
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use super::theme::{Glyph, Theme};
+use crate::duration::format_duration;
+use crate::engine::Wait;
+use crate::runbook::StepKind;
+use crate::tui::state::{App, StepState};
+
+/// Rows for the pane: the steps, three lines of detail, borders; at most about half the body.
+pub fn height(app: &App, body: u16) -> u16 {
+    let n = app.phases(app.selected.rollback)[app.selected.phase].steps.len() as u16;
+    (n + 2 + 3)
+        .min(body.saturating_sub(5).max(6))
+        .min(body / 2 + 4)
+        .max(6)
+}
+
+pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
+    let at = app.selected;
+    let phases = app.phases(at.rollback);
+    let phase = &phases[at.phase];
+    let kind = if at.rollback { "Rollback phase" } else { "Phase" };
+    let section = phase
+        .section
+        .as_deref()
+        .map(|s| format!(" · {s}"))
+        .unwrap_or_default();
+    let title = format!(
+        " {kind} {}/{}: {}{section} ",
+        at.phase + 1,
+        phases.len(),
+        phase.title
+    );
+    let focus = if app.focus == crate::tui::state::Focus::Steps {
+        theme.accent()
+    } else {
+        theme.dim()
+    };
+    let block = Block::bordered()
+        .border_set(theme.border())
+        .border_style(focus)
+        .title(Span::styled(
+            super::fit(&title, area.width.saturating_sub(2) as usize),
+            theme.accent(),
+        ));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let w = inner.width as usize;
+    let list_rows = (inner.height as usize).saturating_sub(2).max(1);
+    // Keep the selected step in view.
+    let first = at.step.saturating_sub(list_rows.saturating_sub(1));
+    let mut lines = Vec::new();
+    for (si, step) in phase.steps.iter().enumerate().skip(first).take(list_rows) {
+        let view = &(if at.rollback {
+            &app.rollback_steps
+        } else {
+            &app.steps
+        })[at.phase][si];
+        let (glyph, gstyle, right) = match &view.state {
+            StepState::Pending => (theme.glyph(Glyph::Pending), theme.dim(), String::new()),
+            StepState::Waiting(Wait::GoAhead) => {
+                let what = if matches!(step.kind, StepKind::Manual(_)) {
+                    "waiting for you: Enter"
+                } else {
+                    "waiting for go-ahead: Enter"
+                };
+                (
+                    theme.glyph(Glyph::Waiting),
+                    theme.warn().add_modifier(Modifier::BOLD),
+                    what.to_string(),
+                )
+            }
+            StepState::Waiting(Wait::Failed { .. }) => (
+                theme.glyph(Glyph::Failed),
+                theme.bad(),
+                "failed: r retry · s skip · R roll back".to_string(),
+            ),
+            StepState::Waiting(Wait::Trigger { .. }) => {
+                (theme.glyph(Glyph::Waiting), theme.bad(), "held by trigger".into())
+            }
+            StepState::Running { since, attempt } => {
+                let el = now.saturating_duration_since(*since);
+                let right = match &step.kind {
+                    StepKind::Watch(d) => {
+                        let total = d.div_f64(app.speed);
+                        format!("watching, {} left", super::clock(total.saturating_sub(el)))
+                    }
+                    _ => format!("running {}", super::clock(el)),
+                };
+                let attempt = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                (
+                    theme.glyph(Glyph::Running),
+                    theme.accent(),
+                    format!("{right}{attempt}"),
+                )
+            }
+            StepState::Done {
+                status,
+                took,
+                attempt,
+                ..
+            } => {
+                let (g, s) = theme.status_glyph(*status);
+                let attempts = if *attempt > 1 {
+                    format!(", {attempt} attempts")
+                } else {
+                    String::new()
+                };
+                (
+                    g,
+                    s,
+                    format!(
+                        "{} {}{attempts}",
+                        status.as_str().replace('_', " "),
+                        format_duration(*took)
+                    ),
+                )
+            }
+        };
+        let kind = format!("{:<6}", step.kind.name());
+        let right = super::fit(&right, w / 2);
+        let title_w = w.saturating_sub(right.chars().count() + 10);
+        let title = super::fit(&step.title, title_w);
+        let pad = w.saturating_sub(
+            2 + 7 + unicode_width::UnicodeWidthStr::width(title.as_str()) + right.chars().count(),
+        );
+        let mut line = Line::from(vec![
+            Span::styled(format!("{glyph} "), gstyle),
+            Span::styled(kind, theme.dim()),
+            Span::raw(" "),
+            Span::raw(title),
+            Span::raw(" ".repeat(pad)),
+            Span::styled(right, gstyle),
+        ]);
+        if si == at.step {
+            line = line.style(theme.selected());
+        }
+        lines.push(line);
+    }
+    // What the selected step does.
+    let step = &phase.steps[at.step.min(phase.steps.len().saturating_sub(1))];
+    let detail = match &step.kind {
+        StepKind::Manual(Some(i)) => i.clone(),
+        StepKind::Manual(None) => "Check it, then press Enter.".into(),
+        StepKind::Run(c) => format!("$ {}", c.lines().next().unwrap_or("")),
+        StepKind::Watch(d) => format!(
+            "watch {} with the triggers armed; passes if none fires",
+            format_duration(*d)
+        ),
+        StepKind::Http(h) => format!("{} {}", h.method, h.url),
+    };
+    let view = app.view(at);
+    let note = match &view.state {
+        StepState::Done { note: Some(n), .. } => Some(n.clone()),
+        _ => None,
+    };
+    lines.push(Line::from(Span::styled(super::fit(&detail, w), theme.dim())));
+    if let Some(n) = note {
+        lines.push(Line::from(Span::styled(super::fit(&n, w), theme.warn())));
+    } else if step.irreversible {
+        lines.push(Line::from(Span::styled(
+            "IRREVERSIBLE: the rollback cannot undo this step",
+            theme.bad(),
+        )));
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}

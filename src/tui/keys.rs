@@ -346,7 +346,7 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
             }
         }
     }
-    if !app.firing().is_empty() && !h.contains(&("a", "acknowledge")) {
+    if !app.firing().is_empty() && app.rollback_reason.is_none() && !h.contains(&("a", "acknowledge")) {
         h.push(("a", "acknowledge"));
     }
     if app.rollback_reason.is_none() {

@@ -47,6 +47,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     let mut app = App::new(runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;
     let theme = Theme::from_env();
+    ui::ASCII.store(theme.ascii, std::sync::atomic::Ordering::Relaxed);
     let guard = match terminal::Guard::enter() {
         Ok(g) => g,
         Err(e) => {

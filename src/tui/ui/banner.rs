@@ -11,7 +11,7 @@ use crate::tui::state::App;
 
 pub fn height(app: &App) -> u16 {
     let firing = app.firing().len() as u16;
-    if firing > 0 {
+    if firing > 0 && app.rollback_reason.is_none() && app.finished.is_none() {
         return (firing + 1).min(4);
     }
     u16::from(app.rollback_reason.is_some() || app.finished.is_some())
@@ -24,7 +24,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let w = area.width as usize;
     let mut lines = Vec::new();
     let firing = app.firing();
-    if !firing.is_empty() {
+    // Once the rollback runs (or the run is over), that is what the banner says.
+    if !firing.is_empty() && app.rollback_reason.is_none() && app.finished.is_none() {
         for t in &firing {
             let value = t
                 .value

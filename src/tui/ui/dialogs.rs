@@ -107,8 +107,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<Line>) {
-    let h = lines.len() as u16 + 2;
-    let r = centered(area, area.width.saturating_sub(4).min(96), h);
+    let w = area.width.saturating_sub(4).min(96);
+    // Rows after wrapping, so that the last line (the keys) is never cut off.
+    let inner = w.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let r = centered(area, w, rows as u16 + 2);
     f.render_widget(Clear, r);
     let block = Block::bordered()
         .border_set(theme.border())

@@ -56,14 +56,14 @@ fn status(app: &App, theme: &Theme) -> (String, Style) {
             style,
         );
     }
-    if !app.firing().is_empty() {
-        return (" TRIGGER FIRING ".into(), theme.alarm());
-    }
     if app.rollback_reason.is_some() {
         return (
             " ROLLING BACK ".into(),
             theme.warn().add_modifier(Modifier::REVERSED | Modifier::BOLD),
         );
+    }
+    if !app.firing().is_empty() {
+        return (" TRIGGER FIRING ".into(), theme.alarm());
     }
     match &app.waiting {
         Some((_, Wait::GoAhead)) => (

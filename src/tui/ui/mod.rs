@@ -53,8 +53,8 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
         sidebar::render_strip(f, strip, app, theme);
         body
     } else {
-        let side_w = 34.min(area.width / 3);
-        let over_w = 30.min(area.width / 4);
+        let side_w = 30.min(area.width / 4);
+        let over_w = 26.min(area.width / 5);
         let [over, main, side] = Layout::horizontal([
             Constraint::Length(over_w),
             Constraint::Min(30),
@@ -94,6 +94,9 @@ pub fn clock(d: Duration) -> String {
     }
 }
 
+/// Set when glyphs must be ASCII: then text cut short ends in `~` instead of `…`.
+pub static ASCII: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Cuts text to a display width, with an ellipsis when it was cut.
 pub fn fit(text: &str, width: usize) -> String {
     if text.width() <= width {
@@ -110,7 +113,11 @@ pub fn fit(text: &str, width: usize) -> String {
         w += cw;
     }
     if width > 0 {
-        out.push('…');
+        out.push(if ASCII.load(std::sync::atomic::Ordering::Relaxed) {
+            '~'
+        } else {
+            '…'
+        });
     }
     out
 }

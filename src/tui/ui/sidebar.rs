@@ -73,8 +73,8 @@ pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
         .collect()
 }
 
-fn trigger_text(t: &TriggerView, now: Instant) -> String {
-    match (t.state, t.since, t.window) {
+fn trigger_text(t: &TriggerView, now: Instant, speed: f64) -> String {
+    match (t.state, t.since, t.window.map(|w| w.div_f64(speed))) {
         ("pending", Some(since), Some(w)) => {
             format!(
                 "pending, fires in {}",
@@ -131,7 +131,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     }
     lines.push(Line::from(Span::styled("Triggers", theme.accent())));
     for t in &app.triggers {
-        let state = trigger_text(t, now);
+        let state = trigger_text(t, now, app.speed);
         let id = super::fit(&t.id, w.saturating_sub(state.len() + 1));
         let pad = w.saturating_sub(unicode_width::UnicodeWidthStr::width(id.as_str()) + state.len());
         lines.push(Line::from(vec![

@@ -16,10 +16,13 @@ use crate::engine::Wait;
 use crate::runbook::StepKind;
 use crate::tui::state::{App, StepState};
 
-/// Rows for the pane: the steps, three lines of detail, borders; at most about half the body.
+/// Lines of detail under the list (a manual step's instruction wraps over them).
+const DETAIL: u16 = 3;
+
+/// Rows for the pane: the steps, the detail, borders; at most about half the body.
 pub fn height(app: &App, body: u16) -> u16 {
     let n = app.phases(app.selected.rollback)[app.selected.phase].steps.len() as u16;
-    (n + 2 + 3)
+    (n + 2 + DETAIL)
         .min(body.saturating_sub(5).max(6))
         .min(body / 2 + 4)
         .max(6)
@@ -56,7 +59,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     let inner = block.inner(area);
     f.render_widget(block, area);
     let w = inner.width as usize;
-    let list_rows = (inner.height as usize).saturating_sub(2).max(1);
+    let list_rows = (inner.height as usize).saturating_sub(DETAIL as usize).max(1);
     // Keep the selected step in view.
     let first = at.step.saturating_sub(list_rows.saturating_sub(1));
     let mut lines = Vec::new();
@@ -154,7 +157,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     // What the selected step does.
     let step = &phase.steps[at.step.min(phase.steps.len().saturating_sub(1))];
     let detail = match &step.kind {
-        StepKind::Manual(Some(i)) => i.clone(),
+        StepKind::Manual(Some(i)) => format!("To do: {i}"),
         StepKind::Manual(None) => "Check it, then press Enter.".into(),
         StepKind::Run(c) => format!("$ {}", c.lines().next().unwrap_or("")),
         StepKind::Watch(d) => format!(
@@ -168,14 +171,25 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         StepState::Done { note: Some(n), .. } => Some(n.clone()),
         _ => None,
     };
-    lines.push(Line::from(Span::styled(super::fit(&detail, w), theme.dim())));
+    let list_h = lines.len() as u16;
+    f.render_widget(Paragraph::new(lines), inner);
+    // The detail wraps: a manual instruction is read in full, not cut at the edge.
+    let mut detail_lines = vec![Line::from(Span::styled(detail, theme.dim()))];
     if let Some(n) = note {
-        lines.push(Line::from(Span::styled(super::fit(&n, w), theme.warn())));
+        detail_lines.push(Line::from(Span::styled(n, theme.warn())));
     } else if step.irreversible {
-        lines.push(Line::from(Span::styled(
+        detail_lines.push(Line::from(Span::styled(
             "IRREVERSIBLE: the rollback cannot undo this step",
             theme.bad(),
         )));
     }
-    f.render_widget(Paragraph::new(lines), inner);
+    let detail_area = Rect {
+        y: inner.y + list_h,
+        height: inner.height.saturating_sub(list_h),
+        ..inner
+    };
+    f.render_widget(
+        Paragraph::new(detail_lines).wrap(ratatui::widgets::Wrap { trim: true }),
+        detail_area,
+    );
 }

@@ -49,6 +49,19 @@ pub enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Continue an interrupted run from its journal (the latest unfinished one when none is named)
+    Resume {
+        /// The run's journal.jsonl or its folder
+        journal: Option<PathBuf>,
+        /// Plain, line-oriented progress on stdout instead of the terminal UI
+        #[arg(long)]
+        headless: bool,
+        /// Resume even though the runbook file changed since the run started, or the run had ended
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        exec: ExecFlags,
+    },
     /// A Markdown report of a run: timeline, who confirmed what, notes, triggers, rollback, metrics
     Report {
         journal: PathBuf,
@@ -136,9 +149,62 @@ pub fn main() -> ExitCode {
                 speed,
                 inject_fault_at,
             };
-            execute(file, exec, Mode::Rehearse, Some(rehearsal), front_end(headless))
+            let how = How {
+                mode: Mode::Rehearse,
+                rehearsal: Some(rehearsal),
+                resume: None,
+                tui: front_end(headless),
+            };
+            execute(file, exec, how)
         }
-        Cmd::Run { file, headless, exec } => execute(file, exec, Mode::Run, None, front_end(headless)),
+        Cmd::Run { file, headless, exec } => {
+            let how = How {
+                mode: Mode::Run,
+                rehearsal: None,
+                resume: None,
+                tui: front_end(headless),
+            };
+            execute(file, exec, how)
+        }
+        Cmd::Resume {
+            journal,
+            headless,
+            force,
+            exec,
+        } => {
+            let state_dir = exec
+                .state_dir
+                .clone()
+                .unwrap_or_else(crate::journal::default_state_dir);
+            let dir = match journal {
+                Some(j) if j.is_dir() => j,
+                Some(j) if j.is_file() => j.parent().map(PathBuf::from).unwrap_or_default(),
+                Some(j) => {
+                    eprintln!("runbook: {}: no such journal or run folder", j.display());
+                    return ExitCode::from(2);
+                }
+                None => match crate::journal::resume::latest_unfinished(&state_dir) {
+                    Some(d) => {
+                        eprintln!("runbook: resuming the latest unfinished run: {}", d.display());
+                        d
+                    }
+                    None => {
+                        eprintln!(
+                            "runbook: no unfinished run in {}",
+                            state_dir.join("runs").display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let how = How {
+                mode: Mode::Resume,
+                rehearsal: None,
+                resume: Some((dir, force)),
+                tui: front_end(headless),
+            };
+            execute(PathBuf::new(), exec, how)
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -185,6 +251,16 @@ fn validate(files: &[PathBuf]) -> i32 {
     if ok { 0 } else { 2 }
 }
 
+/// How an executing command runs.
+struct How {
+    mode: Mode,
+    rehearsal: Option<crate::engine::Rehearsal>,
+    /// `resume`: the run folder, and --force.
+    resume: Option<(PathBuf, bool)>,
+    /// The terminal UI (else headless).
+    tui: bool,
+}
+
 /// "1 step", "2 steps".
 fn count(n: usize, noun: &str) -> String {
     if n == 1 {
@@ -196,13 +272,13 @@ fn count(n: usize, noun: &str) -> String {
 
 /// One thread runs the engine and the front end: on a two-core bastion the step's command gets the
 /// other core, and nothing in the engine needs more than one.
-fn execute(
-    file: PathBuf,
-    exec: ExecFlags,
-    mode: Mode,
-    rehearsal: Option<crate::engine::Rehearsal>,
-    tui: bool,
-) -> i32 {
+fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
+    let How {
+        mode,
+        rehearsal,
+        resume,
+        tui,
+    } = how;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -225,6 +301,8 @@ fn execute(
         } else {
             crate::engine::OnFire::RollBack
         },
+        force: resume.as_ref().is_some_and(|(_, f)| *f),
+        resume: resume.map(|(dir, _)| dir),
     };
     let speed = rehearsal.map_or(1.0, |r| r.speed);
     let sources = crate::metrics::SourceOptions {

@@ -24,7 +24,15 @@ pub async fn run(session: Session) -> i32 {
         commands,
         mut updates,
         engine,
+        history,
+        notices,
     } = session;
+    for n in &notices {
+        eprintln!("runbook: {n}");
+    }
+    if !history.is_empty() {
+        resumed_summary(&history);
+    }
     let interactive = std::io::stdin().is_terminal();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let mut printer = Printer {
@@ -73,6 +81,21 @@ pub async fn run(session: Session) -> i32 {
                             triggers.join(", ")
                         ),
                     ),
+                    (Wait::Interrupted, true) => ask(
+                        commands.clone(),
+                        format!(
+                            "{name} was in flight when the run stopped; its outcome is unknown.\n\
+                             [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
+                        ),
+                    ),
+                    (Wait::Interrupted, false) => {
+                        let reason = format!(
+                            "{name} was in flight when the run stopped and its outcome is unknown; \
+                             resume with --yes to run it again, or in a terminal to decide"
+                        );
+                        eprintln!("runbook: {reason}");
+                        let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
+                    }
                     (Wait::Trigger { .. }, false) => {
                         let _ = commands.send(Command::Rollback).await;
                     }
@@ -409,6 +432,28 @@ impl<'a> Printer<'a> {
             }
         };
     }
+}
+
+/// One line on where a resumed run stood.
+fn resumed_summary(history: &[crate::journal::Record]) {
+    let mut done = std::collections::HashSet::new();
+    for r in history {
+        if let Event::StepFinished(f) = &r.event
+            && f.status.is_success()
+        {
+            done.insert((f.rollback, f.phase.clone(), f.step.clone()));
+        }
+    }
+    let sessions = history
+        .iter()
+        .filter(|r| matches!(r.event, Event::RunStarted { .. }))
+        .count();
+    eprintln!(
+        "runbook: resuming after {sessions} earlier session{}: {} step{} already done, they will not run again",
+        if sessions == 1 { "" } else { "s" },
+        done.len(),
+        if done.len() == 1 { "" } else { "s" }
+    );
 }
 
 /// `HH:MM:SS.mmm` in UTC, as in the journal.

@@ -28,6 +28,10 @@ pub struct Request {
     pub simulate_metrics: bool,
     /// What a firing trigger does: hold for the operator (terminal UI) or roll back (headless).
     pub on_fire: OnFire,
+    /// Resuming: the run folder to go on with (`file` is then taken from its journal).
+    pub resume: Option<PathBuf>,
+    /// Resume even though the runbook changed, or the run had finished.
+    pub force: bool,
 }
 
 /// Why nothing could be started. All of them mean exit 2: nothing was executed.
@@ -37,6 +41,8 @@ pub enum StartError {
     Load(#[from] LoadError),
     #[error("cannot create the run folder under {dir}: {source}")]
     Journal { dir: String, source: std::io::Error },
+    #[error("{0}")]
+    Resume(String),
 }
 
 /// A started execution: the front end reads `updates` and sends `commands`.
@@ -46,6 +52,10 @@ pub struct Session {
     pub commands: mpsc::Sender<Command>,
     pub updates: mpsc::Receiver<Update>,
     pub engine: tokio::task::JoinHandle<Outcome>,
+    /// Resuming: the journal as it was, so that a front end shows where the run stood.
+    pub history: Vec<crate::journal::Record>,
+    /// Remarks about the start (a torn journal line that was ignored, a changed runbook under --force).
+    pub notices: Vec<String>,
 }
 
 /// The operator's name: `$USER`, `$LOGNAME`, or the account of this process.
@@ -73,7 +83,52 @@ pub fn host() -> String {
 
 /// Checks everything, then starts the engine. Must be called inside a tokio runtime.
 pub fn start(req: Request) -> Result<Session, StartError> {
-    let rb = load(&req.file, &req.vars)?;
+    let mut notices = Vec::new();
+    let mut history = Vec::new();
+    let mut plan = None;
+    let (rb, resume_dir) = match &req.resume {
+        None => (load(&req.file, &req.vars)?, None),
+        Some(dir) => {
+            let path = dir.join("journal.jsonl");
+            let (records, torn) = crate::journal::read(&path)
+                .map_err(|e| StartError::Resume(format!("cannot read {}: {e}", path.display())))?;
+            if let Some(t) = torn {
+                notices.push(format!("{}: {t}", path.display()));
+            }
+            let info = crate::journal::resume::info(&records).ok_or_else(|| {
+                StartError::Resume(format!(
+                    "{} records no run_started: nothing to resume",
+                    path.display()
+                ))
+            })?;
+            if !crate::journal::resume::resumable(&info) && !req.force {
+                let outcome = info.finished.map(|o| o.as_str()).unwrap_or("finished");
+                return Err(StartError::Resume(format!(
+                    "this run has ended ({outcome}); there is nothing to resume (--force resumes it anyway)"
+                )));
+            }
+            // The run's own vars (with the --var it was started with), then this command's.
+            let mut vars = info.vars.clone();
+            for (k, v) in &req.vars {
+                vars.retain(|(n, _)| n != k);
+                vars.push((k.clone(), v.clone()));
+            }
+            let rb = load(std::path::Path::new(&info.file), &vars)?;
+            let changes = crate::journal::resume::changes(&records, &info.sha256, &rb);
+            if !changes.is_empty() {
+                let list: String = changes.iter().map(|c| format!("\n  - {c}")).collect();
+                if !req.force {
+                    return Err(StartError::Resume(format!(
+                        "the runbook changed since the run started:{list}\nresume with --force to go on with the file as it is now"
+                    )));
+                }
+                notices.push(format!("going on with the changed runbook (--force):{list}"));
+            }
+            plan = Some(crate::journal::resume::plan(&records, &rb));
+            history = records;
+            (rb, Some(dir.clone()))
+        }
+    };
     let secrets = Secrets::resolve(&rb).map_err(|errors| {
         let source_text = std::fs::read_to_string(&rb.file).unwrap_or_default();
         LoadError::Invalid {
@@ -85,19 +140,32 @@ pub fn start(req: Request) -> Result<Session, StartError> {
                 .collect(),
         }
     })?;
-    let state_dir = req.state_dir.clone().unwrap_or_else(default_state_dir);
-    let journal =
-        Journal::create(&state_dir, &rb.id, secrets.redactor()).map_err(|source| StartError::Journal {
-            dir: state_dir.display().to_string(),
-            source,
-        })?;
+    let journal = match &resume_dir {
+        Some(dir) => Journal::open(dir, secrets.redactor()).map_err(|e| match e {
+            crate::journal::OpenError::Locked { holder } => StartError::Resume(format!(
+                "{}: this run is being driven by {holder}; only one runbook drives a run at a time",
+                dir.display()
+            )),
+            crate::journal::OpenError::Io(source) => StartError::Journal {
+                dir: dir.display().to_string(),
+                source,
+            },
+        })?,
+        None => {
+            let state_dir = req.state_dir.clone().unwrap_or_else(default_state_dir);
+            Journal::create(&state_dir, &rb.id, secrets.redactor()).map_err(|source| StartError::Journal {
+                dir: state_dir.display().to_string(),
+                source,
+            })?
+        }
+    };
     let run_dir = journal.run_dir().to_path_buf();
     crate::engine::process::become_subreaper();
     let rb = Arc::new(rb);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (upd_tx, upd_rx) = mpsc::channel(UPDATE_QUEUE);
     let opts = EngineOptions {
-        mode: req.mode,
+        mode: if plan.is_some() { Mode::Resume } else { req.mode },
         auto_confirm: req.yes,
         operator: operator(),
         host: host(),
@@ -108,6 +176,7 @@ pub fn start(req: Request) -> Result<Session, StartError> {
             // A rehearsal never reads production metrics.
             simulate: req.simulate_metrics || req.rehearsal.is_some(),
         },
+        resume: plan,
     };
     let engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
     let engine = tokio::spawn(engine.run());
@@ -117,6 +186,8 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         commands: cmd_tx,
         updates: upd_rx,
         engine,
+        history,
+        notices,
     })
 }
 

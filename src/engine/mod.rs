@@ -101,6 +101,11 @@ pub enum Command {
     InjectFault,
     /// The operator's call to roll back.
     Rollback,
+    /// For a step that was in flight when an earlier session stopped: record it as done without
+    /// running it again (the operator checked it), with a reason.
+    MarkDone {
+        reason: String,
+    },
     /// Stop the run (the step in flight is cancelled).
     Abort {
         reason: Option<String>,
@@ -123,6 +128,9 @@ pub enum Wait {
     },
     /// Triggers are firing: acknowledge them, or roll back.
     Trigger { triggers: Vec<String> },
+    /// Resuming: this step was in flight when the run stopped. Retry it, mark it done or skip it
+    /// (with a reason), or roll back.
+    Interrupted,
 }
 
 /// What the engine tells a front end.
@@ -154,6 +162,8 @@ pub struct EngineOptions {
     pub on_fire: OnFire,
     pub rehearsal: Option<Rehearsal>,
     pub sources: SourceOptions,
+    /// Resuming: where the run stood.
+    pub resume: Option<crate::journal::resume::ResumePlan>,
 }
 
 /// Why the run stops going forward.
@@ -288,7 +298,11 @@ impl Engine {
         let started = Event::RunStarted {
             runbook: rb.id.clone(),
             title: rb.title.clone(),
-            file: rb.file.display().to_string(),
+            // Absolute, so that `resume` finds the file from any folder.
+            file: std::path::absolute(&rb.file)
+                .unwrap_or_else(|_| rb.file.clone())
+                .display()
+                .to_string(),
             sha256: rb.sha256.clone(),
             operator: self.opts.operator.clone(),
             host: self.opts.host.clone(),
@@ -300,7 +314,15 @@ impl Engine {
             self.rec.tell(Update::Message(e)).await;
             return Outcome::Failed;
         }
+        let resumed_rollback = self.opts.resume.as_ref().and_then(|p| p.rollback.clone());
         let result = match self.start_watching().await {
+            // The rollback had begun before the run stopped: it goes on where it was.
+            Ok(()) if resumed_rollback.is_some() => {
+                self.rolling_back = true;
+                self.rollback_began = Some(Instant::now());
+                self.stop_checks();
+                Err(Stop::Rollback(resumed_rollback.unwrap_or_default()))
+            }
             Ok(()) => self.run_phases(&rb.phases, false).await,
             Err(stop) => Err(stop),
         };

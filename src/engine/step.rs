@@ -11,13 +11,31 @@ use crate::runbook::{OnFailure, Step, StepKind};
 
 impl Engine {
     pub(super) async fn run_step(&mut self, at: StepRef, phase: &Phase, step: &Step) -> Result<(), Stop> {
+        let key = (at.rollback, phase.id.clone(), step.id.clone());
+        let (resumed_done, earlier, interrupted) = match &self.opts.resume {
+            Some(plan) => (
+                plan.done.contains(&key),
+                plan.attempts.get(&key).copied().unwrap_or(0),
+                plan.interrupted.as_ref() == Some(&key),
+            ),
+            None => (false, 0, false),
+        };
+        if resumed_done {
+            return Ok(());
+        }
         self.hold(at).await?;
         let mut by = None;
+        if interrupted {
+            match self.decide_interrupted(at, phase, step, earlier).await? {
+                Some(who) => by = Some(who),
+                None => return Ok(()),
+            }
+        }
         let manual = matches!(step.kind, StepKind::Manual(_));
-        if step.needs_go_ahead() {
+        if step.needs_go_ahead() && by.is_none() {
             let waited = std::time::Instant::now();
             if manual {
-                self.started(at, 1).await?;
+                self.started(at, earlier + 1).await?;
             }
             if self.opts.auto_confirm {
                 by = Some("auto".to_string());
@@ -53,7 +71,7 @@ impl Engine {
                 let fin = StepFinished {
                     phase: phase.id.clone(),
                     step: step.id.clone(),
-                    attempt: 1,
+                    attempt: earlier + 1,
                     rollback: at.rollback,
                     status: StepStatus::Confirmed,
                     duration_ms: waited.elapsed().as_millis() as u64,
@@ -67,13 +85,13 @@ impl Engine {
             // The go-ahead was given; a trigger that fired meanwhile still comes first.
             self.hold(at).await?;
         }
-        let mut attempt = 1;
+        let mut attempt = earlier + 1;
         loop {
             let status = self.attempt(at, phase, step, attempt, by.clone()).await?;
             if status.is_success() {
                 return Ok(());
             }
-            if attempt <= step.retries {
+            if attempt - earlier <= step.retries {
                 attempt += 1;
                 if !step.retry_delay.is_zero() {
                     self.rec
@@ -161,6 +179,69 @@ impl Engine {
                 }
             }
             self.hold(at).await?;
+        }
+    }
+
+    /// Resuming: the step was in flight when the run stopped. Returns who decided to run it again,
+    /// or `None` when it was settled without running (marked done, or skipped).
+    async fn decide_interrupted(
+        &mut self,
+        at: StepRef,
+        phase: &Phase,
+        step: &Step,
+        earlier: u32,
+    ) -> Result<Option<String>, Stop> {
+        if self.opts.auto_confirm {
+            self.rec
+                .tell(Update::Message(format!(
+                    "{}/{} was in flight when the run stopped: running it again (--yes)",
+                    phase.id, step.id
+                )))
+                .await;
+            return Ok(Some("auto".into()));
+        }
+        self.rec
+            .tell(Update::Waiting {
+                step: at,
+                why: Wait::Interrupted,
+            })
+            .await;
+        let since = std::time::Instant::now();
+        loop {
+            match self.next::<()>(None, None).await? {
+                Input::Command(Command::Retry | Command::Confirm { .. }) => {
+                    return Ok(Some(self.opts.operator.clone()));
+                }
+                Input::Command(Command::MarkDone { reason }) => {
+                    let (phase, step) = (phase.id.clone(), step.id.clone());
+                    let fin = StepFinished {
+                        phase,
+                        step,
+                        attempt: earlier,
+                        rollback: at.rollback,
+                        status: StepStatus::Confirmed,
+                        duration_ms: since.elapsed().as_millis() as u64,
+                        by: Some(self.opts.operator.clone()),
+                        metrics: Some(self.latest.clone()),
+                        reason: Some(format!("marked done after the interruption: {reason}")),
+                        ..Default::default()
+                    };
+                    self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
+                    return Ok(None);
+                }
+                Input::Command(Command::Skip { reason }) => {
+                    self.finish_simple(at, earlier, StepStatus::Skipped, since, Some(reason))
+                        .await?;
+                    return Ok(None);
+                }
+                Input::Command(Command::Rollback) if !at.rollback => {
+                    return Err(Stop::Rollback(format!("step:{}/{}", phase.id, step.id)));
+                }
+                Input::Command(Command::Rollback) => {}
+                Input::Command(other) => return Err(self.stop_for(other, at)),
+                Input::Stop(s) => return Err(s),
+                Input::Fired | Input::Changed | Input::Deadline | Input::Work(()) => {}
+            }
         }
     }
 

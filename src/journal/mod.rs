@@ -5,6 +5,7 @@
 //! this module only records it. Secrets are masked here too, as a last line of defence.
 
 pub mod report;
+pub mod resume;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -228,11 +229,59 @@ pub fn default_state_dir() -> PathBuf {
     home.join(".local/state/runbook")
 }
 
-/// An open journal: appends events, each flushed to disk before `append` returns.
+/// An open journal: appends events, each flushed to disk before `append` returns. It holds the
+/// run's lock: only one `runbook` drives a run at a time.
 pub struct Journal {
     file: File,
     run_dir: PathBuf,
     redactor: Redactor,
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Why a journal could not be opened for writing.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("this run is being driven by {holder}; only one runbook drives a run at a time")]
+    Locked { holder: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Takes the run's lock (`RUN_DIR/lock`, flock), and writes who holds it into it.
+fn lock(run_dir: &Path) -> Result<nix::fcntl::Flock<File>, OpenError> {
+    use std::io::{Read, Seek};
+    let path = run_dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut held) => {
+            let me = format!(
+                "{}@{} (pid {})\n",
+                crate::session::operator(),
+                crate::session::host(),
+                std::process::id()
+            );
+            held.set_len(0)?;
+            held.rewind()?;
+            held.write_all(me.as_bytes())?;
+            Ok(held)
+        }
+        Err((mut file, _)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "another runbook process".to_string()
+            } else {
+                holder.to_string()
+            };
+            Err(OpenError::Locked { holder })
+        }
+    }
 }
 
 impl Journal {
@@ -262,12 +311,40 @@ impl Journal {
             .create_new(true)
             .append(true)
             .open(run_dir.join("journal.jsonl"))?;
+        let lock = lock(&run_dir).map_err(|e| match e {
+            OpenError::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        })?;
         // The folder entry itself must survive a crash too.
         File::open(&runs)?.sync_all()?;
         Ok(Journal {
             file,
             run_dir,
             redactor,
+            _lock: lock,
+        })
+    }
+
+    /// Opens an existing run's journal to append to it (resuming), taking the run's lock.
+    pub fn open(run_dir: &Path, redactor: Redactor) -> Result<Journal, OpenError> {
+        let lock = lock(run_dir)?;
+        let path = run_dir.join("journal.jsonl");
+        // A line torn by a crash (the reader reported it) is cut off, so that the next event
+        // starts on a line of its own and the journal stays whole.
+        let text = std::fs::read(&path)?;
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let f = OpenOptions::new().write(true).open(&path)?;
+            f.set_len(keep as u64)?;
+            f.sync_data()?;
+        }
+        let file = OpenOptions::new().append(true).open(&path)?;
+        std::fs::create_dir_all(run_dir.join("logs"))?;
+        Ok(Journal {
+            file,
+            run_dir: run_dir.to_path_buf(),
+            redactor,
+            _lock: lock,
         })
     }
 

@@ -24,6 +24,7 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TextPurpose {
     Skip,
+    MarkDone,
     Note,
     Raise(String),
     Search,
@@ -91,15 +92,25 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 }
             }
         },
+        KeyCode::Char('d') => {
+            if matches!(waiting(app), Some((_, Wait::Interrupted))) {
+                app.dialogs.push(Dialog::text(TextPurpose::MarkDone, ""));
+            } else {
+                app.note("d marks done a step that was in flight when an earlier session stopped");
+            }
+        }
         KeyCode::Char('s') => {
-            if matches!(waiting(app), Some((_, Wait::GoAhead | Wait::Failed { .. }))) {
+            if matches!(
+                waiting(app),
+                Some((_, Wait::GoAhead | Wait::Failed { .. } | Wait::Interrupted))
+            ) {
                 app.dialogs.push(Dialog::text(TextPurpose::Skip, ""));
             } else {
                 app.note("nothing to skip: s skips a step that waits for you or has failed");
             }
         }
         KeyCode::Char('r') => {
-            if matches!(waiting(app), Some((_, Wait::Failed { .. }))) {
+            if matches!(waiting(app), Some((_, Wait::Failed { .. } | Wait::Interrupted))) {
                 return vec![Effect::Send(Command::Retry)];
             }
             app.note("nothing to retry: r retries a failed step");
@@ -279,6 +290,7 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                 }
                 return match purpose {
                     TextPurpose::Skip => vec![Effect::Send(Command::Skip { reason: text })],
+                    TextPurpose::MarkDone => vec![Effect::Send(Command::MarkDone { reason: text })],
                     TextPurpose::Note => vec![Effect::Send(Command::Note { text })],
                     TextPurpose::Raise(trigger) => {
                         vec![Effect::Send(Command::RaiseTrigger {
@@ -338,6 +350,11 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
             h.push(("s", "skip"));
         }
         Some((_, Wait::Trigger { .. })) => h.push(("a", "acknowledge")),
+        Some((_, Wait::Interrupted)) => {
+            h.push(("r", "run again"));
+            h.push(("d", "mark done"));
+            h.push(("s", "skip"));
+        }
         None => {
             if let Some(at) = app.running()
                 && matches!(app.step(at).kind, StepKind::Watch(_))

@@ -43,9 +43,19 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         commands,
         mut updates,
         engine,
+        history,
+        notices,
     } = session;
     let mut app = App::new(runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;
+    // Resuming: the screen starts where the run stood.
+    for record in history {
+        app.apply(crate::engine::Update::Event(record));
+    }
+    app.finished = None;
+    for n in notices {
+        app.note(n);
+    }
     let theme = Theme::from_env();
     ui::ASCII.store(theme.ascii, std::sync::atomic::Ordering::Relaxed);
     let guard = match terminal::Guard::enter() {

@@ -432,6 +432,8 @@ pub fn request(file: &Path, state: &Path, vars: &[(&str, &str)], yes: bool) -> R
         prometheus: None,
         simulate_metrics: false,
         on_fire: runbook::engine::OnFire::RollBack,
+        resume: None,
+        force: false,
     }
 }
 

@@ -18,7 +18,14 @@ pub const HELP: &[(&str, &str)] = &[
         "confirm the waiting step / let a confirm step run / end a running watch early",
     ),
     ("s", "skip the waiting or failed step (asks for a reason)"),
-    ("r", "retry the failed step"),
+    (
+        "r",
+        "retry the failed step (or run again a step interrupted by an earlier session)",
+    ),
+    (
+        "d",
+        "mark done a step interrupted by an earlier session (asks why)",
+    ),
     ("n", "add a note to the journal"),
     ("R", "offer the rollback; y starts it, n or Esc cancels"),
     ("a", "acknowledge firing triggers and go on (recorded)"),
@@ -76,6 +83,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                         format!(" Why skip {name}? (Enter: skip, Esc: cancel) ")
                     }
                     TextPurpose::Note => " Note for the journal (Enter: save, Esc: cancel) ".to_string(),
+                    TextPurpose::MarkDone => {
+                        let name = app
+                            .waiting
+                            .as_ref()
+                            .map(|(at, _)| app.name(*at))
+                            .unwrap_or_default();
+                        format!(" Why is {name} done? (Enter: mark done, Esc: cancel) ")
+                    }
                     TextPurpose::Raise(t) => format!(" Raise trigger {t}: why? (Enter: raise, Esc: cancel) "),
                     TextPurpose::Search => " Search the log (Enter: find, Esc: cancel) ".to_string(),
                 };

@@ -66,6 +66,10 @@ fn status(app: &App, theme: &Theme) -> (String, Style) {
         return (" TRIGGER FIRING ".into(), theme.alarm());
     }
     match &app.waiting {
+        Some((_, Wait::Interrupted)) => (
+            " INTERRUPTED STEP: DECIDE ".into(),
+            theme.bad().add_modifier(Modifier::REVERSED),
+        ),
         Some((_, Wait::GoAhead)) => (
             " WAITING FOR YOU ".into(),
             theme.warn().add_modifier(Modifier::REVERSED),

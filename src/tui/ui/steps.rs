@@ -88,6 +88,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
                 theme.bad(),
                 "failed: r retry · s skip · R roll back".to_string(),
             ),
+            StepState::Waiting(Wait::Interrupted) => (
+                theme.glyph(Glyph::Interrupted),
+                theme.bad(),
+                "in flight when the run stopped: r run again · d done · s skip".to_string(),
+            ),
             StepState::Waiting(Wait::Trigger { .. }) => {
                 (theme.glyph(Glyph::Waiting), theme.bad(), "held by trigger".into())
             }

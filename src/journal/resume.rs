@@ -1,0 +1,248 @@
+//! Resuming: finding the run to resume, rebuilding where it stood from its journal, and saying
+//! what changed in the runbook file since. Pure but for reading the state dir.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::{Event, Outcome, Record, StepStatus};
+use crate::runbook::{OnFailure, Runbook};
+
+/// A step by (rollback, phase id, step id).
+pub type StepKey = (bool, String, String);
+
+/// Where an interrupted run stood.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResumePlan {
+    /// Steps that are finished and never run again.
+    pub done: HashSet<StepKey>,
+    /// The highest attempt each step reached, so that attempts go on counting.
+    pub attempts: HashMap<StepKey, u32>,
+    /// The step that was in flight (or had failed) when the run stopped: the operator decides.
+    pub interrupted: Option<StepKey>,
+    /// The rollback had started (with this reason) and not finished.
+    pub rollback: Option<String>,
+}
+
+/// What the journal says about the run as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub runbook: String,
+    pub title: String,
+    pub file: String,
+    pub sha256: String,
+    pub vars: Vec<(String, String)>,
+    /// The last `run_finished`, if the last session ended with one.
+    pub finished: Option<Outcome>,
+}
+
+pub fn info(records: &[Record]) -> Option<RunInfo> {
+    let mut info: Option<RunInfo> = None;
+    for r in records {
+        match &r.event {
+            Event::RunStarted {
+                runbook,
+                title,
+                file,
+                sha256,
+                vars,
+                ..
+            } => {
+                let first = info.is_none();
+                let i = info.get_or_insert_with(|| RunInfo {
+                    runbook: runbook.clone(),
+                    title: title.clone(),
+                    file: file.clone(),
+                    sha256: sha256.clone(),
+                    vars: vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    finished: None,
+                });
+                if !first {
+                    i.finished = None;
+                }
+            }
+            Event::RunFinished { outcome, .. } => {
+                if let Some(i) = info.as_mut() {
+                    i.finished = Some(*outcome);
+                }
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+/// Whether a run can be resumed: it did not reach its end. A run that succeeded or was rolled
+/// back is done; one that was interrupted, stopped on a failed step, was aborted (quit, or nobody
+/// there to give a go-ahead) or whose rollback failed can go on.
+pub fn resumable(info: &RunInfo) -> bool {
+    !matches!(info.finished, Some(Outcome::Succeeded | Outcome::RolledBack))
+}
+
+/// Rebuilds where the run stood.
+pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
+    let mut plan = ResumePlan::default();
+    let mut last: HashMap<StepKey, (StepStatus, u32)> = HashMap::new();
+    let mut open: Vec<StepKey> = Vec::new();
+    let mut rollback_done = false;
+    for r in records {
+        match &r.event {
+            Event::StepStarted {
+                phase,
+                step,
+                attempt,
+                rollback,
+            } => {
+                let key = (*rollback, phase.clone(), step.clone());
+                let a = plan.attempts.entry(key.clone()).or_default();
+                *a = (*a).max(*attempt);
+                open.retain(|k| k != &key);
+                open.push(key);
+            }
+            Event::StepFinished(f) => {
+                let key = (f.rollback, f.phase.clone(), f.step.clone());
+                let a = plan.attempts.entry(key.clone()).or_default();
+                *a = (*a).max(f.attempt);
+                open.retain(|k| k != &key);
+                last.insert(key, (f.status, f.attempt));
+            }
+            Event::RollbackStarted { reason } => {
+                plan.rollback = Some(reason.clone());
+                rollback_done = false;
+            }
+            // A rollback that failed goes on when the run is resumed.
+            Event::RollbackFinished { status } => rollback_done = status == "succeeded",
+            _ => {}
+        }
+    }
+    if rollback_done {
+        plan.rollback = None;
+    }
+    let on_failure = |key: &StepKey| -> OnFailure {
+        let phases = if key.0 {
+            rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
+        } else {
+            &rb.phases
+        };
+        phases
+            .iter()
+            .find(|p| p.id == key.1)
+            .and_then(|p| p.steps.iter().find(|s| s.id == key.2))
+            .map_or(OnFailure::Ask, |s| s.on_failure)
+    };
+    let mut needs_decision: Vec<StepKey> = Vec::new();
+    for (key, (status, attempt)) in &last {
+        let done = match status {
+            StepStatus::Succeeded | StepStatus::Confirmed | StepStatus::Skipped => true,
+            StepStatus::Failed | StepStatus::TimedOut => on_failure(key) == OnFailure::Continue,
+            // Cancelled before it ever started: it was never attempted.
+            StepStatus::Cancelled => *attempt == 0 && !key.0,
+            StepStatus::Interrupted => false,
+        };
+        if done {
+            plan.done.insert(key.clone());
+        } else if *attempt > 0 {
+            needs_decision.push(key.clone());
+        }
+    }
+    // A step started and never finished was in flight when the run died — unless it is a manual
+    // or confirm step still waiting for its go-ahead, which simply waits again.
+    for key in open {
+        let is_waiting_kind = {
+            let phases = if key.0 {
+                rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
+            } else {
+                &rb.phases
+            };
+            phases
+                .iter()
+                .find(|p| p.id == key.1)
+                .and_then(|p| p.steps.iter().find(|s| s.id == key.2))
+                .is_some_and(|s| matches!(s.kind, crate::runbook::StepKind::Manual(_)))
+        };
+        if !is_waiting_kind {
+            needs_decision.push(key);
+        }
+    }
+    // Only the latest can have been in flight; earlier undecided ones were decided by the run going on.
+    plan.interrupted = records.iter().rev().find_map(|r| match &r.event {
+        Event::StepStarted {
+            phase,
+            step,
+            rollback,
+            ..
+        } => {
+            let key = (*rollback, phase.clone(), step.clone());
+            needs_decision.contains(&key).then_some(key)
+        }
+        Event::StepFinished(f) => {
+            let key = (f.rollback, f.phase.clone(), f.step.clone());
+            needs_decision.contains(&key).then_some(key)
+        }
+        _ => None,
+    });
+    plan
+}
+
+/// What differs between the runbook the run started with and the file now: steps the journal
+/// knows that are gone, and the hash.
+pub fn changes(records: &[Record], old_sha: &str, rb: &Runbook) -> Vec<String> {
+    let mut out = Vec::new();
+    if old_sha != rb.sha256 {
+        out.push(format!(
+            "{} changed since the run started (sha256 {} → {})",
+            rb.file.display(),
+            &old_sha[..old_sha.len().min(12)],
+            &rb.sha256[..rb.sha256.len().min(12)]
+        ));
+    }
+    let mut seen = HashSet::new();
+    for r in records {
+        let key = match &r.event {
+            Event::StepStarted {
+                phase,
+                step,
+                rollback,
+                ..
+            } => (*rollback, phase.clone(), step.clone()),
+            Event::StepFinished(f) => (f.rollback, f.phase.clone(), f.step.clone()),
+            _ => continue,
+        };
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let phases = if key.0 {
+            rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
+        } else {
+            &rb.phases
+        };
+        let exists = phases
+            .iter()
+            .any(|p| p.id == key.1 && p.steps.iter().any(|s| s.id == key.2));
+        if !exists {
+            let which = if key.0 { "rollback step" } else { "step" };
+            out.push(format!(
+                "{which} {}/{} is in the journal but no longer in the runbook",
+                key.1, key.2
+            ));
+        }
+    }
+    out
+}
+
+/// The latest run in the state dir that can be resumed.
+pub fn latest_unfinished(state_dir: &Path) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(state_dir.join("runs"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("journal.jsonl").is_file())
+        .collect();
+    // Folder names start with the UTC time: the newest sorts last.
+    dirs.sort();
+    dirs.into_iter().rev().find(|d| {
+        super::read(&d.join("journal.jsonl"))
+            .ok()
+            .and_then(|(records, _)| info(&records))
+            .is_some_and(|i| resumable(&i))
+    })
+}

@@ -324,6 +324,18 @@ impl Engine {
                 Err(Stop::Rollback(resumed_rollback.unwrap_or_default()))
             }
             Ok(()) => self.run_phases(&rb.phases, false).await,
+            // A trigger already firing at the first sample: the rollback starts before any step,
+            // and every forward step is marked cancelled, as for any rollback.
+            Err(stop @ Stop::Rollback(_)) => {
+                let first = StepRef {
+                    rollback: false,
+                    phase: 0,
+                    step: 0,
+                };
+                match self.cancel_rest(first, stop).await {
+                    Ok(stop) | Err(stop) => Err(stop),
+                }
+            }
             Err(stop) => Err(stop),
         };
         let (outcome, reason) = match result {

@@ -370,6 +370,8 @@ pub async fn run_captured(
         g.created.insert(pgid);
         (child, pgid)
     };
+    // If this future is dropped (the run stopped watching), the command goes with it.
+    let _group = GroupGuard(pgid);
     let mut stdout = child.stdout.take().ok_or("no stdout")?;
     let mut stderr = child.stderr.take().ok_or("no stderr")?;
     let work = async {
@@ -404,11 +406,23 @@ pub async fn run_captured(
             crate::duration::format_duration(timeout)
         )),
     };
-    // Whatever it left behind in its group goes with it.
-    let _ = killpg(pg, Signal::SIGKILL);
-    unregister(pgid);
+    // Whatever it left behind in its group goes with it (the guard kills the group).
+    let _ = pg;
+    drop(_group);
     reap_adopted();
     outcome
+}
+
+/// Kills a short command's whole group when dropped, however its future ended.
+struct GroupGuard(i32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            let _ = killpg(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+        unregister(self.0);
+    }
 }
 
 /// Asks the kernel to start writing a range of the file to disk, without waiting for it.

@@ -57,7 +57,6 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         app.note(n);
     }
     let theme = Theme::from_env();
-    ui::ASCII.store(theme.ascii, std::sync::atomic::Ordering::Relaxed);
     let guard = match terminal::Guard::enter() {
         Ok(g) => g,
         Err(e) => {

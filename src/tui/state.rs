@@ -41,6 +41,8 @@ pub enum StepState {
 #[derive(Debug, Clone)]
 pub struct StepView {
     pub state: StepState,
+    /// Why the last attempt failed (or how it was settled), kept while the step waits for a decision.
+    pub last_error: Option<String>,
     /// Exit code or HTTP status of the last attempt.
     pub code: Option<String>,
     pub log_path: Option<String>,
@@ -178,6 +180,7 @@ fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
                 .iter()
                 .map(|_| StepView {
                     state: StepState::Pending,
+                    last_error: None,
                     code: None,
                     log_path: None,
                 })
@@ -385,26 +388,23 @@ impl App {
                     return;
                 };
                 self.waiting = None;
+                // A manual step starts by waiting for the operator; any other step starts running.
+                let manual = matches!(self.step(at).kind, crate::runbook::StepKind::Manual(_));
                 if let Some(v) = self.view_mut(at) {
-                    let manual = matches!(v.state, StepState::Waiting(_));
-                    if !manual {
-                        v.state = StepState::Running {
+                    v.state = if manual {
+                        StepState::Waiting(Wait::GoAhead)
+                    } else {
+                        StepState::Running {
                             since: Instant::now(),
                             attempt,
-                        };
-                    }
+                        }
+                    };
                 }
                 if attempt > 1 {
                     // A new attempt's output replaces the last one's on screen.
                     self.logs.remove(&at);
                 }
                 self.move_to(at);
-                // A manual step starts by waiting; the Waiting update that follows says so.
-                if matches!(self.step(at).kind, crate::runbook::StepKind::Manual(_))
-                    && let Some(v) = self.view_mut(at)
-                {
-                    v.state = StepState::Waiting(Wait::GoAhead);
-                }
             }
             Event::StepFinished(f) => {
                 let Some(at) = self.find(&f.phase, &f.step, f.rollback) else {
@@ -415,6 +415,7 @@ impl App {
                 }
                 let note = f.error.clone().or(f.reason.clone());
                 if let Some(v) = self.view_mut(at) {
+                    v.last_error = note.clone();
                     v.code = f
                         .exit_code
                         .map(|c| format!("exit {c}"))

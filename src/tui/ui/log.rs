@@ -15,8 +15,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let at = app.selected;
     let log = app.logs.get(&at);
     let view = app.view(at);
-    let where_ = if app.log_scroll > 0 {
-        format!("scrolled up {} lines (End to follow)", app.log_scroll)
+    // The scroll that takes effect: a log that fits its pane cannot be scrolled.
+    let room_guess = area.height.saturating_sub(3) as usize;
+    let scrolled = app
+        .log_scroll
+        .min(log.map_or(0, |l| l.lines.len()).saturating_sub(room_guess));
+    let where_ = if scrolled > 0 {
+        format!("scrolled up {scrolled} lines (End to follow)")
     } else if app.follow {
         "following".to_string()
     } else {

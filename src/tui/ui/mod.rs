@@ -39,11 +39,13 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
     let banner_h = banner::height(app);
     let narrow = area.width < WIDE;
     let strip_h = if narrow { sidebar::strip_height(app) } else { 0 };
-    let [head, ban, strip, body, hints] = Layout::vertical([
+    let remark_h = u16::from(!app.messages.is_empty());
+    let [head, ban, strip, body, remark, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
         Constraint::Length(strip_h),
         Constraint::Min(6),
+        Constraint::Length(remark_h),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -65,21 +67,77 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
         sidebar::render(f, side, app, theme, now);
         main
     };
-    let steps_h = steps::height(app, main.height);
+    let steps_h = steps::height(app, main.height, main.width);
     let [steps_area, log_area] =
         Layout::vertical([Constraint::Length(steps_h), Constraint::Min(3)]).areas(main);
     steps::render(f, steps_area, app, theme, now);
     log::render(f, log_area, app, theme);
     hints_line(f, hints, app, theme);
+    remark_line(f, remark, app, theme);
     dialogs::render(f, area, app, theme);
+    if theme.ascii {
+        to_ascii(f.buffer_mut());
+    }
 }
 
+/// For a terminal without UTF-8: every symbol on screen becomes ASCII (a user's non-ASCII text
+/// becomes `?`), so that nothing arrives that it cannot show.
+fn to_ascii(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        let sym = cell.symbol();
+        if sym.is_ascii() {
+            continue;
+        }
+        let ascii = match sym {
+            "·" | "•" => ".",
+            "—" | "–" | "─" => "-",
+            "…" => "~",
+            "→" => ">",
+            "←" => "<",
+            "↑" => "^",
+            "↓" => "v",
+            "│" => "|",
+            _ => "?",
+        };
+        cell.set_symbol(ascii);
+    }
+}
+
+/// The latest remark (a retry delay, a key that does nothing now, a metric problem).
+fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    if area.height == 0 {
+        return;
+    }
+    if let Some((at, text)) = app.messages.back() {
+        let time = crate::headless::clock(*at);
+        let line = format!(" {} {text}", time.get(..8).unwrap_or(&time));
+        f.render_widget(
+            ratatui::text::Span::styled(fit(&line, area.width as usize), theme.warn()),
+            area,
+        );
+    }
+}
+
+/// The key hints that matter now. When they do not all fit, the least important go first;
+/// `q quit` always stays, last.
 fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     use ratatui::text::{Line, Span};
+    let all = super::keys::hints(app);
+    let width = |h: &(&str, &str)| h.0.width() + h.1.width() + 4;
+    let quit = all.iter().find(|h| h.0 == "q").copied();
+    let mut room = (area.width as usize).saturating_sub(quit.as_ref().map_or(0, width));
+    let mut shown = Vec::new();
+    for h in all.iter().filter(|h| h.0 != "q") {
+        if width(h) <= room {
+            room -= width(h);
+            shown.push(*h);
+        }
+    }
+    shown.extend(quit);
     let mut spans = Vec::new();
-    for (k, what) in super::keys::hints(app) {
+    for (k, what) in shown {
         spans.push(Span::styled(format!(" {k} "), theme.key()));
-        spans.push(Span::raw(format!(" {what}  ")));
+        spans.push(Span::raw(format!(" {what} ")));
     }
     f.render_widget(Line::from(spans), area);
 }
@@ -93,9 +151,6 @@ pub fn clock(d: Duration) -> String {
         format!("{}:{:02}", s / 60, s % 60)
     }
 }
-
-/// Set when glyphs must be ASCII: then text cut short ends in `~` instead of `…`.
-pub static ASCII: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Cuts text to a display width, with an ellipsis when it was cut.
 pub fn fit(text: &str, width: usize) -> String {
@@ -113,11 +168,7 @@ pub fn fit(text: &str, width: usize) -> String {
         w += cw;
     }
     if width > 0 {
-        out.push(if ASCII.load(std::sync::atomic::Ordering::Relaxed) {
-            '~'
-        } else {
-            '…'
-        });
+        out.push('…');
     }
     out
 }

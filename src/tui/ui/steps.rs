@@ -16,13 +16,41 @@ use crate::engine::Wait;
 use crate::runbook::StepKind;
 use crate::tui::state::{App, StepState};
 
-/// Lines of detail under the list (a manual step's instruction wraps over them).
-const DETAIL: u16 = 3;
+/// What the selected step does (its instruction, command or request) and, when it has one, why
+/// it failed or how it was settled.
+fn detail(app: &App) -> (String, Option<String>) {
+    let step = app.step(app.selected);
+    let what = match &step.kind {
+        StepKind::Manual(Some(i)) => format!("To do: {i}"),
+        StepKind::Manual(None) => "Check it, then press Enter.".into(),
+        StepKind::Run(c) => format!("$ {}", c.lines().next().unwrap_or("")),
+        StepKind::Watch(d) => format!(
+            "watch {} with the triggers armed; passes if none fires",
+            format_duration(*d)
+        ),
+        StepKind::Http(h) => format!("{} {}", h.method, h.url),
+    };
+    let view = app.view(app.selected);
+    let note = match (&view.state, &view.last_error) {
+        (StepState::Done { .. } | StepState::Waiting(Wait::Failed { .. }), Some(e)) => Some(e.clone()),
+        _ if step.irreversible => Some("IRREVERSIBLE: the rollback cannot undo this step".into()),
+        _ => None,
+    };
+    (what, note)
+}
+
+/// Rows the detail needs at this width (wrapped), at most 6.
+fn detail_rows(app: &App, width: u16) -> u16 {
+    let w = width.saturating_sub(2).max(1) as usize;
+    let (what, note) = detail(app);
+    let rows = |t: &str| unicode_width::UnicodeWidthStr::width(t).max(1).div_ceil(w);
+    (rows(&what) + note.as_deref().map_or(0, rows)).min(6) as u16
+}
 
 /// Rows for the pane: the steps, the detail, borders; at most about half the body.
-pub fn height(app: &App, body: u16) -> u16 {
+pub fn height(app: &App, body: u16, width: u16) -> u16 {
     let n = app.phases(app.selected.rollback)[app.selected.phase].steps.len() as u16;
-    (n + 2 + DETAIL)
+    (n + 2 + detail_rows(app, width))
         .min(body.saturating_sub(5).max(6))
         .min(body / 2 + 4)
         .max(6)
@@ -59,7 +87,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     let inner = block.inner(area);
     f.render_widget(block, area);
     let w = inner.width as usize;
-    let list_rows = (inner.height as usize).saturating_sub(DETAIL as usize).max(1);
+    let list_rows = (inner.height as usize)
+        .saturating_sub(detail_rows(app, area.width) as usize)
+        .max(1);
     // Keep the selected step in view.
     let first = at.step.saturating_sub(list_rows.saturating_sub(1));
     let mut lines = Vec::new();
@@ -159,34 +189,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         }
         lines.push(line);
     }
-    // What the selected step does.
-    let step = &phase.steps[at.step.min(phase.steps.len().saturating_sub(1))];
-    let detail = match &step.kind {
-        StepKind::Manual(Some(i)) => format!("To do: {i}"),
-        StepKind::Manual(None) => "Check it, then press Enter.".into(),
-        StepKind::Run(c) => format!("$ {}", c.lines().next().unwrap_or("")),
-        StepKind::Watch(d) => format!(
-            "watch {} with the triggers armed; passes if none fires",
-            format_duration(*d)
-        ),
-        StepKind::Http(h) => format!("{} {}", h.method, h.url),
-    };
-    let view = app.view(at);
-    let note = match &view.state {
-        StepState::Done { note: Some(n), .. } => Some(n.clone()),
-        _ => None,
-    };
+    let (detail, note) = detail(app);
     let list_h = lines.len() as u16;
     f.render_widget(Paragraph::new(lines), inner);
     // The detail wraps: a manual instruction is read in full, not cut at the edge.
     let mut detail_lines = vec![Line::from(Span::styled(detail, theme.dim()))];
     if let Some(n) = note {
-        detail_lines.push(Line::from(Span::styled(n, theme.warn())));
-    } else if step.irreversible {
-        detail_lines.push(Line::from(Span::styled(
-            "IRREVERSIBLE: the rollback cannot undo this step",
-            theme.bad(),
-        )));
+        let style = if n.starts_with("IRREVERSIBLE") {
+            theme.bad()
+        } else {
+            theme.warn()
+        };
+        detail_lines.push(Line::from(Span::styled(n, style)));
     }
     let detail_area = Rect {
         y: inner.y + list_h,

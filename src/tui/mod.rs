@@ -146,7 +146,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     let o = outcome.unwrap_or(Outcome::Failed);
     println!(
         "runbook: run {} (exit {}); journal: {}",
-        o.as_str(),
+        o.as_str().replace('_', " "),
         o.exit_code(),
         run_dir.display()
     );

@@ -352,8 +352,10 @@ impl App {
                     .push_chunk(chunk.at, &chunk.bytes);
             }
             Update::Waiting { step, why } => {
+                // A failed step stays `Done` (failed): that it waits for a decision is
+                // `self.waiting`, which goes away when the run moves on or rolls back.
                 if let Some(v) = self.view_mut(step)
-                    && !matches!(why, Wait::Trigger { .. })
+                    && matches!(why, Wait::GoAhead | Wait::Interrupted)
                 {
                     v.state = StepState::Waiting(why.clone());
                 }

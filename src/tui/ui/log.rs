@@ -16,12 +16,16 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let log = app.logs.get(&at);
     let view = app.view(at);
     // The scroll that takes effect: a log that fits its pane cannot be scrolled.
-    let room_guess = area.height.saturating_sub(3) as usize;
+    let has_trailer = matches!(view.state, StepState::Done { .. });
+    let room = (area.height.saturating_sub(2) as usize).saturating_sub(usize::from(has_trailer));
     let scrolled = app
         .log_scroll
-        .min(log.map_or(0, |l| l.lines.len()).saturating_sub(room_guess));
+        .min(log.map_or(0, |l| l.lines.len()).saturating_sub(room));
     let where_ = if scrolled > 0 {
-        format!("scrolled up {scrolled} lines (End to follow)")
+        format!(
+            "scrolled up {scrolled} line{} (End to follow)",
+            if scrolled == 1 { "" } else { "s" }
+        )
     } else if app.follow {
         "following".to_string()
     } else {

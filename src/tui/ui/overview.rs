@@ -64,10 +64,22 @@ fn phase_line<'a>(app: &App, theme: &Theme, rollback: bool, pi: usize, title: &s
     let active = views
         .iter()
         .any(|v| matches!(v.state, StepState::Running { .. } | StepState::Waiting(_)));
+    let all_cancelled = !views.is_empty()
+        && views.iter().all(|v| {
+            matches!(
+                v.state,
+                StepState::Done {
+                    status: StepStatus::Cancelled,
+                    ..
+                }
+            )
+        });
     let (glyph, style) = if active {
         (theme.glyph(Glyph::Running), theme.accent())
     } else if failed {
         (theme.glyph(Glyph::Failed), theme.bad())
+    } else if all_cancelled {
+        (theme.glyph(Glyph::Cancelled), theme.dim())
     } else if done == views.len() && done > 0 {
         (theme.glyph(Glyph::Done), theme.ok())
     } else {

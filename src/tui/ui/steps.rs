@@ -152,21 +152,27 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
                 attempt,
                 ..
             } => {
-                let (g, s) = theme.status_glyph(*status);
-                let attempts = if *attempt > 1 {
-                    format!(", {attempt} attempts")
+                let (g, st) = theme.status_glyph(*status);
+                let deciding = matches!(&app.waiting, Some((w, Wait::Failed { .. }))
+                    if w.phase == at.phase && w.step == si && w.rollback == at.rollback);
+                let text = if deciding {
+                    "failed: r retry · s skip · R roll back".to_string()
+                } else if *attempt == 0 {
+                    // Cancelled by a rollback before it ever started.
+                    status.as_str().replace('_', " ")
                 } else {
-                    String::new()
-                };
-                (
-                    g,
-                    s,
+                    let attempts = if *attempt > 1 {
+                        format!(", {attempt} attempts")
+                    } else {
+                        String::new()
+                    };
                     format!(
                         "{} {}{attempts}",
                         status.as_str().replace('_', " "),
                         format_duration(*took)
-                    ),
-                )
+                    )
+                };
+                (g, st, text)
             }
         };
         let kind = format!("{:<6}", step.kind.name());

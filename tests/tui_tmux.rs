@@ -1,0 +1,674 @@
+//! The real binary's terminal UI, end to end, in tmux: `runbook run FILE` (no `--headless`) in a
+//! detached tmux session of a fixed size, driven with `send-keys` and read back with
+//! `capture-pane`. Each test has its own tmux server (`tmux -L <unique socket>`), killed when the
+//! test ends, also when it fails.
+//!
+//! tmux must be installed (`.ci/run` installs it); these tests fail, not skip, without it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long anything on screen may take to appear (generous: CI machines are slow and busy).
+const TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(50);
+
+static SERVERS: AtomicUsize = AtomicUsize::new(0);
+
+/// One tmux server with one session running `runbook run` from a script; killed on drop.
+struct Tmux {
+    socket: String,
+    dir: TempDir,
+}
+
+fn tmux_installed() {
+    match Command::new("tmux").arg("-V").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "`tmux -V` failed ({}): these tests need tmux; .ci/run installs it (apt-get install tmux)",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "tmux is not installed ({e}): these tests need it; .ci/run installs it (apt-get install tmux)"
+        ),
+    }
+}
+
+/// Options of one session.
+struct Run<'a> {
+    runbook: &'a str,
+    width: u16,
+    height: u16,
+    no_color: bool,
+}
+
+impl Tmux {
+    /// Writes the runbook into a fresh folder and starts `runbook run` on it in a `width`×`height`
+    /// tmux session. When runbook exits, the script writes `EXIT=<status>` to `exit` and keeps the
+    /// pane open, so that the screen it left behind can be read.
+    fn start(run: Run) -> Tmux {
+        tmux_installed();
+        let dir = tempfile::Builder::new()
+            .prefix("runbook-tmux-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = format!(
+            "runbook-test-{}-{}",
+            std::process::id(),
+            SERVERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let file = dir.path().join("runbook.toml");
+        std::fs::write(&file, run.runbook).expect("write runbook");
+        let no_color = if run.no_color {
+            "export NO_COLOR=1"
+        } else {
+            "unset NO_COLOR"
+        };
+        let script = format!(
+            "cd '{dir}'\n\
+             unset LC_ALL LC_CTYPE RUNBOOK_ASCII\n\
+             {no_color}\n\
+             export LANG=C.UTF-8 USER=alice LOGNAME=alice\n\
+             '{bin}' run '{file}' --state-dir '{dir}/state'\n\
+             echo \"EXIT=$?\" > '{dir}/exit.tmp' && mv '{dir}/exit.tmp' '{dir}/exit'\n\
+             exec sleep 600\n",
+            dir = dir.path().display(),
+            bin = env!("CARGO_BIN_EXE_runbook"),
+            file = file.display(),
+        );
+        let script_path = dir.path().join("run.sh");
+        std::fs::write(&script_path, script).expect("write script");
+        let t = Tmux { socket, dir };
+        let (w, h) = (run.width.to_string(), run.height.to_string());
+        let sh = format!("sh '{}'", script_path.display());
+        t.ok(&["new-session", "-d", "-s", "main", "-x", &w, "-y", &h, &sh]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .env_remove("TMUX")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.tmux(args);
+        assert!(
+            o.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The visible screen, as text.
+    fn screen(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-t", "main"])
+    }
+
+    /// The visible screen with its attributes as escape sequences.
+    fn screen_with_escapes(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-e", "-t", "main"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        self.ok(&args);
+    }
+
+    /// Polls the screen until `ok` holds; panics with the last screen after `TIMEOUT`.
+    fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            if start.elapsed() > TIMEOUT {
+                panic!("timed out after {TIMEOUT:?} waiting for {what}; the screen:\n{s}");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("{text:?} on screen"), |s| s.contains(text))
+    }
+
+    /// Waits for `runbook` to exit and returns its status.
+    fn exit_code(&self) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(self.path("exit")) {
+                let code = s.trim().strip_prefix("EXIT=").expect("EXIT=N");
+                return code.parse().expect("exit status");
+            }
+            if start.elapsed() > TIMEOUT {
+                panic!(
+                    "runbook did not exit within {TIMEOUT:?}; the screen:\n{}",
+                    self.screen()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The journal of the one run, one JSON value per event.
+    fn journal(&self) -> Vec<Value> {
+        let runs = self.path("state/runs");
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .unwrap_or_else(|e| panic!("{}: {e}", runs.display()))
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "one run folder: {dirs:?}");
+        let text = std::fs::read_to_string(dirs[0].join("journal.jsonl")).expect("journal");
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// Waits for a step's shell to write its pid to `name`.
+    fn pid(&self, name: &str) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(self.path(name))
+                && let Ok(pid) = s.trim().parse()
+            {
+                return pid;
+            }
+            if start.elapsed() > TIMEOUT {
+                panic!("the step never wrote {name}; the screen:\n{}", self.screen());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Tmux {
+    /// Ends what the test started, also when it failed midway: SIGTERM to the pane's process group
+    /// (the script and runbook: runbook ends the step in flight, as on any SIGTERM), then the
+    /// tmux server. Killing the server alone would only hang up on runbook, and after a SIGHUP
+    /// runbook lets the step in flight finish (SPEC §5) — up to 30 s of `sleep` here.
+    fn drop(&mut self) {
+        let o = self.tmux(&["list-panes", "-t", "main", "-F", "#{pane_pid}"]);
+        if let Ok(pid) = String::from_utf8_lossy(&o.stdout).trim().parse::<i32>()
+            && pid > 1
+        {
+            // SAFETY: kill(2) with a process group id we started; no memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGTERM);
+            }
+        }
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// Whether the process is gone (or a zombie nobody reaped yet: it runs no more).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+fn wait_gone(pid: i32) {
+    let start = Instant::now();
+    while !gone(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "process {pid} still runs after runbook exited"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+fn events<'a>(journal: &'a [Value], name: &str) -> Vec<&'a Value> {
+    journal.iter().filter(|e| e["event"] == name).collect()
+}
+
+fn step_finished<'a>(journal: &'a [Value], phase: &str, step: &str) -> &'a Value {
+    journal
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["phase"] == phase && e["step"] == step)
+        .unwrap_or_else(|| panic!("no step_finished for {phase}/{step} in {journal:#?}"))
+}
+
+/// The screen's line that contains `text`.
+fn line_with<'a>(screen: &'a str, text: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("no line with {text:?} on\n{screen}"))
+}
+
+/// After runbook exits, the shell's screen is back: its last words, no UI frame.
+fn assert_terminal_restored(t: &Tmux, outcome: &str, code: i32) {
+    let said = format!("runbook: run {outcome} (exit {code})");
+    let s = t.wait_for(&said);
+    for ui in ["┌", "└", "│", "Phases", "Log:", "ROLL BACK", " quit"] {
+        assert!(!s.contains(ui), "the UI is still on screen ({ui:?}):\n{s}");
+    }
+    assert!(
+        s.contains("runbook: recording this run in"),
+        "the shell's screen from before the UI is back:\n{s}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const MANUAL: &str = r#"
+[runbook]
+title = "Manual confirmation"
+
+[[phase]]
+id = "checks"
+title = "Checks"
+
+[[phase.step]]
+id = "dashboard"
+title = "Checkout dashboard is green"
+manual = "Open the checkout dashboard and check that every panel is green"
+
+[[phase.step]]
+id = "after"
+title = "Runs after the confirmation"
+run = "echo went-on-after-confirm"
+"#;
+
+#[test]
+fn enter_confirms_a_manual_step() {
+    let t = Tmux::start(Run {
+        runbook: MANUAL,
+        width: 120,
+        height: 36,
+        no_color: false,
+    });
+    let s = t.wait_for("waiting for you: Enter");
+    assert!(s.contains("WAITING FOR YOU"), "{s}");
+    assert!(s.contains("To do: Open the checkout dashboard"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Run succeeded (exit 0)");
+    let line = line_with(&s, "Checkout dashboard is green");
+    assert!(line.contains("✔") && line.contains("confirmed"), "{line:?}\n{s}");
+    let line = line_with(&s, "Runs after the confirmation");
+    assert!(line.contains("succeeded"), "{line:?}\n{s}");
+    assert!(s.contains("went-on-after-confirm"), "the last step's log:\n{s}");
+
+    let journal = t.journal();
+    let fin = step_finished(&journal, "checks", "dashboard");
+    assert_eq!(fin["status"], "confirmed", "{fin}");
+    assert_eq!(fin["by"], "alice", "{fin}");
+    assert_eq!(fin["rollback"], false, "{fin}");
+
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+    assert_terminal_restored(&t, "succeeded", 0);
+}
+
+const LIVE: &str = r#"
+[runbook]
+title = "Live output"
+
+[[phase]]
+id = "build"
+title = "Build"
+
+[[phase.step]]
+id = "ready"
+title = "Ready to start"
+manual = true
+
+[[phase.step]]
+id = "loop"
+title = "Print three lines"
+run = "for i in 1 2 3; do echo line-$i; sleep 0.3; done"
+"#;
+
+#[test]
+fn a_run_step_output_appears_live_in_the_log_pane() {
+    let t = Tmux::start(Run {
+        runbook: LIVE,
+        width: 120,
+        height: 36,
+        no_color: false,
+    });
+    t.wait_for("waiting for you: Enter");
+    t.keys(&["Enter"]);
+    // Live: the first line is on screen while the step still runs and before the last line.
+    let s = t.wait_until("line-1 while the step runs", |s| {
+        s.contains("line-1") && !s.contains("line-3")
+    });
+    let step = line_with(&s, "Print three lines");
+    assert!(step.contains("running"), "{step:?}\n{s}");
+    assert!(s.contains("Log: build/loop"), "the log pane is the step's:\n{s}");
+    let line = line_with(&s, "line-1");
+    assert!(line.contains('│'), "in a pane: {line:?}");
+    let s = t.wait_for("line-3");
+    // In order, one line each, each with its time.
+    let rows: Vec<&str> = s
+        .lines()
+        .filter(|l| l.contains("line-") && !l.contains("echo"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{s}");
+    for (i, row) in rows.iter().enumerate() {
+        assert!(row.contains(&format!("line-{}", i + 1)), "{rows:?}");
+        // `│21:28:53 line-1`: the time just before the text.
+        let text = row.find("line-").expect("line-");
+        let time = row[..text].rsplit('│').next().unwrap_or_default();
+        let b = time.as_bytes();
+        let ok = time.len() == 9 && b[2] == b':' && b[5] == b':' && b[8] == b' ';
+        assert!(ok, "a line starts with its time: {row:?}");
+    }
+    let s = t.wait_for("Run succeeded (exit 0)");
+    assert!(line_with(&s, "Print three lines").contains("succeeded"), "{s}");
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+}
+
+const LONG_WITH_ROLLBACK: &str = r#"
+[runbook]
+title = "Rollback during a long step"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "long"
+title = "Long migration"
+run = "echo $$ > long.pid; exec sleep 30"
+
+[[phase.step]]
+id = "never"
+title = "Never reached"
+run = "echo never > never.txt"
+
+[rollback]
+title = "Put it back"
+
+[[rollback.phase]]
+id = "undo"
+title = "Undo"
+
+[[rollback.phase.step]]
+id = "restore"
+title = "Restore the previous version"
+run = "echo rollback-step-ran"
+"#;
+
+#[test]
+fn shift_r_then_y_rolls_back_during_a_long_step() {
+    let t = Tmux::start(Run {
+        runbook: LONG_WITH_ROLLBACK,
+        width: 120,
+        height: 36,
+        no_color: false,
+    });
+    let pid = t.pid("long.pid");
+    t.wait_until("the long step running", |s| {
+        s.lines()
+            .any(|l| l.contains("Long migration") && l.contains("running"))
+    });
+    t.keys(&["R"]);
+    let s = t.wait_for("ROLL BACK?");
+    assert!(
+        s.contains("Cancels the step in flight: deploy/long"),
+        "the dialog names the step it cancels:\n{s}"
+    );
+    assert!(
+        s.contains("Restore the previous version"),
+        "and what it runs:\n{s}"
+    );
+    assert!(s.contains("y: ROLL BACK NOW"), "{s}");
+    t.keys(&["y"]);
+    let s = t.wait_for("rollback-step-ran");
+    assert!(
+        s.contains("Log: undo/restore"),
+        "the rollback step's log is on screen:\n{s}"
+    );
+    let s = t.wait_for("Run rolled back (exit 3)");
+    assert!(s.contains("ROLLED BACK"), "{s}");
+    wait_gone(pid);
+
+    let journal = t.journal();
+    let started = events(&journal, "rollback_started");
+    assert_eq!(started.len(), 1, "{journal:#?}");
+    assert_eq!(started[0]["reason"], "operator");
+    assert_eq!(step_finished(&journal, "deploy", "long")["status"], "cancelled");
+    assert_eq!(step_finished(&journal, "deploy", "never")["status"], "cancelled");
+    let restore = step_finished(&journal, "undo", "restore");
+    assert_eq!(restore["status"], "succeeded");
+    assert_eq!(restore["rollback"], true);
+    assert!(!t.path("never.txt").exists());
+
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 3);
+    assert_terminal_restored(&t, "rolled_back", 3);
+}
+
+const LONG: &str = r#"
+[runbook]
+title = "Quit during a long step"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "long"
+title = "Long migration"
+run = "echo $$ > long.pid; exec sleep 30"
+"#;
+
+#[test]
+fn q_then_y_while_a_step_runs_aborts_and_leaves_nothing_running() {
+    let t = Tmux::start(Run {
+        runbook: LONG,
+        width: 120,
+        height: 36,
+        no_color: false,
+    });
+    let pid = t.pid("long.pid");
+    t.wait_until("the long step running", |s| {
+        s.lines()
+            .any(|l| l.contains("Long migration") && l.contains("running"))
+    });
+    t.keys(&["q"]);
+    let s = t.wait_for("Quit?");
+    assert!(s.contains("A step is running: deploy/long"), "{s}");
+    assert!(s.contains("y: quit"), "{s}");
+    t.keys(&["y"]);
+    assert_eq!(t.exit_code(), 1);
+    wait_gone(pid);
+    assert_terminal_restored(&t, "aborted", 1);
+
+    let journal = t.journal();
+    assert_eq!(step_finished(&journal, "deploy", "long")["status"], "cancelled");
+    let fin = events(&journal, "run_finished");
+    assert_eq!(fin.len(), 1);
+    assert_eq!(fin[0]["outcome"], "aborted");
+    assert_eq!(fin[0]["exit_code"], 1);
+}
+
+#[test]
+fn q_then_n_stays_and_the_step_goes_on() {
+    let t = Tmux::start(Run {
+        runbook: LONG,
+        width: 120,
+        height: 36,
+        no_color: false,
+    });
+    let pid = t.pid("long.pid");
+    t.wait_until("the long step running", |s| {
+        s.lines()
+            .any(|l| l.contains("Long migration") && l.contains("running"))
+    });
+    t.keys(&["q"]);
+    t.wait_for("Quit?");
+    t.keys(&["n"]);
+    t.wait_until("the quit dialog gone", |s| !s.contains("Quit?"));
+    assert!(!gone(pid), "the step still runs");
+    assert!(!t.path("exit").exists(), "runbook still runs");
+    // Then quit for real, so that nothing is left behind.
+    t.keys(&["q"]);
+    t.wait_for("Quit?");
+    t.keys(&["y"]);
+    assert_eq!(t.exit_code(), 1);
+    wait_gone(pid);
+}
+
+const SMALL: &str = r#"
+[runbook]
+title = "Payments API rollout"
+
+[vars]
+release = "v3.2.1"
+
+[[metric]]
+id = "error_rate"
+title = "Error rate"
+query = 'sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))'
+unit = "percent"
+simulate = { baseline = 0.002, jitter = 0.001 }
+
+[[metric]]
+id = "p95_latency"
+title = "P95 latency"
+query = 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))'
+unit = "seconds"
+simulate = { baseline = 0.18, jitter = 0.04 }
+
+[[trigger]]
+id = "errors"
+title = "Error rate above 1%"
+metric = "error_rate"
+above = 0.01
+for = "1m"
+
+[metrics]
+interval = "1s"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "announce"
+title = "Deploy announced in #payments-deploys"
+manual = "Post the release notes link in #payments-deploys"
+
+[[phase.step]]
+id = "canary"
+title = "Deploy to the canary pool"
+run = "echo deploying"
+"#;
+
+#[test]
+fn at_80x24_without_colour_nothing_important_is_cut() {
+    let t = Tmux::start(Run {
+        runbook: SMALL,
+        width: 80,
+        height: 24,
+        no_color: true,
+    });
+    t.wait_for("waiting for you: Enter");
+    // The metrics strip: one line per metric with its value and source, then the triggers.
+    let s = t.wait_until("metric values in the strip", |s| {
+        s.lines().any(|l| l.starts_with("Error rate") && l.contains('%'))
+    });
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 24, "{s}");
+    let err = line_with(&s, "Error rate");
+    assert!(err.contains(">1.00%") && err.contains("simulated"), "{err:?}");
+    let p95 = line_with(&s, "P95 latency");
+    assert!(p95.contains("ms") && p95.contains("simulated"), "{p95:?}");
+    assert!(line_with(&s, "Triggers:").contains("errors ok"), "{s}");
+    // Step titles in full.
+    for title in [
+        "Deploy announced in #payments-deploys",
+        "Deploy to the canary pool",
+    ] {
+        assert!(s.contains(title), "{title:?} is cut:\n{s}");
+    }
+    assert!(
+        s.contains("To do: Post the release notes link in #payments-deploys"),
+        "{s}"
+    );
+    // The key hints, whole, on the last line.
+    let hints = lines[23];
+    for hint in [
+        "Enter  confirm",
+        "s  skip",
+        "R  ROLL BACK",
+        "n  note",
+        "?  keys",
+        "q  quit",
+    ] {
+        assert!(
+            hints.contains(hint),
+            "{hint:?} missing from the hints line {hints:?}"
+        );
+    }
+    assert!(lines[0].contains("WAITING FOR YOU"), "{:?}", lines[0]);
+    // NO_COLOR: no colour in what is drawn (bold and reverse carry the state).
+    let esc = t.screen_with_escapes();
+    let coloured = esc.split('\x1b').skip(1).any(|seq| {
+        let Some(params) = seq.strip_prefix('[').and_then(|p| p.split_once('m')) else {
+            return false;
+        };
+        params.0.split(';').any(|p| {
+            matches!(
+                p.parse::<u32>(),
+                Ok(30..=37 | 38 | 40..=47 | 48 | 90..=97 | 100..=107)
+            )
+        })
+    });
+    assert!(!coloured, "colours drawn despite NO_COLOR:\n{esc:?}");
+
+    // Quitting while a step waits: asked first, exit 1.
+    t.keys(&["q"]);
+    let s = t.wait_for("Quit?");
+    assert!(s.contains("y: quit"), "the dialog's keys fit at 80x24:\n{s}");
+    t.keys(&["y"]);
+    assert_eq!(t.exit_code(), 1);
+    assert_terminal_restored(&t, "aborted", 1);
+}
+
+/// The Drop guard ends runbook, its step and the tmux server (what a failing test relies on).
+#[test]
+fn the_harness_cleans_up_its_tmux_server() {
+    let socket;
+    {
+        let t = Tmux::start(Run {
+            runbook: LONG,
+            width: 80,
+            height: 24,
+            no_color: false,
+        });
+        socket = t.socket.clone();
+        let pid = t.pid("long.pid");
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        // Dropped here, as a failing test would: the server, runbook and its step go.
+        drop(t);
+        wait_gone(pid);
+    }
+    let o = Command::new("tmux")
+        .args(["-L", &socket, "has-session", "-t", "main"])
+        .output()
+        .expect("tmux");
+    assert!(!o.status.success(), "the tmux server is gone");
+}

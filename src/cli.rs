@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
         Cmd::Validate { files } => validate(&files),
         Cmd::Plan { file, vars } => match load(&file, &vars) {
             Ok(rb) => {
-                print!("{}", crate::runbook::plan::outline(&rb));
+                crate::out_inline!("{}", crate::runbook::plan::outline(&rb));
                 0
             }
             Err(e) => report_load_error(&e),
@@ -180,16 +180,16 @@ pub fn main() -> ExitCode {
                 Some(j) if j.is_dir() => j,
                 Some(j) if j.is_file() => j.parent().map(PathBuf::from).unwrap_or_default(),
                 Some(j) => {
-                    eprintln!("runbook: {}: no such journal or run folder", j.display());
+                    crate::say!("runbook: {}: no such journal or run folder", j.display());
                     return ExitCode::from(2);
                 }
                 None => match crate::journal::resume::latest_unfinished(&state_dir) {
                     Some(d) => {
-                        eprintln!("runbook: resuming the latest unfinished run: {}", d.display());
+                        crate::say!("runbook: resuming the latest unfinished run: {}", d.display());
                         d
                     }
                     None => {
-                        eprintln!(
+                        crate::say!(
                             "runbook: no unfinished run in {}",
                             state_dir.join("runs").display()
                         );
@@ -215,14 +215,14 @@ fn front_end(headless: bool) -> bool {
         return false;
     }
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!("runbook: stdout or stdin is not a terminal; running headless");
+        crate::say!("runbook: stdout or stdin is not a terminal; running headless");
         return false;
     }
     true
 }
 
 fn report_load_error(e: &LoadError) -> i32 {
-    eprint!("{}", e.render());
+    crate::say_inline!("{}", e.render());
     2
 }
 
@@ -233,7 +233,7 @@ fn validate(files: &[PathBuf]) -> i32 {
             Ok(rb) => {
                 let triggers = rb.triggers.len();
                 let rollback = rb.rollback.as_ref().map_or(0, |r| r.phases.len());
-                println!(
+                crate::out!(
                     "{}: ok ({}, {}, {}, {})",
                     f.display(),
                     count(rb.phases.len(), "phase"),
@@ -282,7 +282,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("runbook: cannot start: {e}");
+            crate::say!("runbook: cannot start: {e}");
             return 1;
         }
     };
@@ -313,15 +313,22 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         let session = match session::start(req) {
             Ok(s) => s,
             Err(e) => {
-                eprint!("runbook: {e}");
+                crate::say_inline!("runbook: {e}");
                 if !e.to_string().ends_with('\n') {
-                    eprintln!();
+                    crate::say!();
                 }
                 return 2;
             }
         };
         session::forward_signals(session.commands.clone());
-        eprintln!("runbook: recording this run in {}", session.run_dir.display());
+        if session.history.is_empty() {
+            crate::say!("runbook: recording this run in {}", session.run_dir.display());
+        } else {
+            crate::say!(
+                "runbook: resuming; appending to {}",
+                session.run_dir.join("journal.jsonl").display()
+            );
+        }
         if tui {
             let kinds = crate::metrics::source_kinds(&session.runbook, &sources);
             crate::tui::run(session, mode, kinds, speed).await

@@ -28,7 +28,7 @@ pub async fn run(session: Session) -> i32 {
         notices,
     } = session;
     for n in &notices {
-        eprintln!("runbook: {n}");
+        crate::say!("runbook: {n}");
     }
     if !history.is_empty() {
         resumed_summary(&history);
@@ -64,7 +64,7 @@ pub async fn run(session: Session) -> i32 {
                             "{name} {what} and waits for an operator, but stdin is not a terminal; \
                              run with --yes to confirm every go-ahead automatically (recorded as \"auto\")"
                         );
-                        eprintln!("runbook: {reason}");
+                        crate::say!("runbook: {reason}");
                         let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
                     }
                     (Wait::Failed { .. }, true) => ask(
@@ -84,16 +84,16 @@ pub async fn run(session: Session) -> i32 {
                     (Wait::Interrupted, true) => ask(
                         commands.clone(),
                         format!(
-                            "{name} was in flight when the run stopped; its outcome is unknown.\n\
+                            "{name} did not finish when the run stopped (it was in flight, or had failed).\n\
                              [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
                         ),
                     ),
                     (Wait::Interrupted, false) => {
                         let reason = format!(
-                            "{name} was in flight when the run stopped and its outcome is unknown; \
+                            "{name} needs a decision: it was in flight, or had failed, when the run stopped; \
                              resume with --yes to run it again, or in a terminal to decide"
                         );
-                        eprintln!("runbook: {reason}");
+                        crate::say!("runbook: {reason}");
                         let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
                     }
                     (Wait::Trigger { .. }, false) => {
@@ -110,7 +110,7 @@ pub async fn run(session: Session) -> i32 {
     match engine.await {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
-            eprintln!("runbook: internal error: {e}");
+            crate::say!("runbook: internal error: {e}");
             Outcome::Failed.exit_code()
         }
     }
@@ -133,7 +133,7 @@ fn ask(commands: mpsc::Sender<Command>, prompt: String) {
     tokio::task::spawn_blocking(move || {
         let stdin = std::io::stdin();
         loop {
-            eprint!("{prompt}");
+            crate::say_inline!("{prompt}");
             let mut line = String::new();
             if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
                 let _ = commands.blocking_send(Command::Abort {
@@ -149,13 +149,24 @@ fn ask(commands: mpsc::Sender<Command>, prompt: String) {
                 "q" => Some(Command::Abort {
                     reason: Some("stopped by the operator".into()),
                 }),
-                "s" => {
-                    eprint!("reason for skipping: ");
+                "d" => {
+                    crate::say_inline!("why is it done? ");
                     let mut reason = String::new();
                     let _ = stdin.lock().read_line(&mut reason);
                     let reason = reason.trim().to_string();
                     if reason.is_empty() {
-                        eprintln!("a skip needs a reason");
+                        crate::say!("marking it done needs a reason");
+                        continue;
+                    }
+                    Some(Command::MarkDone { reason })
+                }
+                "s" => {
+                    crate::say_inline!("reason for skipping: ");
+                    let mut reason = String::new();
+                    let _ = stdin.lock().read_line(&mut reason);
+                    let reason = reason.trim().to_string();
+                    if reason.is_empty() {
+                        crate::say!("a skip needs a reason");
                         continue;
                     }
                     Some(Command::Skip { reason })
@@ -448,7 +459,7 @@ fn resumed_summary(history: &[crate::journal::Record]) {
         .iter()
         .filter(|r| matches!(r.event, Event::RunStarted { .. }))
         .count();
-    eprintln!(
+    crate::say!(
         "runbook: resuming after {sessions} earlier session{}: {} step{} already done, they will not run again",
         if sessions == 1 { "" } else { "s" },
         done.len(),

@@ -11,6 +11,45 @@
 //! The engine (`engine`) knows nothing of terminals; front ends (`headless`) send it commands and
 //! render its updates; the journal (`journal`) records every event to disk before anyone sees it.
 
+/// `eprintln!` that never panics: after SIGHUP the terminal is gone, and a message that cannot be
+/// shown must not turn into a crash.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// `eprint!` that never panics (a prompt).
+#[macro_export]
+macro_rules! say_inline {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut err = std::io::stderr();
+        let _ = write!(err, $($t)*);
+        let _ = err.flush();
+    }};
+}
+
+/// `println!` that never panics (stdout closed early, e.g. `runbook plan FILE | head`).
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that never panics.
+#[macro_export]
+macro_rules! out_inline {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub mod cli;
 pub mod duration;
 pub mod engine;

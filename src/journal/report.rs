@@ -20,23 +20,23 @@ pub fn main(journal: &Path, format: &str, output: Option<&Path>) -> i32 {
     let path = match journal_path(journal) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("runbook: {e}");
+            crate::say!("runbook: {e}");
             return 2;
         }
     };
     let (records, torn) = match super::read(&path) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            eprintln!("runbook: {e}");
+            crate::say!("runbook: {e}");
             return 2;
         }
         Err(e) => {
-            eprintln!("runbook: cannot read {}: {e}", path.display());
+            crate::say!("runbook: cannot read {}: {e}", path.display());
             return 2;
         }
     };
     if records.is_empty() {
-        eprintln!("runbook: {}: the journal holds no events", path.display());
+        crate::say!("runbook: {}: the journal holds no events", path.display());
         return 2;
     }
     let report = build(&path.display().to_string(), &records, torn);
@@ -47,13 +47,13 @@ pub fn main(journal: &Path, format: &str, output: Option<&Path>) -> i32 {
                 s
             }
             Err(e) => {
-                eprintln!("runbook: cannot write the report as JSON: {e}");
+                crate::say!("runbook: cannot write the report as JSON: {e}");
                 return 2;
             }
         },
         "markdown" | "md" => markdown(&report),
         other => {
-            eprintln!("runbook: unknown report format `{other}`; use markdown or json");
+            crate::say!("runbook: unknown report format `{other}`; use markdown or json");
             return 2;
         }
     };
@@ -61,7 +61,7 @@ pub fn main(journal: &Path, format: &str, output: Option<&Path>) -> i32 {
         Some(file) => match std::fs::write(file, text) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("runbook: cannot write {}: {e}", file.display());
+                crate::say!("runbook: cannot write {}: {e}", file.display());
                 2
             }
         },
@@ -72,7 +72,7 @@ pub fn main(journal: &Path, format: &str, output: Option<&Path>) -> i32 {
                 // `runbook report J | head` is fine.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
                 Err(e) => {
-                    eprintln!("runbook: cannot write the report: {e}");
+                    crate::say!("runbook: cannot write the report: {e}");
                     2
                 }
             }

@@ -58,6 +58,9 @@ pub fn info(records: &[Record]) -> Option<RunInfo> {
                 });
                 if !first {
                     i.finished = None;
+                    // A resume under --force recorded the file as it was then: compare with that.
+                    i.file = file.clone();
+                    i.sha256 = sha256.clone();
                 }
             }
             Event::RunFinished { outcome, .. } => {
@@ -134,13 +137,12 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
         let done = match status {
             StepStatus::Succeeded | StepStatus::Confirmed | StepStatus::Skipped => true,
             StepStatus::Failed | StepStatus::TimedOut => on_failure(key) == OnFailure::Continue,
-            // Cancelled before it ever started: it was never attempted.
-            StepStatus::Cancelled => *attempt == 0 && !key.0,
-            StepStatus::Interrupted => false,
+            // Cancelled (by a rollback, or a stop) or interrupted: not done.
+            StepStatus::Cancelled | StepStatus::Interrupted => false,
         };
         if done {
             plan.done.insert(key.clone());
-        } else if *attempt > 0 {
+        } else if *attempt > 0 && !is_manual(rb, key) {
             needs_decision.push(key.clone());
         }
     }
@@ -181,6 +183,20 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
         _ => None,
     });
     plan
+}
+
+/// A manual step never needs a decision on resume: it simply waits for its go-ahead again.
+fn is_manual(rb: &Runbook, key: &StepKey) -> bool {
+    let phases = if key.0 {
+        rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
+    } else {
+        &rb.phases
+    };
+    phases
+        .iter()
+        .find(|p| p.id == key.1)
+        .and_then(|p| p.steps.iter().find(|s| s.id == key.2))
+        .is_some_and(|s| matches!(s.kind, crate::runbook::StepKind::Manual(_)))
 }
 
 /// What differs between the runbook the run started with and the file now: steps the journal
@@ -231,18 +247,16 @@ pub fn changes(records: &[Record], old_sha: &str, rb: &Runbook) -> Vec<String> {
 
 /// The latest run in the state dir that can be resumed.
 pub fn latest_unfinished(state_dir: &Path) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(state_dir.join("runs"))
+    // The newest by the time the run started (its first event), not by folder name.
+    std::fs::read_dir(state_dir.join("runs"))
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join("journal.jsonl").is_file())
-        .collect();
-    // Folder names start with the UTC time: the newest sorts last.
-    dirs.sort();
-    dirs.into_iter().rev().find(|d| {
-        super::read(&d.join("journal.jsonl"))
-            .ok()
-            .and_then(|(records, _)| info(&records))
-            .is_some_and(|i| resumable(&i))
-    })
+        .filter_map(|d| {
+            let (records, _) = super::read(&d.join("journal.jsonl")).ok()?;
+            let started = records.first()?.ts.clone();
+            info(&records).filter(resumable).map(|_| (started, d))
+        })
+        .max()
+        .map(|(_, d)| d)
 }

@@ -31,7 +31,7 @@ pub fn main(checklist: &Path) -> i32 {
     let text = match read(checklist) {
         Ok(t) => t,
         Err(message) => {
-            eprintln!("runbook: {file}: {message}");
+            crate::say!("runbook: {file}: {message}");
             return 2;
         }
     };
@@ -41,7 +41,7 @@ pub fn main(checklist: &Path) -> i32 {
     let toml = match convert(&name, &text) {
         Ok(t) => t,
         Err(message) => {
-            eprintln!("runbook: {file}: {message}");
+            crate::say!("runbook: {file}: {message}");
             return 2;
         }
     };
@@ -51,7 +51,7 @@ pub fn main(checklist: &Path) -> i32 {
         // `runbook import x.md | head`: the reader has what it wanted.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            eprintln!("runbook: cannot write the runbook to stdout: {e}");
+            crate::say!("runbook: cannot write the runbook to stdout: {e}");
             2
         }
     }

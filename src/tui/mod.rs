@@ -60,7 +60,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     let guard = match terminal::Guard::enter() {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("runbook: cannot use the terminal ({e}); use --headless");
+            crate::say!("runbook: cannot use the terminal ({e}); use --headless");
             let _ = commands
                 .send(crate::engine::Command::Abort {
                     reason: Some("no terminal".into()),
@@ -73,7 +73,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         Ok(t) => t,
         Err(e) => {
             drop(guard);
-            eprintln!("runbook: cannot draw on the terminal: {e}");
+            crate::say!("runbook: cannot draw on the terminal: {e}");
             return 1;
         }
     };
@@ -144,7 +144,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     drop(terminal);
     drop(guard);
     let o = outcome.unwrap_or(Outcome::Failed);
-    println!(
+    crate::out!(
         "runbook: run {} (exit {}); journal: {}",
         o.as_str().replace('_', " "),
         o.exit_code(),

@@ -514,16 +514,7 @@ impl Engine {
     }
 
     fn names(&self, at: StepRef) -> (String, String) {
-        let phases = if at.rollback {
-            self.rb
-                .rollback
-                .as_ref()
-                .map(|r| r.phases.as_slice())
-                .unwrap_or(&[])
-        } else {
-            &self.rb.phases
-        };
-        let p = &phases[at.phase];
+        let p = &self.rb.phases_of(at.rollback)[at.phase];
         (p.id.clone(), p.steps[at.step].id.clone())
     }
 

@@ -120,16 +120,8 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
     if rollback_done {
         plan.rollback = None;
     }
-    let on_failure = |key: &StepKey| -> OnFailure {
-        let phases = if key.0 {
-            rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
-        } else {
-            &rb.phases
-        };
-        phases
-            .iter()
-            .find(|p| p.id == key.1)
-            .and_then(|p| p.steps.iter().find(|s| s.id == key.2))
+    let on_failure = |key: &StepKey| {
+        rb.find_step(key.0, &key.1, &key.2)
             .map_or(OnFailure::Ask, |s| s.on_failure)
     };
     let mut needs_decision: Vec<StepKey> = Vec::new();
@@ -147,21 +139,9 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
         }
     }
     // A step started and never finished was in flight when the run died — unless it is a manual
-    // or confirm step still waiting for its go-ahead, which simply waits again.
+    // step still waiting for its go-ahead, which simply waits again.
     for key in open {
-        let is_waiting_kind = {
-            let phases = if key.0 {
-                rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
-            } else {
-                &rb.phases
-            };
-            phases
-                .iter()
-                .find(|p| p.id == key.1)
-                .and_then(|p| p.steps.iter().find(|s| s.id == key.2))
-                .is_some_and(|s| matches!(s.kind, crate::runbook::StepKind::Manual(_)))
-        };
-        if !is_waiting_kind {
+        if !is_manual(rb, &key) {
             needs_decision.push(key);
         }
     }
@@ -187,15 +167,7 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
 
 /// A manual step never needs a decision on resume: it simply waits for its go-ahead again.
 fn is_manual(rb: &Runbook, key: &StepKey) -> bool {
-    let phases = if key.0 {
-        rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
-    } else {
-        &rb.phases
-    };
-    phases
-        .iter()
-        .find(|p| p.id == key.1)
-        .and_then(|p| p.steps.iter().find(|s| s.id == key.2))
+    rb.find_step(key.0, &key.1, &key.2)
         .is_some_and(|s| matches!(s.kind, crate::runbook::StepKind::Manual(_)))
 }
 
@@ -226,14 +198,7 @@ pub fn changes(records: &[Record], old_sha: &str, rb: &Runbook) -> Vec<String> {
         if !seen.insert(key.clone()) {
             continue;
         }
-        let phases = if key.0 {
-            rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
-        } else {
-            &rb.phases
-        };
-        let exists = phases
-            .iter()
-            .any(|p| p.id == key.1 && p.steps.iter().any(|s| s.id == key.2));
+        let exists = rb.find_step(key.0, &key.1, &key.2).is_some();
         if !exists {
             let which = if key.0 { "rollback step" } else { "step" };
             out.push(format!(

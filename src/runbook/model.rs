@@ -245,6 +245,25 @@ impl Runbook {
         self.phases.iter().map(|p| p.steps.len()).sum()
     }
 
+    /// The forward phases, or the rollback procedure's (none when it has no `[rollback]`).
+    pub fn phases_of(&self, rollback: bool) -> &[Phase] {
+        if rollback {
+            self.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])
+        } else {
+            &self.phases
+        }
+    }
+
+    /// A step by its phase id and step id.
+    pub fn find_step(&self, rollback: bool, phase: &str, step: &str) -> Option<&Step> {
+        self.phases_of(rollback)
+            .iter()
+            .find(|p| p.id == phase)?
+            .steps
+            .iter()
+            .find(|s| s.id == step)
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }

@@ -238,7 +238,7 @@ impl App {
             .collect();
         App {
             steps: views(&rb.phases),
-            rollback_steps: views(rb.rollback.as_ref().map(|r| r.phases.as_slice()).unwrap_or(&[])),
+            rollback_steps: views(rb.phases_of(true)),
             rb,
             mode,
             operator: crate::session::operator(),

@@ -147,8 +147,10 @@ pub fn start(rb: &Arc<Runbook>, opts: &SourceOptions, ctx: PollContext) -> Optio
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            let at = Instant::now();
+            // Stamped with the tick's scheduled time, not when this task woke: otherwise a `for`
+            // window measured between two late wake-ups comes out a millisecond short and the
+            // trigger fires a whole interval later.
+            let at = ticks.tick().await;
             let readings = poll_all(&mut sources).await;
             if tx.send(Sample { at, readings }).await.is_err() {
                 break;

@@ -257,7 +257,8 @@ fn line_with<'a>(screen: &'a str, text: &str) -> &'a str {
 
 /// After runbook exits, the shell's screen is back: its last words, no UI frame.
 fn assert_terminal_restored(t: &Tmux, outcome: &str, code: i32) {
-    let said = format!("runbook: run {outcome} (exit {code})");
+    // The last line names the outcome in words: "rolled back", not "rolled_back".
+    let said = format!("runbook: run {} (exit {code})", outcome.replace('_', " "));
     let s = t.wait_for(&said);
     for ui in ["┌", "└", "│", "Phases", "Log:", "ROLL BACK", " quit"] {
         assert!(!s.contains(ui), "the UI is still on screen ({ui:?}):\n{s}");
@@ -671,4 +672,45 @@ fn the_harness_cleans_up_its_tmux_server() {
         .output()
         .expect("tmux");
     assert!(!o.status.success(), "the tmux server is gone");
+}
+
+const QUICK: &str = r#"
+[runbook]
+title = "Quick"
+
+[[phase]]
+id = "one"
+title = "One"
+
+[[phase.step]]
+id = "hi"
+title = "Say hi"
+run = "echo hi"
+"#;
+
+/// A finished run waits for `q`; when the terminal goes away instead (the SSH session dropped,
+/// tmux killed), runbook must leave — not wait forever, and not spin on a terminal at end-of-file.
+#[test]
+fn a_finished_run_whose_terminal_goes_away_exits() {
+    let t = Tmux::start(Run {
+        runbook: QUICK,
+        width: 100,
+        height: 30,
+        no_color: false,
+    });
+    t.wait_for("Run succeeded (exit 0)");
+    let journal = t.journal();
+    let pid = events(&journal, "run_started")[0]["pid"]
+        .as_i64()
+        .expect("run_started has the pid") as i32;
+    assert!(!gone(pid), "runbook waits for q while its terminal is there");
+    t.ok(&["kill-server"]);
+    let start = Instant::now();
+    while !gone(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "runbook (pid {pid}) is still running 5 s after its terminal went away"
+        );
+        std::thread::sleep(POLL);
+    }
 }

@@ -31,8 +31,20 @@ use ui::theme::Theme;
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(50);
 
-async fn next_event(events: &mut EventStream) -> Option<std::io::Result<TermEvent>> {
-    std::future::poll_fn(|cx| Pin::new(&mut *events).poll_next(cx)).await
+async fn next_event(events: &mut Option<EventStream>) -> Option<std::io::Result<TermEvent>> {
+    match events {
+        Some(events) => std::future::poll_fn(|cx| Pin::new(&mut *events).poll_next(cx)).await,
+        None => None,
+    }
+}
+
+async fn recv_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) {
+    match hangup {
+        Some(h) => {
+            h.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the UI until the run has ended and the operator leaves; returns the exit status.
@@ -77,8 +89,11 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
             return 1;
         }
     };
-    let mut events = EventStream::new();
+    let mut events = Some(EventStream::new());
     let mut input_open = true;
+    // The terminal going away (SSH dropped, tmux killed) is a SIGHUP; crossterm's reader would
+    // only see end-of-file, forever. The engine hears the same signal and stops after its step.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut engine = Some(engine);
     let mut outcome: Option<Outcome> = None;
     let mut last_frame = Instant::now() - FRAME;
@@ -87,6 +102,13 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     loop {
         let frame_at = app.dirty.then(|| (last_frame + FRAME).max(Instant::now()));
         tokio::select! {
+            _ = recv_hangup(&mut hangup) => {
+                hangup = None;
+                input_open = false;
+                // Dropping the stream stops crossterm's reader thread.
+                events = None;
+                app.quit_when_done = true;
+            }
             ev = next_event(&mut events), if input_open => match ev {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
                     for effect in keys::on_key(&mut app, key) {
@@ -107,8 +129,12 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                 }
                 Some(Ok(TermEvent::Resize(..))) => app.dirty = true,
                 Some(Ok(_)) => {}
-                // The terminal went away (SSH dropped): the engine hears SIGHUP and stops.
-                Some(Err(_)) | None => input_open = false,
+                // The terminal went away: nobody is left to press q.
+                Some(Err(_)) | None => {
+                    input_open = false;
+                    events = None;
+                    app.quit_when_done = true;
+                }
             },
             u = updates.recv(), if engine.is_some() => match u {
                 Some(u) => {

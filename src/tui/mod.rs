@@ -38,6 +38,21 @@ async fn next_event(events: &mut Option<EventStream>) -> Option<std::io::Result<
     }
 }
 
+/// The terminal has gone away. crossterm's reader thread would read end-of-file from it in a
+/// tight loop, burning a core until we exit (and a step in flight may run for a long time yet):
+/// stdin becomes a pipe that never has anything to read, so that the thread blocks instead.
+fn terminal_gone() {
+    use std::os::fd::AsRawFd;
+    if let Ok((read, write)) = nix::unistd::pipe() {
+        // SAFETY: dup2 onto fd 0 replaces stdin in place; both descriptors are valid.
+        unsafe {
+            libc::dup2(read.as_raw_fd(), 0);
+        }
+        // The write end stays open for the life of the process, so the pipe never ends.
+        std::mem::forget(write);
+    }
+}
+
 async fn recv_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) {
     match hangup {
         Some(h) => {
@@ -97,20 +112,32 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     let mut engine = Some(engine);
     let mut outcome: Option<Outcome> = None;
     let mut last_frame = Instant::now() - FRAME;
+    let mut key_pressed = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let frame_at = app.dirty.then(|| (last_frame + FRAME).max(Instant::now()));
+        // A key is answered at once; other changes wait for the frame cap.
+        let frame_at = app.dirty.then(|| {
+            if std::mem::take(&mut key_pressed) {
+                Instant::now()
+            } else {
+                (last_frame + FRAME).max(Instant::now())
+            }
+        });
         tokio::select! {
+            // Keys first, then frames, then output: a flood of output must not keep the operator
+            // waiting.
+            biased;
             _ = recv_hangup(&mut hangup) => {
                 hangup = None;
                 input_open = false;
-                // Dropping the stream stops crossterm's reader thread.
                 events = None;
+                terminal_gone();
                 app.quit_when_done = true;
             }
             ev = next_event(&mut events), if input_open => match ev {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
+                    key_pressed = true;
                     for effect in keys::on_key(&mut app, key) {
                         match effect {
                             Effect::Send(c) => {
@@ -133,19 +160,32 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                 Some(Err(_)) | None => {
                     input_open = false;
                     events = None;
+                    terminal_gone();
                     app.quit_when_done = true;
                 }
             },
+            _ = sleep_opt(frame_at) => {
+                // With the terminal gone there is nobody to draw for.
+                if input_open {
+                    draw(&mut terminal, &mut app, &theme);
+                } else {
+                    app.dirty = false;
+                }
+                last_frame = Instant::now();
+            }
+            _ = tick.tick(), if app.finished.is_none() => app.dirty = true,
             u = updates.recv(), if engine.is_some() => match u {
                 Some(u) => {
-                    app.apply(u);
-                    // Take what else is waiting, so a chatty step costs one frame, not one per chunk.
-                    for _ in 0..256 {
+                    // Take what else is waiting (a few, so that keys are heard between batches):
+                    // a chatty step costs one frame, not one per chunk.
+                    let mut batch = vec![u];
+                    while batch.len() < 16 {
                         match updates.try_recv() {
-                            Ok(u) => app.apply(u),
+                            Ok(u) => batch.push(u),
                             Err(_) => break,
                         }
                     }
+                    app.apply_batch(batch);
                 }
                 None => {
                     let handle = engine.take().expect("engine handle");
@@ -157,18 +197,20 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                     }
                 }
             },
-            _ = tick.tick(), if app.finished.is_none() => app.dirty = true,
-            _ = sleep_opt(frame_at) => {
-                draw(&mut terminal, &mut app, &theme);
-                last_frame = Instant::now();
-            }
         }
         if app.quit_when_done && outcome.is_some() {
             break;
         }
     }
-    drop(terminal);
-    drop(guard);
+    if input_open {
+        drop(terminal);
+        drop(guard);
+    } else {
+        // Restoring a terminal that is gone can only fail (ratatui would print about it); there
+        // is nothing to restore.
+        std::mem::forget(terminal);
+        std::mem::forget(guard);
+    }
     let o = outcome.unwrap_or(Outcome::Failed);
     crate::out!(
         "runbook: run {} (exit {}); journal: {}",

@@ -59,7 +59,27 @@ pub struct LogView {
 }
 
 impl LogView {
+    /// Output that later output pushes off the screen anyway: counted, not kept.
+    pub fn skip_chunk(&mut self, bytes: &[u8]) {
+        let lines = memchr::memchr_iter(b'\n', bytes).count();
+        match memchr::memrchr(b'\n', bytes) {
+            Some(last) => {
+                self.dropped += lines as u64;
+                self.partial = String::from_utf8_lossy(&bytes[last + 1..]).into_owned();
+            }
+            None => self.partial.push_str(&String::from_utf8_lossy(bytes)),
+        }
+    }
+
     pub fn push_chunk(&mut self, at: SystemTime, bytes: &[u8]) {
+        // Only the last LOG_LINES lines of a big chunk can stay on screen: count the rest.
+        let bytes = match memchr::memrchr_iter(b'\n', bytes).nth(LOG_LINES) {
+            Some(cut) => {
+                self.skip_chunk(&bytes[..=cut]);
+                &bytes[cut + 1..]
+            }
+            None => bytes,
+        };
         let text = String::from_utf8_lossy(bytes);
         let mut rest: &str = &text;
         if !self.partial.is_empty() {
@@ -341,6 +361,29 @@ impl App {
         self.dirty = true;
     }
 
+    /// Folds a batch of updates in. Output that later output of the same step in the batch pushes
+    /// off the screen anyway is only counted, not split into lines: a flood costs little.
+    pub fn apply_batch(&mut self, batch: Vec<Update>) {
+        let mut after: HashMap<StepRef, usize> = HashMap::new();
+        let mut superseded = vec![false; batch.len()];
+        for (i, u) in batch.iter().enumerate().rev() {
+            if let Update::Output { step, chunk } = u {
+                let n = after.entry(*step).or_default();
+                superseded[i] = *n >= LOG_LINES;
+                *n += memchr::memchr_iter(b'\n', &chunk.bytes).count();
+            }
+        }
+        for (u, skip) in batch.into_iter().zip(superseded) {
+            match u {
+                Update::Output { step, chunk } if skip => {
+                    self.dirty = true;
+                    self.logs.entry(step).or_default().skip_chunk(&chunk.bytes);
+                }
+                u => self.apply(u),
+            }
+        }
+    }
+
     /// Folds one update from the engine into the screen.
     pub fn apply(&mut self, update: Update) {
         self.dirty = true;
@@ -526,5 +569,12 @@ mod tests {
         assert_eq!(log.lines.len(), LOG_LINES);
         assert_eq!(log.dropped, 13);
         assert_eq!(log.lines.back().unwrap().1, (LOG_LINES + 9).to_string());
+        assert_eq!(log.lines.front().unwrap().1, "10");
+        // A chunk only counted keeps its unfinished line for the next one.
+        log.skip_chunk(b"a\nb\npart");
+        log.push_chunk(t, b"ial\n");
+        // 2 counted lines, and the oldest line pushed off by "partial".
+        assert_eq!(log.dropped, 16);
+        assert_eq!(log.lines.back().unwrap().1, "partial");
     }
 }

@@ -277,3 +277,19 @@ impl Runbook {
         self.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Unit;
+
+    #[test]
+    fn values_read_as_an_operator_expects() {
+        assert_eq!(Unit::Percent.format(0.0123), "1.23%");
+        assert_eq!(Unit::Seconds.format(0.255), "255ms");
+        assert_eq!(Unit::Seconds.format(1.5), "1.50s");
+        assert_eq!(Unit::Number.format(7.0), "7");
+        assert_eq!(Unit::Number.format(0.0015736264633689596), "0.001574");
+        assert_eq!(Unit::Number.format(-0.0), "0");
+        assert_eq!(Unit::Number.format(123.5), "123.5");
+    }
+}

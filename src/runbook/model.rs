@@ -100,7 +100,7 @@ impl Unit {
             Unit::Number => {
                 let s = format!("{value:.6}");
                 let s = s.trim_end_matches('0').trim_end_matches('.');
-                if s.is_empty() || s == "-" {
+                if s.is_empty() || s == "-" || s == "-0" {
                     "0".to_string()
                 } else {
                     s.to_string()

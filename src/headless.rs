@@ -195,15 +195,7 @@ impl<'a> Printer<'a> {
     }
 
     fn phases(&self, rollback: bool) -> &'a [crate::runbook::Phase] {
-        if rollback {
-            self.rb
-                .rollback
-                .as_ref()
-                .map(|r| r.phases.as_slice())
-                .unwrap_or(&[])
-        } else {
-            &self.rb.phases
-        }
+        self.rb.phases_of(rollback)
     }
 
     fn name(&self, at: StepRef) -> String {

@@ -372,17 +372,7 @@ impl Engine {
             } else {
                 StepStatus::Cancelled
             };
-            let (phase, step) = self.names(at);
-            let fin = StepFinished {
-                phase,
-                step,
-                attempt,
-                rollback: at.rollback,
-                status,
-                duration_ms: started.elapsed().as_millis() as u64,
-                ..Default::default()
-            };
-            self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
+            self.finish_simple(at, attempt, status, started, None).await?;
         }
         if self.opts.rehearsal.is_some() {
             let ms = |d: Duration| d.as_millis() as u64;

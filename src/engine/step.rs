@@ -288,7 +288,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn finish_simple(
+    pub(super) async fn finish_simple(
         &mut self,
         at: StepRef,
         attempt: u32,

@@ -293,15 +293,7 @@ impl App {
     }
 
     pub fn phases(&self, rollback: bool) -> &[Phase] {
-        if rollback {
-            self.rb
-                .rollback
-                .as_ref()
-                .map(|r| r.phases.as_slice())
-                .unwrap_or(&[])
-        } else {
-            &self.rb.phases
-        }
+        self.rb.phases_of(rollback)
     }
 
     pub fn step(&self, at: StepRef) -> &Step {

@@ -240,6 +240,15 @@ pub struct Engine {
 /// A check trigger's result: its index, and whether it passed (or why not).
 type CheckResult = (usize, Result<(), String>);
 
+/// Sleeps until `at`, or forever when there is no deadline: a `select!` branch that is there only
+/// sometimes.
+pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How many updates may wait for a slow front end before a chatty step is slowed down.
 pub const UPDATE_QUEUE: usize = 64;
 

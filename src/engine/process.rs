@@ -152,6 +152,21 @@ pub fn kill_all_now() {
     }
 }
 
+/// Spawns a command (already set to start its own process group) and registers its group, both
+/// under the registry's lock, so that a concurrent `orphans` scan never sees it unregistered.
+fn spawn_registered(cmd: &mut tokio::process::Command) -> std::io::Result<(tokio::process::Child, i32)> {
+    let mut guard = groups();
+    let child = cmd.spawn()?;
+    let pgid = child
+        .id()
+        .map(|p| p as i32)
+        .ok_or_else(|| std::io::Error::other("the command exited before it could be tracked"))?;
+    let g = guard.get_or_insert_with(Groups::default);
+    g.live.insert(pgid);
+    g.created.insert(pgid);
+    Ok((child, pgid))
+}
+
 /// Output read from a command: whole lines (or a piece of a very long line), already masked.
 #[derive(Debug)]
 pub struct Chunk {
@@ -233,24 +248,12 @@ pub fn spawn(
         .stderr(Stdio::from(writer2))
         .process_group(0)
         .kill_on_drop(false);
-    let (child, pgid) = {
-        // Spawned and registered under one lock: see `orphans`.
-        let mut guard = groups();
-        let child = cmd.spawn().map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot start `{}` in {}: {e}", spec.shell, spec.workdir.display()),
-            )
-        })?;
-        let pgid = child
-            .id()
-            .map(|p| p as i32)
-            .ok_or_else(|| std::io::Error::other("the command exited before it could be tracked"))?;
-        let g = guard.get_or_insert_with(Groups::default);
-        g.live.insert(pgid);
-        g.created.insert(pgid);
-        (child, pgid)
-    };
+    let (child, pgid) = spawn_registered(&mut cmd).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot start `{}` in {}: {e}", spec.shell, spec.workdir.display()),
+        )
+    })?;
     // The write ends must close in this process, or the pipe never reaches end-of-file.
     drop(cmd);
     let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
@@ -356,20 +359,8 @@ pub async fn run_captured(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    let (mut child, pgid) = {
-        let mut guard = groups();
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start `{shell}` in {}: {e}", workdir.display()))?;
-        let pgid = child
-            .id()
-            .map(|p| p as i32)
-            .ok_or("the command exited before it could be tracked")?;
-        let g = guard.get_or_insert_with(Groups::default);
-        g.live.insert(pgid);
-        g.created.insert(pgid);
-        (child, pgid)
-    };
+    let (mut child, pgid) = spawn_registered(&mut cmd)
+        .map_err(|e| format!("cannot start `{shell}` in {}: {e}", workdir.display()))?;
     // If this future is dropped (the run stopped watching), the command goes with it.
     let _group = GroupGuard(pgid);
     let mut stdout = child.stdout.take().ok_or("no stdout")?;

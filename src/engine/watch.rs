@@ -44,13 +44,6 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-async fn sleep_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Engine {
     /// Waits for the next thing that matters to the caller, handling the rest on the way (notes,
     /// samples, checks, acknowledgements, a raised trigger, a fault).
@@ -79,9 +72,9 @@ impl Engine {
                 s = recv_opt(&mut self.samples) => Ev::Sample(s),
                 c = self.checks.1.recv() => Ev::Check(c),
                 w = work_opt(&mut work) => Ev::Work(w),
-                _ = sleep_opt(deadline) => Ev::Deadline,
-                _ = sleep_opt(auto) => Ev::Auto,
-                _ = sleep_opt(self.fault_due) => Ev::Fault,
+                _ = crate::engine::sleep_until_opt(deadline) => Ev::Deadline,
+                _ = crate::engine::sleep_until_opt(auto) => Ev::Auto,
+                _ = crate::engine::sleep_until_opt(self.fault_due) => Ev::Fault,
             };
             match ev {
                 Ev::Work(v) => return Ok(Input::Work(v)),

@@ -164,7 +164,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                     app.quit_when_done = true;
                 }
             },
-            _ = sleep_opt(frame_at) => {
+            _ = crate::engine::sleep_until_opt(frame_at) => {
                 // With the terminal gone there is nobody to draw for.
                 if input_open {
                     draw(&mut terminal, &mut app, &theme);
@@ -219,13 +219,6 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         run_dir.display()
     );
     o.exit_code()
-}
-
-async fn sleep_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn draw(terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>, app: &mut App, theme: &Theme) {

@@ -36,9 +36,6 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             lines.push(phase_line(app, theme, true, pi, &p.title, w));
         }
     }
-    // Keep the selected phase in view.
-    let selected_line = lines.len().min(inner.height as usize);
-    let _ = selected_line;
     f.render_widget(Paragraph::new(lines), inner);
 }
 

@@ -32,7 +32,7 @@ fn detail(app: &App) -> (String, Option<String>) {
     };
     let view = app.view(app.selected);
     let note = match (&view.state, &view.last_error) {
-        (StepState::Done { .. } | StepState::Waiting(Wait::Failed { .. }), Some(e)) => Some(e.clone()),
+        (StepState::Done { .. }, Some(e)) => Some(e.clone()),
         _ if step.irreversible => Some("IRREVERSIBLE: the rollback cannot undo this step".into()),
         _ => None,
     };
@@ -113,18 +113,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
                     what.to_string(),
                 )
             }
-            StepState::Waiting(Wait::Failed { .. }) => (
-                theme.glyph(Glyph::Failed),
-                theme.bad(),
-                "failed: r retry · s skip · R roll back".to_string(),
-            ),
             StepState::Waiting(Wait::Interrupted) => (
                 theme.glyph(Glyph::Interrupted),
                 theme.bad(),
                 "in flight when the run stopped: r run again · d done · s skip".to_string(),
             ),
-            StepState::Waiting(Wait::Trigger { .. }) => {
-                (theme.glyph(Glyph::Waiting), theme.bad(), "held by trigger".into())
+            // Never stored: a failed step stays `Done` and a trigger hold is `app.waiting`.
+            StepState::Waiting(Wait::Failed { .. } | Wait::Trigger { .. }) => {
+                (theme.glyph(Glyph::Waiting), theme.bad(), "waiting".into())
             }
             StepState::Running { since, attempt } => {
                 let el = now.saturating_duration_since(*since);

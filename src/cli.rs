@@ -74,6 +74,9 @@ pub enum Cmd {
     },
     /// Turn a Markdown checklist (headings and `- [ ]` items) into a runbook TOML on stdout
     Import { checklist: PathBuf },
+    /// Runs one step's command for `runbook` itself (its spec on stdin); not for people
+    #[command(name = "__monitor", hide = true)]
+    Monitor,
     /// Print the phases, steps, triggers and rollback procedure as an outline
     Plan {
         file: PathBuf,
@@ -125,6 +128,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Cmd::Validate { files } => validate(&files),
+        Cmd::Monitor => crate::engine::monitor::main(),
         Cmd::Plan { file, vars } => match load(&file, &vars) {
             Ok(rb) => {
                 crate::out_inline!("{}", crate::runbook::plan::outline(&rb));

@@ -367,6 +367,7 @@ impl<'a> Printer<'a> {
                 writeln!(out, "{now} {mark} {name} {}{facts}{tail}{log}", f.status.as_str())
             }
             Event::Note { text, operator } => writeln!(out, "{now}    note by {operator}: {text}"),
+            Event::WriteFailed { file, error } => writeln!(out, "{now} !! cannot write {file}: {error}"),
             Event::MetricsSampled { values, errors } => {
                 let shown: Vec<String> = values
                     .iter()

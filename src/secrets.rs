@@ -127,6 +127,20 @@ impl Redactor {
         }
     }
 
+    /// What it masks, longest first: for a process that masks the same (a step monitor).
+    pub fn needles(&self) -> Vec<Vec<u8>> {
+        self.needles.as_ref().clone()
+    }
+
+    /// A redactor masking exactly these byte strings (from [`Redactor::needles`]).
+    pub fn from_needles(mut needles: Vec<Vec<u8>>) -> Redactor {
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Redactor {
+            needles: Arc::new(needles),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()
     }

@@ -86,9 +86,12 @@ pub fn start(req: Request) -> Result<Session, StartError> {
     let mut notices = Vec::new();
     let mut history = Vec::new();
     let mut plan = None;
+    let mut lock = None;
     let (rb, resume_dir) = match &req.resume {
         None => (load(&req.file, &req.vars)?, None),
         Some(dir) => {
+            // The lock first: a second `resume` must never read a journal that is about to grow.
+            lock = Some(crate::journal::lock_run(dir).map_err(|e| locked_error(dir, e))?);
             let path = dir.join("journal.jsonl");
             let (records, torn) = crate::journal::read(&path)
                 .map_err(|e| StartError::Resume(format!("cannot read {}: {e}", path.display())))?;
@@ -141,16 +144,12 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         }
     })?;
     let journal = match &resume_dir {
-        Some(dir) => Journal::open(dir, secrets.redactor()).map_err(|e| match e {
-            crate::journal::OpenError::Locked { holder } => StartError::Resume(format!(
-                "{}: this run is being driven by {holder}; only one runbook drives a run at a time",
-                dir.display()
-            )),
-            crate::journal::OpenError::Io(source) => StartError::Journal {
-                dir: dir.display().to_string(),
-                source,
-            },
-        })?,
+        Some(dir) => {
+            let lock = lock
+                .take()
+                .ok_or_else(|| StartError::Resume("the run's lock was not taken".into()))?;
+            Journal::open(dir, lock, secrets.redactor()).map_err(|e| locked_error(dir, e))?
+        }
         None => {
             let state_dir = req.state_dir.clone().unwrap_or_else(default_state_dir);
             Journal::create(&state_dir, &rb.id, secrets.redactor()).map_err(|source| StartError::Journal {
@@ -189,6 +188,19 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         history,
         notices,
     })
+}
+
+fn locked_error(dir: &std::path::Path, e: crate::journal::OpenError) -> StartError {
+    match e {
+        crate::journal::OpenError::Locked { holder } => StartError::Resume(format!(
+            "{}: this run is being driven by {holder}; only one runbook drives a run at a time",
+            dir.display()
+        )),
+        crate::journal::OpenError::Io(source) => StartError::Journal {
+            dir: dir.display().to_string(),
+            source,
+        },
+    }
 }
 
 /// Turns this process's signals into engine commands (the command line does this; tests don't).

@@ -1008,7 +1008,18 @@ run = "echo x >> three.cnt"
     // A crash: SIGKILL, no chance to journal anything more.
     let r = signal_and_wait(child, Signal::SIGKILL);
     assert_eq!(r.code, None, "killed by a signal");
-    // The step's own process group outlived it; end it the way a reboot would.
+    // The step's monitor outlived it (and would have followed it to its end, see tests/crash.rs);
+    // end the monitor and the step the way a reboot would.
+    let path = dir.join("logs/p--long--1.status");
+    assert!(wait_for(Duration::from_secs(10), || std::fs::read_to_string(
+        &path
+    )
+    .is_ok_and(|t| serde_json::from_str::<Value>(&t).is_ok())));
+    let status: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let _ = kill(
+        Pid::from_raw(status["monitor_pid"].as_i64().unwrap() as i32),
+        Signal::SIGKILL,
+    );
     let pgid: i32 = fx.read("long.pid").trim().parse().expect("long.pid");
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
 

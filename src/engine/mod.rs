@@ -12,6 +12,7 @@
 //! - `process`, `http`: running commands and requests.
 
 pub mod http;
+pub mod monitor;
 pub mod process;
 mod step;
 mod watch;
@@ -422,7 +423,9 @@ impl Engine {
                     }
                     return Err(stop);
                 }
-                if self.detached {
+                // A hang-up stops the forward plan after the step in flight; a rollback that has
+                // begun goes on with its automated steps (a step that needs an operator stops it).
+                if self.detached && !rollback {
                     return Err(Stop::Interrupted(
                         "the terminal hung up (SIGHUP); the step in flight finished".into(),
                     ));

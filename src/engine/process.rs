@@ -1,17 +1,18 @@
-//! Running a step's command: `<shell> -c <run>` in its own process group, stdin from /dev/null,
-//! stdout and stderr on one pipe (so they interleave in the order they were written), the output
-//! pumped to the step's log file in full and to the front end as whole lines.
+//! Running commands. A step's command runs under its own monitor process (`monitor`), which owns
+//! its output, its log, its timeout and its whole process tree, and survives us; here is the
+//! engine's side of it: starting a monitor, reading its frames (output, a log that cannot be
+//! written, how the step ended), asking it to end the step, and finding a monitor that an earlier
+//! `runbook` started (`adopt`, for `resume`).
 //!
-//! Ending a command always means the whole group: SIGTERM, then SIGKILL after the grace period,
-//! so a shell's grandchildren die with it. Every live group is registered so that an exit path
-//! that skipped the normal one (a panic) can still kill them.
+//! Short commands (a metric or a check) run here directly, each in its own process group, ended
+//! with the whole group. Every live group and monitor is registered so that an exit path that
+//! skipped the normal one (a panic) can still end them.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{Signal, killpg};
@@ -19,6 +20,7 @@ use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use super::monitor::{self, Ended, MonitorSpec};
 use crate::secrets::Redactor;
 
 /// Process groups of this process's commands: those still running, and every one ever made (an
@@ -27,6 +29,8 @@ use crate::secrets::Redactor;
 struct Groups {
     live: HashSet<i32>,
     created: HashSet<i32>,
+    /// Step monitors still running (they left our session; they are not orphans).
+    monitors: HashSet<i32>,
 }
 
 static GROUPS: Mutex<Option<Groups>> = Mutex::new(None);
@@ -89,6 +93,7 @@ fn orphans() -> Vec<i32> {
         // An orphan in a group that still runs belongs to that step, which ends it when it ends.
         if ppid == me
             && !g.live.contains(&pid)
+            && !g.monitors.contains(&pid)
             && !g.live.contains(&pgrp)
             && (g.created.contains(&pgrp) || session != our_session)
         {
@@ -138,8 +143,16 @@ pub async fn sweep_orphans(grace: Duration) -> usize {
     pids.len()
 }
 
-/// Kills every running group and adopted orphan at once (SIGKILL). For exit paths that cannot wait.
+/// Kills every running group and adopted orphan at once (SIGKILL), and asks every step monitor to
+/// end its step (it does so by itself, with the grace period). For exit paths that cannot wait.
 pub fn kill_all_now() {
+    let monitors: Vec<i32> = groups()
+        .as_ref()
+        .map(|g| g.monitors.iter().copied().collect())
+        .unwrap_or_default();
+    for pid in monitors {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
     for pid in orphans() {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
@@ -177,28 +190,6 @@ pub struct Chunk {
 /// Where a command's output goes besides its log: the front end, tagged with the step.
 pub type OutputSink = Box<dyn Fn(Chunk) -> super::Update + Send + Sync>;
 
-/// How much log is written before its writeback to disk is started.
-const WRITEBACK_EVERY: u64 = 4 << 20;
-
-/// Read size; also the longest piece of a line without a newline that is passed on at once.
-const READ_SIZE: usize = 64 * 1024;
-
-/// What to run and where.
-pub struct CommandSpec<'a> {
-    pub shell: &'a str,
-    pub command: &'a str,
-    pub workdir: &'a Path,
-    pub env: Vec<(String, String)>,
-    pub log: PathBuf,
-}
-
-/// A running command and the task pumping its output.
-pub struct RunningCommand {
-    child: tokio::process::Child,
-    pgid: i32,
-    pump: tokio::task::JoinHandle<std::io::Result<u64>>,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct Exit {
     /// The exit code, or 128 + signal number when the shell was killed by a signal.
@@ -226,107 +217,289 @@ impl From<ExitStatus> for Exit {
     }
 }
 
-/// Starts the command. Output goes to `spec.log` and, as chunks, to `out`.
-pub fn spawn(
+/// The program that monitors a step: this very binary, unless an embedding program (the tests)
+/// names the `runbook` binary with [`use_monitor`].
+static MONITOR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Names the `runbook` binary that runs step monitors (`runbook __monitor`).
+pub fn use_monitor(program: impl Into<PathBuf>) {
+    let _ = MONITOR.set(program.into());
+}
+
+fn monitor_program() -> PathBuf {
+    if let Some(p) = MONITOR.get() {
+        return p.clone();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    if exe.file_name().is_some_and(|n| n != "runbook") {
+        // A program embedding the engine (cargo's test binaries live in target/*/deps, beside
+        // which cargo puts the `runbook` binary one folder up).
+        if let Some(bin) = exe.parent().and_then(Path::parent).map(|d| d.join("runbook"))
+            && bin.is_file()
+        {
+            return bin;
+        }
+    }
+    // /proc/self/exe still runs this binary after it was replaced on disk (an upgrade mid-run).
+    PathBuf::from("/proc/self/exe")
+}
+
+/// What to run and where.
+pub struct CommandSpec<'a> {
+    pub shell: &'a str,
+    pub command: &'a str,
+    pub workdir: &'a Path,
+    pub env: Vec<(String, String)>,
+    pub log: PathBuf,
+    /// The step's status file (see `monitor`).
+    pub status: PathBuf,
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+    /// `phase/step`, for remarks.
+    pub label: String,
+}
+
+/// A step's command, running under its monitor: one this process started, or one it found
+/// still running when it resumed the run.
+pub struct RunningCommand {
+    monitor: i32,
+    /// The monitor's start time, so that a reused pid is never signalled.
+    monitor_start: u64,
+    how: Following,
+}
+
+enum Following {
+    /// Our child: its frames arrive on a pipe.
+    Child {
+        child: tokio::process::Child,
+        frames: tokio::task::JoinHandle<Option<Ended>>,
+    },
+    /// Started by an earlier `runbook`: its end is seen through a pidfd, its output by reading
+    /// its log as it grows, and how it ended in its status file.
+    Adopted {
+        pidfd: tokio::io::unix::AsyncFd<OwnedFd>,
+        status: PathBuf,
+        tail: tokio::task::JoinHandle<()>,
+    },
+    Done,
+}
+
+/// Starts the command under a monitor. Output goes to `spec.log` and, as chunks, to `out`.
+pub async fn spawn(
     spec: CommandSpec<'_>,
-    redactor: Redactor,
+    redactor: &Redactor,
     out: mpsc::Sender<super::Update>,
     tag: OutputSink,
 ) -> std::io::Result<RunningCommand> {
-    let log = std::fs::File::create(&spec.log)?;
-    let (reader, writer) = std::io::pipe()?;
-    // A larger pipe lets a chatty command run ahead of us; failure to grow it is harmless.
-    let _ = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-    let writer2 = writer.try_clone()?;
-    let mut cmd = tokio::process::Command::new(spec.shell);
-    cmd.arg("-c")
-        .arg(spec.command)
-        .current_dir(spec.workdir)
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(writer2))
-        .process_group(0)
+    use tokio::io::AsyncWriteExt;
+    let program = monitor_program();
+    let monitor_spec = MonitorSpec {
+        shell: spec.shell.to_string(),
+        command: spec.command.to_string(),
+        workdir: spec.workdir.to_path_buf(),
+        env: spec.env,
+        masks: redactor.needles(),
+        log: spec.log,
+        status: spec.status,
+        timeout_ms: spec.timeout.map(|t| t.as_millis() as u64),
+        grace_ms: spec.grace.as_millis() as u64,
+    };
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.arg("__monitor")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(false);
-    let (child, pgid) = spawn_registered(&mut cmd).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot start `{}` in {}: {e}", spec.shell, spec.workdir.display()),
-        )
-    })?;
-    // The write ends must close in this process, or the pipe never reaches end-of-file.
-    drop(cmd);
-    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
-    let pump = tokio::spawn(pump(receiver, log, redactor, out, tag));
-    Ok(RunningCommand { child, pgid, pump })
+    let mut child = {
+        let mut guard = groups();
+        let child = cmd.spawn().map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start the step monitor {}: {e}", program.display()),
+            )
+        })?;
+        let pid = child.id().unwrap_or(0) as i32;
+        guard.get_or_insert_with(Groups::default).monitors.insert(pid);
+        child
+    };
+    let pid = child.id().unwrap_or(0) as i32;
+    let json = serde_json::to_vec(&monitor_spec).map_err(std::io::Error::other)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&json).await?;
+        // Dropped: end-of-file tells the monitor its spec is complete.
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("the step monitor has no stdout"))?;
+    let frames = tokio::spawn(read_frames(stdout, out, tag, spec.label));
+    Ok(RunningCommand {
+        monitor: pid,
+        monitor_start: monitor::start_time(pid).unwrap_or(0),
+        how: Following::Child { child, frames },
+    })
 }
 
-/// Reads until end-of-file: the log gets every byte (masked); `out` gets whole lines.
-async fn pump(
-    mut rx: tokio::net::unix::pipe::Receiver,
-    log: std::fs::File,
-    redactor: Redactor,
+/// Reads the monitor's frames until it closes its stdout: output to the front end (while it
+/// listens; the frames are read to the end either way, so the monitor never blocks on us), a
+/// log that cannot be written as a remark, and how the step ended.
+async fn read_frames(
+    mut rx: tokio::process::ChildStdout,
     out: mpsc::Sender<super::Update>,
     tag: OutputSink,
-) -> std::io::Result<u64> {
-    let mut log = std::io::BufWriter::with_capacity(256 * 1024, log);
-    let mut pending: Vec<u8> = Vec::with_capacity(2 * READ_SIZE);
-    let mut total = 0u64;
-    let (mut written, mut synced) = (0u64, 0u64);
-    let hold = redactor.longest().saturating_sub(1);
+    label: String,
+) -> Option<Ended> {
+    let mut ended = None;
     let mut front_open = true;
     loop {
-        pending.reserve(READ_SIZE);
-        let n = rx.read_buf(&mut pending).await?;
-        let eof = n == 0;
-        total += n as u64;
-        // Mask before cutting: every secret wholly inside `pending` is masked now, and one still
-        // arriving starts within the last `hold` bytes, which a cut inside a long line keeps back.
-        if let Some(masked) = redactor.redact(&pending) {
-            pending = masked;
-        }
-        // Cut after the last newline; a long line without one is passed on in pieces.
-        let cut = if eof {
-            pending.len()
-        } else {
-            match memchr::memrchr(b'\n', &pending) {
-                Some(i) => i + 1,
-                None if pending.len() >= READ_SIZE && pending.len() > hold => pending.len() - hold,
-                None => 0,
-            }
-        };
-        if cut > 0 {
-            let rest = pending[cut..].to_vec();
-            pending.truncate(cut);
-            let ready = std::mem::replace(&mut pending, rest);
-            log.write_all(&ready)?;
-            written += ready.len() as u64;
-            if written - synced >= WRITEBACK_EVERY {
-                // Start writing the log to disk now, so that the fsync at the end has little left.
-                log.flush()?;
-                start_writeback(log.get_ref(), synced, written - synced);
-                synced = written;
-            }
-            if front_open
-                && out
-                    .send(tag(Chunk {
-                        at: SystemTime::now(),
-                        bytes: ready,
-                    }))
-                    .await
-                    .is_err()
-            {
-                // Nobody is listening any more; the log still gets everything.
-                front_open = false;
-            }
-        }
-        if eof {
+        let mut head = [0u8; 5];
+        if rx.read_exact(&mut head).await.is_err() {
             break;
         }
+        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut payload = vec![0u8; len];
+        if rx.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        let update = match head[0] {
+            monitor::FRAME_OUTPUT => tag(Chunk {
+                at: SystemTime::now(),
+                bytes: payload,
+            }),
+            monitor::FRAME_LOG_ERROR => super::Update::Message(format!(
+                "{label}: {}; the step goes on, nothing further will start after it",
+                String::from_utf8_lossy(&payload)
+            )),
+            monitor::FRAME_ENDED => {
+                ended = serde_json::from_slice(&payload).ok();
+                continue;
+            }
+            _ => continue,
+        };
+        if front_open && out.send(update).await.is_err() {
+            front_open = false;
+        }
     }
-    log.flush()?;
-    log.into_inner().map_err(|e| e.into_error())?.sync_data()?;
-    Ok(total)
+    ended
+}
+
+/// Finds a step's command that an earlier `runbook` started and that is still running under its
+/// monitor; `None` when its monitor is gone.
+pub fn adopt(
+    status: &Path,
+    log: &Path,
+    out: mpsc::Sender<super::Update>,
+    tag: OutputSink,
+) -> Option<RunningCommand> {
+    let record = monitor::read_status(status)?;
+    if record.ended.is_some() || !monitor::monitor_alive(&record) {
+        return None;
+    }
+    // SAFETY: a plain syscall with integer arguments; the descriptor it returns is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, record.monitor_pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // SAFETY: the OwnedFd is moved into the AsyncFd, which alone owns and closes it.
+    let pidfd =
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .ok()?;
+    let tail = tokio::spawn(tail_log(log.to_path_buf(), out, tag));
+    Some(RunningCommand {
+        monitor: record.monitor_pid,
+        monitor_start: record.monitor_start,
+        how: Following::Adopted {
+            pidfd,
+            status: status.to_path_buf(),
+            tail,
+        },
+    })
+}
+
+/// How much of an adopted step's log is shown from before we found it.
+const TAIL_BACKLOG: u64 = 64 * 1024;
+
+/// Shows an adopted step's log as it grows: its last part first, then whole lines as they come.
+async fn tail_log(log: PathBuf, out: mpsc::Sender<super::Update>, tag: OutputSink) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(&log) else {
+        return;
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BACKLOG)));
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        }
+        if let Some(i) = memchr::memrchr(b'\n', &pending) {
+            let rest = pending.split_off(i + 1);
+            let ready = std::mem::replace(&mut pending, rest);
+            let chunk = Chunk {
+                at: SystemTime::now(),
+                bytes: ready,
+            };
+            if out.send(tag(chunk)).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl RunningCommand {
+    /// Waits for the step's command to end (and its monitor with it): how it ended, or why that
+    /// is not known.
+    pub async fn wait(&mut self) -> Result<Ended, String> {
+        let result = match &mut self.how {
+            Following::Child { child, frames } => {
+                let ended = frames.await.ok().flatten();
+                let _ = child.wait().await;
+                ended.ok_or_else(|| "the step's monitor ended without saying how the step ended".to_string())
+            }
+            Following::Adopted { pidfd, status, tail } => {
+                let _ = pidfd.readable().await;
+                // The last of the log, then stop following it.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                tail.abort();
+                monitor::read_status(status).and_then(|s| s.ended).ok_or_else(|| {
+                    "the step's monitor ended without recording how the step ended".to_string()
+                })
+            }
+            Following::Done => Err("the step was already waited for".to_string()),
+        };
+        if let Some(g) = groups().as_mut() {
+            g.monitors.remove(&self.monitor);
+        }
+        self.how = Following::Done;
+        result
+    }
+
+    /// Asks the monitor to end the step's whole tree (SIGTERM, SIGKILL after the grace period);
+    /// `wait` then says how it ended.
+    pub fn terminate(&self) {
+        if !matches!(self.how, Following::Done)
+            && monitor::start_time(self.monitor) == Some(self.monitor_start)
+        {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.monitor), Signal::SIGTERM);
+        }
+    }
+}
+
+impl Drop for RunningCommand {
+    fn drop(&mut self) {
+        // Dropped before its end (an error path): the monitor ends the step's tree by itself.
+        self.terminate();
+        if let Following::Adopted { tail, .. } = &self.how {
+            tail.abort();
+        }
+    }
 }
 
 /// What a short command (a metric or a check) printed, and how it ended.
@@ -413,89 +586,5 @@ impl Drop for GroupGuard {
             let _ = killpg(Pid::from_raw(self.0), Signal::SIGKILL);
         }
         unregister(self.0);
-    }
-}
-
-/// Asks the kernel to start writing a range of the file to disk, without waiting for it.
-fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on a file descriptor we own; it reads no memory of ours.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
-impl RunningCommand {
-    /// Waits for the shell to exit.
-    pub async fn wait(&mut self) -> std::io::Result<Exit> {
-        Ok(self.child.wait().await?.into())
-    }
-
-    /// SIGTERM to the whole group, SIGKILL after `grace`; returns once the shell has exited.
-    pub async fn terminate(&mut self, grace: Duration) -> std::io::Result<Exit> {
-        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGTERM);
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(status) => Ok(status?.into()),
-            Err(_) => {
-                let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
-                Ok(self.child.wait().await?.into())
-            }
-        }
-    }
-
-    /// After the shell has exited: ends what it left behind in its group (SIGTERM, then SIGKILL
-    /// after `grace`), then waits for the output to be fully written. Returns whether leftover
-    /// processes had to be ended.
-    pub async fn finish(mut self, grace: Duration) -> std::io::Result<bool> {
-        let pg = Pid::from_raw(self.pgid);
-        let mut leftovers = false;
-        unregister(self.pgid);
-        // As subreaper we adopt the group's dead: reap them, or they would count as members.
-        reap_adopted();
-        if killpg(pg, None).is_ok() {
-            leftovers = true;
-            let _ = killpg(pg, Signal::SIGTERM);
-            let deadline = tokio::time::Instant::now() + grace;
-            loop {
-                reap_adopted();
-                if killpg(pg, None).is_err() {
-                    break;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    let _ = killpg(pg, Signal::SIGKILL);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    reap_adopted();
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        if sweep_orphans(grace).await > 0 {
-            leftovers = true;
-        }
-        // A process that left the group (setsid) may still hold the pipe: don't wait forever.
-        match tokio::time::timeout(Duration::from_secs(2), &mut self.pump).await {
-            Ok(Ok(r)) => r.map(|_| leftovers),
-            Ok(Err(join)) => Err(std::io::Error::other(join)),
-            Err(_) => {
-                self.pump.abort();
-                Ok(leftovers)
-            }
-        }
-    }
-}
-
-impl Drop for RunningCommand {
-    fn drop(&mut self) {
-        // Dropped without `finish` (an error path): nothing of it may outlive us.
-        if self.pgid > 0 && (self.child.id().is_some() || killpg(Pid::from_raw(self.pgid), None).is_ok()) {
-            let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
-        }
-        unregister(self.pgid);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::pin::pin;
 
+use super::monitor::{self, Ended};
 use super::watch::Input;
 use super::*;
 use crate::duration::format_duration;
@@ -12,27 +13,48 @@ use crate::runbook::{OnFailure, Step, StepKind};
 impl Engine {
     pub(super) async fn run_step(&mut self, at: StepRef, phase: &Phase, step: &Step) -> Result<(), Stop> {
         let key = (at.rollback, phase.id.clone(), step.id.clone());
-        let (resumed_done, earlier, interrupted) = match &self.opts.resume {
+        let (resumed_done, earlier, interrupted, in_flight) = match &self.opts.resume {
             Some(plan) => (
                 plan.done.contains(&key),
                 plan.attempts.get(&key).copied().unwrap_or(0),
                 plan.interrupted.as_ref() == Some(&key),
+                plan.in_flight.as_ref() == Some(&key),
             ),
-            None => (false, 0, false),
+            None => (false, 0, false, false),
         };
         if resumed_done {
             return Ok(());
         }
-        self.hold(at).await?;
+        // A command still running under its monitor (or that ended while nobody watched) is
+        // followed to its end, never started a second time.
+        let mut adopted = if in_flight && earlier > 0 {
+            self.adopt(at, phase, step, earlier).await?
+        } else {
+            None
+        };
+        if adopted.is_none() {
+            self.hold(at).await?;
+        }
         let mut by = None;
-        if interrupted {
+        if interrupted && adopted.is_none() {
             match self.decide_interrupted(at, phase, step, earlier).await? {
                 Some(who) => by = Some(who),
                 None => return Ok(()),
             }
         }
         let manual = matches!(step.kind, StepKind::Manual(_));
-        if step.needs_go_ahead() && by.is_none() {
+        if step.needs_go_ahead()
+            && by.is_none()
+            && adopted.is_none()
+            && self.detached
+            && !self.opts.auto_confirm
+        {
+            return Err(Stop::Interrupted(format!(
+                "the terminal hung up (SIGHUP); {}/{} needs an operator",
+                phase.id, step.id
+            )));
+        }
+        if step.needs_go_ahead() && by.is_none() && adopted.is_none() {
             let waited = std::time::Instant::now();
             if manual {
                 self.started(at, earlier + 1).await?;
@@ -85,13 +107,18 @@ impl Engine {
             // The go-ahead was given; a trigger that fired meanwhile still comes first.
             self.hold(at).await?;
         }
-        let mut attempt = earlier + 1;
+        // Retries count from this session's first attempt: an adopted one is that attempt.
+        let base = if adopted.is_some() { earlier - 1 } else { earlier };
+        let mut attempt = base + 1;
         loop {
-            let status = self.attempt(at, phase, step, attempt, by.clone()).await?;
+            let status = match adopted.take() {
+                Some(status) => status,
+                None => self.attempt(at, phase, step, attempt, by.clone()).await?,
+            };
             if status.is_success() {
                 return Ok(());
             }
-            if attempt - earlier <= step.retries {
+            if attempt - base <= step.retries {
                 attempt += 1;
                 if !step.retry_delay.is_zero() {
                     self.rec
@@ -326,6 +353,191 @@ impl Engine {
             .await;
     }
 
+    /// Resuming: the attempt that was in flight when the last `runbook` stopped ran under a
+    /// monitor. If the monitor recorded its end, that is journaled; if it still runs, it is
+    /// followed to its end (its log shown as it grows). Returns the attempt's status, or `None`
+    /// when there is no monitor to ask (the operator decides, as before).
+    async fn adopt(
+        &mut self,
+        at: StepRef,
+        phase: &Phase,
+        step: &Step,
+        attempt: u32,
+    ) -> Result<Option<StepStatus>, Stop> {
+        if !matches!(step.kind, StepKind::Run(_)) || self.opts.rehearsal.is_some() {
+            return Ok(None);
+        }
+        let log_rel = log_name(at, phase, step, attempt);
+        let log_abs = self.rec.journal.run_dir().join(&log_rel);
+        let status_file = status_path(&log_abs);
+        let Some(record) = monitor::read_status(&status_file) else {
+            return Ok(None);
+        };
+        // Ended because the last `runbook` asked (an interruption): that is the operator's call.
+        if record.ended.as_ref().is_some_and(|e| e.terminated) {
+            return Ok(None);
+        }
+        let mut fin = StepFinished {
+            phase: phase.id.clone(),
+            step: step.id.clone(),
+            attempt,
+            rollback: at.rollback,
+            log: Some(log_rel),
+            ..Default::default()
+        };
+        let name = format!("{}/{}", phase.id, step.id);
+        let stop = if let Some(ended) = record.ended {
+            self.rec
+                .tell(Update::Message(format!(
+                    "{name} ended while no runbook was running (exit {}); recording its result, not running it again",
+                    ended.exit_code
+                )))
+                .await;
+            fin.duration_ms = ended.duration_ms;
+            fin.reason = Some("ended while runbook was not running; result read from its monitor".into());
+            self.judge(Ok(ended), None, step, &mut fin).await
+        } else {
+            let tag: process::OutputSink = Box::new(move |chunk| Update::Output { step: at, chunk });
+            let Some(running) = process::adopt(&status_file, &log_abs, self.rec.updates.clone(), tag) else {
+                return Ok(None);
+            };
+            self.rec
+                .tell(Update::Message(format!(
+                    "{name} is still running (its monitor, pid {}, kept it going): following it to its end, not starting it again",
+                    record.monitor_pid
+                )))
+                .await;
+            let began = std::time::Instant::now();
+            self.unfinished = Some((at, attempt, began));
+            let stop = self.follow(at, running, step, &mut fin).await;
+            fin.reason = Some("followed to its end after runbook was restarted".into());
+            stop
+        };
+        let status = fin.status;
+        self.unfinished = None;
+        self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
+        match stop {
+            Some(s) => Err(s),
+            None => Ok(Some(status)),
+        }
+    }
+
+    /// Follows a step's command under its monitor to its end, and fills in how it ended. A stop
+    /// (rollback, abort, signal) asks the monitor to end it; a journal that cannot be written
+    /// never does: the step runs to its own end, and the stop comes after it. Returns the stop.
+    pub(super) async fn follow(
+        &mut self,
+        at: StepRef,
+        mut running: process::RunningCommand,
+        step: &Step,
+        fin: &mut StepFinished,
+    ) -> Option<Stop> {
+        let mut stop = None;
+        let mut cancelled = None;
+        let ended = loop {
+            let input = {
+                let wait = pin!(running.wait());
+                self.next(Some(wait), None).await
+            };
+            match input {
+                Ok(Input::Work(r)) => break r,
+                Ok(Input::Stop(s)) => {
+                    stop.get_or_insert(s);
+                    cancelled.get_or_insert(StepStatus::Cancelled);
+                    running.terminate();
+                }
+                Ok(Input::Command(c)) => {
+                    if let Some((status, s)) = self.cancel_for(c, at) {
+                        stop.get_or_insert(s);
+                        cancelled.get_or_insert(status);
+                        running.terminate();
+                    }
+                }
+                // The step in flight runs to its end; the hold comes before the next one.
+                Ok(Input::Fired | Input::Changed | Input::Deadline) => {}
+                Err(journal) => {
+                    if let Stop::Journal(why) = &journal {
+                        self.rec
+                            .tell(Update::Message(format!(
+                                "{why}; the step in flight goes on to its end, nothing further will start"
+                            )))
+                            .await;
+                    }
+                    stop.get_or_insert(journal);
+                    break running.wait().await;
+                }
+            }
+        };
+        if let Some(s) = self.judge(ended, cancelled, step, fin).await {
+            stop.get_or_insert(s);
+        }
+        stop
+    }
+
+    /// How a step's command ended, into its `step_finished`. A log that could not be written is
+    /// journaled (where the journal still can be), and returns the stop that follows: no new
+    /// step starts.
+    async fn judge(
+        &mut self,
+        ended: Result<Ended, String>,
+        cancelled: Option<StepStatus>,
+        step: &Step,
+        fin: &mut StepFinished,
+    ) -> Option<Stop> {
+        let (phase, step_id) = (fin.phase.clone(), fin.step.clone());
+        let e = match ended {
+            Err(why) => {
+                fin.status = cancelled.unwrap_or(StepStatus::Failed);
+                fin.error = Some(why);
+                return None;
+            }
+            Ok(Ended {
+                start_error: Some(why),
+                ..
+            }) => {
+                fin.status = StepStatus::Failed;
+                fin.error = Some(why);
+                return None;
+            }
+            Ok(e) => e,
+        };
+        fin.exit_code = Some(e.exit_code);
+        fin.status = if e.terminated {
+            cancelled.unwrap_or(StepStatus::Cancelled)
+        } else if e.timed_out {
+            let t = step.timeout.unwrap_or_default();
+            fin.error = Some(format!("timed out after {}", format_duration(t)));
+            StepStatus::TimedOut
+        } else if e.exit_code == 0 {
+            StepStatus::Succeeded
+        } else {
+            fin.error = Some(match e.signal {
+                Some(sig) => format!("killed by signal {sig}"),
+                None => format!("exit status {}", e.exit_code),
+            });
+            StepStatus::Failed
+        };
+        if e.leftovers {
+            self.rec
+                .tell(Update::Message(format!(
+                    "{phase}/{step_id}: ended processes the step left running in the background"
+                )))
+                .await;
+        }
+        let why = e.log_error?;
+        let file = fin.log.clone().unwrap_or_default();
+        let _ = self
+            .rec
+            .emit(Event::WriteFailed {
+                file,
+                error: why.clone(),
+            })
+            .await;
+        Some(Stop::Failed(Some(format!(
+            "the log of {phase}/{step_id} could not be written ({why}); nothing further was started"
+        ))))
+    }
+
     /// One attempt of an automated step: `step_started`, the work, `step_finished`.
     async fn attempt(
         &mut self,
@@ -337,8 +549,7 @@ impl Engine {
     ) -> Result<StepStatus, Stop> {
         self.started(at, attempt).await?;
         let began = std::time::Instant::now();
-        let prefix = if at.rollback { "rollback--" } else { "" };
-        let log_rel = format!("logs/{prefix}{}--{}--{attempt}.log", phase.id, step.id);
+        let log_rel = log_name(at, phase, step, attempt);
         let log_abs = self.rec.journal.run_dir().join(&log_rel);
         let mut fin = StepFinished {
             phase: phase.id.clone(),
@@ -397,74 +608,20 @@ impl Engine {
                     workdir: &workdir,
                     env,
                     log: log_abs.clone(),
+                    status: status_path(&log_abs),
+                    timeout: step.timeout,
+                    grace,
+                    label: format!("{}/{}", phase.id, step.id),
                 };
                 let tag: process::OutputSink = Box::new(move |chunk| Update::Output { step: at, chunk });
-                match process::spawn(spec, self.redactor.clone(), self.rec.updates.clone(), tag) {
+                match process::spawn(spec, &self.redactor, self.rec.updates.clone(), tag).await {
                     Err(e) => {
                         let msg = self.redactor.redact_str(&e.to_string());
                         let _ = std::fs::write(&log_abs, format!("runbook: {msg}\n"));
                         fin.status = StepStatus::Failed;
                         fin.error = Some(msg);
                     }
-                    Ok(mut running) => {
-                        let deadline = step.timeout.map(|t| Instant::now() + t);
-                        let exit = loop {
-                            let input = {
-                                let wait = pin!(running.wait());
-                                self.next(Some(wait), deadline).await?
-                            };
-                            match input {
-                                Input::Work(r) => break r.map(|e| (e, StepStatus::Succeeded)),
-                                Input::Deadline => {
-                                    let t = step.timeout.unwrap_or_default();
-                                    fin.error = Some(format!("timed out after {}", format_duration(t)));
-                                    break running.terminate(grace).await.map(|e| (e, StepStatus::TimedOut));
-                                }
-                                Input::Stop(s) => {
-                                    stop = Some(s);
-                                    break running.terminate(grace).await.map(|e| (e, StepStatus::Cancelled));
-                                }
-                                Input::Command(c) => {
-                                    if let Some((status, s)) = self.cancel_for(c, at) {
-                                        stop = Some(s);
-                                        break running.terminate(grace).await.map(|e| (e, status));
-                                    }
-                                }
-                                // The step in flight runs to its end; the hold comes before the next one.
-                                Input::Fired | Input::Changed => {}
-                            }
-                        };
-                        match exit {
-                            Ok((e, status)) => {
-                                fin.exit_code = Some(e.code);
-                                fin.status = match status {
-                                    StepStatus::Succeeded if e.code != 0 => StepStatus::Failed,
-                                    s => s,
-                                };
-                                if fin.status == StepStatus::Failed && fin.error.is_none() {
-                                    fin.error = Some(match e.signal {
-                                        Some(sig) => format!("killed by signal {sig}"),
-                                        None => format!("exit status {}", e.code),
-                                    });
-                                }
-                            }
-                            Err(e) => {
-                                fin.status = StepStatus::Failed;
-                                fin.error = Some(format!("waiting for the command: {e}"));
-                            }
-                        }
-                        let message = match running.finish(grace).await {
-                            Ok(true) => Some(format!(
-                                "{}/{}: ended processes the step left running in the background",
-                                phase.id, step.id
-                            )),
-                            Ok(false) => None,
-                            Err(e) => Some(format!("{}/{}: writing the log: {e}", phase.id, step.id)),
-                        };
-                        if let Some(m) = message {
-                            self.rec.tell(Update::Message(m)).await;
-                        }
-                    }
+                    Ok(running) => stop = self.follow(at, running, step, &mut fin).await,
                 }
             }
             (StepKind::Http(spec), None) => {
@@ -554,6 +711,17 @@ impl Engine {
             None => Ok(status),
         }
     }
+}
+
+/// A step attempt's log, relative to the run folder.
+fn log_name(at: StepRef, phase: &Phase, step: &Step, attempt: u32) -> String {
+    let prefix = if at.rollback { "rollback--" } else { "" };
+    format!("logs/{prefix}{}--{}--{attempt}.log", phase.id, step.id)
+}
+
+/// A step attempt's status file, beside its log (`logs/<step>--<attempt>.status`).
+pub(super) fn status_path(log: &std::path::Path) -> std::path::PathBuf {
+    log.with_extension("status")
 }
 
 /// "trigger x" for a stop caused by a trigger.

@@ -92,6 +92,11 @@ pub enum Event {
     FaultInjected {
         by: String,
     },
+    /// A file of the run (a step's log) could not be written: it is incomplete from here on.
+    WriteFailed {
+        file: String,
+        error: String,
+    },
     RollbackStarted {
         reason: String,
     },
@@ -235,8 +240,11 @@ pub struct Journal {
     file: File,
     run_dir: PathBuf,
     redactor: Redactor,
-    _lock: nix::fcntl::Flock<File>,
+    _lock: RunLock,
 }
+
+/// The run's lock, held: nobody else drives the run while it lives.
+pub struct RunLock(#[allow(dead_code)] nix::fcntl::Flock<File>);
 
 /// Why a journal could not be opened for writing.
 #[derive(Debug, thiserror::Error)]
@@ -247,8 +255,9 @@ pub enum OpenError {
     Io(#[from] std::io::Error),
 }
 
-/// Takes the run's lock (`RUN_DIR/lock`, flock), and writes who holds it into it.
-fn lock(run_dir: &Path) -> Result<nix::fcntl::Flock<File>, OpenError> {
+/// Takes the run's lock (`RUN_DIR/lock`, flock), and writes who holds it into it. `resume` takes
+/// it before it reads the journal, so that what it read cannot change under it.
+pub fn lock_run(run_dir: &Path) -> Result<RunLock, OpenError> {
     use std::io::{Read, Seek};
     let path = run_dir.join("lock");
     let file = OpenOptions::new()
@@ -268,20 +277,36 @@ fn lock(run_dir: &Path) -> Result<nix::fcntl::Flock<File>, OpenError> {
             held.set_len(0)?;
             held.rewind()?;
             held.write_all(me.as_bytes())?;
-            Ok(held)
+            Ok(RunLock(held))
         }
         Err((mut file, _)) => {
+            // The holder writes its name just after it takes the lock, over the name of the one
+            // before it: give it a moment, until the name is of a process that is alive.
             let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
+            for _ in 0..40 {
+                holder.clear();
+                let _ = file.rewind();
+                let _ = file.read_to_string(&mut holder);
+                if holder_pid(&holder).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
             let holder = holder.trim();
             let holder = if holder.is_empty() {
-                "another runbook process".to_string()
+                "another runbook process (it did not say who)".to_string()
             } else {
                 holder.to_string()
             };
             Err(OpenError::Locked { holder })
         }
     }
+}
+
+/// The pid in a lock file's "operator@host (pid N)".
+fn holder_pid(text: &str) -> Option<u32> {
+    let rest = &text[text.rfind("(pid ")? + 5..];
+    rest[..rest.find(')')?].parse().ok()
 }
 
 impl Journal {
@@ -311,7 +336,7 @@ impl Journal {
             .create_new(true)
             .append(true)
             .open(run_dir.join("journal.jsonl"))?;
-        let lock = lock(&run_dir).map_err(|e| match e {
+        let lock = lock_run(&run_dir).map_err(|e| match e {
             OpenError::Io(e) => e,
             other => std::io::Error::other(other.to_string()),
         })?;
@@ -325,9 +350,8 @@ impl Journal {
         })
     }
 
-    /// Opens an existing run's journal to append to it (resuming), taking the run's lock.
-    pub fn open(run_dir: &Path, redactor: Redactor) -> Result<Journal, OpenError> {
-        let lock = lock(run_dir)?;
+    /// Opens an existing run's journal to append to it (resuming), with the run's lock held.
+    pub fn open(run_dir: &Path, lock: RunLock, redactor: Redactor) -> Result<Journal, OpenError> {
         let path = run_dir.join("journal.jsonl");
         // A line torn by a crash (the reader reported it) is cut off, so that the next event
         // starts on a line of its own and the journal stays whole.

@@ -405,6 +405,11 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                     error: f.error.clone(),
                 });
             }
+            Event::WriteFailed { file, error } => r.notes.push(NoteRow {
+                ts: ts.clone(),
+                operator: "runbook".into(),
+                text: format!("could not write {file}: {error}"),
+            }),
             Event::Note { text, operator } => {
                 person(&mut r, operator);
                 r.notes.push(NoteRow {
@@ -693,6 +698,7 @@ fn summarize(e: &Event) -> String {
             f.attempt
         ),
         Event::Note { operator, .. } => format!("note by {operator}"),
+        Event::WriteFailed { file, .. } => format!("{file} could not be written"),
         Event::MetricsSampled { .. } => "metrics sampled".into(),
         Event::TriggerPending { trigger, .. } => format!("trigger {trigger} pending"),
         Event::TriggerFired { trigger, .. } => format!("trigger {trigger} fired"),

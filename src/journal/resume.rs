@@ -21,6 +21,9 @@ pub struct ResumePlan {
     pub interrupted: Option<StepKey>,
     /// The rollback had started (with this reason) and not finished.
     pub rollback: Option<String>,
+    /// The step whose latest attempt has a `step_started` and no `step_finished`: its command
+    /// may still be running under its monitor, or have ended with nobody there to record it.
+    pub in_flight: Option<StepKey>,
 }
 
 /// What the journal says about the run as a whole.
@@ -140,6 +143,7 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
     }
     // A step started and never finished was in flight when the run died — unless it is a manual
     // step still waiting for its go-ahead, which simply waits again.
+    plan.in_flight = open.iter().rev().find(|k| !is_manual(rb, k)).cloned();
     for key in open {
         if !is_manual(rb, &key) {
             needs_decision.push(key);

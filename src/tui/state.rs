@@ -516,6 +516,7 @@ impl App {
                 self.waiting = None;
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
+            Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             Event::RunStarted { .. } => {}
         }
     }

@@ -358,14 +358,143 @@ impl Journal {
             ts: timestamp(SystemTime::now()),
             event,
         };
-        let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
-        if !self.redactor.is_empty() {
-            line = self.redactor.redact_str(&line);
-        }
+        // Values are masked, never the JSON text: a secret that happens to read like JSON
+        // (`false`, `1`, a quote) must not turn a line into something no reader can parse.
+        let mut masked;
+        let to_write = if self.redactor.is_empty() {
+            &record
+        } else {
+            masked = record.clone();
+            masked.event.mask(&self.redactor);
+            &masked
+        };
+        let mut line = serde_json::to_string(to_write).map_err(std::io::Error::other)?;
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
         Ok(record)
+    }
+}
+
+impl Event {
+    /// Masks secrets in every text of the event (map keys included). Every field is named, so
+    /// that a field added to an event cannot be forgotten here.
+    pub fn mask(&mut self, r: &Redactor) {
+        let m = |s: &mut String| {
+            if let Some(v) = r.redact(s.as_bytes()) {
+                *s = String::from_utf8_lossy(&v).into_owned();
+            }
+        };
+        let mo = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                m(s);
+            }
+        };
+        fn keys<V>(map: &mut BTreeMap<String, V>, r: &Redactor) {
+            if map.keys().any(|k| r.redact(k.as_bytes()).is_some()) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (r.redact_str(&k), v))
+                    .collect();
+            }
+        }
+        match self {
+            Event::RunStarted {
+                runbook,
+                title,
+                file,
+                sha256,
+                operator,
+                host,
+                mode,
+                vars,
+                pid: _,
+            } => {
+                for s in [runbook, title, file, sha256, operator, host, mode] {
+                    m(s);
+                }
+                vars.values_mut().for_each(m);
+                keys(vars, r);
+            }
+            Event::StepStarted {
+                phase,
+                step,
+                attempt: _,
+                rollback: _,
+            } => {
+                m(phase);
+                m(step);
+            }
+            Event::StepFinished(f) => {
+                let StepFinished {
+                    phase,
+                    step,
+                    attempt: _,
+                    rollback: _,
+                    status: _,
+                    duration_ms: _,
+                    exit_code: _,
+                    http_status: _,
+                    log,
+                    by,
+                    metrics,
+                    reason,
+                    error,
+                } = &mut **f;
+                m(phase);
+                m(step);
+                for s in [log, by, reason, error] {
+                    mo(s);
+                }
+                if let Some(metrics) = metrics {
+                    keys(metrics, r);
+                }
+            }
+            Event::Note { text, operator } => {
+                m(text);
+                m(operator);
+            }
+            Event::MetricsSampled { values, errors } => {
+                keys(values, r);
+                errors.values_mut().for_each(m);
+                keys(errors, r);
+            }
+            Event::TriggerPending { trigger, value: _ } | Event::TriggerCleared { trigger, value: _ } => {
+                m(trigger)
+            }
+            Event::TriggerFired {
+                trigger,
+                value: _,
+                reason,
+            } => {
+                m(trigger);
+                mo(reason);
+            }
+            Event::TriggerAcknowledged {
+                trigger,
+                value: _,
+                operator,
+            } => {
+                m(trigger);
+                mo(operator);
+            }
+            Event::TriggerUnknown { trigger, error } => {
+                m(trigger);
+                m(error);
+            }
+            Event::FaultInjected { by } => m(by),
+            Event::RollbackStarted { reason } => m(reason),
+            Event::RollbackFinished { status } => m(status),
+            Event::RehearsalFigures {
+                fired_to_decision_ms: _,
+                rollback_ms: _,
+            } => {}
+            Event::RunFinished {
+                outcome: _,
+                exit_code: _,
+                reason,
+            } => mo(reason),
+        }
     }
 }
 
@@ -474,6 +603,36 @@ mod tests {
             r#"{"event":"step_finished","phase":"p","step":"s","attempt":2,"rollback":false,"status":"timed_out","duration_ms":5,"exit_code":143}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), f);
+    }
+
+    #[test]
+    fn masking_touches_values_never_the_json_around_them() {
+        let r = Redactor::new(["false", "step-1"]);
+        let mut e = Event::StepStarted {
+            phase: "p".into(),
+            step: "step-1".into(),
+            attempt: 1,
+            rollback: false,
+        };
+        e.mask(&r);
+        let line = serde_json::to_string(&Record {
+            ts: "t".into(),
+            event: e,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"ts":"t","event":"step_started","phase":"p","step":"***","attempt":1,"rollback":false}"#
+        );
+        let mut e = Event::MetricsSampled {
+            values: [("false".to_string(), Some(1.0))].into(),
+            errors: [("m".to_string(), "said false".to_string())].into(),
+        };
+        e.mask(&r);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"metrics_sampled","values":{"***":1.0},"errors":{"m":"said ***"}}"#
+        );
     }
 
     #[test]

@@ -233,7 +233,7 @@ pub fn spawn(
     out: mpsc::Sender<super::Update>,
     tag: OutputSink,
 ) -> std::io::Result<RunningCommand> {
-    let log = std::fs::File::create(&spec.log)?;
+    let log = crate::journal::create_private_file(&spec.log)?;
     let (reader, writer) = std::io::pipe()?;
     // A larger pipe lets a chatty command run ahead of us; failure to grow it is harmless.
     let _ = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));

@@ -143,6 +143,12 @@ http = { url = "URL/x?p=${PASS}", expect_body = "no such thing" }
 on_failure = "continue"
 
 [[phase.step]]
+id = "refused"
+title = "Request that nobody answers (the error names the URL)"
+http = { url = "CLOSED/x?p=${PASS}" }
+on_failure = "continue"
+
+[[phase.step]]
 id = "basic"
 title = "Request with the password in the URL (sent as basic auth)"
 http = { url = "USERINFO/basic", expect_body = "no such thing" }
@@ -176,7 +182,11 @@ fn a_secret_is_masked_in_the_encodings_requests_give_it() {
         (500, format!("{req}\n{extra}").into_bytes())
     });
     let userinfo = url.replace("http://", "http://user:${PASS}@");
-    let text = HTTP_RUNBOOK.replace("USERINFO", &userinfo).replace("URL", &url);
+    let closed = format!("http://127.0.0.1:{}", unused_port());
+    let text = HTTP_RUNBOOK
+        .replace("CLOSED", &closed)
+        .replace("USERINFO", &userinfo)
+        .replace("URL", &url);
     let rb = fx.write("http.toml", &text);
     let r = fx.run_cli_env(&rb, &[], &[("TEST_PASS_XYZ", secret)]);
     r.expect_code(0);
@@ -197,6 +207,12 @@ fn a_secret_is_masked_in_the_encodings_requests_give_it() {
         log("p/basic").contains("authorization: Basic dXNlcjp***\r\n"),
         "{}",
         log("p/basic")
+    );
+    let refused = last_finished(&j, "p/refused");
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("/x?p=***"),
+        "{refused}"
     );
     let all = everything_shown(&fx, &r);
     assert_absent(&all, "the secret", secret);

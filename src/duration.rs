@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-/// Parses a duration string; the error says what is wrong in the operator's words.
+/// The longest duration accepted anywhere (timeouts, watches, `for`, intervals, `--since`): far
+/// beyond any deploy, and far below what would overflow a clock when added to the time now.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses a duration string (at most `MAX_DURATION`); the error says what is wrong in the operator's words.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
@@ -13,11 +17,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "duration \"{t}\" needs a unit: \"{t}s\", \"{t}m\", \"{t}ms\"..."
         ));
     }
-    humantime::parse_duration(t).map_err(|e| match e {
+    let too_long = || format!("duration \"{t}\" is longer than 30 days, the longest a runbook may use");
+    let d = humantime::parse_duration(t).map_err(|e| match e {
         // The unit list is worth showing; the other errors are byte offsets that help nobody.
         humantime::DurationError::UnknownUnit { .. } => format!("invalid duration \"{t}\": {e}"),
+        humantime::DurationError::NumberOverflow => too_long(),
         _ => format!("invalid duration \"{t}\"; write e.g. \"250ms\", \"90s\", \"5m\" or \"1h30m\""),
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(d)
 }
 
 /// A duration as an operator reads it: `850ms`, `42s`, `5m`, `1h30m`, `2m05s`.
@@ -65,6 +75,21 @@ mod tests {
                 .contains("invalid duration \"soon\"")
         );
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn refuses_durations_beyond_thirty_days() {
+        assert_eq!(parse_duration("30d").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("720h").unwrap(), MAX_DURATION);
+        for long in [
+            "30d1s",
+            "500000000000y",
+            "18446744073709551615s",
+            "99999999999999999999999s",
+        ] {
+            let e = parse_duration(long).unwrap_err();
+            assert!(e.contains("longer than 30 days"), "{long}: {e}");
+        }
     }
 
     #[test]

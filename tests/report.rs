@@ -552,6 +552,88 @@ fn errors_exit_2_with_a_message() {
     );
 }
 
+/// `report FILE` of files that are not journals: exit 2, one plain line naming the file and the
+/// line, and none of serde's wording ("invalid type: sequence, expected struct Record").
+#[test]
+fn a_file_that_is_not_a_journal_is_called_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_journal = |name: &str, content: &[u8], line: usize| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let out = runbook(&["report", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+        assert_eq!(
+            err,
+            format!(
+                "runbook: {}:{line}: this is not a runbook journal (each line of a journal is an event, a JSON object with `ts` and `event`); give the journal.jsonl of a run, or its folder\n",
+                path.display()
+            ),
+            "{name}"
+        );
+    };
+    not_journal("array.json", b"[1, 2, 3]\n", 1);
+    not_journal("object.json", b"{\"name\": \"x\"}\n", 1);
+    not_journal("no-newline.txt", b"hello", 1);
+    let good = std::fs::read_to_string(fixture("succeeded.jsonl")).unwrap();
+    let first = good.lines().next().unwrap();
+    not_journal("mixed.jsonl", format!("{first}\n[\"x\"]\n").as_bytes(), 2);
+
+    // Not text at all.
+    let path = dir.path().join("binary.bin");
+    std::fs::write(&path, b"\n\xff\xfe\x00").unwrap();
+    let out = runbook(&["report", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:2: this is not a runbook journal (it is not text)",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+/// `report` of a device or a FIFO ends at once with exit 2 (it read `/dev/zero` forever, and
+/// blocked on a FIFO without a writer).
+#[test]
+fn a_device_or_a_fifo_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("journal.jsonl");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for (path, says) in [
+        (
+            "/dev/zero".to_string(),
+            "is a character device, not a regular file",
+        ),
+        (
+            fifo.display().to_string(),
+            "is a named pipe (FIFO), not a regular file",
+        ),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+            .args(["report", &path])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(3) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("report {path} did not end within 3 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+        assert!(err.contains(&path) && err.contains(says), "{path}: {err}");
+    }
+}
+
 #[test]
 fn report_of_a_real_run() {
     let dir = tempfile::tempdir().unwrap();

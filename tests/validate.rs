@@ -269,6 +269,44 @@ mistake!(
     "`watch` in [[phase.step]]: invalid duration \"soon\"; write e.g. \"250ms\", \"90s\", \"5m\" or \"1h30m\""
 );
 
+// Durations are bounded: beyond 30 days, adding one to the time now is what made `run` panic
+// ("overflow when adding duration to instant") after `validate` had accepted the file.
+mistake!(
+    duration_too_long_for_the_clock,
+    "duration-too-long",
+    10:11,
+    "`timeout` in [[phase.step]]: duration \"18446744073709551615s\" is longer than 30 days, the longest a runbook may use"
+);
+
+mistake!(
+    watch_of_half_a_trillion_years,
+    "watch-too-long",
+    9:9,
+    "`watch` in [[phase.step]]: duration \"500000000000y\" is longer than 30 days, the longest a runbook may use"
+);
+
+mistake!(
+    duration_over_thirty_days_from_a_var,
+    "duration-over-thirty-days",
+    12:9,
+    "`watch` in [[phase.step]]: duration \"31d\" is longer than 30 days, the longest a runbook may use (from `${canary_watch}`)"
+);
+
+// A timeout of zero fails every step before it starts; it is surely a mistake.
+mistake!(
+    step_timeout_of_zero,
+    "timeout-zero",
+    10:11,
+    "`timeout` in [[phase.step]] must be more than 0s"
+);
+
+mistake!(
+    check_timeout_of_zero,
+    "check-timeout-zero",
+    8:11,
+    "`timeout` in [[trigger]] must be more than 0s"
+);
+
 // An undefined `${var}` in a duration is one problem, the undefined name; not also an "invalid
 // duration \"${canary_wacth}\"" reported first, which sends the reader after the wrong mistake.
 mistake!(
@@ -674,6 +712,53 @@ fn ten_megabyte_file() {
     std::fs::write(&path, s).unwrap();
     let p = path.display().to_string();
     assert_unreadable(&p, "a runbook file may be at most");
+}
+
+/// `validate PATH`, killed if it has not ended within `limit` (before the fix, `/dev/zero` was
+/// read forever and a FIFO without a writer blocked the open).
+fn validate_within(path: &str, limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["validate", path])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("validate {path} did not end within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn assert_refused_quickly(path: &str, expect: &str) {
+    let out = validate_within(path, std::time::Duration::from_secs(5));
+    assert_no_panic(&out);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr, format!("{path}: {expect}\n"));
+}
+
+#[test]
+fn a_device_that_never_ends_is_refused_at_once() {
+    assert_refused_quickly("/dev/zero", "is a character device, not a regular file");
+}
+
+#[test]
+fn a_fifo_without_a_writer_is_refused_without_blocking() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let fifo = dir.path().join("runbook.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    assert_refused_quickly(
+        &fifo.display().to_string(),
+        "is a named pipe (FIFO), not a regular file",
+    );
 }
 
 // ── Several files, shipped runbooks ─────────────────────────────────────────────────────────────

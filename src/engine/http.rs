@@ -12,13 +12,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of a response body is kept in the log.
 const BODY_LOG_LIMIT: usize = 64 * 1024;
 
+/// How much of a response body is read (and searched for `expect_body`); the rest is left unread,
+/// so that a huge answer cannot fill memory.
+pub const BODY_READ_LIMIT: usize = 1024 * 1024;
+
 pub struct HttpOutcome {
     pub status: Option<u16>,
     /// No answer within the step's timeout.
     pub timed_out: bool,
     /// Why the step failed; `None` when it passed.
     pub error: Option<String>,
-    /// Text for the log (not yet masked).
+    /// Text for the log (the body is masked; the rest not yet).
     pub transcript: String,
 }
 
@@ -61,7 +65,7 @@ pub async fn execute(
     };
     let status = resp.status();
     transcript.push_str(&format!("→ {} ({} ms)\n", status, started.elapsed().as_millis()));
-    let body = match resp.bytes().await {
+    let (body, complete) = match read_body(resp, BODY_READ_LIMIT).await {
         Ok(b) => b,
         Err(e) => {
             let why = format!("reading the response body: {}", describe(&e, timeout));
@@ -74,12 +78,21 @@ pub async fn execute(
             };
         }
     };
-    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_LOG_LIMIT)]);
+    // Masked before it is cut for the log, so that the cut never leaves the start of a secret.
+    let redactor = secrets.redactor();
+    let masked = redactor.redact(&body);
+    let shown = masked.as_deref().unwrap_or(&body);
+    let text = String::from_utf8_lossy(&shown[..shown.len().min(BODY_LOG_LIMIT)]);
     transcript.push_str(&text);
     if !text.ends_with('\n') && !text.is_empty() {
         transcript.push('\n');
     }
-    if body.len() > BODY_LOG_LIMIT {
+    if !complete {
+        transcript.push_str(&format!(
+            "… (more than {}; the rest was not read)\n",
+            crate::runbook::size_text(BODY_READ_LIMIT as u64)
+        ));
+    } else if shown.len() > BODY_LOG_LIMIT {
         transcript.push_str(&format!("… ({} bytes in all)\n", body.len()));
     }
     let code = status.as_u16();
@@ -90,8 +103,16 @@ pub async fn execute(
         let needle = secrets.expand(needle);
         if memchr::memmem::find(&body, needle.as_bytes()).is_none() {
             Some(format!(
-                "the response body does not contain \"{}\"",
-                spec.expect_body.as_deref().unwrap_or("")
+                "the response body does not contain \"{}\"{}",
+                spec.expect_body.as_deref().unwrap_or(""),
+                if complete {
+                    String::new()
+                } else {
+                    format!(
+                        " in its first {}",
+                        crate::runbook::size_text(BODY_READ_LIMIT as u64)
+                    )
+                }
             ))
         } else {
             None
@@ -105,6 +126,20 @@ pub async fn execute(
         error,
         transcript,
     }
+}
+
+/// Reads at most `limit` bytes of a response body; `true` when that was the whole of it.
+async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {

@@ -21,7 +21,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,7 +45,7 @@ pub struct MonitorSpec {
     pub workdir: PathBuf,
     pub env: Vec<(String, String)>,
     /// What to mask in the output (the redactor's needles).
-    pub masks: Vec<Vec<u8>>,
+    pub masks: Vec<String>,
     pub log: PathBuf,
     pub status: PathBuf,
     pub timeout_ms: Option<u64>,
@@ -116,26 +115,12 @@ pub fn main() -> i32 {
     runtime.block_on(run(spec))
 }
 
-/// Opens (creates) the step's log, private to its owner.
-fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-}
 
 /// Writes the status file atomically (a temporary file renamed over it), synced.
 pub fn write_status(path: &Path, status: &StepStatusFile) -> std::io::Result<()> {
     let tmp = path.with_extension("status.tmp");
     let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = crate::journal::create_private_file(&tmp)?;
         f.write_all(&serde_json::to_vec(status).map_err(std::io::Error::other)?)?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)
@@ -237,14 +222,14 @@ fn reap(shell: i32, status: &mut Option<WaitStatus>) {
 
 async fn run(spec: MonitorSpec) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
-    let redactor = Redactor::from_needles(spec.masks.clone());
+    let redactor = Redactor::new(spec.masks.iter().map(String::as_str));
     // Listen before the command starts, so that neither its end nor a request is missed.
     let (Ok(mut sigchld), Ok(mut sigterm)) = (signal(SignalKind::child()), signal(SignalKind::terminate()))
     else {
         return 2;
     };
     let mut to_runbook = Frames::new();
-    let log = open_log(&spec.log);
+    let log = crate::journal::create_private_file(&spec.log);
     let spawned = log.and_then(|log| {
         let (reader, writer) = std::io::pipe()?;
         // A larger pipe lets a chatty command run ahead of us; failure to grow it is harmless.
@@ -273,7 +258,9 @@ async fn run(spec: MonitorSpec) -> i32 {
         Ok(s) => s,
         Err(e) => {
             let text = redactor.redact_str(&e.to_string());
-            let _ = std::fs::write(&spec.log, format!("runbook: {text}\n"));
+            if let Ok(mut f) = crate::journal::create_private_file(&spec.log) {
+                let _ = writeln!(f, "runbook: {text}");
+            }
             let ended = Ended {
                 exit_code: 127,
                 start_error: Some(text),

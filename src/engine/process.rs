@@ -298,7 +298,7 @@ pub async fn spawn(
         command: spec.command.to_string(),
         workdir: spec.workdir.to_path_buf(),
         env: spec.env,
-        masks: redactor.needles(),
+        masks: redactor.values().to_vec(),
         log: spec.log,
         status: spec.status,
         timeout_ms: spec.timeout.map(|t| t.as_millis() as u64),

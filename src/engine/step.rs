@@ -341,7 +341,10 @@ impl Engine {
     /// Sends text to the front end as the step's output and writes it to its log.
     async fn show(&mut self, at: StepRef, log: &std::path::Path, text: &str) {
         let bytes = self.redactor.redact_str(text).into_bytes();
-        let _ = std::fs::write(log, &bytes);
+        let _ = crate::journal::create_private_file(log).and_then(|mut f| {
+            use std::io::Write as _;
+            f.write_all(&bytes)
+        });
         self.rec
             .tell(Update::Output {
                 step: at,
@@ -617,7 +620,9 @@ impl Engine {
                 match process::spawn(spec, &self.redactor, self.rec.updates.clone(), tag).await {
                     Err(e) => {
                         let msg = self.redactor.redact_str(&e.to_string());
-                        let _ = std::fs::write(&log_abs, format!("runbook: {msg}\n"));
+                        let _ = crate::journal::create_private_file(&log_abs).and_then(|mut f| {
+                            std::io::Write::write_all(&mut f, format!("runbook: {msg}\n").as_bytes())
+                        });
                         fin.status = StepStatus::Failed;
                         fin.error = Some(msg);
                     }

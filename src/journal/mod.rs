@@ -234,6 +234,128 @@ pub fn default_state_dir() -> PathBuf {
     home.join(".local/state/runbook")
 }
 
+// ── Run folders and their files: private, or shared with the state dir's group ─────────────────
+//
+// SPEC §10: run folders are created 0700 and their files 0600 whatever the umask; when the state
+// dir is shared with a group (group-writable, or setgid), 2770 and 0660 for that group instead.
+// Nothing is ever world-readable. A shared run folder carries the setgid bit, so that a file
+// created in it knows from its folder alone whether it is shared, and with which group.
+
+/// How a new folder or file is shared: with nobody, or with one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    Private,
+    Group(u32),
+}
+
+/// Whether a folder shares what is created in it with its group: group-writable, or setgid.
+fn sharing_of(dir: &Path) -> std::io::Result<Sharing> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(dir)?;
+    Ok(if meta.mode() & 0o2020 != 0 {
+        Sharing::Group(meta.gid())
+    } else {
+        Sharing::Private
+    })
+}
+
+/// Gives a folder or file we created its permissions: exactly `private` (the umask plays no part),
+/// or `shared` for the group. Where the group cannot be given (we are not in it), it stays private.
+fn set_access(
+    path: &Path,
+    file: Option<&File>,
+    sharing: Sharing,
+    private: u32,
+    shared: u32,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = match sharing {
+        Sharing::Private => private,
+        Sharing::Group(gid) => {
+            let given = match file {
+                Some(f) => std::os::unix::fs::fchown(f, None, Some(gid)),
+                None => std::os::unix::fs::chown(path, None, Some(gid)),
+            };
+            if given.is_ok() { shared } else { private }
+        }
+    };
+    let perms = std::fs::Permissions::from_mode(mode);
+    match file {
+        Some(f) => f.set_permissions(perms),
+        None => std::fs::set_permissions(path, perms),
+    }
+}
+
+/// The folder holding `path` (`.` for a bare name such as `journal.jsonl`).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates the state dir (private: `0700`) and its `runs` folder where they are missing.
+fn create_state_dirs(state_dir: &Path, runs: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if !state_dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)?;
+    }
+    match create_run_dir(runs) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Creates one folder of a run (`runs/`, the run folder, `logs/`): `0700`, or `2770` for the
+/// group when its parent is shared. Fails with `AlreadyExists` when it is there already.
+fn create_run_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let parent = folder_of(dir);
+    let sharing = sharing_of(parent)?;
+    std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+    set_access(dir, None, sharing, 0o700, 0o2770)
+}
+
+/// Opens a file of a run folder with `options`, creating it if they say so: a new file is `0600`,
+/// or `0660` for the group when its folder is shared, whatever the umask. An existing file keeps
+/// its permissions.
+fn open_private(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let parent = folder_of(path);
+    // Never readable by others, not even for the moment before the permissions are set.
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(file) => {
+            set_access(path, Some(&file), sharing_of(parent)?, 0o600, 0o660)?;
+            drop(file);
+            // Reopened with what the caller asked for, now that it exists (`create_new` is
+            // satisfied: this call created it).
+            let mut options = options.clone();
+            options.create_new(false).create(false);
+            options.open(path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut opts = options.clone();
+            opts.create(false);
+            opts.open(path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates (or empties) a file in a run folder, `0600` (`0660` for a shared state dir's group)
+/// whatever the umask: step logs and every other file `runbook` writes in a run folder.
+pub fn create_private_file(path: &Path) -> std::io::Result<File> {
+    open_private(path, OpenOptions::new().write(true).create(true).truncate(true))
+}
+
 /// An open journal: appends events, each flushed to disk before `append` returns. It holds the
 /// run's lock: only one `runbook` drives a run at a time.
 pub struct Journal {
@@ -260,12 +382,7 @@ pub enum OpenError {
 pub fn lock_run(run_dir: &Path) -> Result<RunLock, OpenError> {
     use std::io::{Read, Seek};
     let path = run_dir.join("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)?;
+    let file = open_private(&path, OpenOptions::new().read(true).write(true))?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(mut held) => {
             let me = format!(
@@ -313,7 +430,7 @@ impl Journal {
     /// Creates a new run folder (`runs/<UTC time>-<id>`, made unique) with its `logs/`.
     pub fn create(state_dir: &Path, runbook_id: &str, redactor: Redactor) -> std::io::Result<Journal> {
         let runs = state_dir.join("runs");
-        std::fs::create_dir_all(&runs)?;
+        create_state_dirs(state_dir, &runs)?;
         let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
             .to_string()
             .replace(['-', ':'], "");
@@ -325,17 +442,17 @@ impl Journal {
                 format!("{stamp}-{runbook_id}-{n}")
             };
             let dir = runs.join(name);
-            match std::fs::create_dir(&dir) {
+            match create_run_dir(&dir) {
                 Ok(()) => break dir,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
                 Err(e) => return Err(e),
             }
         };
-        std::fs::create_dir(run_dir.join("logs"))?;
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(run_dir.join("journal.jsonl"))?;
+        create_run_dir(&run_dir.join("logs"))?;
+        let file = open_private(
+            &run_dir.join("journal.jsonl"),
+            OpenOptions::new().create_new(true).append(true),
+        )?;
         let lock = lock_run(&run_dir).map_err(|e| match e {
             OpenError::Io(e) => e,
             other => std::io::Error::other(other.to_string()),
@@ -363,7 +480,10 @@ impl Journal {
             f.sync_data()?;
         }
         let file = OpenOptions::new().append(true).open(&path)?;
-        std::fs::create_dir_all(run_dir.join("logs"))?;
+        match create_run_dir(&run_dir.join("logs")) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+            _ => {}
+        }
         Ok(Journal {
             file,
             run_dir: run_dir.to_path_buf(),
@@ -382,10 +502,17 @@ impl Journal {
             ts: timestamp(SystemTime::now()),
             event,
         };
-        let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
-        if !self.redactor.is_empty() {
-            line = self.redactor.redact_str(&line);
-        }
+        // Values are masked, never the JSON text: a secret that happens to read like JSON
+        // (`false`, `1`, a quote) must not turn a line into something no reader can parse.
+        let mut masked;
+        let to_write = if self.redactor.is_empty() {
+            &record
+        } else {
+            masked = record.clone();
+            masked.event.mask(&self.redactor);
+            &masked
+        };
+        let mut line = serde_json::to_string(to_write).map_err(std::io::Error::other)?;
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
@@ -393,9 +520,161 @@ impl Journal {
     }
 }
 
-/// Reads a journal back. A torn last line (power loss mid-write) is skipped and reported.
+impl Event {
+    /// Masks secrets in every text of the event (map keys included). Every field is named, so
+    /// that a field added to an event cannot be forgotten here.
+    pub fn mask(&mut self, r: &Redactor) {
+        let m = |s: &mut String| {
+            if let Some(v) = r.redact(s.as_bytes()) {
+                *s = String::from_utf8_lossy(&v).into_owned();
+            }
+        };
+        let mo = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                m(s);
+            }
+        };
+        fn keys<V>(map: &mut BTreeMap<String, V>, r: &Redactor) {
+            if map.keys().any(|k| r.redact(k.as_bytes()).is_some()) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (r.redact_str(&k), v))
+                    .collect();
+            }
+        }
+        match self {
+            Event::RunStarted {
+                runbook,
+                title,
+                file,
+                sha256,
+                operator,
+                host,
+                mode,
+                vars,
+                pid: _,
+            } => {
+                for s in [runbook, title, file, sha256, operator, host, mode] {
+                    m(s);
+                }
+                vars.values_mut().for_each(m);
+                keys(vars, r);
+            }
+            Event::StepStarted {
+                phase,
+                step,
+                attempt: _,
+                rollback: _,
+            } => {
+                m(phase);
+                m(step);
+            }
+            Event::StepFinished(f) => {
+                let StepFinished {
+                    phase,
+                    step,
+                    attempt: _,
+                    rollback: _,
+                    status: _,
+                    duration_ms: _,
+                    exit_code: _,
+                    http_status: _,
+                    log,
+                    by,
+                    metrics,
+                    reason,
+                    error,
+                } = &mut **f;
+                m(phase);
+                m(step);
+                for s in [log, by, reason, error] {
+                    mo(s);
+                }
+                if let Some(metrics) = metrics {
+                    keys(metrics, r);
+                }
+            }
+            Event::Note { text, operator } => {
+                m(text);
+                m(operator);
+            }
+            Event::WriteFailed { file, error } => {
+                m(file);
+                m(error);
+            }
+            Event::MetricsSampled { values, errors } => {
+                keys(values, r);
+                errors.values_mut().for_each(m);
+                keys(errors, r);
+            }
+            Event::TriggerPending { trigger, value: _ } | Event::TriggerCleared { trigger, value: _ } => {
+                m(trigger)
+            }
+            Event::TriggerFired {
+                trigger,
+                value: _,
+                reason,
+            } => {
+                m(trigger);
+                mo(reason);
+            }
+            Event::TriggerAcknowledged {
+                trigger,
+                value: _,
+                operator,
+            } => {
+                m(trigger);
+                mo(operator);
+            }
+            Event::TriggerUnknown { trigger, error } => {
+                m(trigger);
+                m(error);
+            }
+            Event::FaultInjected { by } => m(by),
+            Event::RollbackStarted { reason } => m(reason),
+            Event::RollbackFinished { status } => m(status),
+            Event::RehearsalFigures {
+                fired_to_decision_ms: _,
+                rollback_ms: _,
+            } => {}
+            Event::RunFinished {
+                outcome: _,
+                exit_code: _,
+                reason,
+            } => mo(reason),
+        }
+    }
+}
+
+/// The largest journal read back (`report`, `resume`). A journal of a long, chatty run is a few
+/// MiB; this is far beyond any, and keeps a wrong file from filling memory.
+pub const MAX_JOURNAL_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads a journal back. A torn last line (power loss mid-write) is skipped and reported. A file
+/// that is not a journal (or not a regular file, or beyond `MAX_JOURNAL_BYTES`) is refused with
+/// an error that says so, of kind `InvalidData` (or `InvalidInput` for what is not a file).
 pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, Option<String>)> {
-    let text = std::fs::read_to_string(path)?;
+    use std::io::{Error, ErrorKind};
+    let bytes = crate::runbook::read_regular_file(path, MAX_JOURNAL_BYTES).map_err(|e| match e {
+        crate::runbook::ReadError::Io(e) => e,
+        crate::runbook::ReadError::NotFound => Error::new(ErrorKind::NotFound, e.to_string()),
+        crate::runbook::ReadError::PermissionDenied => Error::new(ErrorKind::PermissionDenied, e.to_string()),
+        other => Error::new(ErrorKind::InvalidInput, other.to_string()),
+    })?;
+    let not_journal = |line: usize, why: &str| {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "{}:{line}: this is not a runbook journal ({why}); give the journal.jsonl of a run, or its folder",
+                path.display()
+            ),
+        )
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        not_journal(line, "it is not text")
+    })?;
     let mut records = Vec::new();
     let mut torn = None;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -406,14 +685,32 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, Option<String>)> {
         }
         match serde_json::from_str::<Record>(trimmed) {
             Ok(r) => records.push(r),
-            Err(e) if i + 1 == lines.len() && !line.ends_with('\n') => {
+            // The writer starts every line with `{"ts":`; a last line cut short by a crash still does.
+            Err(e) if i + 1 == lines.len() && !line.ends_with('\n') && trimmed.starts_with("{\"ts\":") => {
                 torn = Some(format!("ignored a torn last line ({} bytes): {e}", trimmed.len()));
             }
             Err(e) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}:{}: {e}", path.display(), i + 1),
-                ));
+                // A line that is a journal event (an object with `ts` and `event`) which cannot be
+                // read is a damaged journal; anything else means the file is something else.
+                let value = serde_json::from_str::<serde_json::Value>(trimmed).ok();
+                let event = value
+                    .as_ref()
+                    .filter(|v| v["ts"].is_string())
+                    .and_then(|v| v["event"].as_str());
+                return Err(match event {
+                    Some(event) => Error::new(
+                        ErrorKind::InvalidData,
+                        format!(
+                            "{}:{}: a `{event}` event that cannot be read: {e}",
+                            path.display(),
+                            i + 1
+                        ),
+                    ),
+                    None => not_journal(
+                        i + 1,
+                        "each line of a journal is an event, a JSON object with `ts` and `event`",
+                    ),
+                });
             }
         }
     }
@@ -454,6 +751,36 @@ mod tests {
             r#"{"event":"step_finished","phase":"p","step":"s","attempt":2,"rollback":false,"status":"timed_out","duration_ms":5,"exit_code":143}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), f);
+    }
+
+    #[test]
+    fn masking_touches_values_never_the_json_around_them() {
+        let r = Redactor::new(["false", "step-1"]);
+        let mut e = Event::StepStarted {
+            phase: "p".into(),
+            step: "step-1".into(),
+            attempt: 1,
+            rollback: false,
+        };
+        e.mask(&r);
+        let line = serde_json::to_string(&Record {
+            ts: "t".into(),
+            event: e,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"ts":"t","event":"step_started","phase":"p","step":"***","attempt":1,"rollback":false}"#
+        );
+        let mut e = Event::MetricsSampled {
+            values: [("false".to_string(), Some(1.0))].into(),
+            errors: [("m".to_string(), "said false".to_string())].into(),
+        };
+        e.mask(&r);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"metrics_sampled","values":{"***":1.0},"errors":{"m":"said ***"}}"#
+        );
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub fn start(rb: &Arc<Runbook>, opts: &SourceOptions, ctx: PollContext) -> Optio
             _ => Source::Simulated(simulated::Walk::new(m, rb, ctx.fault.clone())),
         })
         .collect();
+    let redactor = ctx.secrets.redactor();
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -151,7 +152,13 @@ pub fn start(rb: &Arc<Runbook>, opts: &SourceOptions, ctx: PollContext) -> Optio
             // window measured between two late wake-ups comes out a millisecond short and the
             // trigger fires a whole interval later.
             let at = ticks.tick().await;
-            let readings = poll_all(&mut sources).await;
+            let mut readings = poll_all(&mut sources).await;
+            // Masked here, where the text is made, so that no front end can ever show it raw.
+            for r in &mut readings {
+                if let Reading::Error(e) = r {
+                    *e = redactor.redact_str(e);
+                }
+            }
             if tx.send(Sample { at, readings }).await.is_err() {
                 break;
             }

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use super::Reading;
 
+/// The largest answer read: one number is a few hundred bytes; anything near this is a query that
+/// returns far too much, and is refused before it fills memory.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
 pub fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -34,7 +38,7 @@ impl Query {
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let resp = match req.send().await {
+        let mut resp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Reading::Error("Prometheus did not answer in time".into()),
             Err(e) if e.is_connect() => {
@@ -43,11 +47,23 @@ impl Query {
             Err(e) => return Reading::Error(format!("Prometheus request failed: {e}")),
         };
         let status = resp.status();
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) if e.is_timeout() => return Reading::Error("Prometheus did not answer in time".into()),
-            Err(e) => return Reading::Error(format!("reading Prometheus' answer: {e}")),
-        };
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                    return Reading::Error(format!(
+                        "Prometheus' answer is larger than {}; the query must return one number",
+                        crate::runbook::size_text(MAX_ANSWER_BYTES as u64)
+                    ));
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return Reading::Error("Prometheus did not answer in time".into());
+                }
+                Err(e) => return Reading::Error(format!("reading Prometheus' answer: {e}")),
+            }
+        }
         parse_answer(status.as_u16(), &body)
     }
 }

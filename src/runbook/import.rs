@@ -58,30 +58,20 @@ pub fn main(checklist: &Path) -> i32 {
 }
 
 fn read(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| io_message(&e))?;
-    if meta.is_dir() {
-        return Err("is a folder, not a Markdown checklist (give the .md file inside it)".into());
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "is {:.1} MiB; a checklist may be at most {} MiB",
-            meta.len() as f64 / (1024.0 * 1024.0),
-            MAX_FILE_BYTES / 1024 / 1024
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| io_message(&e))?;
+    let bytes = super::read_regular_file(path, MAX_FILE_BYTES).map_err(|e| match e {
+        super::ReadError::Folder => {
+            "is a folder, not a Markdown checklist (give the .md file inside it)".to_string()
+        }
+        super::ReadError::TooLarge { limit } => format!(
+            "is larger than {0}; a checklist may be at most {0}",
+            super::size_text(limit)
+        ),
+        other => other.to_string(),
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         format!("is not a text file (invalid UTF-8 at byte {at}); import reads a Markdown checklist")
     })
-}
-
-fn io_message(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => format!("cannot read: {e}"),
-    }
 }
 
 /// Turns the Markdown `text` of the checklist called `source` into runbook TOML, or says why not.

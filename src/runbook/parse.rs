@@ -66,20 +66,18 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Runbook, Load
         file: file.clone(),
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| unreadable(io_message(&e)))?;
-    if meta.is_dir() {
-        return Err(unreadable(
-            "is a folder, not a runbook file (give the .toml file inside it)".into(),
-        ));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(unreadable(format!(
-            "is {:.1} MiB; a runbook file may be at most {} MiB",
-            meta.len() as f64 / (1024.0 * 1024.0),
-            MAX_FILE_BYTES / 1024 / 1024
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| unreadable(io_message(&e)))?;
+    let bytes = super::read_regular_file(path, MAX_FILE_BYTES).map_err(|e| {
+        unreadable(match e {
+            super::ReadError::Folder => {
+                "is a folder, not a runbook file (give the .toml file inside it)".into()
+            }
+            super::ReadError::TooLarge { limit } => format!(
+                "is larger than {0}; a runbook file may be at most {0}",
+                super::size_text(limit)
+            ),
+            other => other.to_string(),
+        })
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -90,14 +88,6 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Runbook, Load
         }
     };
     parse_str(path, &text, overrides)
-}
-
-fn io_message(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => format!("cannot read: {e}"),
-    }
 }
 
 /// Checks runbook text that was read from `path` (used for the file name, the folder commands run
@@ -420,6 +410,17 @@ impl<'s> Parser<'s> {
                 None
             }
         }
+    }
+
+    /// A duration where zero makes no sense (a timeout: nothing could ever finish in it).
+    fn duration_nonzero(&mut self, t: &Table, key: &str, what: &str) -> Option<Duration> {
+        let d = self.duration(t, key, what)?;
+        if d.is_zero() {
+            let span = t.get(key).map(|v| v.span()).unwrap_or(0..0);
+            self.err(span, format!("`{key}` in {what} must be more than 0s"));
+            return None;
+        }
+        Some(d)
     }
 
     /// A table of string values (`env`, `headers`).
@@ -1028,7 +1029,7 @@ impl<'s> Parser<'s> {
                     );
                 }
                 let timeout = self
-                    .duration(t, "timeout", what)
+                    .duration_nonzero(t, "timeout", what)
                     .unwrap_or(interval.min(Duration::from_secs(60)));
                 TriggerKind::Check {
                     command,
@@ -1139,7 +1140,7 @@ impl<'s> Parser<'s> {
                 None
             }
         };
-        let timeout = self.duration(t, "timeout", what);
+        let timeout = self.duration_nonzero(t, "timeout", what);
         if let (Some(k), Some(v)) = (&kind, t.get("timeout"))
             && matches!(k, StepKind::Manual(_) | StepKind::Watch(_))
         {

@@ -211,7 +211,7 @@ fn state_waiting_manual() -> App {
     run_started(&mut app);
     healthy_samples(&mut app, 1, 60);
     step_started(&mut app, 2, "preflight", "freeze-lifted", false);
-    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead);
+    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead { irreversible: false });
     pin_clocks(&mut app);
     app
 }
@@ -223,7 +223,7 @@ fn state_running() -> App {
     run_started(&mut app);
     healthy_samples(&mut app, 1, 300);
     step_started(&mut app, 2, "preflight", "freeze-lifted", false);
-    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead);
+    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead { irreversible: false });
     step_finished(
         &mut app,
         95,
@@ -256,7 +256,7 @@ fn state_running() -> App {
         "backup checkout-20251126T2101Z.dump: 2.3 GiB, sha256 ok",
     );
     command_finished(&mut app, 132, "preflight", "backup", false, 37_412, 0);
-    waiting(&mut app, at(CANARY, 0), Wait::GoAhead);
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
     step_started(&mut app, 700, "canary", "deploy", false);
     let deploy = at(CANARY, 0);
     let lines = [
@@ -338,6 +338,19 @@ fn state_trigger_firing() -> App {
     );
     pin_clocks(&mut app);
     app
+}
+
+/// The operator acknowledged the firing trigger (journaled as the engine does).
+fn acknowledged(app: &mut App) {
+    ev(
+        app,
+        800,
+        Event::TriggerAcknowledged {
+            trigger: "error-rate".into(),
+            value: Some(0.0142),
+            operator: Some("alice".into()),
+        },
+    );
 }
 
 /// (f) Everything passed: the watch ran its 15 minutes and the run finished.
@@ -492,14 +505,31 @@ fn send(c: Command) -> Vec<Effect> {
     vec![Effect::Send(c)]
 }
 
+/// The go-ahead for the step at `step`, naming it (as the UI sends it).
+fn confirm(step: StepRef) -> Vec<Effect> {
+    send(Command::Confirm {
+        by: None,
+        step: Some(step),
+    })
+}
+
 /// What the dialog on top is, in words (Dialog has no Debug).
 fn top(app: &App) -> Option<String> {
     app.dialogs.last().map(|d| match d {
         Dialog::Help => "help".into(),
         Dialog::Rollback => "rollback".into(),
         Dialog::Quit => "quit".into(),
-        Dialog::EndWatch => "end-watch".into(),
-        Dialog::Text { purpose, area } => format!("text {purpose:?}: {:?}", area.lines().join("\n")),
+        Dialog::EndWatch(_) => "end-watch".into(),
+        Dialog::Irreversible(at) => format!("irreversible {}/{}", at.phase, at.step),
+        Dialog::Text { purpose, area } => {
+            // The purpose without the step it was opened for: `Skip`, `Note`, `Raise("x")`.
+            let purpose = format!("{purpose:?}");
+            let purpose = match purpose.split_once("(StepRef") {
+                Some((name, _)) => name.to_string(),
+                None => purpose,
+            };
+            format!("text {purpose}: {:?}", area.lines().join("\n"))
+        }
         Dialog::PickTrigger { selected } => format!("pick-trigger {selected}"),
     })
 }
@@ -532,7 +562,7 @@ fn state_backup_running() -> App {
     run_started(&mut app);
     healthy_samples(&mut app, 1, 140);
     step_started(&mut app, 2, "preflight", "freeze-lifted", false);
-    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead);
+    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead { irreversible: false });
     step_finished(
         &mut app,
         95,
@@ -655,10 +685,7 @@ fn frames_are_the_same_every_time() {
 #[test]
 fn enter_confirms_the_waiting_manual_step() {
     let mut app = state_waiting_manual();
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(PREFLIGHT, 0)));
     assert!(app.dialogs.is_empty());
 }
 
@@ -666,11 +693,8 @@ fn enter_confirms_the_waiting_manual_step() {
 fn enter_lets_a_confirm_step_run() {
     let mut app = state_running();
     // Back to the moment the deploy waited for its go-ahead.
-    waiting(&mut app, at(CANARY, 0), Wait::GoAhead);
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(CANARY, 0)));
 }
 
 #[test]
@@ -696,7 +720,7 @@ fn enter_on_a_running_watch_asks_then_y_ends_it() {
     // Anything but y/n/Esc keeps the question.
     assert_eq!(ch(&mut app, 'x'), vec![]);
     assert_eq!(top(&app).as_deref(), Some("end-watch"));
-    assert_eq!(ch(&mut app, 'y'), send(Command::Confirm { by: None }));
+    assert_eq!(ch(&mut app, 'y'), confirm(at(CANARY, 1)));
     assert!(app.dialogs.is_empty());
 }
 
@@ -781,6 +805,14 @@ fn s_with_nothing_to_skip_only_says_so() {
 #[test]
 fn r_retries_a_failed_step() {
     let mut app = state_trigger_firing();
+    // While the trigger fires, a retry is no go-ahead: it is refused, saying what to do first.
+    assert_eq!(ch(&mut app, 'r'), vec![]);
+    assert!(
+        last_message(&app).contains("acknowledge it (a)"),
+        "{}",
+        last_message(&app)
+    );
+    acknowledged(&mut app);
     assert_eq!(ch(&mut app, 'r'), send(Command::Retry));
 }
 
@@ -1060,10 +1092,7 @@ fn arrows_and_jk_move_the_selected_step() {
     ch(&mut app, 'k');
     assert_eq!(app.selected, at(PREFLIGHT, 0));
     // Nothing was sent, and the manual step still waits for Enter.
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(PREFLIGHT, 0)));
 }
 
 #[test]
@@ -1259,10 +1288,7 @@ fn dialogs_take_keys_before_the_screen() {
         send(Command::Note { text: "q".into() })
     );
     // The step still waits.
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(PREFLIGHT, 0)));
 }
 
 #[test]

@@ -1527,3 +1527,240 @@ fn f_run_rolled_back_by_the_operator() {
     press(&mut app, KeyCode::Left);
     insta::assert_snapshot!("f_rolled_back_by_operator_canary_80x24", narrow(&mut app));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keys act on what the operator sees (SPEC §5)
+// ---------------------------------------------------------------------------------------------
+
+/// The deploy (phase 2) waits for its go-ahead; the operator looks at phase 1.
+fn state_deploy_waiting_phase_1_on_screen() -> App {
+    let mut app = state_running();
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.selected.phase, PREFLIGHT);
+    app
+}
+
+#[test]
+fn enter_with_another_phase_on_screen_first_brings_the_waiting_step_into_view() {
+    let mut app = state_deploy_waiting_phase_1_on_screen();
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![],
+        "the first Enter confirms nothing"
+    );
+    assert_eq!(app.selected, at(CANARY, 0), "it shows the waiting step");
+    assert!(
+        last_message(&app).contains("canary/deploy") && last_message(&app).contains("Enter again"),
+        "{}",
+        last_message(&app)
+    );
+    assert!(
+        narrow(&mut app).contains("./deploy.sh --canary 10"),
+        "its command is on screen"
+    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(CANARY, 0)));
+}
+
+#[test]
+fn s_r_and_d_also_act_only_on_a_waiting_step_on_screen() {
+    let mut app = state_deploy_waiting_phase_1_on_screen();
+    assert_eq!(ch(&mut app, 's'), vec![]);
+    assert!(
+        app.dialogs.is_empty(),
+        "no skip box for a step that is not on screen"
+    );
+    assert_eq!(app.selected, at(CANARY, 0));
+    ch(&mut app, 's');
+    assert_eq!(top(&app).as_deref(), Some("text Skip: \"\""));
+
+    // A failed step, with another step selected: r first selects it.
+    let mut app = state_trigger_firing();
+    acknowledged(&mut app);
+    press(&mut app, KeyCode::Up);
+    assert_ne!(app.selected, at(CANARY, 1));
+    assert_eq!(ch(&mut app, 'r'), vec![]);
+    assert_eq!(app.selected, at(CANARY, 1));
+    assert_eq!(ch(&mut app, 'r'), send(Command::Retry));
+
+    // An interrupted step on resume: d first selects it.
+    let mut app = state_running();
+    waiting(&mut app, at(PREFLIGHT, 1), Wait::Interrupted);
+    press(&mut app, KeyCode::Right);
+    assert_eq!(ch(&mut app, 'd'), vec![]);
+    assert!(app.dialogs.is_empty());
+    ch(&mut app, 'd');
+    assert_eq!(top(&app).as_deref(), Some("text MarkDone: \"\""));
+}
+
+#[test]
+fn enter_while_a_trigger_fires_starts_nothing_and_says_why() {
+    let mut app = state_running();
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
+    ev(
+        &mut app,
+        790,
+        Event::TriggerFired {
+            trigger: "latency".into(),
+            value: Some(0.7),
+            reason: None,
+        },
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![],
+        "no go-ahead to keep for later"
+    );
+    assert!(
+        last_message(&app).contains("acknowledge it (a)"),
+        "{}",
+        last_message(&app)
+    );
+    // The acknowledgement itself starts nothing either: it is only the acknowledgement.
+    assert_eq!(ch(&mut app, 'a'), send(Command::Acknowledge));
+    ev(
+        &mut app,
+        791,
+        Event::TriggerAcknowledged {
+            trigger: "latency".into(),
+            value: Some(0.7),
+            operator: Some("alice".into()),
+        },
+    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(CANARY, 0)));
+}
+
+#[test]
+fn a_dialog_answered_after_its_step_moved_on_starts_nothing() {
+    // The end-watch question is open; the watch passes by itself and the next step waits.
+    let mut app = state_watching();
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(top(&app).as_deref(), Some("end-watch"));
+    command_finished(&mut app, 800, "canary", "watch", false, 900_000, 0);
+    waiting(&mut app, at(PREFLIGHT, 1), Wait::GoAhead { irreversible: false });
+    assert_eq!(ch(&mut app, 'y'), vec![], "y was meant for the watch");
+    assert!(
+        last_message(&app).contains("no longer running"),
+        "{}",
+        last_message(&app)
+    );
+
+    // A skip box opened for one step, answered once another waits.
+    let mut app = state_waiting_manual();
+    ch(&mut app, 's');
+    typed(&mut app, "checked by hand");
+    waiting(&mut app, at(PREFLIGHT, 1), Wait::GoAhead { irreversible: false });
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert!(
+        last_message(&app).contains("no longer waits"),
+        "{}",
+        last_message(&app)
+    );
+}
+
+#[test]
+fn an_empty_skip_reason_says_a_reason_is_required() {
+    let mut app = state_waiting_manual();
+    ch(&mut app, 's');
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert!(top(&app).is_some(), "the box stays open");
+    assert!(
+        last_message(&app).contains("a skip needs a reason"),
+        "{}",
+        last_message(&app)
+    );
+    insta::assert_snapshot!("skip_without_a_reason_80x24", narrow(&mut app));
+}
+
+/// The deploy is irreversible here, and waits for its go-ahead.
+fn state_irreversible_waiting() -> App {
+    let mut app = state_running();
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: true });
+    app
+}
+
+#[test]
+fn an_irreversible_step_starts_only_on_y_in_a_confirmation_that_names_it() {
+    let mut app = state_irreversible_waiting();
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![],
+        "Enter alone never starts it"
+    );
+    assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
+    let shown = narrow(&mut app);
+    assert!(shown.contains("canary/deploy"), "{shown}");
+    assert!(shown.contains("rollback procedure cannot undo it"), "{shown}");
+    insta::assert_snapshot!("irreversible_80x24", shown);
+    // A second Enter (typed ahead) does not answer it either.
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
+    assert_eq!(ch(&mut app, 'y'), confirm(at(CANARY, 0)));
+    assert!(app.dialogs.is_empty());
+
+    let mut app = state_irreversible_waiting();
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
+    assert!(app.dialogs.is_empty());
+}
+
+/// The error-rate trigger rolls back by itself two minutes after it fired (a minute ago).
+fn state_auto_rollback_counting() -> App {
+    let mut app = state_trigger_firing();
+    let mut rb = (*app.rb).clone();
+    rb.triggers[0].auto_rollback = Some(Duration::from_secs(120));
+    app.rb = Arc::new(rb);
+    app
+}
+
+#[test]
+fn auto_rollback_counts_down_on_screen_with_the_key_that_stops_it() {
+    let mut app = state_auto_rollback_counting();
+    let shown = narrow(&mut app);
+    assert!(shown.contains("ROLLS BACK BY ITSELF IN 1:00"), "{shown}");
+    assert!(shown.contains("a: acknowledge (stops it)"), "{shown}");
+    assert!(shown.contains("AUTO ROLLBACK IN 1:00"), "{shown}");
+    insta::assert_snapshot!("auto_rollback_80x24", shown);
+    insta::assert_snapshot!("auto_rollback_120x36", wide(&mut app));
+    acknowledged(&mut app);
+    assert!(
+        !narrow(&mut app).contains("BY ITSELF"),
+        "acknowledged: no countdown"
+    );
+}
+
+#[test]
+fn a_running_watch_says_when_it_passes_by_itself_and_what_stops_it() {
+    let mut app = state_watching();
+    let shown = narrow(&mut app);
+    assert!(shown.contains("WATCH passes by itself in 14:06"), "{shown}");
+    assert!(shown.contains("Enter, y: pass it now"), "{shown}");
+    assert!(shown.contains("R: roll back instead"), "{shown}");
+}
+
+/// The rollback runs; its step waits for the operator's go-ahead.
+fn state_rollback_step_waiting() -> App {
+    let mut app = state_trigger_firing();
+    ev(
+        &mut app,
+        800,
+        Event::RollbackStarted {
+            reason: "trigger:error-rate".into(),
+        },
+    );
+    waiting(&mut app, rollback_at(0, 0), Wait::GoAhead { irreversible: false });
+    app
+}
+
+#[test]
+fn a_rollback_step_waiting_says_so_and_quitting_then_says_exit_4() {
+    let mut app = state_rollback_step_waiting();
+    let shown = narrow(&mut app);
+    assert!(shown.contains("ROLLBACK WAITS FOR YOU"), "{shown}");
+    assert!(shown.contains("waits for you · Enter: go ahead"), "{shown}");
+    ch(&mut app, 'q');
+    let shown = narrow(&mut app);
+    assert!(shown.contains("exit 4"), "{shown}");
+    assert!(!shown.contains("exit 1"), "{shown}");
+    insta::assert_snapshot!("quit_during_rollback_80x24", shown);
+}

@@ -107,12 +107,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         lines.push(Line::from(Span::styled(super::fit(&text, w), style)));
     } else if let Some(reason) = &app.rollback_reason {
         let text = match &app.waiting {
+            // The keys first, so that they fit at 80 columns; the reason may be cut.
             Some((at, Wait::GoAhead { .. })) => format!(
-                " ROLLING BACK ({reason}): rollback step {} WAITS FOR YOU · Enter: go ahead · s: skip",
+                " ROLLBACK: {} waits for you · Enter: go ahead · s: skip · (rolling back: {reason})",
                 app.name(*at)
             ),
             Some((at, Wait::Failed { .. })) => format!(
-                " ROLLING BACK ({reason}): rollback step {} FAILED · r: retry · s: skip",
+                " ROLLBACK: {} FAILED · r: retry · s: skip · (rolling back: {reason})",
                 app.name(*at)
             ),
             _ => format!(" ROLLING BACK ({reason}): the rollback procedure runs below"),

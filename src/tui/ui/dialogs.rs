@@ -174,7 +174,7 @@ fn quit(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             )));
         }
         None => lines.push(Line::from(format!(
-            "Quitting {stops} here; no further step starts."
+            "Quitting now {stops}; no further step starts."
         ))),
     }
     lines.push(Line::from(format!(

@@ -76,10 +76,7 @@ pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
 fn trigger_text(app: &App, i: usize, now: Instant) -> String {
     let t = &app.triggers[i];
     if let Some(at) = app.auto_rollback_at(i) {
-        return format!(
-            "firing, rolls back in {}",
-            super::clock(at.saturating_duration_since(now))
-        );
+        return format!("ROLLBACK IN {}", super::clock(at.saturating_duration_since(now)));
     }
     match (t.state, t.since, t.window.map(|w| w.div_f64(app.speed))) {
         ("pending", Some(since), Some(w)) => {
@@ -183,7 +180,7 @@ pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: In
         for (i, t) in app.triggers.iter().enumerate() {
             spans.push(Span::raw(format!("{} ", t.id)));
             let state = match app.auto_rollback_at(i) {
-                Some(_) => trigger_text(app, i, now),
+                Some(_) => format!("firing, {}", trigger_text(app, i, now)),
                 None => t.state.to_string(),
             };
             spans.push(Span::styled(state, trigger_style(t, theme)));

@@ -1730,7 +1730,7 @@ async fn a_go_ahead_for_a_step_that_no_longer_waits_does_not_start_the_next() {
         Update::Waiting { step, .. } if *step == gated => vec![Command::Note {
             text: "reading gated".into(),
         }],
-        Update::Message(m) if m.contains("no longer waits") => vec![Command::Confirm {
+        Update::Message(m) if m.contains("no longer waiting") => vec![Command::Confirm {
             by: None,
             step: Some(gated),
         }],

@@ -808,7 +808,7 @@ fn r_retries_a_failed_step() {
     // While the trigger fires, a retry is no go-ahead: it is refused, saying what to do first.
     assert_eq!(ch(&mut app, 'r'), vec![]);
     assert!(
-        last_message(&app).contains("acknowledge it (a)"),
+        last_message(&app).contains("a (acknowledge) or R first"),
         "{}",
         last_message(&app)
     );
@@ -1612,7 +1612,7 @@ fn enter_while_a_trigger_fires_starts_nothing_and_says_why() {
         "no go-ahead to keep for later"
     );
     assert!(
-        last_message(&app).contains("acknowledge it (a)"),
+        last_message(&app).contains("a (acknowledge) or R first"),
         "{}",
         last_message(&app)
     );

@@ -308,7 +308,7 @@ impl Engine {
         let (meant, now) = (self.name_of(meant), self.name_of(at));
         self.rec
             .tell(Update::Message(format!(
-                "that go-ahead was for {meant}, which no longer waits; nothing started ({now} waits)"
+                "that go-ahead was for {meant} (no longer waiting): nothing started; {now} is next"
             )))
             .await;
     }

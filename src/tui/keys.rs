@@ -78,9 +78,8 @@ fn in_view(app: &mut App, at: StepRef, again: &str) -> bool {
     app.follow = true;
     app.selected = at;
     app.log_scroll = 0;
-    let title = &app.step(at).title;
     let name = app.name(at);
-    app.note(format!("{name} ({title}) is on screen now: press {again}"));
+    app.note(format!("{name} is on screen now: {again}"));
     false
 }
 
@@ -89,8 +88,9 @@ fn held_by_trigger(app: &mut App, what: &str) -> bool {
     if app.firing().is_empty() || app.rollback_reason.is_some() {
         return false;
     }
+    // Short enough for the remark line at 80 columns.
     app.note(format!(
-        "a trigger is firing: nothing starts; acknowledge it (a) or roll back (R) first, then {what} again"
+        "trigger firing: a (acknowledge) or R first, then {what} again"
     ));
     true
 }
@@ -115,7 +115,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('?') => app.dialogs.push(Dialog::Help),
         KeyCode::Enter => match waiting(app).map(|(at, w)| (at, w.clone())) {
             Some((at, Wait::GoAhead { irreversible })) => {
-                if !in_view(app, at, "Enter again to confirm it") || held_by_trigger(app, "confirm") {
+                if !in_view(app, at, "Enter again confirms it") || held_by_trigger(app, "confirm") {
                     return Vec::new();
                 }
                 if irreversible {
@@ -133,7 +133,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             _ => {
                 if let Some(at) = app.running()
                     && matches!(app.step(at).kind, StepKind::Watch(_))
-                    && in_view(app, at, "Enter again to end the watch early")
+                    && in_view(app, at, "Enter again ends the watch early")
                 {
                     app.dialogs.push(Dialog::EndWatch(at));
                 }
@@ -141,7 +141,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         },
         KeyCode::Char('d') => match waiting(app) {
             Some((at, Wait::Interrupted)) => {
-                if in_view(app, at, "d again to mark it done") {
+                if in_view(app, at, "d again marks it done") {
                     app.dialogs.push(Dialog::text(TextPurpose::MarkDone(at), ""));
                 }
             }
@@ -149,7 +149,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         },
         KeyCode::Char('s') => match waiting(app) {
             Some((at, Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted)) => {
-                if in_view(app, at, "s again to skip it") {
+                if in_view(app, at, "s again skips it") {
                     app.dialogs.push(Dialog::text(TextPurpose::Skip(at), ""));
                 }
             }
@@ -157,7 +157,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         },
         KeyCode::Char('r') => match waiting(app) {
             Some((at, Wait::Failed { .. } | Wait::Interrupted)) => {
-                if in_view(app, at, "r again to run it again") && !held_by_trigger(app, "retry") {
+                if in_view(app, at, "r again runs it again") && !held_by_trigger(app, "retry") {
                     return vec![Effect::Send(Command::Retry)];
                 }
             }

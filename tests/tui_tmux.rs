@@ -51,6 +51,11 @@ impl Tmux {
     /// tmux session. When runbook exits, the script writes `EXIT=<status>` to `exit` and keeps the
     /// pane open, so that the screen it left behind can be read.
     fn start(run: Run) -> Tmux {
+        Tmux::start_with(run, "")
+    }
+
+    /// The same, with more arguments after `run FILE` (such as `--headless`).
+    fn start_with(run: Run, args: &str) -> Tmux {
         tmux_installed();
         let dir = tempfile::Builder::new()
             .prefix("runbook-tmux-")
@@ -73,7 +78,7 @@ impl Tmux {
              unset LC_ALL LC_CTYPE RUNBOOK_ASCII\n\
              {no_color}\n\
              export LANG=C.UTF-8 USER=alice LOGNAME=alice\n\
-             '{bin}' run '{file}' --state-dir '{dir}/state'\n\
+             '{bin}' run '{file}' --state-dir '{dir}/state' {args}\n\
              echo \"EXIT=$?\" > '{dir}/exit.tmp' && mv '{dir}/exit.tmp' '{dir}/exit'\n\
              exec sleep 600\n",
             dir = dir.path().display(),
@@ -873,4 +878,31 @@ fn a_firing_trigger_shows_its_auto_rollback_countdown_and_keeps_no_go_ahead() {
     t.wait_for("Run succeeded (exit 0)");
     t.keys(&["q"]);
     assert_eq!(t.exit_code(), 0);
+}
+
+#[test]
+fn headless_on_a_terminal_warns_before_an_irreversible_step_and_takes_only_y() {
+    let t = Tmux::start_with(
+        Run {
+            runbook: ON_SCREEN,
+            width: 80,
+            height: 24,
+            no_color: true,
+        },
+        "--headless",
+    );
+    t.wait_for("[Enter] confirm");
+    t.keys(&["Enter"]);
+    t.wait_for("CHG-42");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("IRREVERSIBLE: two/migrate cannot be undone by the rollback procedure");
+    assert!(s.contains("[y] run it"), "{s}");
+    // A bare Enter does not start it.
+    t.keys(&["Enter"]);
+    t.wait_for("type y to run it");
+    assert!(!t.path("migrated").exists());
+    t.keys(&["y", "Enter"]);
+    assert_eq!(t.exit_code(), 0);
+    assert!(t.path("migrated").exists());
+    assert_eq!(step_finished(&t.journal(), "two", "migrate")["by"], "alice");
 }

@@ -1757,7 +1757,10 @@ fn a_rollback_step_waiting_says_so_and_quitting_then_says_exit_4() {
     let mut app = state_rollback_step_waiting();
     let shown = narrow(&mut app);
     assert!(shown.contains("ROLLBACK WAITS FOR YOU"), "{shown}");
-    assert!(shown.contains("waits for you · Enter: go ahead"), "{shown}");
+    assert!(
+        shown.contains("ROLLBACK STEP WAITS FOR YOU · Enter: go ahead"),
+        "{shown}"
+    );
     ch(&mut app, 'q');
     let shown = narrow(&mut app);
     assert!(shown.contains("exit 4"), "{shown}");

@@ -109,11 +109,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         let text = match &app.waiting {
             // The keys first, so that they fit at 80 columns; the reason may be cut.
             Some((at, Wait::GoAhead { .. })) => format!(
-                " ROLLBACK: {} waits for you · Enter: go ahead · s: skip · (rolling back: {reason})",
+                " ROLLBACK STEP WAITS FOR YOU · Enter: go ahead · s: skip · {} ({reason})",
                 app.name(*at)
             ),
             Some((at, Wait::Failed { .. })) => format!(
-                " ROLLBACK: {} FAILED · r: retry · s: skip · (rolling back: {reason})",
+                " ROLLBACK STEP FAILED · r: retry · s: skip · {} ({reason})",
                 app.name(*at)
             ),
             _ => format!(" ROLLING BACK ({reason}): the rollback procedure runs below"),

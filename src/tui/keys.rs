@@ -431,6 +431,8 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
         h.push(("?", "keys"));
         return h;
     }
+    // While a trigger fires no go-ahead is taken: the keys that give one are not offered.
+    let held = !app.firing().is_empty() && app.rollback_reason.is_none();
     match waiting(app) {
         Some((at, Wait::GoAhead { irreversible })) => {
             let enter = match (app.selected == at, irreversible) {
@@ -438,11 +440,15 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
                 (true, true) => "review (irreversible)",
                 (true, false) => "confirm",
             };
-            h.push(("Enter", enter));
+            if !held {
+                h.push(("Enter", enter));
+            }
             h.push(("s", "skip"));
         }
         Some((_, Wait::Failed { .. })) => {
-            h.push(("r", "retry"));
+            if !held {
+                h.push(("r", "retry"));
+            }
             h.push(("s", "skip"));
         }
         Some((_, Wait::Trigger { .. })) => h.push(("a", "acknowledge")),

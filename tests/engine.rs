@@ -1829,3 +1829,60 @@ async fn an_irreversible_step_waits_for_a_go_ahead_that_names_it_when_someone_is
     assert!(!d.waits.iter().any(|(s, _)| *s == migrate), "{:?}", d.waits);
     assert_eq!(d.last_finished("p/migrate").by, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_given_while_a_trigger_fires_is_refused_not_kept() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "failing.toml",
+        &FAILING_RUNBOOK.replace(
+            "[[phase]]",
+            "[[trigger]]\nid = \"security\"\ntitle = \"Security issue\"\n\n[[phase]]",
+        ),
+    );
+    let mut req = request(&rb, &fx.state(), &[], false);
+    req.on_fire = runbook::engine::OnFire::Hold;
+    let mut raised = false;
+    let d = drive(req, move |u| match u {
+        Update::Waiting {
+            why: Wait::Failed { .. },
+            ..
+        } if !raised => {
+            raised = true;
+            vec![Command::RaiseTrigger {
+                trigger: "security".into(),
+                reason: "CVE".into(),
+            }]
+        }
+        Update::Event(r) if matches!(r.event, Event::TriggerFired { .. }) => {
+            vec![Command::Retry, Command::Acknowledge]
+        }
+        Update::Event(r) if matches!(r.event, Event::TriggerAcknowledged { .. }) => vec![
+            Command::Note {
+                text: "retry again".into(),
+            },
+            Command::Retry,
+        ],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:#?}", names(&d));
+    let note = index_of(
+        &d,
+        |e| matches!(e, Event::Note { text, .. } if text == "retry again"),
+    );
+    let second = index_of(
+        &d,
+        |e| matches!(e, Event::StepStarted { step, attempt: 2, .. } if step == "flaky"),
+    );
+    assert!(
+        note < second,
+        "the retry given while firing was kept: {:#?}",
+        names(&d)
+    );
+    assert!(
+        d.messages.iter().any(|m| m.contains("then retry p/flaky again")),
+        "{:?}",
+        d.messages
+    );
+}

@@ -1768,3 +1768,14 @@ fn a_rollback_step_waiting_says_so_and_quitting_then_says_exit_4() {
     assert!(!shown.contains("exit 1"), "{shown}");
     insta::assert_snapshot!("quit_during_rollback_80x24", shown);
 }
+
+#[test]
+fn resuming_shows_no_countdown_from_the_last_session() {
+    // The last session stopped with the trigger firing; the engine watches it afresh.
+    let mut app = state_auto_rollback_counting();
+    assert!(app.auto_rollback().is_some());
+    app.triggers_afresh();
+    assert!(app.auto_rollback().is_none());
+    assert!(!narrow(&mut app).contains("BY ITSELF"));
+    assert_eq!(app.triggers[0].state, "ok");
+}

@@ -564,6 +564,20 @@ impl App {
         }
     }
 
+    /// Resuming: the engine watches every trigger afresh, from new samples, so what the journal
+    /// said of them (firing, pending, acknowledged) is no longer their state: an armed trigger is
+    /// `ok` until the engine says otherwise. Without this a trigger firing when the last session
+    /// stopped would count down to an `auto_rollback` the engine no longer has.
+    pub fn triggers_afresh(&mut self) {
+        for t in &mut self.triggers {
+            if t.state != "disarmed" {
+                t.state = "ok";
+                t.since = None;
+                t.reason = None;
+            }
+        }
+    }
+
     /// Marks triggers armed from `phase` as watched (the engine arms them when the phase starts).
     pub fn arm(&mut self, phase: &str) {
         for (t, spec) in self.triggers.iter_mut().zip(&self.rb.triggers) {

@@ -305,6 +305,8 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         } else {
             crate::engine::OnFire::RollBack
         },
+        // Someone can answer the irreversible steps' confirmation: the UI, or a terminal on stdin.
+        ask_irreversible: tui || std::io::stdin().is_terminal(),
         force: resume.as_ref().is_some_and(|(_, f)| *f),
         resume: resume.map(|(dir, _)| dir),
     };

@@ -53,8 +53,13 @@ pub async fn run(session: Session) -> i32 {
                 let s = printer.step(step);
                 let name = printer.name(step);
                 match (why, interactive) {
-                    (Wait::GoAhead, true) => ask(commands.clone(), go_ahead_prompt(&name, s)),
-                    (Wait::GoAhead, false) => {
+                    (Wait::GoAhead { irreversible }, true) => ask(
+                        commands.clone(),
+                        go_ahead_prompt(&name, s, irreversible),
+                        step,
+                        irreversible,
+                    ),
+                    (Wait::GoAhead { .. }, false) => {
                         let what = if matches!(s.kind, StepKind::Manual(_)) {
                             "is a manual step"
                         } else {
@@ -70,6 +75,8 @@ pub async fn run(session: Session) -> i32 {
                     (Wait::Failed { .. }, true) => ask(
                         commands.clone(),
                         format!("{name} failed. [r] retry, [s] skip, [R] roll back, [q] stop the run: "),
+                        step,
+                        false,
                     ),
                     (Wait::Failed { .. }, false) => {
                         let _ = commands.send(Command::Abort { reason: None }).await;
@@ -80,6 +87,8 @@ pub async fn run(session: Session) -> i32 {
                             "TRIGGER FIRING: {}. The run holds before {name}. [a] acknowledge and go on, [R] roll back: ",
                             triggers.join(", ")
                         ),
+                        step,
+                        false,
                     ),
                     (Wait::Interrupted, true) => ask(
                         commands.clone(),
@@ -87,6 +96,8 @@ pub async fn run(session: Session) -> i32 {
                             "{name} did not finish when the run stopped (it was in flight, or had failed).\n\
                              [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
                         ),
+                        step,
+                        false,
                     ),
                     (Wait::Interrupted, false) => {
                         let reason = format!(
@@ -116,20 +127,32 @@ pub async fn run(session: Session) -> i32 {
     }
 }
 
-fn go_ahead_prompt(name: &str, step: &Step) -> String {
-    let mut p = format!("{name}: {}\n", step.title);
+fn go_ahead_prompt(name: &str, step: &Step, irreversible: bool) -> String {
+    let mut p = String::new();
+    if irreversible {
+        p.push_str(&format!(
+            "IRREVERSIBLE: {name} cannot be undone by the rollback procedure.\n"
+        ));
+    }
+    p.push_str(&format!("{name}: {}\n", step.title));
     if let StepKind::Manual(Some(instruction)) = &step.kind {
         p.push_str(&format!("    {instruction}\n"));
     }
     if let StepKind::Run(cmd) = &step.kind {
         p.push_str(&format!("    $ {cmd}\n"));
     }
-    p.push_str("[Enter] confirm, [s] skip, [R] roll back, [q] stop the run: ");
+    if irreversible {
+        p.push_str("[y] run it, [s] skip, [R] roll back, [q] stop the run: ");
+    } else {
+        p.push_str("[Enter] confirm, [s] skip, [R] roll back, [q] stop the run: ");
+    }
     p
 }
 
 /// Asks on the terminal in the background, so that updates keep flowing while the operator reads.
-fn ask(commands: mpsc::Sender<Command>, prompt: String) {
+/// The answer names the step it was asked about; an irreversible step takes `y` only (a bare
+/// Enter, perhaps typed ahead, does not start it).
+fn ask(commands: mpsc::Sender<Command>, prompt: String, at: StepRef, irreversible: bool) {
     tokio::task::spawn_blocking(move || {
         let stdin = std::io::stdin();
         loop {
@@ -141,8 +164,17 @@ fn ask(commands: mpsc::Sender<Command>, prompt: String) {
                 });
                 return;
             }
+            let confirm = Some(Command::Confirm {
+                by: None,
+                step: Some(at),
+            });
             let cmd = match line.trim_end_matches(['\n', '\r']) {
-                "" | "y" | "yes" => Some(Command::Confirm { by: None }),
+                "y" | "yes" => confirm,
+                "" if !irreversible => confirm,
+                "" => {
+                    crate::say!("this step cannot be undone: type y to run it");
+                    None
+                }
                 "r" => Some(Command::Retry),
                 "a" => Some(Command::Acknowledge),
                 "R" => Some(Command::Rollback),
@@ -390,7 +422,26 @@ impl<'a> Printer<'a> {
             } => {
                 let v = self.trigger_value(trigger, *value);
                 let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-                writeln!(out, "{now} !! TRIGGER FIRING: {trigger}{v}{why}")
+                // Headless, a firing trigger starts the rollback at once: there is nobody to
+                // acknowledge it, so an `auto_rollback` delay is not waited for.
+                let auto = self
+                    .rb
+                    .triggers
+                    .iter()
+                    .find(|t| &t.id == trigger)
+                    .and_then(|t| t.auto_rollback)
+                    .map(|d| {
+                        format!(
+                            " (its auto_rollback = \"{}\" waits only where an operator can acknowledge)",
+                            format_duration(d)
+                        )
+                    })
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{now} !! TRIGGER FIRING: {trigger}{v}{why}\n\
+                     {now} !! headless: nobody here can acknowledge it, so the run rolls back now{auto}"
+                )
             }
             Event::TriggerCleared { trigger, value } => {
                 let v = self.trigger_value(trigger, *value);

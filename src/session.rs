@@ -28,6 +28,9 @@ pub struct Request {
     pub simulate_metrics: bool,
     /// What a firing trigger does: hold for the operator (terminal UI) or roll back (headless).
     pub on_fire: OnFire,
+    /// A person is at the controls (the terminal UI, or headless with a terminal on stdin): an
+    /// irreversible step waits for a go-ahead that names it.
+    pub ask_irreversible: bool,
     /// Resuming: the run folder to go on with (`file` is then taken from its journal).
     pub resume: Option<PathBuf>,
     /// Resume even though the runbook changed, or the run had finished.
@@ -166,6 +169,7 @@ pub fn start(req: Request) -> Result<Session, StartError> {
     let opts = EngineOptions {
         mode: if plan.is_some() { Mode::Resume } else { req.mode },
         auto_confirm: req.yes,
+        ask_irreversible: req.ask_irreversible,
         operator: operator(),
         host: host(),
         on_fire: req.on_fire,

@@ -1292,3 +1292,57 @@ run = 'cat "{}"/runs/*/journal.jsonl > seen.jsonl'
     );
     assert_eq!(seen[0]["event"], "run_started");
 }
+
+#[test]
+fn headless_says_a_firing_trigger_rolls_back_now_when_nobody_can_acknowledge_it() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "auto.toml",
+        r#"
+[runbook]
+title = "Auto rollback headless"
+
+[[trigger]]
+id = "smoke"
+title = "Smoke test failing"
+check = "exit 1"
+interval = "1s"
+auto_rollback = "20s"
+
+[[phase]]
+id = "p"
+title = "P"
+
+[[phase.step]]
+id = "bake"
+title = "Bake"
+watch = "10s"
+
+[rollback]
+title = "Back"
+
+[[rollback.phase]]
+id = "undo"
+title = "Undo"
+
+[[rollback.phase.step]]
+id = "revert"
+title = "Revert"
+run = "true"
+"#,
+    );
+    let r = fx.run_cli(&rb, &[]);
+    r.expect_code(3);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("nobody here can acknowledge it"))
+        .unwrap_or_else(|| panic!("no line says what happens:\n{}", r.stdout));
+    assert!(line.contains("the run rolls back now"), "{line}");
+    assert!(line.contains("auto_rollback = \"20s\""), "{line}");
+    assert!(
+        r.elapsed < Duration::from_secs(10),
+        "it did not wait: {:?}",
+        r.elapsed
+    );
+}

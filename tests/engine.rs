@@ -627,9 +627,11 @@ async fn confirm_a_manual_step_by_name() {
     let rb = fx.write("manual.toml", MANUAL_RUNBOOK);
     let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
         Update::Waiting {
-            why: Wait::GoAhead, ..
+            why: Wait::GoAhead { .. },
+            ..
         } => vec![Command::Confirm {
             by: Some("alice".into()),
+            step: None,
         }],
         _ => vec![],
     })
@@ -637,7 +639,10 @@ async fn confirm_a_manual_step_by_name() {
     assert_eq!(d.outcome, Outcome::Succeeded);
     assert_eq!(
         d.waits,
-        [(at(0, 0), Wait::GoAhead), (at(0, 1), Wait::GoAhead)],
+        [
+            (at(0, 0), Wait::GoAhead { irreversible: false }),
+            (at(0, 1), Wait::GoAhead { irreversible: false })
+        ],
         "both steps waited for a go-ahead"
     );
     let f = d.last_finished("p/check");
@@ -660,7 +665,7 @@ async fn a_waiting_step_is_confirmed_by_the_operator_when_no_name_is_given() {
     let fx = Fixture::new();
     let rb = fx.write("manual.toml", MANUAL_RUNBOOK);
     let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
-        Update::Waiting { .. } => vec![Command::Confirm { by: None }],
+        Update::Waiting { .. } => vec![Command::Confirm { by: None, step: None }],
         _ => vec![],
     })
     .await;
@@ -676,7 +681,7 @@ async fn skip_waiting_steps_with_a_reason() {
     let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
         Update::Waiting {
             step,
-            why: Wait::GoAhead,
+            why: Wait::GoAhead { .. },
         } => vec![Command::Skip {
             reason: format!("not needed for step {}", step.step),
         }],
@@ -879,7 +884,7 @@ async fn notes_while_waiting_are_journaled_too() {
             Command::Note {
                 text: format!("looking at {}", step.step),
             },
-            Command::Confirm { by: None },
+            Command::Confirm { by: None, step: None },
         ],
         _ => vec![],
     })
@@ -977,6 +982,7 @@ run = "touch after.txt"
             "p/bake",
             Command::Confirm {
                 by: Some("bob".into()),
+                step: None,
             },
         ),
     )
@@ -1498,7 +1504,8 @@ async fn rollback_while_a_confirm_step_waits_marks_it_cancelled() {
     );
     let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
         Update::Waiting {
-            why: Wait::GoAhead, ..
+            why: Wait::GoAhead { .. },
+            ..
         } => vec![Command::Rollback],
         _ => vec![],
     })
@@ -1584,4 +1591,298 @@ watch = "30s"
     assert_eq!(d.last_finished("p/check").status, StepStatus::Interrupted);
     let j = d.journal();
     assert_eq!(event(&j, "run_finished")["exit_code"], 130);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Go-aheads act on what the operator sees (SPEC §5): never stored, never carried to another step
+
+/// A manual trigger, a `confirm = true` step, and an irreversible automatic step.
+const GATED_RUNBOOK: &str = r#"
+[runbook]
+title = "Gated"
+
+[[trigger]]
+id = "security"
+title = "Security issue"
+
+[[phase]]
+id = "p"
+title = "P"
+
+[[phase.step]]
+id = "look"
+title = "Look"
+manual = "Look at the dashboard"
+
+[[phase.step]]
+id = "gated"
+title = "Gated"
+run = "touch gated.txt"
+confirm = true
+
+[[phase.step]]
+id = "migrate"
+title = "Migrate the schema"
+run = "touch migrated.txt"
+irreversible = true
+"#;
+
+fn step_started_index(d: &Driven, name: &str) -> usize {
+    d.records
+        .iter()
+        .position(|r| matches!(&r.event, Event::StepStarted { phase, step, .. } if format!("{phase}/{step}") == name))
+        .unwrap_or_else(|| panic!("{name} never started: {:#?}", names(d)))
+}
+
+fn index_of(d: &Driven, what: impl Fn(&Event) -> bool) -> usize {
+    d.records
+        .iter()
+        .position(|r| what(&r.event))
+        .unwrap_or_else(|| panic!("not in the journal: {:#?}", names(d)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_go_ahead_given_while_a_trigger_fires_is_refused_not_kept() {
+    let fx = Fixture::new();
+    let rb = fx.write("gated.toml", GATED_RUNBOOK);
+    let mut req = request(&rb, &fx.state(), &[], false);
+    req.on_fire = runbook::engine::OnFire::Hold;
+    let gated = at(0, 1);
+    let mut asked = 0;
+    let d = drive(req, move |u| match u {
+        Update::Waiting { step, .. } if *step == at(0, 0) => vec![Command::Confirm {
+            by: None,
+            step: Some(at(0, 0)),
+        }],
+        // Asked the first time: a trigger fires while the step waits.
+        Update::Waiting { step, .. } if *step == gated && asked == 0 => {
+            asked += 1;
+            vec![Command::RaiseTrigger {
+                trigger: "security".into(),
+                reason: "CVE".into(),
+            }]
+        }
+        // The operator presses Enter meanwhile (the go-ahead must not be kept), then acknowledges.
+        Update::Event(r) if matches!(r.event, Event::TriggerFired { .. }) => vec![
+            Command::Confirm {
+                by: None,
+                step: Some(gated),
+            },
+            Command::Acknowledge,
+        ],
+        // Asked again once nothing fires: only now does a go-ahead count.
+        Update::Waiting { step, .. } if *step == gated => {
+            asked += 1;
+            vec![
+                Command::Note {
+                    text: "asked again".into(),
+                },
+                Command::Confirm {
+                    by: None,
+                    step: Some(gated),
+                },
+            ]
+        }
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:#?}", names(&d));
+    assert!(
+        d.messages
+            .iter()
+            .any(|m| m.contains("is firing") && m.contains("not kept")),
+        "the refused go-ahead is explained: {:?}",
+        d.messages
+    );
+    let gated_waits = d.waits.iter().filter(|(s, _)| *s == gated).count();
+    assert_eq!(
+        gated_waits, 2,
+        "the step asks again after the acknowledgement: {:?}",
+        d.waits
+    );
+    let acked = index_of(&d, |e| matches!(e, Event::TriggerAcknowledged { .. }));
+    let note = index_of(
+        &d,
+        |e| matches!(e, Event::Note { text, .. } if text == "asked again"),
+    );
+    let started = step_started_index(&d, "p/gated");
+    assert!(
+        acked < note && note < started,
+        "the step started only on a go-ahead given after the acknowledgement: {:#?}",
+        names(&d)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_go_ahead_for_a_step_that_no_longer_waits_does_not_start_the_next() {
+    let fx = Fixture::new();
+    let rb = fx.write("gated.toml", GATED_RUNBOOK);
+    let gated = at(0, 1);
+    let d = drive(request(&rb, &fx.state(), &[], false), move |u| match u {
+        // Enter pressed twice on the manual step: the second press is meant for it too.
+        Update::Waiting { step, .. } if *step == at(0, 0) => {
+            let c = Command::Confirm {
+                by: None,
+                step: Some(at(0, 0)),
+            };
+            vec![c.clone(), c]
+        }
+        Update::Waiting { step, .. } if *step == gated => vec![Command::Note {
+            text: "reading gated".into(),
+        }],
+        Update::Message(m) if m.contains("no longer waiting") => vec![Command::Confirm {
+            by: None,
+            step: Some(gated),
+        }],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:#?}", names(&d));
+    assert!(
+        d.messages.iter().any(|m| m.contains("was for p/look")),
+        "{:?}",
+        d.messages
+    );
+    let note = index_of(
+        &d,
+        |e| matches!(e, Event::Note { text, .. } if text == "reading gated"),
+    );
+    assert!(
+        note < step_started_index(&d, "p/gated"),
+        "the stale Enter did not start p/gated: {:#?}",
+        names(&d)
+    );
+}
+
+fn confirm_all(u: &Update) -> Vec<Command> {
+    match u {
+        Update::Waiting {
+            step,
+            why: Wait::GoAhead { .. },
+        } => vec![Command::Confirm {
+            by: None,
+            step: Some(*step),
+        }],
+        _ => vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_irreversible_step_waits_for_a_go_ahead_that_names_it_when_someone_is_at_the_controls() {
+    let fx = Fixture::new();
+    let rb = fx.write("gated.toml", GATED_RUNBOOK);
+    let mut req = request(&rb, &fx.state(), &[], false);
+    req.ask_irreversible = true;
+    let migrate = at(0, 2);
+    let d = drive(req, move |u| match u {
+        // A bare go-ahead (an Enter typed ahead) does not start it; one naming it does.
+        Update::Waiting {
+            step,
+            why: Wait::GoAhead { irreversible: true },
+        } if *step == migrate => vec![
+            Command::Confirm { by: None, step: None },
+            Command::Note {
+                text: "bare enter sent".into(),
+            },
+            Command::Confirm {
+                by: None,
+                step: Some(migrate),
+            },
+        ],
+        other => confirm_all(other),
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:#?}", names(&d));
+    assert!(
+        d.waits.contains(&(migrate, Wait::GoAhead { irreversible: true })),
+        "{:?}",
+        d.waits
+    );
+    assert!(
+        d.messages.iter().any(|m| m.contains("p/migrate is irreversible")),
+        "{:?}",
+        d.messages
+    );
+    let note = index_of(
+        &d,
+        |e| matches!(e, Event::Note { text, .. } if text == "bare enter sent"),
+    );
+    assert!(note < step_started_index(&d, "p/migrate"), "{:#?}", names(&d));
+    let op = runbook::session::operator();
+    assert_eq!(d.last_finished("p/migrate").by.as_deref(), Some(op.as_str()));
+    assert!(fx.exists("migrated.txt"));
+
+    // --yes confirms it, recorded as automatic.
+    let fx = Fixture::new();
+    let rb = fx.write("gated.toml", GATED_RUNBOOK);
+    let mut req = request(&rb, &fx.state(), &[], true);
+    req.ask_irreversible = true;
+    let d = drive(req, no_commands).await;
+    assert_eq!(d.outcome, Outcome::Succeeded);
+    assert_eq!(d.last_finished("p/migrate").by.as_deref(), Some("auto"));
+
+    // Nobody at the controls (headless without a terminal): it runs when reached, as before.
+    let fx = Fixture::new();
+    let rb = fx.write("gated.toml", GATED_RUNBOOK);
+    let d = drive(request(&rb, &fx.state(), &[], false), confirm_all).await;
+    assert_eq!(d.outcome, Outcome::Succeeded);
+    assert!(!d.waits.iter().any(|(s, _)| *s == migrate), "{:?}", d.waits);
+    assert_eq!(d.last_finished("p/migrate").by, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_given_while_a_trigger_fires_is_refused_not_kept() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "failing.toml",
+        &FAILING_RUNBOOK.replace(
+            "[[phase]]",
+            "[[trigger]]\nid = \"security\"\ntitle = \"Security issue\"\n\n[[phase]]",
+        ),
+    );
+    let mut req = request(&rb, &fx.state(), &[], false);
+    req.on_fire = runbook::engine::OnFire::Hold;
+    let mut raised = false;
+    let d = drive(req, move |u| match u {
+        Update::Waiting {
+            why: Wait::Failed { .. },
+            ..
+        } if !raised => {
+            raised = true;
+            vec![Command::RaiseTrigger {
+                trigger: "security".into(),
+                reason: "CVE".into(),
+            }]
+        }
+        Update::Event(r) if matches!(r.event, Event::TriggerFired { .. }) => {
+            vec![Command::Retry, Command::Acknowledge]
+        }
+        Update::Event(r) if matches!(r.event, Event::TriggerAcknowledged { .. }) => vec![
+            Command::Note {
+                text: "retry again".into(),
+            },
+            Command::Retry,
+        ],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:#?}", names(&d));
+    let note = index_of(
+        &d,
+        |e| matches!(e, Event::Note { text, .. } if text == "retry again"),
+    );
+    let second = index_of(
+        &d,
+        |e| matches!(e, Event::StepStarted { step, attempt: 2, .. } if step == "flaky"),
+    );
+    assert!(
+        note < second,
+        "the retry given while firing was kept: {:#?}",
+        names(&d)
+    );
+    assert!(
+        d.messages.iter().any(|m| m.contains("then retry p/flaky again")),
+        "{:?}",
+        d.messages
+    );
 }

@@ -1460,7 +1460,8 @@ async fn a_confirmation_records_the_latest_metric_values() {
     let mut changed = false;
     let d = drive(request(&rb, &fx.state(), &[], false), move |u| match u {
         Update::Waiting {
-            why: Wait::GoAhead, ..
+            why: Wait::GoAhead { .. },
+            ..
         } => {
             // The value changes while the operator looks; the go-ahead comes once it is on screen.
             set_value(fx_ref, "7");
@@ -1474,6 +1475,7 @@ async fn a_confirmation_records_the_latest_metric_values() {
             changed = false;
             vec![Command::Confirm {
                 by: Some("alice".into()),
+                step: None,
             }]
         }
         _ => vec![],

@@ -211,7 +211,7 @@ fn state_waiting_manual() -> App {
     run_started(&mut app);
     healthy_samples(&mut app, 1, 60);
     step_started(&mut app, 2, "preflight", "freeze-lifted", false);
-    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead);
+    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead { irreversible: false });
     pin_clocks(&mut app);
     app
 }
@@ -223,7 +223,7 @@ fn state_running() -> App {
     run_started(&mut app);
     healthy_samples(&mut app, 1, 300);
     step_started(&mut app, 2, "preflight", "freeze-lifted", false);
-    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead);
+    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead { irreversible: false });
     step_finished(
         &mut app,
         95,
@@ -256,7 +256,7 @@ fn state_running() -> App {
         "backup checkout-20251126T2101Z.dump: 2.3 GiB, sha256 ok",
     );
     command_finished(&mut app, 132, "preflight", "backup", false, 37_412, 0);
-    waiting(&mut app, at(CANARY, 0), Wait::GoAhead);
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
     step_started(&mut app, 700, "canary", "deploy", false);
     let deploy = at(CANARY, 0);
     let lines = [
@@ -338,6 +338,19 @@ fn state_trigger_firing() -> App {
     );
     pin_clocks(&mut app);
     app
+}
+
+/// The operator acknowledged the firing trigger (journaled as the engine does).
+fn acknowledged(app: &mut App) {
+    ev(
+        app,
+        800,
+        Event::TriggerAcknowledged {
+            trigger: "error-rate".into(),
+            value: Some(0.0142),
+            operator: Some("alice".into()),
+        },
+    );
 }
 
 /// (f) Everything passed: the watch ran its 15 minutes and the run finished.
@@ -492,14 +505,31 @@ fn send(c: Command) -> Vec<Effect> {
     vec![Effect::Send(c)]
 }
 
+/// The go-ahead for the step at `step`, naming it (as the UI sends it).
+fn confirm(step: StepRef) -> Vec<Effect> {
+    send(Command::Confirm {
+        by: None,
+        step: Some(step),
+    })
+}
+
 /// What the dialog on top is, in words (Dialog has no Debug).
 fn top(app: &App) -> Option<String> {
     app.dialogs.last().map(|d| match d {
         Dialog::Help => "help".into(),
         Dialog::Rollback => "rollback".into(),
         Dialog::Quit => "quit".into(),
-        Dialog::EndWatch => "end-watch".into(),
-        Dialog::Text { purpose, area } => format!("text {purpose:?}: {:?}", area.lines().join("\n")),
+        Dialog::EndWatch(_) => "end-watch".into(),
+        Dialog::Irreversible(at) => format!("irreversible {}/{}", at.phase, at.step),
+        Dialog::Text { purpose, area } => {
+            // The purpose without the step it was opened for: `Skip`, `Note`, `Raise("x")`.
+            let purpose = format!("{purpose:?}");
+            let purpose = match purpose.split_once("(StepRef") {
+                Some((name, _)) => name.to_string(),
+                None => purpose,
+            };
+            format!("text {purpose}: {:?}", area.lines().join("\n"))
+        }
         Dialog::PickTrigger { selected } => format!("pick-trigger {selected}"),
     })
 }
@@ -532,7 +562,7 @@ fn state_backup_running() -> App {
     run_started(&mut app);
     healthy_samples(&mut app, 1, 140);
     step_started(&mut app, 2, "preflight", "freeze-lifted", false);
-    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead);
+    waiting(&mut app, at(PREFLIGHT, 0), Wait::GoAhead { irreversible: false });
     step_finished(
         &mut app,
         95,
@@ -655,10 +685,7 @@ fn frames_are_the_same_every_time() {
 #[test]
 fn enter_confirms_the_waiting_manual_step() {
     let mut app = state_waiting_manual();
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(PREFLIGHT, 0)));
     assert!(app.dialogs.is_empty());
 }
 
@@ -666,11 +693,8 @@ fn enter_confirms_the_waiting_manual_step() {
 fn enter_lets_a_confirm_step_run() {
     let mut app = state_running();
     // Back to the moment the deploy waited for its go-ahead.
-    waiting(&mut app, at(CANARY, 0), Wait::GoAhead);
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(CANARY, 0)));
 }
 
 #[test]
@@ -696,7 +720,7 @@ fn enter_on_a_running_watch_asks_then_y_ends_it() {
     // Anything but y/n/Esc keeps the question.
     assert_eq!(ch(&mut app, 'x'), vec![]);
     assert_eq!(top(&app).as_deref(), Some("end-watch"));
-    assert_eq!(ch(&mut app, 'y'), send(Command::Confirm { by: None }));
+    assert_eq!(ch(&mut app, 'y'), confirm(at(CANARY, 1)));
     assert!(app.dialogs.is_empty());
 }
 
@@ -781,6 +805,14 @@ fn s_with_nothing_to_skip_only_says_so() {
 #[test]
 fn r_retries_a_failed_step() {
     let mut app = state_trigger_firing();
+    // While the trigger fires, a retry is no go-ahead: it is refused, saying what to do first.
+    assert_eq!(ch(&mut app, 'r'), vec![]);
+    assert!(
+        last_message(&app).contains("a (acknowledge) or R first"),
+        "{}",
+        last_message(&app)
+    );
+    acknowledged(&mut app);
     assert_eq!(ch(&mut app, 'r'), send(Command::Retry));
 }
 
@@ -1060,10 +1092,7 @@ fn arrows_and_jk_move_the_selected_step() {
     ch(&mut app, 'k');
     assert_eq!(app.selected, at(PREFLIGHT, 0));
     // Nothing was sent, and the manual step still waits for Enter.
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(PREFLIGHT, 0)));
 }
 
 #[test]
@@ -1259,10 +1288,7 @@ fn dialogs_take_keys_before_the_screen() {
         send(Command::Note { text: "q".into() })
     );
     // The step still waits.
-    assert_eq!(
-        press(&mut app, KeyCode::Enter),
-        send(Command::Confirm { by: None })
-    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(PREFLIGHT, 0)));
 }
 
 #[test]
@@ -1276,11 +1302,12 @@ fn the_key_hints_match_the_state() {
     assert_eq!(hints(&state_waiting_manual()), ["Enter", "s", "R", "n", "?", "q"]);
     assert_eq!(hints(&state_running()), ["R", "n", "?", "q", "/"]);
     assert_eq!(hints(&state_watching()), ["Enter", "R", "n", "?", "q", "/"]);
-    // The failed watch has no output: nothing to search.
-    assert_eq!(
-        hints(&state_trigger_firing()),
-        ["r", "s", "a", "R", "n", "?", "q"]
-    );
+    // The failed watch has no output: nothing to search. While the trigger fires, r is refused,
+    // so it is not offered; it is once the trigger is acknowledged.
+    assert_eq!(hints(&state_trigger_firing()), ["s", "a", "R", "n", "?", "q"]);
+    let mut app = state_trigger_firing();
+    acknowledged(&mut app);
+    assert_eq!(hints(&app), ["r", "s", "R", "n", "?", "q"]);
     assert_eq!(hints(&state_finished()), ["q", "?"]);
 }
 
@@ -1500,4 +1527,255 @@ fn f_run_rolled_back_by_the_operator() {
     insta::assert_snapshot!("f_rolled_back_by_operator_120x36", wide(&mut app));
     press(&mut app, KeyCode::Left);
     insta::assert_snapshot!("f_rolled_back_by_operator_canary_80x24", narrow(&mut app));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys act on what the operator sees (SPEC §5)
+// ---------------------------------------------------------------------------------------------
+
+/// The deploy (phase 2) waits for its go-ahead; the operator looks at phase 1.
+fn state_deploy_waiting_phase_1_on_screen() -> App {
+    let mut app = state_running();
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.selected.phase, PREFLIGHT);
+    app
+}
+
+#[test]
+fn enter_with_another_phase_on_screen_first_brings_the_waiting_step_into_view() {
+    let mut app = state_deploy_waiting_phase_1_on_screen();
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![],
+        "the first Enter confirms nothing"
+    );
+    assert_eq!(app.selected, at(CANARY, 0), "it shows the waiting step");
+    assert!(
+        last_message(&app).contains("canary/deploy") && last_message(&app).contains("Enter again"),
+        "{}",
+        last_message(&app)
+    );
+    assert!(
+        narrow(&mut app).contains("./deploy.sh --canary 10"),
+        "its command is on screen"
+    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(CANARY, 0)));
+}
+
+#[test]
+fn s_r_and_d_also_act_only_on_a_waiting_step_on_screen() {
+    let mut app = state_deploy_waiting_phase_1_on_screen();
+    assert_eq!(ch(&mut app, 's'), vec![]);
+    assert!(
+        app.dialogs.is_empty(),
+        "no skip box for a step that is not on screen"
+    );
+    assert_eq!(app.selected, at(CANARY, 0));
+    ch(&mut app, 's');
+    assert_eq!(top(&app).as_deref(), Some("text Skip: \"\""));
+
+    // A failed step, with another step selected: r first selects it.
+    let mut app = state_trigger_firing();
+    acknowledged(&mut app);
+    press(&mut app, KeyCode::Up);
+    assert_ne!(app.selected, at(CANARY, 1));
+    assert_eq!(ch(&mut app, 'r'), vec![]);
+    assert_eq!(app.selected, at(CANARY, 1));
+    assert_eq!(ch(&mut app, 'r'), send(Command::Retry));
+
+    // An interrupted step on resume: d first selects it.
+    let mut app = state_running();
+    waiting(&mut app, at(PREFLIGHT, 1), Wait::Interrupted);
+    press(&mut app, KeyCode::Right);
+    assert_eq!(ch(&mut app, 'd'), vec![]);
+    assert!(app.dialogs.is_empty());
+    ch(&mut app, 'd');
+    assert_eq!(top(&app).as_deref(), Some("text MarkDone: \"\""));
+}
+
+#[test]
+fn enter_while_a_trigger_fires_starts_nothing_and_says_why() {
+    let mut app = state_running();
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: false });
+    ev(
+        &mut app,
+        790,
+        Event::TriggerFired {
+            trigger: "latency".into(),
+            value: Some(0.7),
+            reason: None,
+        },
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![],
+        "no go-ahead to keep for later"
+    );
+    assert!(
+        last_message(&app).contains("a (acknowledge) or R first"),
+        "{}",
+        last_message(&app)
+    );
+    // The acknowledgement itself starts nothing either: it is only the acknowledgement.
+    assert_eq!(ch(&mut app, 'a'), send(Command::Acknowledge));
+    ev(
+        &mut app,
+        791,
+        Event::TriggerAcknowledged {
+            trigger: "latency".into(),
+            value: Some(0.7),
+            operator: Some("alice".into()),
+        },
+    );
+    assert_eq!(press(&mut app, KeyCode::Enter), confirm(at(CANARY, 0)));
+}
+
+#[test]
+fn a_dialog_answered_after_its_step_moved_on_starts_nothing() {
+    // The end-watch question is open; the watch passes by itself and the next step waits.
+    let mut app = state_watching();
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(top(&app).as_deref(), Some("end-watch"));
+    command_finished(&mut app, 800, "canary", "watch", false, 900_000, 0);
+    waiting(&mut app, at(PREFLIGHT, 1), Wait::GoAhead { irreversible: false });
+    assert_eq!(ch(&mut app, 'y'), vec![], "y was meant for the watch");
+    assert!(
+        last_message(&app).contains("no longer running"),
+        "{}",
+        last_message(&app)
+    );
+
+    // A skip box opened for one step, answered once another waits.
+    let mut app = state_waiting_manual();
+    ch(&mut app, 's');
+    typed(&mut app, "checked by hand");
+    waiting(&mut app, at(PREFLIGHT, 1), Wait::GoAhead { irreversible: false });
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert!(
+        last_message(&app).contains("no longer waits"),
+        "{}",
+        last_message(&app)
+    );
+}
+
+#[test]
+fn an_empty_skip_reason_says_a_reason_is_required() {
+    let mut app = state_waiting_manual();
+    ch(&mut app, 's');
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert!(top(&app).is_some(), "the box stays open");
+    assert!(
+        last_message(&app).contains("a skip needs a reason"),
+        "{}",
+        last_message(&app)
+    );
+    insta::assert_snapshot!("skip_without_a_reason_80x24", narrow(&mut app));
+}
+
+/// The deploy is irreversible here, and waits for its go-ahead.
+fn state_irreversible_waiting() -> App {
+    let mut app = state_running();
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: true });
+    app
+}
+
+#[test]
+fn an_irreversible_step_starts_only_on_y_in_a_confirmation_that_names_it() {
+    let mut app = state_irreversible_waiting();
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![],
+        "Enter alone never starts it"
+    );
+    assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
+    let shown = narrow(&mut app);
+    assert!(shown.contains("canary/deploy"), "{shown}");
+    assert!(shown.contains("rollback procedure cannot undo it"), "{shown}");
+    insta::assert_snapshot!("irreversible_80x24", shown);
+    // A second Enter (typed ahead) does not answer it either.
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
+    assert_eq!(ch(&mut app, 'y'), confirm(at(CANARY, 0)));
+    assert!(app.dialogs.is_empty());
+
+    let mut app = state_irreversible_waiting();
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
+    assert!(app.dialogs.is_empty());
+}
+
+/// The error-rate trigger rolls back by itself two minutes after it fired (a minute ago).
+fn state_auto_rollback_counting() -> App {
+    let mut app = state_trigger_firing();
+    let mut rb = (*app.rb).clone();
+    rb.triggers[0].auto_rollback = Some(Duration::from_secs(120));
+    app.rb = Arc::new(rb);
+    app
+}
+
+#[test]
+fn auto_rollback_counts_down_on_screen_with_the_key_that_stops_it() {
+    let mut app = state_auto_rollback_counting();
+    let shown = narrow(&mut app);
+    assert!(shown.contains("ROLLS BACK BY ITSELF IN 1:00"), "{shown}");
+    assert!(shown.contains("a: acknowledge (stops it)"), "{shown}");
+    assert!(shown.contains("AUTO ROLLBACK IN 1:00"), "{shown}");
+    insta::assert_snapshot!("auto_rollback_80x24", shown);
+    insta::assert_snapshot!("auto_rollback_120x36", wide(&mut app));
+    acknowledged(&mut app);
+    assert!(
+        !narrow(&mut app).contains("BY ITSELF"),
+        "acknowledged: no countdown"
+    );
+}
+
+#[test]
+fn a_running_watch_says_when_it_passes_by_itself_and_what_stops_it() {
+    let mut app = state_watching();
+    let shown = narrow(&mut app);
+    assert!(shown.contains("WATCH passes by itself in 14:06"), "{shown}");
+    assert!(shown.contains("Enter, y: pass it now"), "{shown}");
+    assert!(shown.contains("R: roll back instead"), "{shown}");
+}
+
+/// The rollback runs; its step waits for the operator's go-ahead.
+fn state_rollback_step_waiting() -> App {
+    let mut app = state_trigger_firing();
+    ev(
+        &mut app,
+        800,
+        Event::RollbackStarted {
+            reason: "trigger:error-rate".into(),
+        },
+    );
+    waiting(&mut app, rollback_at(0, 0), Wait::GoAhead { irreversible: false });
+    app
+}
+
+#[test]
+fn a_rollback_step_waiting_says_so_and_quitting_then_says_exit_4() {
+    let mut app = state_rollback_step_waiting();
+    let shown = narrow(&mut app);
+    assert!(shown.contains("ROLLBACK WAITS FOR YOU"), "{shown}");
+    assert!(
+        shown.contains("ROLLBACK STEP WAITS FOR YOU · Enter: go ahead"),
+        "{shown}"
+    );
+    ch(&mut app, 'q');
+    let shown = narrow(&mut app);
+    assert!(shown.contains("exit 4"), "{shown}");
+    assert!(!shown.contains("exit 1"), "{shown}");
+    insta::assert_snapshot!("quit_during_rollback_80x24", shown);
+}
+
+#[test]
+fn resuming_shows_no_countdown_from_the_last_session() {
+    // The last session stopped with the trigger firing; the engine watches it afresh.
+    let mut app = state_auto_rollback_counting();
+    assert!(app.auto_rollback().is_some());
+    app.triggers_afresh();
+    assert!(app.auto_rollback().is_none());
+    assert!(!narrow(&mut app).contains("BY ITSELF"));
+    assert_eq!(app.triggers[0].state, "ok");
 }

@@ -51,6 +51,11 @@ impl Tmux {
     /// tmux session. When runbook exits, the script writes `EXIT=<status>` to `exit` and keeps the
     /// pane open, so that the screen it left behind can be read.
     fn start(run: Run) -> Tmux {
+        Tmux::start_with(run, "")
+    }
+
+    /// The same, with more arguments after `run FILE` (such as `--headless`).
+    fn start_with(run: Run, args: &str) -> Tmux {
         tmux_installed();
         let dir = tempfile::Builder::new()
             .prefix("runbook-tmux-")
@@ -73,7 +78,7 @@ impl Tmux {
              unset LC_ALL LC_CTYPE RUNBOOK_ASCII\n\
              {no_color}\n\
              export LANG=C.UTF-8 USER=alice LOGNAME=alice\n\
-             '{bin}' run '{file}' --state-dir '{dir}/state'\n\
+             '{bin}' run '{file}' --state-dir '{dir}/state' {args}\n\
              echo \"EXIT=$?\" > '{dir}/exit.tmp' && mv '{dir}/exit.tmp' '{dir}/exit'\n\
              exec sleep 600\n",
             dir = dir.path().display(),
@@ -713,4 +718,191 @@ fn a_finished_run_whose_terminal_goes_away_exits() {
         );
         std::thread::sleep(POLL);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys act on what the operator sees (SPEC §5)
+
+const ON_SCREEN: &str = r#"
+[runbook]
+title = "Keys on screen"
+
+[[phase]]
+id = "one"
+title = "One"
+
+[[phase.step]]
+id = "look"
+title = "Look at the dashboard"
+manual = "Open the dashboard"
+
+[[phase]]
+id = "two"
+title = "Two"
+
+[[phase.step]]
+id = "approve"
+title = "Change approved"
+manual = "Check that change CHG-42 is approved"
+
+[[phase.step]]
+id = "migrate"
+title = "Migrate the schema"
+run = "touch migrated"
+irreversible = true
+"#;
+
+#[test]
+fn enter_shows_a_waiting_step_of_another_phase_first_and_an_irreversible_step_needs_y() {
+    let t = Tmux::start(Run {
+        runbook: ON_SCREEN,
+        width: 80,
+        height: 24,
+        no_color: true,
+    });
+    t.wait_for("To do: Open the dashboard");
+    t.keys(&["Enter"]);
+    t.wait_for("To do: Check that change CHG-42");
+    // The operator looks back at phase 1; the phase-2 step waits, its instruction off screen.
+    t.keys(&["Left"]);
+    t.wait_for("Phase 1/2: One");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("two/approve is on screen now");
+    assert!(s.contains("To do: Check that change CHG-42"), "{s}");
+    let journal = t.journal();
+    assert!(
+        !journal
+            .iter()
+            .any(|e| e["event"] == "step_finished" && e["step"] == "approve"),
+        "the first Enter confirmed nothing: {journal:#?}"
+    );
+    // Enter, and Enter again at once: the second press must not start the irreversible step.
+    t.keys(&["Enter", "Enter"]);
+    let s = t.wait_for("IRREVERSIBLE: Enter, then y");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!t.path("migrated").exists(), "an Enter typed ahead ran it:\n{s}");
+    if !t.screen().contains("Run an IRREVERSIBLE step?") {
+        t.keys(&["Enter"]);
+    }
+    let s = t.wait_for("Run an IRREVERSIBLE step?");
+    assert!(s.contains("two/migrate: Migrate the schema"), "{s}");
+    assert!(s.contains("the rollback procedure cannot undo it"), "{s}");
+    assert!(!t.path("migrated").exists());
+    t.keys(&["y"]);
+    t.wait_for("Run succeeded (exit 0)");
+    assert!(t.path("migrated").exists());
+    let journal = t.journal();
+    assert_eq!(step_finished(&journal, "two", "approve")["by"], "alice");
+    assert_eq!(step_finished(&journal, "two", "migrate")["by"], "alice");
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+}
+
+const COUNTDOWNS: &str = r#"
+[runbook]
+title = "Countdowns"
+
+[[trigger]]
+id = "security"
+title = "Security issue"
+auto_rollback = "5m"
+
+[[phase]]
+id = "p"
+title = "Deploy"
+
+[[phase.step]]
+id = "deploy"
+title = "Deploy the canary"
+run = "touch deployed"
+confirm = true
+
+[[phase.step]]
+id = "bake"
+title = "Bake the canary"
+watch = "5m"
+
+[rollback]
+title = "Back"
+
+[[rollback.phase]]
+id = "undo"
+title = "Undo"
+
+[[rollback.phase.step]]
+id = "revert"
+title = "Revert"
+run = "rm -f deployed"
+"#;
+
+#[test]
+fn a_firing_trigger_shows_its_auto_rollback_countdown_and_keeps_no_go_ahead() {
+    let t = Tmux::start(Run {
+        runbook: COUNTDOWNS,
+        width: 80,
+        height: 24,
+        no_color: true,
+    });
+    t.wait_for("waiting for go-ahead: Enter");
+    // Raise the trigger by hand: t, Enter (the only trigger), a reason, Enter.
+    t.keys(&["t"]);
+    t.wait_for("Raise which trigger?");
+    t.keys(&["Enter"]);
+    t.wait_for("Raise trigger security");
+    t.keys(&["-l", "drill"]);
+    t.keys(&["Enter"]);
+    let s = t.wait_for("ROLLS BACK BY ITSELF IN 4:");
+    assert!(s.contains("a: acknowledge (stops it)"), "{s}");
+    assert!(s.contains("AUTO ROLLBACK IN 4:"), "{s}");
+    // Enter while it fires starts nothing and says why; the acknowledgement starts nothing either.
+    t.keys(&["Enter"]);
+    t.wait_for("trigger firing: a (acknowledge) or R first");
+    t.keys(&["a"]);
+    let s = t.wait_until("the countdown gone", |s| {
+        s.contains("security acknowledged") && !s.contains("BY ITSELF")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !t.path("deployed").exists(),
+        "a go-ahead was kept and carried out:\n{s}"
+    );
+    assert!(events(&t.journal(), "step_started").is_empty());
+    // Only a go-ahead given now counts; then the watch says when it passes by itself.
+    t.keys(&["Enter"]);
+    let s = t.wait_for("WATCH passes by itself in 4:");
+    assert!(s.contains("Enter, y: pass it now"), "{s}");
+    assert!(t.path("deployed").exists());
+    t.keys(&["Enter"]);
+    t.wait_for("End the watch early?");
+    t.keys(&["y"]);
+    t.wait_for("Run succeeded (exit 0)");
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+}
+
+#[test]
+fn headless_on_a_terminal_warns_before_an_irreversible_step_and_takes_only_y() {
+    let t = Tmux::start_with(
+        Run {
+            runbook: ON_SCREEN,
+            width: 80,
+            height: 24,
+            no_color: true,
+        },
+        "--headless",
+    );
+    t.wait_for("[Enter] confirm");
+    t.keys(&["Enter"]);
+    t.wait_for("CHG-42");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("IRREVERSIBLE: two/migrate cannot be undone by the rollback procedure");
+    assert!(s.contains("[y] run it"), "{s}");
+    // A bare Enter does not start it.
+    t.keys(&["Enter"]);
+    t.wait_for("type y to run it");
+    assert!(!t.path("migrated").exists());
+    t.keys(&["y", "Enter"]);
+    assert_eq!(t.exit_code(), 0);
+    assert!(t.path("migrated").exists());
+    assert_eq!(step_finished(&t.journal(), "two", "migrate")["by"], "alice");
 }

@@ -79,8 +79,12 @@ pub struct StepRef {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Go-ahead for the waiting manual or `confirm = true` step; ends a running `watch` early.
+    /// `step` is the step the operator was shown: a go-ahead meant for a step that no longer
+    /// waits (or no longer runs) is refused, never carried over to the next one. An irreversible
+    /// step's go-ahead must name it.
     Confirm {
         by: Option<String>,
+        step: Option<StepRef>,
     },
     /// Skip the waiting or failed step; the reason is journaled.
     Skip {
@@ -120,8 +124,9 @@ pub enum Command {
 /// Why the run is waiting for the operator.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Wait {
-    /// A manual step or a `confirm = true` step.
-    GoAhead,
+    /// A manual step or a `confirm = true` step; or, with a person at the controls, an
+    /// `irreversible = true` step (its go-ahead must name it: `Command::Confirm { step: Some(..) }`).
+    GoAhead { irreversible: bool },
     /// A step failed with `on_failure = "ask"`: retry, skip or roll back.
     Failed {
         status: StepStatus,
@@ -158,6 +163,9 @@ pub struct EngineOptions {
     pub mode: Mode,
     /// `--yes`: every go-ahead is given automatically, recorded `by: "auto"`.
     pub auto_confirm: bool,
+    /// A person is at the controls (the terminal UI, or headless with a terminal on stdin): an
+    /// `irreversible = true` step never starts by itself; it waits for a go-ahead that names it.
+    pub ask_irreversible: bool,
     pub operator: String,
     pub host: String,
     pub on_fire: OnFire,

@@ -43,18 +43,16 @@ impl Engine {
             }
         }
         let manual = matches!(step.kind, StepKind::Manual(_));
-        if step.needs_go_ahead()
-            && by.is_none()
-            && adopted.is_none()
-            && self.detached
-            && !self.opts.auto_confirm
-        {
+        let irreversible = step.irreversible && self.opts.ask_irreversible;
+        let needs_go_ahead = (step.needs_go_ahead() || irreversible) && by.is_none() && adopted.is_none();
+        // After a hang-up nobody is there to give it: a rollback that goes on stops here.
+        if needs_go_ahead && self.detached && !self.opts.auto_confirm {
             return Err(Stop::Interrupted(format!(
                 "the terminal hung up (SIGHUP); {}/{} needs an operator",
                 phase.id, step.id
             )));
         }
-        if step.needs_go_ahead() && by.is_none() && adopted.is_none() {
+        if needs_go_ahead {
             let waited = std::time::Instant::now();
             if manual {
                 self.started(at, earlier + 1).await?;
@@ -62,30 +60,13 @@ impl Engine {
             if self.opts.auto_confirm {
                 by = Some("auto".to_string());
             } else {
-                self.rec
-                    .tell(Update::Waiting {
-                        step: at,
-                        why: Wait::GoAhead,
-                    })
-                    .await;
-                loop {
-                    match self.next::<()>(None, None).await? {
-                        Input::Command(Command::Confirm { by: who }) => {
-                            by = Some(who.unwrap_or_else(|| self.opts.operator.clone()));
-                            break;
-                        }
-                        Input::Command(Command::Skip { reason }) => {
-                            let attempt = u32::from(manual);
-                            return self
-                                .finish_simple(at, attempt, StepStatus::Skipped, waited, Some(reason))
-                                .await;
-                        }
-                        Input::Command(Command::Retry) => {}
-                        Input::Command(Command::Rollback) if at.rollback => {}
-                        Input::Command(other) => return Err(self.stop_for(other, at)),
-                        Input::Stop(s) => return Err(s),
-                        // A trigger that fires now holds the next step; the screen shows it.
-                        Input::Fired | Input::Changed | Input::Deadline | Input::Work(()) => {}
+                match self.go_ahead(at, irreversible).await? {
+                    GoAhead::Given(who) => by = Some(who),
+                    GoAhead::Skipped(reason) => {
+                        let attempt = u32::from(manual);
+                        return self
+                            .finish_simple(at, attempt, StepStatus::Skipped, waited, Some(reason))
+                            .await;
                     }
                 }
             }
@@ -104,8 +85,8 @@ impl Engine {
                 self.unfinished = None;
                 return self.rec.emit(Event::StepFinished(Box::new(fin))).await;
             }
-            // The go-ahead was given; a trigger that fired meanwhile still comes first.
-            self.hold(at).await?;
+            // No hold here: a go-ahead counts only when nothing fires (`go_ahead`), so the step
+            // starts now or not at all.
         }
         // Retries count from this session's first attempt: an adopted one is that attempt.
         let base = if adopted.is_some() { earlier - 1 } else { earlier };
@@ -173,6 +154,9 @@ impl Engine {
                 .await;
             loop {
                 match self.next::<()>(None, None).await? {
+                    Input::Command(Command::Retry) if self.holding() => {
+                        self.refuse_while_firing(at, "retry").await;
+                    }
                     Input::Command(Command::Retry) => {
                         attempt += 1;
                         break;
@@ -236,6 +220,12 @@ impl Engine {
         let since = std::time::Instant::now();
         loop {
             match self.next::<()>(None, None).await? {
+                Input::Command(Command::Confirm { step: Some(s), .. }) if s != at => {
+                    self.refuse_stale(s, at).await;
+                }
+                Input::Command(Command::Retry | Command::Confirm { .. }) if self.holding() => {
+                    self.refuse_while_firing(at, "run it again").await;
+                }
                 Input::Command(Command::Retry | Command::Confirm { .. }) => {
                     return Ok(Some(self.opts.operator.clone()));
                 }
@@ -270,6 +260,86 @@ impl Engine {
                 Input::Fired | Input::Changed | Input::Deadline | Input::Work(()) => {}
             }
         }
+    }
+
+    /// Waits for the go-ahead of the step at `at`. A go-ahead counts only when it is for this
+    /// step and nothing fires at that moment: one given while a trigger fires is refused (with
+    /// what to do instead), never kept and carried out after the acknowledgement. An
+    /// irreversible step's go-ahead must name it.
+    async fn go_ahead(&mut self, at: StepRef, irreversible: bool) -> Result<GoAhead, Stop> {
+        let ask = || Update::Waiting {
+            step: at,
+            why: Wait::GoAhead { irreversible },
+        };
+        self.rec.tell(ask()).await;
+        // A go-ahead was refused while a trigger fired: once nothing fires, the step asks again.
+        let mut refused = false;
+        loop {
+            match self.next::<()>(None, None).await? {
+                Input::Command(Command::Confirm { step: Some(s), .. }) if s != at => {
+                    self.refuse_stale(s, at).await;
+                }
+                Input::Command(Command::Confirm { step: None, .. }) if irreversible => {
+                    let name = self.name_of(at);
+                    self.rec
+                        .tell(Update::Message(format!(
+                            "{name} is irreversible: its go-ahead must name it (the confirmation, y); nothing started"
+                        )))
+                        .await;
+                }
+                Input::Command(Command::Confirm { .. }) if self.holding() => {
+                    self.refuse_while_firing(at, "confirm").await;
+                    refused = true;
+                }
+                Input::Command(Command::Confirm { by: who, .. }) => {
+                    return Ok(GoAhead::Given(who.unwrap_or_else(|| self.opts.operator.clone())));
+                }
+                Input::Command(Command::Skip { reason }) => return Ok(GoAhead::Skipped(reason)),
+                Input::Command(Command::Retry) => {}
+                Input::Command(Command::Rollback) if at.rollback => {}
+                Input::Command(other) => return Err(self.stop_for(other, at)),
+                Input::Stop(s) => return Err(s),
+                Input::Changed if refused && !self.holding() => {
+                    refused = false;
+                    self.rec.tell(ask()).await;
+                }
+                // A trigger that fires now: the banner shows it; a go-ahead waits until it is
+                // acknowledged (or the run rolls back).
+                Input::Fired | Input::Changed | Input::Deadline | Input::Work(()) => {}
+            }
+        }
+    }
+
+    /// Whether a firing trigger holds the run (it does not once the rollback runs).
+    fn holding(&self) -> bool {
+        !self.rolling_back && !self.firing().is_empty()
+    }
+
+    /// A go-ahead given while a trigger fires: refused, and the step asks again.
+    async fn refuse_while_firing(&mut self, at: StepRef, what: &str) {
+        let name = self.name_of(at);
+        let firing = self.firing().join(", ");
+        self.rec
+            .tell(Update::Message(format!(
+                "trigger {firing} is firing: nothing started and the go-ahead is not kept; \
+                 acknowledge it (a) or roll back (R) first, then {what} {name} again"
+            )))
+            .await;
+    }
+
+    /// A go-ahead meant for another step than the one waiting now.
+    async fn refuse_stale(&mut self, meant: StepRef, at: StepRef) {
+        let (meant, now) = (self.name_of(meant), self.name_of(at));
+        self.rec
+            .tell(Update::Message(format!(
+                "that go-ahead was for {meant} (no longer waiting): nothing started; {now} is next"
+            )))
+            .await;
+    }
+
+    fn name_of(&self, at: StepRef) -> String {
+        let (phase, step) = self.names(at);
+        format!("{phase}/{step}")
     }
 
     /// The stop a command means while nothing is running.
@@ -674,7 +744,10 @@ impl Engine {
                 loop {
                     match self.next::<()>(None, Some(until)).await? {
                         Input::Deadline => break,
-                        Input::Command(Command::Confirm { by }) => {
+                        Input::Command(Command::Confirm { step: Some(s), .. }) if s != at => {
+                            self.refuse_stale(s, at).await;
+                        }
+                        Input::Command(Command::Confirm { by, .. }) => {
                             let who = by.unwrap_or_else(|| self.opts.operator.clone());
                             fin.reason = Some(format!(
                                 "ended early after {} by {who}",
@@ -727,6 +800,14 @@ fn log_name(at: StepRef, phase: &Phase, step: &Step, attempt: u32) -> String {
 /// A step attempt's status file, beside its log (`logs/<step>--<attempt>.status`).
 pub(super) fn status_path(log: &std::path::Path) -> std::path::PathBuf {
     log.with_extension("status")
+}
+
+/// How a go-ahead wait ended.
+enum GoAhead {
+    /// Given, by whom.
+    Given(String),
+    /// Skipped, with the reason.
+    Skipped(String),
 }
 
 /// "trigger x" for a stop caused by a trigger.

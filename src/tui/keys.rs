@@ -23,8 +23,10 @@ pub enum Effect {
 /// What a text box is for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TextPurpose {
-    Skip,
-    MarkDone,
+    /// Why the step that waited when the box opened is skipped.
+    Skip(StepRef),
+    /// Why the interrupted step that waited when the box opened is done.
+    MarkDone(StepRef),
     Note,
     Raise(String),
     Search,
@@ -37,7 +39,10 @@ pub enum Dialog {
     /// `q`: what quitting does to the run; `y` quits.
     Quit,
     /// Enter on a running watch: end it early?
-    EndWatch,
+    EndWatch(StepRef),
+    /// Enter on an irreversible step waiting for its go-ahead: it names the step and says the
+    /// rollback cannot undo it; only `y` starts it.
+    Irreversible(StepRef),
     Text {
         purpose: TextPurpose,
         area: Box<TextArea<'static>>,
@@ -64,6 +69,32 @@ fn waiting(app: &App) -> Option<(StepRef, &Wait)> {
     app.waiting.as_ref().map(|(at, w)| (*at, w))
 }
 
+/// A key acts on a step only when it is on screen (selected: its instruction shown under the
+/// list). Otherwise the first press brings it into view, says so, and does nothing else.
+fn in_view(app: &mut App, at: StepRef, again: &str) -> bool {
+    if app.selected == at {
+        return true;
+    }
+    app.follow = true;
+    app.selected = at;
+    app.log_scroll = 0;
+    let name = app.name(at);
+    app.note(format!("{name} is on screen now: {again}"));
+    false
+}
+
+/// While a trigger fires (and the run has not started rolling back), no go-ahead is taken.
+fn held_by_trigger(app: &mut App, what: &str) -> bool {
+    if app.firing().is_empty() || app.rollback_reason.is_some() {
+        return false;
+    }
+    // Short enough for the remark line at 80 columns.
+    app.note(format!(
+        "trigger firing: a (acknowledge) or R first, then {what} again"
+    ));
+    true
+}
+
 fn simulated(app: &App) -> bool {
     app.mode == crate::engine::Mode::Rehearse || app.metrics.iter().any(|m| m.source == SourceKind::Simulated)
 }
@@ -82,39 +113,56 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         _ if ctrl_c => return quit(app),
         KeyCode::Char('q') => return quit(app),
         KeyCode::Char('?') => app.dialogs.push(Dialog::Help),
-        KeyCode::Enter => match waiting(app) {
-            Some((_, Wait::GoAhead)) => return vec![Effect::Send(Command::Confirm { by: None })],
+        KeyCode::Enter => match waiting(app).map(|(at, w)| (at, w.clone())) {
+            Some((at, Wait::GoAhead { irreversible })) => {
+                if !in_view(app, at, "Enter again confirms it") || held_by_trigger(app, "confirm") {
+                    return Vec::new();
+                }
+                if irreversible {
+                    app.dialogs.push(Dialog::Irreversible(at));
+                    return Vec::new();
+                }
+                return vec![Effect::Send(Command::Confirm {
+                    by: None,
+                    step: Some(at),
+                })];
+            }
+            Some((_, Wait::Trigger { .. })) => {
+                held_by_trigger(app, "confirm");
+            }
             _ => {
                 if let Some(at) = app.running()
                     && matches!(app.step(at).kind, StepKind::Watch(_))
+                    && in_view(app, at, "Enter again ends the watch early")
                 {
-                    app.dialogs.push(Dialog::EndWatch);
+                    app.dialogs.push(Dialog::EndWatch(at));
                 }
             }
         },
-        KeyCode::Char('d') => {
-            if matches!(waiting(app), Some((_, Wait::Interrupted))) {
-                app.dialogs.push(Dialog::text(TextPurpose::MarkDone, ""));
-            } else {
-                app.note("d marks done a step that was in flight when an earlier session stopped");
+        KeyCode::Char('d') => match waiting(app) {
+            Some((at, Wait::Interrupted)) => {
+                if in_view(app, at, "d again marks it done") {
+                    app.dialogs.push(Dialog::text(TextPurpose::MarkDone(at), ""));
+                }
             }
-        }
-        KeyCode::Char('s') => {
-            if matches!(
-                waiting(app),
-                Some((_, Wait::GoAhead | Wait::Failed { .. } | Wait::Interrupted))
-            ) {
-                app.dialogs.push(Dialog::text(TextPurpose::Skip, ""));
-            } else {
-                app.note("nothing to skip: s skips a step that waits for you or has failed");
+            _ => app.note("d marks done a step that was in flight when an earlier session stopped"),
+        },
+        KeyCode::Char('s') => match waiting(app) {
+            Some((at, Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted)) => {
+                if in_view(app, at, "s again skips it") {
+                    app.dialogs.push(Dialog::text(TextPurpose::Skip(at), ""));
+                }
             }
-        }
-        KeyCode::Char('r') => {
-            if matches!(waiting(app), Some((_, Wait::Failed { .. } | Wait::Interrupted))) {
-                return vec![Effect::Send(Command::Retry)];
+            _ => app.note("nothing to skip: s skips a step that waits for you or has failed"),
+        },
+        KeyCode::Char('r') => match waiting(app) {
+            Some((at, Wait::Failed { .. } | Wait::Interrupted)) => {
+                if in_view(app, at, "r again runs it again") && !held_by_trigger(app, "retry") {
+                    return vec![Effect::Send(Command::Retry)];
+                }
             }
-            app.note("nothing to retry: r retries a failed step");
-        }
+            _ => app.note("nothing to retry: r retries a failed step"),
+        },
         KeyCode::Char('n') => app.dialogs.push(Dialog::text(TextPurpose::Note, "")),
         KeyCode::Char('R') => {
             if app.finished.is_none() && app.rollback_reason.is_none() {
@@ -254,12 +302,41 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                 app.dialogs.push(Dialog::Quit);
             }
         }
-        Dialog::EndWatch => {
+        Dialog::EndWatch(at) => {
             if yes {
-                return vec![Effect::Send(Command::Confirm { by: None })];
+                if app.running() != Some(at) {
+                    app.note(format!("{} is no longer running: nothing to end", app.name(at)));
+                    return Vec::new();
+                }
+                return vec![Effect::Send(Command::Confirm {
+                    by: None,
+                    step: Some(at),
+                })];
             }
             if !no {
-                app.dialogs.push(Dialog::EndWatch);
+                app.dialogs.push(Dialog::EndWatch(at));
+            }
+        }
+        Dialog::Irreversible(at) => {
+            if yes {
+                let still = matches!(app.waiting, Some((w, Wait::GoAhead { irreversible: true })) if w == at);
+                if !still {
+                    app.note(format!(
+                        "{} no longer waits for its go-ahead: nothing started",
+                        app.name(at)
+                    ));
+                    return Vec::new();
+                }
+                if held_by_trigger(app, "confirm") {
+                    return Vec::new();
+                }
+                return vec![Effect::Send(Command::Confirm {
+                    by: None,
+                    step: Some(at),
+                })];
+            }
+            if !no {
+                app.dialogs.push(Dialog::Irreversible(at));
             }
         }
         Dialog::PickTrigger { selected } => match key.code {
@@ -284,13 +361,27 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
             KeyCode::Enter => {
                 let text = area.lines().join(" ").trim().to_string();
                 if text.is_empty() && purpose != TextPurpose::Search {
-                    // A skip, a note and a trigger need words; keep the box open.
+                    // A skip, a note and a trigger need words; keep the box open, and say so.
+                    let what = match purpose {
+                        TextPurpose::Skip(_) => "a skip needs a reason",
+                        TextPurpose::MarkDone(_) => "marking it done needs a reason",
+                        TextPurpose::Raise(_) => "raising a trigger needs a reason",
+                        _ => "a note needs some text",
+                    };
+                    app.note(format!("{what}: type it, then Enter (Esc cancels)"));
                     app.dialogs.push(Dialog::Text { purpose, area });
                     return Vec::new();
                 }
+                // The box was opened for a step: if that step no longer waits, nothing happens.
+                if let TextPurpose::Skip(at) | TextPurpose::MarkDone(at) = purpose
+                    && app.waiting.as_ref().is_none_or(|(w, _)| *w != at)
+                {
+                    app.note(format!("{} no longer waits: nothing was done", app.name(at)));
+                    return Vec::new();
+                }
                 return match purpose {
-                    TextPurpose::Skip => vec![Effect::Send(Command::Skip { reason: text })],
-                    TextPurpose::MarkDone => vec![Effect::Send(Command::MarkDone { reason: text })],
+                    TextPurpose::Skip(_) => vec![Effect::Send(Command::Skip { reason: text })],
+                    TextPurpose::MarkDone(_) => vec![Effect::Send(Command::MarkDone { reason: text })],
                     TextPurpose::Note => vec![Effect::Send(Command::Note { text })],
                     TextPurpose::Raise(trigger) => {
                         vec![Effect::Send(Command::RaiseTrigger {
@@ -340,13 +431,24 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
         h.push(("?", "keys"));
         return h;
     }
+    // While a trigger fires no go-ahead is taken: the keys that give one are not offered.
+    let held = !app.firing().is_empty() && app.rollback_reason.is_none();
     match waiting(app) {
-        Some((_, Wait::GoAhead)) => {
-            h.push(("Enter", "confirm"));
+        Some((at, Wait::GoAhead { irreversible })) => {
+            let enter = match (app.selected == at, irreversible) {
+                (false, _) => "show waiting step",
+                (true, true) => "review (irreversible)",
+                (true, false) => "confirm",
+            };
+            if !held {
+                h.push(("Enter", enter));
+            }
             h.push(("s", "skip"));
         }
         Some((_, Wait::Failed { .. })) => {
-            h.push(("r", "retry"));
+            if !held {
+                h.push(("r", "retry"));
+            }
             h.push(("s", "skip"));
         }
         Some((_, Wait::Trigger { .. })) => h.push(("a", "acknowledge")),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::engine::{Mode, StepRef, Update, Wait};
 use crate::journal::{Event, Outcome, StepStatus};
 use crate::metrics::SourceKind;
-use crate::runbook::{Phase, Runbook, Step};
+use crate::runbook::{Phase, Runbook, Step, StepKind};
 
 /// Lines of output kept per step attempt on screen.
 pub const LOG_LINES: usize = 2000;
@@ -339,6 +339,35 @@ impl App {
         self.triggers.iter().filter(|t| t.state == "firing").collect()
     }
 
+    /// The run is about to roll back by itself: the firing trigger whose `auto_rollback` runs out
+    /// first, and when. Nothing while the rollback runs or after the run ended. The engine counts
+    /// from the moment the trigger fired; so does this (the moment its event arrived).
+    pub fn auto_rollback(&self) -> Option<(&TriggerView, Instant)> {
+        (0..self.triggers.len())
+            .filter_map(|i| Some((&self.triggers[i], self.auto_rollback_at(i)?)))
+            .min_by_key(|(_, at)| *at)
+    }
+
+    /// When trigger `i` rolls back by itself, while it fires and has an `auto_rollback`.
+    pub fn auto_rollback_at(&self, i: usize) -> Option<Instant> {
+        let (t, spec) = (self.triggers.get(i)?, self.rb.triggers.get(i)?);
+        if t.state != "firing" || self.rollback_reason.is_some() || self.finished.is_some() {
+            return None;
+        }
+        Some(t.since? + spec.auto_rollback?.div_f64(self.speed))
+    }
+
+    /// A running `watch` that will pass by itself, and when.
+    pub fn watch_passes(&self) -> Option<(StepRef, Instant)> {
+        let at = self.running()?;
+        let (StepKind::Watch(d), StepState::Running { since, .. }) =
+            (&self.step(at).kind, &self.view(at).state)
+        else {
+            return None;
+        };
+        Some((at, *since + d.div_f64(self.speed)))
+    }
+
     /// The step in flight, if one runs.
     pub fn running(&self) -> Option<StepRef> {
         let at = self.current?;
@@ -390,7 +419,7 @@ impl App {
                 // A failed step stays `Done` (failed): that it waits for a decision is
                 // `self.waiting`, which goes away when the run moves on or rolls back.
                 if let Some(v) = self.view_mut(step)
-                    && matches!(why, Wait::GoAhead | Wait::Interrupted)
+                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted)
                 {
                     v.state = StepState::Waiting(why.clone());
                 }
@@ -426,10 +455,11 @@ impl App {
                 };
                 self.waiting = None;
                 // A manual step starts by waiting for the operator; any other step starts running.
-                let manual = matches!(self.step(at).kind, crate::runbook::StepKind::Manual(_));
+                let manual = matches!(self.step(at).kind, StepKind::Manual(_));
                 if let Some(v) = self.view_mut(at) {
                     v.state = if manual {
-                        StepState::Waiting(Wait::GoAhead)
+                        // The engine's `Waiting` that follows says whether it is irreversible.
+                        StepState::Waiting(Wait::GoAhead { irreversible: false })
                     } else {
                         StepState::Running {
                             since: Instant::now(),
@@ -531,6 +561,20 @@ impl App {
                     t.value = value;
                 }
                 t.reason = reason.clone();
+            }
+        }
+    }
+
+    /// Resuming: the engine watches every trigger afresh, from new samples, so what the journal
+    /// said of them (firing, pending, acknowledged) is no longer their state: an armed trigger is
+    /// `ok` until the engine says otherwise. Without this a trigger firing when the last session
+    /// stopped would count down to an `auto_rollback` the engine no longer has.
+    pub fn triggers_afresh(&mut self) {
+        for t in &mut self.triggers {
+            if t.state != "disarmed" {
+                t.state = "ok";
+                t.since = None;
+                t.reason = None;
             }
         }
     }

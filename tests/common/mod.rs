@@ -432,6 +432,7 @@ pub fn request(file: &Path, state: &Path, vars: &[(&str, &str)], yes: bool) -> R
         prometheus: None,
         simulate_metrics: false,
         on_fire: runbook::engine::OnFire::RollBack,
+        ask_irreversible: false,
         resume: None,
         force: false,
     }

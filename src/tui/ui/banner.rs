@@ -1,5 +1,8 @@
-//! The banner: a firing trigger (naming it, its value, and the key that rolls back), the
-//! rollback in progress, or how the run ended.
+//! The banner: a firing trigger (naming it, its value, the key that rolls back, and the
+//! `auto_rollback` countdown with the key that stops it), the rollback in progress (and a rollback
+//! step waiting for the operator), a `watch` that will pass by itself, or how the run ended.
+
+use std::time::Instant;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,6 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::theme::Theme;
+use crate::engine::Wait;
 use crate::tui::state::App;
 
 pub fn height(app: &App) -> u16 {
@@ -14,10 +18,10 @@ pub fn height(app: &App) -> u16 {
     if firing > 0 && app.rollback_reason.is_none() && app.finished.is_none() {
         return (firing + 1).min(4);
     }
-    u16::from(app.rollback_reason.is_some() || app.finished.is_some())
+    u16::from(app.rollback_reason.is_some() || app.finished.is_some() || app.watch_passes().is_some())
 }
 
-pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
     if area.height == 0 {
         return;
     }
@@ -38,14 +42,40 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 theme.alarm(),
             )));
         }
-        let keys = if app.rb.rollback.is_some() {
-            " R then y: ROLL BACK now   ·   a: acknowledge and go on (recorded)   ·   no new step starts meanwhile"
-        } else {
-            " This runbook has NO [rollback] procedure   ·   a: acknowledge and go on (recorded)"
+        // About to act on its own: the countdown and the key that stops it come first, so that
+        // they are on screen at 80 columns too.
+        let (keys, style) = match app.auto_rollback() {
+            Some((t, at)) => {
+                let left = at.saturating_duration_since(now);
+                let when = if left.is_zero() {
+                    "NOW".to_string()
+                } else {
+                    format!("IN {}", super::clock(left))
+                };
+                // The trigger is named on its own line above when it is the only one firing.
+                let which = if app.firing().len() > 1 {
+                    format!(" ({})", t.id)
+                } else {
+                    String::new()
+                };
+                let text = format!(
+                    " ROLLS BACK BY ITSELF {when}{which} · a: acknowledge (stops it) · R, y: roll back now"
+                );
+                (text, theme.alarm())
+            }
+            None if app.rb.rollback.is_some() => (
+                " R then y: ROLL BACK now   ·   a: acknowledge and go on (recorded)   ·   no new step starts meanwhile"
+                    .to_string(),
+                theme.bad(),
+            ),
+            None => (
+                " This runbook has NO [rollback] procedure   ·   a: acknowledge and go on (recorded)".to_string(),
+                theme.bad(),
+            ),
         };
         lines.push(Line::from(Span::styled(
-            format!("{:<w$}", super::fit(keys, w)),
-            theme.bad(),
+            format!("{:<w$}", super::fit(&keys, w)),
+            style,
         )));
     } else if let Some((outcome, reason)) = &app.finished {
         let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
@@ -76,8 +106,27 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         };
         lines.push(Line::from(Span::styled(super::fit(&text, w), style)));
     } else if let Some(reason) = &app.rollback_reason {
-        let text = format!(" ROLLING BACK ({reason}): the rollback procedure runs below");
+        let text = match &app.waiting {
+            // The keys first, so that they fit at 80 columns; the reason may be cut.
+            Some((at, Wait::GoAhead { .. })) => format!(
+                " ROLLBACK STEP WAITS FOR YOU · Enter: go ahead · s: skip · {} ({reason})",
+                app.name(*at)
+            ),
+            Some((at, Wait::Failed { .. })) => format!(
+                " ROLLBACK STEP FAILED · r: retry · s: skip · {} ({reason})",
+                app.name(*at)
+            ),
+            _ => format!(" ROLLING BACK ({reason}): the rollback procedure runs below"),
+        };
         lines.push(Line::from(Span::styled(super::fit(&text, w), theme.warn())));
+    } else if let Some((_, passes)) = app.watch_passes() {
+        let left = super::clock(passes.saturating_duration_since(now));
+        let text =
+            format!(" WATCH passes by itself in {left} · Enter, y: pass it now · R: roll back instead");
+        lines.push(Line::from(Span::styled(
+            format!("{:<w$}", super::fit(&text, w)),
+            theme.warn().add_modifier(ratatui::style::Modifier::BOLD),
+        )));
     }
     f.render_widget(Paragraph::new(lines), area);
 }

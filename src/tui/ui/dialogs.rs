@@ -15,7 +15,8 @@ use crate::tui::state::{App, StepState};
 pub const HELP: &[(&str, &str)] = &[
     (
         "Enter",
-        "confirm the waiting step / let a confirm step run / end a running watch early",
+        "confirm the waiting step (shown first if not on screen; an irreversible one asks y), \
+         let a confirm step run, end a watch early",
     ),
     ("s", "skip the waiting or failed step (asks for a reason)"),
     (
@@ -28,7 +29,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("n", "add a note to the journal"),
     ("R", "offer the rollback; y starts it, n or Esc cancels"),
-    ("a", "acknowledge firing triggers and go on (recorded)"),
+    ("a", "acknowledge firing triggers (recorded), stops auto_rollback"),
     ("t", "raise a trigger by hand (asks for a reason)"),
     ("!", "inject a fault into simulated metrics (practice)"),
     ("↑ ↓ / j k", "select a step (Tab: move to the log and scroll it)"),
@@ -59,7 +60,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Dialog::Help => help(f, area, theme),
             Dialog::Rollback => rollback(f, area, app, theme),
             Dialog::Quit => quit(f, area, app, theme),
-            Dialog::EndWatch => simple(
+            Dialog::Irreversible(at) => irreversible(f, area, app, theme, *at),
+            Dialog::EndWatch(_) => simple(
                 f,
                 area,
                 theme,
@@ -74,22 +76,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             ),
             Dialog::Text { purpose, area: text } => {
                 let title = match purpose {
-                    TextPurpose::Skip => {
-                        let name = app
-                            .waiting
-                            .as_ref()
-                            .map(|(at, _)| app.name(*at))
-                            .unwrap_or_default();
-                        format!(" Why skip {name}? (Enter: skip, Esc: cancel) ")
+                    TextPurpose::Skip(at) => {
+                        format!(" Why skip {}? (Enter: skip, Esc: cancel) ", app.name(*at))
                     }
                     TextPurpose::Note => " Note for the journal (Enter: save, Esc: cancel) ".to_string(),
-                    TextPurpose::MarkDone => {
-                        let name = app
-                            .waiting
-                            .as_ref()
-                            .map(|(at, _)| app.name(*at))
-                            .unwrap_or_default();
-                        format!(" Why is {name} done? (Enter: mark done, Esc: cancel) ")
+                    TextPurpose::MarkDone(at) => {
+                        format!(" Why is {} done? (Enter: mark done, Esc: cancel) ", app.name(*at))
                     }
                     TextPurpose::Raise(t) => format!(" Raise trigger {t}: why? (Enter: raise, Esc: cancel) "),
                     TextPurpose::Search => " Search the log (Enter: find, Esc: cancel) ".to_string(),
@@ -148,18 +140,42 @@ fn help(f: &mut Frame, area: Rect, theme: &Theme) {
     simple(f, area, theme, " Keys ", lines);
 }
 
+/// An irreversible step's go-ahead: names it, says the rollback cannot undo it; `y` starts it.
+fn irreversible(f: &mut Frame, area: Rect, app: &App, theme: &Theme, at: crate::engine::StepRef) {
+    let step = app.step(at);
+    let lines = vec![
+        Line::from(format!("{}: {}", app.name(at), step.title)),
+        Line::from(""),
+        Line::from(Span::styled(
+            "This step is IRREVERSIBLE: the rollback procedure cannot undo it.",
+            theme.bad(),
+        )),
+        Line::from(""),
+        Line::from(Span::styled("y: RUN IT   n or Esc: not now", theme.bad())),
+    ];
+    simple(f, area, theme, " Run an IRREVERSIBLE step? ", lines);
+}
+
 fn quit(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let mut lines = Vec::new();
+    // What an abort means now: during the rollback it leaves the rollback unfinished (exit 4).
+    let stops = if app.rollback_reason.is_some() {
+        let code = crate::journal::Outcome::RollbackFailed.exit_code();
+        format!("stops the rollback unfinished (exit {code}: rollback aborted)")
+    } else {
+        let code = crate::journal::Outcome::Aborted.exit_code();
+        format!("stops the run (exit {code})")
+    };
     match app.running() {
         Some(at) => {
             lines.push(Line::from(format!("A step is running: {}.", app.name(at))));
-            lines.push(Line::from(
-                "Quitting cancels it (SIGTERM to its process group, SIGKILL after the grace period) and stops the run (exit 1).",
-            ));
+            lines.push(Line::from(format!(
+                "Quitting cancels it (SIGTERM to its process group, SIGKILL after the grace period) and {stops}."
+            )));
         }
-        None => lines.push(Line::from(
-            "Quitting stops the run here (exit 1); no further step starts.",
-        )),
+        None => lines.push(Line::from(format!(
+            "Quitting now {stops}; no further step starts."
+        ))),
     }
     lines.push(Line::from(format!(
         "Everything so far is in the journal: {}",

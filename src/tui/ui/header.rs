@@ -18,7 +18,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         Mode::Rehearse => Span::styled(" REHEARSAL — nothing is executed ", theme.rehearsal()),
         Mode::Resume => Span::styled(" RESUMED RUN ", theme.key()),
     };
-    let (state, style) = status(app, theme);
+    let (state, style) = status(app, theme, now);
     let var = ["release", "version", "image"]
         .iter()
         .find_map(|k| app.rb.var(k).map(|v| format!("{k} {v}")))
@@ -44,7 +44,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     f.render_widget(Line::from(spans), area);
 }
 
-fn status(app: &App, theme: &Theme) -> (String, Style) {
+fn status(app: &App, theme: &Theme, now: Instant) -> (String, Style) {
     if let Some((outcome, _)) = &app.finished {
         let style = match outcome {
             crate::journal::Outcome::Succeeded => theme.ok().add_modifier(Modifier::REVERSED),
@@ -57,10 +57,21 @@ fn status(app: &App, theme: &Theme) -> (String, Style) {
         );
     }
     if app.rollback_reason.is_some() {
+        // A rollback step that waits for the operator says so, like any other.
+        let text = match &app.waiting {
+            Some((_, Wait::GoAhead { .. })) => " ROLLBACK WAITS FOR YOU ",
+            Some((_, Wait::Failed { .. })) => " ROLLBACK STEP FAILED ",
+            Some((_, Wait::Interrupted)) => " ROLLBACK STEP: DECIDE ",
+            _ => " ROLLING BACK ",
+        };
         return (
-            " ROLLING BACK ".into(),
+            text.into(),
             theme.warn().add_modifier(Modifier::REVERSED | Modifier::BOLD),
         );
+    }
+    if let Some((_, at)) = app.auto_rollback() {
+        let left = super::clock(at.saturating_duration_since(now));
+        return (format!(" AUTO ROLLBACK IN {left} "), theme.alarm());
     }
     if !app.firing().is_empty() {
         return (" TRIGGER FIRING ".into(), theme.alarm());
@@ -70,7 +81,7 @@ fn status(app: &App, theme: &Theme) -> (String, Style) {
             " INTERRUPTED STEP: DECIDE ".into(),
             theme.bad().add_modifier(Modifier::REVERSED),
         ),
-        Some((_, Wait::GoAhead)) => (
+        Some((_, Wait::GoAhead { .. })) => (
             " WAITING FOR YOU ".into(),
             theme.warn().add_modifier(Modifier::REVERSED),
         ),

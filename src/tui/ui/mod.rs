@@ -50,9 +50,9 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
     ])
     .areas(area);
     header::render(f, head, app, theme, now);
-    banner::render(f, ban, app, theme);
+    banner::render(f, ban, app, theme, now);
     let main = if narrow {
-        sidebar::render_strip(f, strip, app, theme);
+        sidebar::render_strip(f, strip, app, theme, now);
         body
     } else {
         let side_w = 30.min(area.width / 4);

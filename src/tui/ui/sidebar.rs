@@ -73,8 +73,12 @@ pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
         .collect()
 }
 
-fn trigger_text(t: &TriggerView, now: Instant, speed: f64) -> String {
-    match (t.state, t.since, t.window.map(|w| w.div_f64(speed))) {
+fn trigger_text(app: &App, i: usize, now: Instant) -> String {
+    let t = &app.triggers[i];
+    if let Some(at) = app.auto_rollback_at(i) {
+        return format!("ROLLBACK IN {}", super::clock(at.saturating_duration_since(now)));
+    }
+    match (t.state, t.since, t.window.map(|w| w.div_f64(app.speed))) {
         ("pending", Some(since), Some(w)) => {
             format!(
                 "pending, fires in {}",
@@ -130,8 +134,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         lines.push(Line::from(Span::styled(super::fit(&info, w), theme.dim())));
     }
     lines.push(Line::from(Span::styled("Triggers", theme.accent())));
-    for t in &app.triggers {
-        let state = trigger_text(t, now, app.speed);
+    for (i, t) in app.triggers.iter().enumerate() {
+        let state = trigger_text(app, i, now);
         let id = super::fit(&t.id, w.saturating_sub(state.len() + 1));
         let pad = w.saturating_sub(unicode_width::UnicodeWidthStr::width(id.as_str()) + state.len());
         lines.push(Line::from(vec![
@@ -148,7 +152,7 @@ pub fn strip_height(app: &App) -> u16 {
 }
 
 /// The narrow form: `Error rate  0.21% ▁▂▃▂ >1.00% simulated`, and one line of triggers.
-pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
     let w = area.width as usize;
     let mut lines = Vec::new();
     for m in app.metrics.iter().take(3) {
@@ -173,9 +177,13 @@ pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     if !app.triggers.is_empty() {
         let mut spans = vec![Span::styled("Triggers: ", theme.accent())];
-        for t in &app.triggers {
+        for (i, t) in app.triggers.iter().enumerate() {
             spans.push(Span::raw(format!("{} ", t.id)));
-            spans.push(Span::styled(t.state, trigger_style(t, theme)));
+            let state = match app.auto_rollback_at(i) {
+                Some(_) => format!("firing, {}", trigger_text(app, i, now)),
+                None => t.state.to_string(),
+            };
+            spans.push(Span::styled(state, trigger_style(t, theme)));
             spans.push(Span::raw("  "));
         }
         lines.push(Line::from(spans));

@@ -101,8 +101,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         })[at.phase][si];
         let (glyph, gstyle, right) = match &view.state {
             StepState::Pending => (theme.glyph(Glyph::Pending), theme.dim(), String::new()),
-            StepState::Waiting(Wait::GoAhead) => {
-                let what = if matches!(step.kind, StepKind::Manual(_)) {
+            StepState::Waiting(Wait::GoAhead { irreversible }) => {
+                let what = if *irreversible {
+                    "IRREVERSIBLE: Enter, then y"
+                } else if matches!(step.kind, StepKind::Manual(_)) {
                     "waiting for you: Enter"
                 } else {
                     "waiting for go-ahead: Enter"

@@ -115,7 +115,6 @@ pub fn main() -> i32 {
     runtime.block_on(run(spec))
 }
 
-
 /// Writes the status file atomically (a temporary file renamed over it), synced.
 pub fn write_status(path: &Path, status: &StepStatusFile) -> std::io::Result<()> {
     let tmp = path.with_extension("status.tmp");
@@ -404,11 +403,13 @@ impl Frames {
 
     async fn send(&mut self, tag: u8, payload: &[u8]) {
         let Some(out) = self.out.as_mut() else { return };
-        let mut frame = Vec::with_capacity(payload.len() + 5);
-        frame.push(tag);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(payload);
-        if out.write_all(&frame).await.is_err() {
+        let mut head = [tag, 0, 0, 0, 0];
+        head[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        let sent = async {
+            out.write_all(&head).await?;
+            out.write_all(payload).await
+        };
+        if sent.await.is_err() {
             // `runbook` is gone: the log and the status file still get everything.
             self.out = None;
         }

@@ -332,6 +332,8 @@ pub async fn spawn(
         .stdout
         .take()
         .ok_or_else(|| std::io::Error::other("the step monitor has no stdout"))?;
+    // A larger pipe lets a chatty step run ahead of the front end; failure to grow it is harmless.
+    let _ = nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     let frames = tokio::spawn(read_frames(stdout, out, tag, spec.label));
     Ok(RunningCommand {
         monitor: pid,

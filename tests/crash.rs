@@ -197,6 +197,10 @@ fn resume_follows_a_step_still_running_after_kill_9_and_never_starts_it_twice() 
     assert_eq!(f["status"], "succeeded");
     assert_eq!(f["attempt"], 1);
     assert_eq!(f["exit_code"], 0);
+    assert!(
+        f["duration_ms"].as_u64().unwrap() >= 500,
+        "from the step's real start: {f}"
+    );
 }
 
 #[test]
@@ -578,15 +582,30 @@ title = "C"
 run = "echo x >> c.cnt"
 "#;
 
+/// The race runbook with a long rollback procedure that never runs: loading it takes a while,
+/// which is when a second `resume` that read the journal before taking the lock was exposed.
+fn slow_to_load() -> String {
+    let mut text = QUICK_AFTER_FAILURE.to_string();
+    text.push_str("\n[rollback]\ntitle = \"Back\"\n\n[[rollback.phase]]\nid = \"undo\"\ntitle = \"Undo\"\n");
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "\n[[rollback.phase.step]]\nid = \"u{i}\"\ntitle = \"Undo {i}\"\nrun = \"true\"\n"
+        ));
+    }
+    text
+}
+
 #[test]
 fn a_second_resume_never_runs_finished_steps_again() {
-    for round in 0..6 {
+    // The second starts at every moment of the first's short life, so that it reads the journal
+    // just before the first finishes in one round or another.
+    for round in 0..25 {
         let fx = Fixture::new();
-        let rb = fx.write("race.toml", QUICK_AFTER_FAILURE);
+        let rb = fx.write("race.toml", &slow_to_load());
         fx.run_cli(&rb, &[]).expect_code(1);
         fx.write("open", "");
         let first = resume_command(&fx, &["--yes"]).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(50 + round * 60));
+        std::thread::sleep(Duration::from_millis(round * 20));
         let second = resume_command(&fx, &["--yes"]).spawn().unwrap();
         let a = wait_output(first, Duration::from_secs(30));
         let b = wait_output(second, Duration::from_secs(30));
@@ -597,9 +616,13 @@ fn a_second_resume_never_runs_finished_steps_again() {
             String::from_utf8_lossy(&a.stderr),
             String::from_utf8_lossy(&b.stderr)
         );
-        let codes = (a.status.code(), b.status.code());
-        assert!(codes == (Some(0), Some(2)), "round {round}: {codes:?}");
-        let err = String::from_utf8_lossy(&b.stderr);
+        let (winner, loser) = match (a.status.code(), b.status.code()) {
+            (Some(0), Some(2)) => (a, b),
+            (Some(2), Some(0)) => (b, a),
+            other => panic!("round {round}: one resume drives the run, the other is refused: {other:?}"),
+        };
+        assert!(!winner.stdout.is_empty());
+        let err = String::from_utf8_lossy(&loser.stderr);
         // Refused: the first holds the run (named), or it has ended by the time the second took the
         // lock and read the journal, or had ended before the second looked for an unfinished run.
         assert!(

@@ -466,7 +466,6 @@ impl Engine {
                     ended.exit_code
                 )))
                 .await;
-            fin.duration_ms = ended.duration_ms;
             fin.reason = Some("ended while runbook was not running; result read from its monitor".into());
             self.judge(Ok(ended), None, step, &mut fin).await
         } else {
@@ -575,6 +574,8 @@ impl Engine {
             Ok(e) => e,
         };
         fin.exit_code = Some(e.exit_code);
+        // As the monitor measured it: for a step adopted on resume, from its real start.
+        fin.duration_ms = e.duration_ms;
         fin.status = if e.terminated {
             cancelled.unwrap_or(StepStatus::Cancelled)
         } else if e.timed_out {

@@ -1886,3 +1886,73 @@ async fn a_retry_given_while_a_trigger_fires_is_refused_not_kept() {
         d.messages
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_an_interrupted_irreversible_step_again_on_resume_still_asks_for_its_confirmation() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "irr.toml",
+        r#"
+[runbook]
+title = "Irreversible, interrupted"
+
+[[phase]]
+id = "p"
+title = "P"
+
+[[phase.step]]
+id = "migrate"
+title = "Migrate the schema"
+run = "echo x >> m.cnt; [ -f quick ] || sleep 10"
+irreversible = true
+"#,
+    );
+    let migrate = at(0, 0);
+    // At the controls, confirmed by name, then interrupted by a signal while it runs.
+    let mut req = request(&rb, &fx.state(), &[], false);
+    req.ask_irreversible = true;
+    let d = drive(req, move |u| match u {
+        Update::Waiting { step, .. } if *step == migrate => vec![Command::Confirm {
+            by: None,
+            step: Some(migrate),
+        }],
+        u if is_started(u, "p/migrate") => vec![Command::Interrupt],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Interrupted);
+    // Interrupted at once: the monitor still heard the request and said how the step ended.
+    let f = d.last_finished("p/migrate");
+    assert_eq!(f.status, StepStatus::Interrupted);
+    assert!(f.exit_code.is_some() && f.error.is_none(), "{f:?}");
+    fx.write("quick", "");
+
+    // Resumed: "run it again" is not the irreversible step's confirmation; that is asked next.
+    let mut req = request(&rb, &fx.state(), &[], false);
+    req.ask_irreversible = true;
+    req.resume = Some(d.run_dir.clone());
+    let d = drive(req, move |u| match u {
+        Update::Waiting {
+            step,
+            why: Wait::Interrupted,
+        } if *step == migrate => vec![Command::Retry],
+        Update::Waiting {
+            step,
+            why: Wait::GoAhead { irreversible: true },
+        } if *step == migrate => vec![Command::Confirm {
+            by: None,
+            step: Some(migrate),
+        }],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:?}", d.waits);
+    assert_eq!(
+        d.waits,
+        [
+            (migrate, Wait::Interrupted),
+            (migrate, Wait::GoAhead { irreversible: true })
+        ]
+    );
+    assert_eq!(fx.read("m.cnt"), "x\nx\n");
+}

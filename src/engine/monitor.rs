@@ -222,11 +222,15 @@ fn reap(shell: i32, status: &mut Option<WaitStatus>) {
 async fn run(spec: MonitorSpec) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let redactor = Redactor::new(spec.masks.iter().map(String::as_str));
-    // Listen before the command starts, so that neither its end nor a request is missed.
+    // Listen before the command starts, so that neither its end nor a request is missed. SIGTERM
+    // was blocked since birth; one that came meanwhile is delivered now, to the handler.
     let (Ok(mut sigchld), Ok(mut sigterm)) = (signal(SignalKind::child()), signal(SignalKind::terminate()))
     else {
         return 2;
     };
+    let mut term = nix::sys::signal::SigSet::empty();
+    term.add(Signal::SIGTERM);
+    let _ = term.thread_unblock();
     let mut to_runbook = Frames::new();
     let log = crate::journal::create_private_file(&spec.log);
     let spawned = log.and_then(|log| {

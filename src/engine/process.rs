@@ -310,6 +310,16 @@ pub async fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(false);
+    // Born with SIGTERM blocked: a request to end the step that comes before the monitor can
+    // handle it waits for it (pending), instead of killing the monitor unheard.
+    // SAFETY: between fork and exec only async-signal-safe calls (sigprocmask) are made.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set = nix::sys::signal::SigSet::empty();
+            set.add(Signal::SIGTERM);
+            set.thread_block().map_err(std::io::Error::from)
+        });
+    }
     let mut child = {
         let mut guard = groups();
         let child = cmd.spawn().map_err(|e| {

@@ -44,7 +44,10 @@ impl Engine {
         }
         let manual = matches!(step.kind, StepKind::Manual(_));
         let irreversible = step.irreversible && self.opts.ask_irreversible;
-        let needs_go_ahead = (step.needs_go_ahead() || irreversible) && by.is_none() && adopted.is_none();
+        // "Run it again" after an interruption is not an irreversible step's confirmation: that
+        // one names the step and says the rollback cannot undo it (only --yes gives both).
+        let needs_go_ahead = adopted.is_none()
+            && ((step.needs_go_ahead() && by.is_none()) || (irreversible && by.as_deref() != Some("auto")));
         // After a hang-up nobody is there to give it: a rollback that goes on stops here.
         if needs_go_ahead && self.detached && !self.opts.auto_confirm {
             return Err(Stop::Interrupted(format!(

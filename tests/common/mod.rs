@@ -496,6 +496,8 @@ pub async fn drive(req: Request, mut react: impl FnMut(&Update) -> Vec<Command>)
     let on_disk = runbook::journal::read(&d.run_dir.join("journal.jsonl"))
         .expect("read journal")
         .0;
+    // Resuming, the journal begins with the earlier sessions.
+    let on_disk = &on_disk[on_disk.len().saturating_sub(d.records.len())..];
     assert_eq!(
         on_disk, d.records,
         "the journal on disk differs from the events sent to the front end"

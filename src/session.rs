@@ -97,7 +97,15 @@ pub fn start(req: Request) -> Result<Session, StartError> {
             lock = Some(crate::journal::lock_run(dir).map_err(|e| locked_error(dir, e))?);
             let path = dir.join("journal.jsonl");
             let (records, torn) = crate::journal::read(&path)
-                .map_err(|e| StartError::Resume(format!("cannot read {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    // The reader's own messages already name the file (and the line).
+                    let (shown, e) = (path.display().to_string(), e.to_string());
+                    StartError::Resume(if e.starts_with(&shown) {
+                        e
+                    } else {
+                        format!("cannot read {shown}: {e}")
+                    })
+                })?;
             if let Some(t) = torn {
                 notices.push(format!("{}: {t}", path.display()));
             }

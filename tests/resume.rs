@@ -1721,3 +1721,16 @@ fn sighup_in_tmux_ends_without_a_panic() {
         hung.stderr
     );
 }
+
+#[test]
+fn resume_of_a_file_that_is_not_a_journal_names_it_once_with_its_line() {
+    let fx = Fixture::new();
+    let dir = fx.state().join("runs").join("20260101T000000Z-x");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("journal.jsonl"), "[1, 2]\n").unwrap();
+    let r = resume(&fx, &[dir.to_str().unwrap()]);
+    r.expect_code(2);
+    let shown = dir.join("journal.jsonl").display().to_string();
+    assert_eq!(r.stderr.matches(&shown).count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{shown}:1: this is not a runbook journal")), "{}", r.stderr);
+}

@@ -96,16 +96,15 @@ pub fn start(req: Request) -> Result<Session, StartError> {
             // The lock first: a second `resume` must never read a journal that is about to grow.
             lock = Some(crate::journal::lock_run(dir).map_err(|e| locked_error(dir, e))?);
             let path = dir.join("journal.jsonl");
-            let (records, torn) = crate::journal::read(&path)
-                .map_err(|e| {
-                    // The reader's own messages already name the file (and the line).
-                    let (shown, e) = (path.display().to_string(), e.to_string());
-                    StartError::Resume(if e.starts_with(&shown) {
-                        e
-                    } else {
-                        format!("cannot read {shown}: {e}")
-                    })
-                })?;
+            let (records, torn) = crate::journal::read(&path).map_err(|e| {
+                // The reader's own messages already name the file (and the line).
+                let (shown, e) = (path.display().to_string(), e.to_string());
+                StartError::Resume(if e.starts_with(&shown) {
+                    e
+                } else {
+                    format!("cannot read {shown}: {e}")
+                })
+            })?;
             if let Some(t) = torn {
                 notices.push(format!("{}: {t}", path.display()));
             }

@@ -768,3 +768,45 @@ run = "echo x >> next.cnt"
     assert!(r.stdout.contains("No space left on device"), "{}", r.stdout);
     assert!(fx.read("next.cnt").is_empty(), "no new step started");
 }
+
+#[test]
+fn a_monitor_killed_under_a_running_runbook_takes_its_step_with_it_and_says_so() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "m.toml",
+        r#"
+[runbook]
+title = "Monitor killed"
+
+[[phase]]
+id = "p"
+title = "Phase"
+
+[[phase.step]]
+id = "long"
+title = "Long"
+run = "echo start >> long.cnt; sleep 3107"
+on_failure = "continue"
+"#,
+    );
+    let child = spawn_run(&fx, &rb, &[]);
+    let dir = wait_started(&fx, "p/long");
+    assert!(wait_for(Duration::from_secs(10), || fx.read("long.cnt") == "start\n"));
+    let status = monitor_status(&dir.join("logs/p--long--1.status"));
+    let monitor = status["monitor_pid"].as_i64().unwrap() as i32;
+    kill(Pid::from_raw(monitor), Signal::SIGKILL).unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let j = fx.journal();
+    let f = last_finished(&j, "p/long");
+    assert_eq!(f["status"], "failed");
+    assert!(f["error"].as_str().unwrap_or("").contains("monitor"), "{f}");
+    let left = processes_with("sleep 3107");
+    kill_pids(&left);
+    assert!(left.is_empty(), "the step outlived its monitor: {left:?}");
+}

@@ -1732,5 +1732,10 @@ fn resume_of_a_file_that_is_not_a_journal_names_it_once_with_its_line() {
     r.expect_code(2);
     let shown = dir.join("journal.jsonl").display().to_string();
     assert_eq!(r.stderr.matches(&shown).count(), 1, "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("{shown}:1: this is not a runbook journal")), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{shown}:1: this is not a runbook journal")),
+        "{}",
+        r.stderr
+    );
 }

@@ -398,9 +398,13 @@ struct Frames {
 
 impl Frames {
     fn new() -> Frames {
-        // A dup of stdout, so that closing it never leaves fd 1 free for something else.
-        let out = nix::unistd::dup(std::io::stdout())
-            .ok()
+        // A copy of stdout, so that closing it never leaves fd 1 free for something else; closed
+        // on exec, so that the step never holds the pipe to `runbook` open.
+        use std::os::fd::FromRawFd;
+        let fd = nix::fcntl::fcntl(std::io::stdout(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok();
+        // SAFETY: `fd` was just made by F_DUPFD_CLOEXEC and is owned by nothing else.
+        let out = fd
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
             .and_then(|fd| tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok());
         Frames { out }
     }

@@ -273,6 +273,7 @@ enum Following {
     Child {
         child: tokio::process::Child,
         frames: tokio::task::JoinHandle<Option<Ended>>,
+        status: PathBuf,
     },
     /// Started by an earlier `runbook`: its end is seen through a pidfd, its output by reading
     /// its log as it grows, and how it ended in its status file.
@@ -293,6 +294,7 @@ pub async fn spawn(
 ) -> std::io::Result<RunningCommand> {
     use tokio::io::AsyncWriteExt;
     let program = monitor_program();
+    let status = spec.status;
     let monitor_spec = MonitorSpec {
         shell: spec.shell.to_string(),
         command: spec.command.to_string(),
@@ -300,7 +302,7 @@ pub async fn spawn(
         env: spec.env,
         masks: redactor.values().to_vec(),
         log: spec.log,
-        status: spec.status,
+        status: status.clone(),
         timeout_ms: spec.timeout.map(|t| t.as_millis() as u64),
         grace_ms: spec.grace.as_millis() as u64,
     };
@@ -348,7 +350,11 @@ pub async fn spawn(
     Ok(RunningCommand {
         monitor: pid,
         monitor_start: monitor::start_time(pid).unwrap_or(0),
-        how: Following::Child { child, frames },
+        how: Following::Child {
+            child,
+            frames,
+            status,
+        },
     })
 }
 
@@ -470,9 +476,20 @@ impl RunningCommand {
     /// is not known.
     pub async fn wait(&mut self) -> Result<Ended, String> {
         let result = match &mut self.how {
-            Following::Child { child, frames } => {
+            Following::Child {
+                child,
+                frames,
+                status,
+            } => {
                 let ended = frames.await.ok().flatten();
                 let _ = child.wait().await;
+                if ended.is_none() {
+                    // The monitor was killed: its step, orphaned to us, goes too.
+                    if let Some(shell) = monitor::read_status(status).map(|s| s.pid).filter(|&p| p > 0) {
+                        let _ = killpg(Pid::from_raw(shell), Signal::SIGKILL);
+                    }
+                    sweep_orphans(Duration::from_secs(1)).await;
+                }
                 ended.ok_or_else(|| "the step's monitor ended without saying how the step ended".to_string())
             }
             Following::Adopted { pidfd, status, tail } => {

@@ -1779,3 +1779,28 @@ fn resuming_shows_no_countdown_from_the_last_session() {
     assert!(!narrow(&mut app).contains("BY ITSELF"));
     assert_eq!(app.triggers[0].state, "ok");
 }
+
+#[test]
+fn an_irreversible_step_reached_opens_its_confirmation_by_itself_unless_a_dialog_is_open() {
+    // Reached with no dialog open: the confirmation is on screen at once, naming it.
+    let mut app = state_running();
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: true });
+    assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
+    assert!(narrow(&mut app).contains("rollback procedure cannot undo it"));
+    // A key typed ahead does not answer it; only y does.
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert_eq!(ch(&mut app, 'y'), confirm(at(CANARY, 0)));
+
+    // Reached while the operator types a note: the note keeps the keys (a "y" in it is text),
+    // and the step waits for Enter, which then opens the confirmation.
+    let mut app = state_running();
+    ch(&mut app, 'n');
+    waiting(&mut app, at(CANARY, 0), Wait::GoAhead { irreversible: true });
+    assert_eq!(top(&app).as_deref(), Some("text Note: \"\""));
+    assert_eq!(ch(&mut app, 'y'), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("text Note: \"y\""));
+    press(&mut app, KeyCode::Esc);
+    assert!(app.dialogs.is_empty());
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
+}

@@ -423,8 +423,16 @@ impl App {
                 {
                     v.state = StepState::Waiting(why.clone());
                 }
+                let irreversible = matches!(why, Wait::GoAhead { irreversible: true });
                 self.waiting = Some((step, why));
                 self.move_to(step);
+                // An irreversible step reached opens its confirmation by itself (SPEC §5), unless
+                // the operator is in another dialog (typing a note, say): then it waits for Enter.
+                // Only `y` in it starts the step; a key typed ahead (Enter) does nothing there.
+                if irreversible && self.dialogs.is_empty() {
+                    self.selected = step;
+                    self.dialogs.push(super::keys::Dialog::Irreversible(step));
+                }
             }
             Update::Message(m) => self.note(m),
             Update::Event(record) => self.event(record.event),

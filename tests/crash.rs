@@ -7,60 +7,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runbook");
-
-fn spawn_run(fx: &Fixture, file: &Path, args: &[&str]) -> Child {
-    fx.cli_command(file, args, &[])
-        .spawn()
-        .expect("spawn runbook run")
-}
-
-fn resume_command(fx: &Fixture, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("resume")
-        .args(args)
-        .arg("--headless")
-        .arg("--state-dir")
-        .arg(fx.state())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .current_dir(fx.path());
-    cmd
-}
-
-fn resume(fx: &Fixture, args: &[&str]) -> CliRun {
-    let started = Instant::now();
-    let child = resume_command(fx, args).spawn().expect("spawn runbook resume");
-    CliRun::new(wait_output(child, Duration::from_secs(60)), started.elapsed())
-}
-
 fn signal(child: &Child, sig: Signal) {
     kill(Pid::from_raw(child.id() as i32), sig).expect("signal runbook");
-}
-
-/// A journal read while it may be written: lines that do not parse (yet) are left out.
-fn journal_now(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn started(j: &[Value]) -> Vec<String> {
-    events(j, "step_started")
-        .iter()
-        .map(|e| format!("{}#{}", step_name(e), e["attempt"]))
-        .collect()
 }
 
 /// Waits for the one run folder to exist and for `name` to have started.
@@ -69,7 +25,7 @@ fn wait_started(fx: &Fixture, name: &str) -> PathBuf {
     let ok = wait_for(Duration::from_secs(20), || {
         dir = fx.run_dirs().into_iter().next();
         dir.as_ref().is_some_and(|d| {
-            journal_now(d)
+            journal_now(&d.join("journal.jsonl"))
                 .iter()
                 .any(|e| e["event"] == "step_started" && step_name(e) == name)
         })
@@ -130,7 +86,7 @@ fn log_of_long(dir: &Path) -> String {
 fn the_log_grows_while_the_step_runs_and_keeps_its_lines_after_kill_9() {
     let fx = Fixture::new();
     let rb = fx.write("crash.toml", CHATTY_THEN_WAIT);
-    let mut child = spawn_run(&fx, &rb, &[]);
+    let mut child = fx.spawn_run(&rb, &[]);
     let dir = wait_started(&fx, "p/long");
     // While the step still runs, a second session reading the log sees every line so far.
     assert!(
@@ -161,14 +117,14 @@ fn the_log_grows_while_the_step_runs_and_keeps_its_lines_after_kill_9() {
 fn resume_follows_a_step_still_running_after_kill_9_and_never_starts_it_twice() {
     let fx = Fixture::new();
     let rb = fx.write("crash.toml", CHATTY_THEN_WAIT);
-    let mut child = spawn_run(&fx, &rb, &[]);
+    let mut child = fx.spawn_run(&rb, &[]);
     let dir = wait_started(&fx, "p/long");
     assert!(wait_for(Duration::from_secs(10), || fx.read("long.cnt") == "start\n"));
     signal(&child, Signal::SIGKILL);
     let _ = child.wait();
 
     // Even with --yes (which used to run the step in flight again), it is followed, not re-run.
-    let mut resumed = resume_command(&fx, &["--yes"]).spawn().expect("spawn resume");
+    let mut resumed = fx.resume_command(&["--yes"]).spawn().expect("spawn resume");
     // The resumed run waits for the step that still runs; let it finish now.
     std::thread::sleep(Duration::from_millis(500));
     assert!(
@@ -191,7 +147,7 @@ fn resume_follows_a_step_still_running_after_kill_9_and_never_starts_it_twice() 
     );
     assert_eq!(fx.read("long.cnt"), "start\nend\n", "the step ran once");
     assert_eq!(fx.read("three.cnt"), "x\n");
-    let j = journal_now(&dir);
+    let j = journal_now(&dir.join("journal.jsonl"));
     assert_eq!(started(&j), ["p/long#1", "p/three#1"]);
     let f = last_finished(&j, "p/long");
     assert_eq!(f["status"], "succeeded");
@@ -207,7 +163,7 @@ fn resume_follows_a_step_still_running_after_kill_9_and_never_starts_it_twice() 
 fn resume_records_a_step_that_ended_while_no_runbook_ran() {
     let fx = Fixture::new();
     let rb = fx.write("crash.toml", CHATTY_THEN_WAIT);
-    let mut child = spawn_run(&fx, &rb, &[]);
+    let mut child = fx.spawn_run(&rb, &[]);
     let dir = wait_started(&fx, "p/long");
     assert!(wait_for(Duration::from_secs(10), || fx.read("long.cnt") == "start\n"));
     signal(&child, Signal::SIGKILL);
@@ -220,10 +176,10 @@ fn resume_records_a_step_that_ended_while_no_runbook_ran() {
         "the monitor recorded the end"
     );
     // No --yes needed: nothing is decided, the result is only recorded.
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(0);
     assert_eq!(fx.read("long.cnt"), "start\nend\n", "the step ran once");
-    let j = journal_now(&dir);
+    let j = journal_now(&dir.join("journal.jsonl"));
     assert_eq!(started(&j), ["p/long#1", "p/three#1"]);
     let f = last_finished(&j, "p/long");
     assert_eq!(f["status"], "succeeded");
@@ -237,7 +193,7 @@ fn a_step_that_failed_while_no_runbook_ran_is_recorded_failed_and_handled_as_a_f
         "crash.toml",
         &CHATTY_THEN_WAIT.replace("echo end >> long.cnt", "echo end >> long.cnt; exit 3"),
     );
-    let mut child = spawn_run(&fx, &rb, &[]);
+    let mut child = fx.spawn_run(&rb, &[]);
     let dir = wait_started(&fx, "p/long");
     assert!(wait_for(Duration::from_secs(10), || fx.read("long.cnt") == "start\n"));
     signal(&child, Signal::SIGKILL);
@@ -246,9 +202,9 @@ fn a_step_that_failed_while_no_runbook_ran_is_recorded_failed_and_handled_as_a_f
     assert!(wait_for(Duration::from_secs(10), || fx.read("long.cnt") == "start\nend\n"));
     std::thread::sleep(Duration::from_millis(300));
     // on_failure = "ask" without a terminal: the run stops on the failed step (exit 1).
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(1);
-    let j = journal_now(&dir);
+    let j = journal_now(&dir.join("journal.jsonl"));
     let f = last_finished(&j, "p/long");
     assert_eq!(f["status"], "failed");
     assert_eq!(f["exit_code"], 3);
@@ -259,7 +215,7 @@ fn a_step_that_failed_while_no_runbook_ran_is_recorded_failed_and_handled_as_a_f
 fn when_the_monitor_died_too_the_operator_decides_as_before() {
     let fx = Fixture::new();
     let rb = fx.write("crash.toml", CHATTY_THEN_WAIT);
-    let mut child = spawn_run(&fx, &rb, &[]);
+    let mut child = fx.spawn_run(&rb, &[]);
     let dir = wait_started(&fx, "p/long");
     assert!(wait_for(Duration::from_secs(10), || fx.read("long.cnt") == "start\n"));
     signal(&child, Signal::SIGKILL);
@@ -271,7 +227,7 @@ fn when_the_monitor_died_too_the_operator_decides_as_before() {
     let _ = kill(Pid::from_raw(monitor), Signal::SIGKILL);
     let _ = nix::sys::signal::killpg(Pid::from_raw(shell), Signal::SIGKILL);
     assert!(wait_gone(monitor, Duration::from_secs(5)));
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(1);
     assert!(
         r.stderr.contains("p/long") && r.stderr.contains("--yes"),
@@ -279,9 +235,12 @@ fn when_the_monitor_died_too_the_operator_decides_as_before() {
         r.stderr
     );
     fx.write("go", "");
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
-    assert_eq!(started(&journal_now(&dir)), ["p/long#1", "p/long#2", "p/three#1"]);
+    assert_eq!(
+        started(&journal_now(&dir.join("journal.jsonl"))),
+        ["p/long#1", "p/long#2", "p/three#1"]
+    );
 }
 
 /// A step's status file, once its monitor has written it.
@@ -384,7 +343,7 @@ fn nothing_outlives_a_step_cancelled_by_a_rollback_or_a_signal() {
     for (tag, sig, code) in [(3, Signal::SIGINT, 130), (4, Signal::SIGTERM, 130)] {
         let fx = Fixture::new();
         let rb = fx.write("e.toml", &escaping_runbook(tag, true, ""));
-        let child = spawn_run(&fx, &rb, &[]);
+        let child = fx.spawn_run(&rb, &[]);
         wait_started(&fx, "p/escape");
         let needle = format!("sleep {}", 3020 + tag * 10);
         assert!(wait_for(Duration::from_secs(10), || !processes_with(&needle).is_empty()));
@@ -399,7 +358,7 @@ fn nothing_outlives_a_step_cancelled_by_a_rollback_or_a_signal() {
         "e.toml",
         &escaping_runbook(5, true, "timeout = \"2s\"\non_failure = \"rollback\""),
     );
-    let child = spawn_run(&fx, &rb, &[]);
+    let child = fx.spawn_run(&rb, &[]);
     wait_started(&fx, "p/escape");
     signal(&child, Signal::SIGHUP);
     let out = wait_output(child, Duration::from_secs(30));
@@ -450,7 +409,7 @@ title = "Revert"
 run = "echo x >> revert.cnt"
 "#,
     );
-    let child = spawn_run(&fx, &rb, &[]);
+    let child = fx.spawn_run(&rb, &[]);
     wait_started(&fx, "p/deploy");
     std::thread::sleep(Duration::from_millis(400));
     signal(&child, Signal::SIGSTOP);
@@ -525,7 +484,7 @@ title = "Four"
 run = "echo x >> four.cnt"
 "#,
     );
-    let child = spawn_run(&fx, &rb, &[]);
+    let child = fx.spawn_run(&rb, &[]);
     wait_started(&fx, "p/deploy");
     std::thread::sleep(Duration::from_millis(500));
     signal(&child, Signal::SIGHUP);
@@ -604,9 +563,9 @@ fn a_second_resume_never_runs_finished_steps_again() {
         let rb = fx.write("race.toml", &slow_to_load());
         fx.run_cli(&rb, &[]).expect_code(1);
         fx.write("open", "");
-        let first = resume_command(&fx, &["--yes"]).spawn().unwrap();
+        let first = fx.resume_command(&["--yes"]).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(round * 20));
-        let second = resume_command(&fx, &["--yes"]).spawn().unwrap();
+        let second = fx.resume_command(&["--yes"]).spawn().unwrap();
         let a = wait_output(first, Duration::from_secs(30));
         let b = wait_output(second, Duration::from_secs(30));
         assert_eq!(
@@ -640,8 +599,8 @@ fn two_resumes_at_once_the_loser_names_the_holder() {
         let rb = fx.write("race.toml", &QUICK_AFTER_FAILURE.replace("sleep 0.2", "sleep 1"));
         fx.run_cli(&rb, &[]).expect_code(1);
         fx.write("open", "");
-        let first = resume_command(&fx, &["--yes"]).spawn().unwrap();
-        let second = resume_command(&fx, &["--yes"]).spawn().unwrap();
+        let first = fx.resume_command(&["--yes"]).spawn().unwrap();
+        let second = fx.resume_command(&["--yes"]).spawn().unwrap();
         let (pa, pb) = (first.id(), second.id());
         let a = wait_output(first, Duration::from_secs(30));
         let b = wait_output(second, Duration::from_secs(30));
@@ -789,7 +748,7 @@ run = "echo start >> long.cnt; sleep 3107"
 on_failure = "continue"
 "#,
     );
-    let child = spawn_run(&fx, &rb, &[]);
+    let child = fx.spawn_run(&rb, &[]);
     let dir = wait_started(&fx, "p/long");
     assert!(wait_for(Duration::from_secs(10), || fx.read("long.cnt") == "start\n"));
     let status = monitor_status(&dir.join("logs/p--long--1.status"));

@@ -116,43 +116,6 @@ fn count(fx: &Fixture, name: &str) -> usize {
     fx.read(name).lines().count()
 }
 
-/// `runbook resume ARGS... --headless --state-dir STATE`, stdin null, in the fixture folder.
-fn resume_command(fx: &Fixture, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("resume")
-        .args(args)
-        .arg("--headless")
-        .arg("--state-dir")
-        .arg(fx.state())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .current_dir(fx.path());
-    cmd
-}
-
-fn resume(fx: &Fixture, args: &[&str]) -> CliRun {
-    let started = Instant::now();
-    let child = resume_command(fx, args).spawn().expect("spawn runbook resume");
-    CliRun::new(wait_output(child, Duration::from_secs(30)), started.elapsed())
-}
-
-/// `runbook run FILE --headless --state-dir STATE ARGS...` started in the background.
-fn spawn_run(fx: &Fixture, file: &Path, args: &[&str]) -> Child {
-    fx.cli_command(file, args, &[])
-        .spawn()
-        .expect("spawn runbook run")
-}
-
-/// A journal read while it may be written: lines that do not parse (yet) are left out.
-fn journal_now(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn journal_path(run_dir: &Path) -> PathBuf {
     run_dir.join("journal.jsonl")
 }
@@ -192,7 +155,7 @@ fn signal_and_wait(child: Child, sig: Signal) -> CliRun {
 /// Starts THREE_STEPS-like runbook `file` and interrupts it with SIGINT while `deploy/long` runs.
 /// Returns the run folder.
 fn run_until_sigint(fx: &Fixture, file: &Path, args: &[&str]) -> PathBuf {
-    let child = spawn_run(fx, file, args);
+    let child = fx.spawn_run(file, args);
     let dir = wait_step_running(fx, "deploy/long", 1, "long.cnt");
     let r = signal_and_wait(child, Signal::SIGINT);
     r.expect_code(130);
@@ -222,14 +185,6 @@ fn outcomes(j: &[Value]) -> Vec<String> {
     events(j, "run_finished")
         .iter()
         .map(|e| e["outcome"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
-
-/// Every step_started with its name and attempt, in journal order.
-fn started(j: &[Value]) -> Vec<String> {
-    j.iter()
-        .filter(|e| e["event"] == "step_started")
-        .map(|e| format!("{}#{}", step_name(e), e["attempt"]))
         .collect()
 }
 
@@ -279,7 +234,7 @@ fn sigint_mid_step_then_resume_yes_runs_it_again_and_nothing_twice() {
     assert!(resumable(&dir));
 
     // Headless without --yes: nobody is there to decide about the interrupted step.
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(1);
     assert!(
         r.stderr.contains("deploy/long") && r.stderr.contains("--yes"),
@@ -299,7 +254,7 @@ fn sigint_mid_step_then_resume_yes_runs_it_again_and_nothing_twice() {
     assert_eq!(started(&j), ["prep/one#1", "deploy/long#1"], "no step started");
 
     // --yes: the interrupted step runs again as attempt 2, the rest goes on.
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     assert!(
         r.stdout.contains("deploy/long") && r.stdout.contains("(attempt 2)"),
@@ -349,10 +304,10 @@ fn sigint_mid_step_then_resume_yes_runs_it_again_and_nothing_twice() {
     assert!(!resumable(&dir));
 
     // Nothing is left to resume.
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(2);
     assert!(r.stderr.contains("no unfinished run"), "{}", r.stderr);
-    let named = resume(&fx, &[dir.to_str().unwrap()]);
+    let named = fx.resume(&[dir.to_str().unwrap()]);
     named.expect_code(2);
     assert!(named.stderr.contains("nothing to resume"), "{}", named.stderr);
     assert_eq!(
@@ -406,7 +361,7 @@ fn resume_by_journal_file_or_by_run_folder() {
 
     // Naming the older run's journal file resumes that run, not the latest one.
     let journal_a = journal_path(&dir_a);
-    let r = resume(&fx, &[journal_a.to_str().unwrap(), "--yes"]);
+    let r = fx.resume(&[journal_a.to_str().unwrap(), "--yes"]);
     r.expect_code(0);
     let ja = journal_json(&journal_a);
     assert_eq!(outcomes(&ja), ["failed", "succeeded"]);
@@ -417,7 +372,7 @@ fn resume_by_journal_file_or_by_run_folder() {
     assert_eq!((count(&fx, "check.cnt"), count(&fx, "three.cnt")), (3, 1));
 
     // Naming the run folder.
-    let r = resume(&fx, &[dir_b.to_str().unwrap(), "--yes"]);
+    let r = fx.resume(&[dir_b.to_str().unwrap(), "--yes"]);
     r.expect_code(0);
     let jb = journal_json(&journal_path(&dir_b));
     assert_eq!(outcomes(&jb), ["failed", "succeeded"]);
@@ -426,7 +381,7 @@ fn resume_by_journal_file_or_by_run_folder() {
     assert_eq!(count(&fx, "one.cnt"), 2, "each run's first step ran once");
 
     // A name that is neither.
-    let r = resume(&fx, &["no/such/journal.jsonl"]);
+    let r = fx.resume(&["no/such/journal.jsonl"]);
     r.expect_code(2);
     assert!(r.stderr.contains("no/such/journal.jsonl"), "{}", r.stderr);
 }
@@ -437,7 +392,7 @@ fn resume_by_a_relative_journal_name_from_inside_the_run_folder() {
     let rb = fx.write("rel.toml", &failing_runbook("Relative", "ask"));
     let dir = failed_run(&fx, &rb);
     fx.write("fixed", "");
-    let mut cmd = resume_command(&fx, &["journal.jsonl", "--yes"]);
+    let mut cmd = fx.resume_command(&["journal.jsonl", "--yes"]);
     cmd.current_dir(&dir);
     let r = CliRun::new(
         wait_output(cmd.spawn().expect("spawn"), Duration::from_secs(30)),
@@ -469,7 +424,7 @@ fn resume_without_a_name_picks_the_latest_unfinished_run() {
     assert_eq!(fx.run_dirs().len(), 3);
     fx.write("fixed", "");
 
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     assert!(
         r.stderr.contains(&format!(
@@ -485,7 +440,7 @@ fn resume_without_a_name_picks_the_latest_unfinished_run() {
     );
     assert_eq!(outcomes(&journal_json(&journal_path(&dir_a))), ["failed"]);
 
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     assert!(r.stderr.contains(&dir_a.display().to_string()), "{}", r.stderr);
     assert_eq!(
@@ -493,7 +448,7 @@ fn resume_without_a_name_picks_the_latest_unfinished_run() {
         ["failed", "succeeded"]
     );
 
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(r.stderr.contains("no unfinished run"), "{}", r.stderr);
     assert_eq!(count(&fx, "three.cnt"), 2);
@@ -502,7 +457,7 @@ fn resume_without_a_name_picks_the_latest_unfinished_run() {
 #[test]
 fn resume_with_an_empty_state_dir_says_there_is_no_unfinished_run() {
     let fx = Fixture::new();
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(2);
     assert!(r.stderr.contains("no unfinished run"), "{}", r.stderr);
     assert!(fx.run_dirs().is_empty());
@@ -555,7 +510,7 @@ fn a_run_stopped_at_a_manual_step_is_resumable_and_resume_without_yes_stops_ther
     let fx = Fixture::new();
     let dir = stopped_at_manual(&fx);
     assert!(resumable(&dir));
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(1);
     assert!(
         r.stderr.contains("p/gate") && r.stderr.contains("--yes"),
@@ -571,7 +526,7 @@ fn a_run_stopped_at_a_manual_step_is_resumable_and_resume_without_yes_stops_ther
 fn resume_yes_confirms_the_manual_step_the_run_stopped_at() {
     let fx = Fixture::new();
     let dir = stopped_at_manual(&fx);
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     let j = journal_json(&journal_path(&dir));
     let gate = last_finished(&j, "p/gate");
@@ -602,7 +557,7 @@ fn a_manual_step_waiting_when_runbook_was_killed_is_confirmed_by_resume_yes() {
     let j = journal_json(&journal_path(&dir));
     assert!(finished(&j, "p/gate").is_empty() && events(&j, "run_finished").is_empty());
 
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     let j = journal_json(&journal_path(&dir));
     let gate = last_finished(&j, "p/gate");
@@ -622,7 +577,7 @@ fn a_manual_step_waiting_at_sigint_is_confirmed_by_resume_yes() {
     kill(Pid::from_raw(ui.child.id() as i32), Signal::SIGINT).unwrap();
     let (code, _, err) = ui.finish();
     assert_eq!(code, Some(130), "{err}");
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     let j = journal_json(&journal_path(&dir));
     let gate = last_finished(&j, "p/gate");
@@ -647,7 +602,7 @@ fn a_run_stopped_on_a_failed_step_goes_on_once_the_cause_is_fixed() {
     assert!(resumable(&dir));
 
     // Still broken: without --yes, headless says why and stops.
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(1);
     assert!(
         r.stderr.contains("prep/check") && r.stderr.contains("--yes"),
@@ -658,7 +613,7 @@ fn a_run_stopped_on_a_failed_step_goes_on_once_the_cause_is_fixed() {
 
     // Fix the cause, then resume: the failed step runs again and the run succeeds.
     fx.write("fixed", "");
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     assert_eq!(count(&fx, "one.cnt"), 1, "a finished step ran again");
     assert_eq!(count(&fx, "check.cnt"), 2);
@@ -693,7 +648,7 @@ fn a_changed_runbook_is_refused_unless_force() {
         "changing.toml",
         &text.replace("title = \"Third\"", "title = \"Third, renamed\""),
     );
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     for needle in [
         "changed since the run started",
@@ -719,7 +674,7 @@ fn a_changed_runbook_is_refused_unless_force() {
         )
     };
     fx.write("changing.toml", &added);
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(
         r.stderr.contains("changed since the run started") && r.stderr.contains("--force"),
@@ -729,7 +684,7 @@ fn a_changed_runbook_is_refused_unless_force() {
     assert_eq!(file_bytes(&journal), before);
 
     // --force goes on with the file as it is now, saying so.
-    let r = resume(&fx, &["--yes", "--force"]);
+    let r = fx.resume(&["--yes", "--force"]);
     r.expect_code(0);
     assert!(
         r.stderr.contains("--force") && r.stderr.contains("changing.toml"),
@@ -764,7 +719,7 @@ fn a_step_the_journal_knows_that_was_deleted_from_the_runbook_is_named() {
     assert!(text.contains(one));
     fx.write("shrinking.toml", &text.replace(one, ""));
 
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(
         r.stderr.contains("prep/one") && r.stderr.contains("no longer in the runbook"),
@@ -774,7 +729,7 @@ fn a_step_the_journal_knows_that_was_deleted_from_the_runbook_is_named() {
     assert!(r.stderr.contains("--force"), "{}", r.stderr);
     assert_eq!(outcomes(&journal_json(&journal_path(&dir))), ["failed"]);
 
-    let r = resume(&fx, &["--yes", "--force"]);
+    let r = fx.resume(&["--yes", "--force"]);
     r.expect_code(0);
     assert!(
         r.stderr.contains("prep/one"),
@@ -799,7 +754,7 @@ fn a_runbook_file_that_is_gone_is_named() {
     let dir = fx.run_dir();
     let before = file_bytes(&journal_path(&dir));
     std::fs::remove_file(&rb).unwrap();
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(r.stderr.contains("vanishing.toml"), "{}", r.stderr);
     assert_eq!(file_bytes(&journal_path(&dir)), before);
@@ -816,7 +771,7 @@ fn a_run_that_succeeded_has_nothing_to_resume_and_force_runs_nothing_again() {
     fx.run_cli(&rb, &[]).expect_code(0);
     let dir = fx.run_dir();
 
-    let r = resume(&fx, &[dir.to_str().unwrap()]);
+    let r = fx.resume(&[dir.to_str().unwrap()]);
     r.expect_code(2);
     assert!(
         r.stderr.contains("succeeded")
@@ -825,13 +780,13 @@ fn a_run_that_succeeded_has_nothing_to_resume_and_force_runs_nothing_again() {
         "{}",
         r.stderr
     );
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(2);
     assert!(r.stderr.contains("no unfinished run"), "{}", r.stderr);
     assert_eq!(outcomes(&journal_json(&journal_path(&dir))), ["succeeded"]);
 
     // --force: a resumed session that finds every step done and runs none of them again.
-    let r = resume(&fx, &[dir.to_str().unwrap(), "--force", "--yes"]);
+    let r = fx.resume(&[dir.to_str().unwrap(), "--force", "--yes"]);
     r.expect_code(0);
     assert_eq!(
         (
@@ -854,14 +809,14 @@ fn a_run_that_was_rolled_back_has_nothing_to_resume() {
     fx.run_cli(&rb, &[]).expect_code(3);
     let dir = fx.run_dir();
     assert_eq!(count(&fx, "revert.cnt"), 1);
-    let r = resume(&fx, &[dir.to_str().unwrap(), "--yes"]);
+    let r = fx.resume(&[dir.to_str().unwrap(), "--yes"]);
     r.expect_code(2);
     assert!(
         r.stderr.contains("rolled_back") && r.stderr.contains("nothing to resume"),
         "{}",
         r.stderr
     );
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(r.stderr.contains("no unfinished run"), "{}", r.stderr);
     assert_eq!(outcomes(&journal_json(&journal_path(&dir))), ["rolled_back"]);
@@ -882,7 +837,7 @@ fn force_on_a_rolled_back_run_runs_the_steps_the_rollback_cancelled() {
     fx.run_cli(&rb, &[]).expect_code(3);
     let dir = fx.run_dir();
     fx.write("fixed", "");
-    let r = resume(&fx, &[dir.to_str().unwrap(), "--yes", "--force"]);
+    let r = fx.resume(&[dir.to_str().unwrap(), "--yes", "--force"]);
     let j = journal_json(&journal_path(&dir));
     if r.code == Some(0) {
         assert_eq!(
@@ -921,7 +876,7 @@ run = "echo x >> after.cnt"
 fn a_second_runbook_on_a_run_in_progress_is_refused_naming_the_holder() {
     let fx = Fixture::new();
     let rb = fx.write("hold.toml", HOLD);
-    let child = spawn_run(&fx, &rb, &[]);
+    let child = fx.spawn_run(&rb, &[]);
     let run_pid = child.id();
     let dir = wait_step_running(&fx, "p/hold", 1, "hold.cnt");
     let journal = journal_path(&dir);
@@ -929,7 +884,7 @@ fn a_second_runbook_on_a_run_in_progress_is_refused_naming_the_holder() {
 
     // Named, and picked as the latest unfinished run: both refused, naming who drives it.
     for args in [vec![dir.to_str().unwrap(), "--yes"], vec!["--yes"]] {
-        let r = resume(&fx, &args);
+        let r = fx.resume(&args);
         r.expect_code(2);
         assert!(
             r.stderr.contains(&holder(run_pid)),
@@ -948,10 +903,10 @@ fn a_second_runbook_on_a_run_in_progress_is_refused_naming_the_holder() {
     assert_valid_json_lines(&journal);
 
     // A resume holds the run now; a second resume is refused naming it.
-    let holder_child = resume_command(&fx, &["--yes"]).spawn().expect("spawn resume");
+    let holder_child = fx.resume_command(&["--yes"]).spawn().expect("spawn resume");
     let resume_pid = holder_child.id();
     wait_step_running(&fx, "p/hold", 2, "hold.cnt");
-    let r = resume(&fx, &[dir.to_str().unwrap(), "--yes"]);
+    let r = fx.resume(&[dir.to_str().unwrap(), "--yes"]);
     r.expect_code(2);
     assert!(
         r.stderr.contains(&holder(resume_pid)),
@@ -1003,7 +958,7 @@ title = "Third"
 run = "echo x >> three.cnt"
 "#,
     );
-    let child = spawn_run(&fx, &rb, &[]);
+    let child = fx.spawn_run(&rb, &[]);
     let dir = wait_step_running(&fx, "p/long", 1, "long.cnt");
     // A crash: SIGKILL, no chance to journal anything more.
     let r = signal_and_wait(child, Signal::SIGKILL);
@@ -1030,7 +985,7 @@ run = "echo x >> three.cnt"
     assert!(resumable(&dir));
 
     // The dead holder's lock is free again; the step in flight is the operator's decision.
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     r.expect_code(1);
     assert!(
         r.stderr.contains("p/long") && r.stderr.contains("--yes"),
@@ -1038,7 +993,7 @@ run = "echo x >> three.cnt"
         r.stderr
     );
     fx.write("quick", "");
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     assert_eq!(
         (
@@ -1079,7 +1034,7 @@ fn a_torn_last_journal_line_is_ignored_said_and_cut_off() {
     std::fs::write(&journal, &torn).unwrap();
     let whole_lines = lines.len();
 
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     assert!(r.stderr.contains("ignored a torn last line"), "{}", r.stderr);
     assert!(r.stderr.contains("journal.jsonl"), "{}", r.stderr);
@@ -1119,7 +1074,7 @@ fn a_journal_corrupted_before_its_last_line_is_refused_with_the_line() {
     let corrupted = lines.join("\n") + "\n";
     std::fs::write(&journal, &corrupted).unwrap();
     fx.write("fixed", "");
-    let r = resume(&fx, &[dir.to_str().unwrap(), "--yes"]);
+    let r = fx.resume(&[dir.to_str().unwrap(), "--yes"]);
     r.expect_code(2);
     assert!(
         r.stderr.contains("journal.jsonl:3"),
@@ -1183,7 +1138,7 @@ run = "echo x >> after.cnt"
 fn a_rollback_interrupted_midway_goes_on_with_the_rollback() {
     let fx = Fixture::new();
     let rb = fx.write("slowback.toml", SLOW_ROLLBACK);
-    let child = spawn_run(&fx, &rb, &[]);
+    let child = fx.spawn_run(&rb, &[]);
     let dir = wait_step_running(&fx, "rb/slow", 1, "slow.cnt");
     signal_and_wait(child, Signal::SIGINT).expect_code(130);
     let journal = journal_path(&dir);
@@ -1195,7 +1150,7 @@ fn a_rollback_interrupted_midway_goes_on_with_the_rollback() {
     assert!(resumable(&dir));
 
     // Headless without --yes: stops, naming the rollback step; the rollback stays resumable.
-    let r = resume(&fx, &[]);
+    let r = fx.resume(&[]);
     assert!(
         r.stderr.contains("rb/slow") && r.stderr.contains("--yes"),
         "{}",
@@ -1207,7 +1162,7 @@ fn a_rollback_interrupted_midway_goes_on_with_the_rollback() {
     assert_eq!(count(&fx, "slow.cnt"), 1);
 
     // --yes: the rollback goes on where it was (not the forward steps).
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(3);
     assert_eq!(count(&fx, "one.cnt"), 1);
     assert_eq!(
@@ -1275,7 +1230,7 @@ run = "echo \"$release\" >> three.cnt"
 "#,
     );
     let dir = run_until_sigint(&fx, &rb, &["--var", "release=v2"]);
-    resume(&fx, &["--yes"]).expect_code(0);
+    fx.resume(&["--yes"]).expect_code(0);
     assert_eq!(fx.read("long.cnt"), "v2\nv2\n");
     assert_eq!(fx.read("three.cnt"), "v2\n");
     let j = journal_json(&journal_path(&dir));
@@ -1328,7 +1283,7 @@ fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::
 
 impl Interactive {
     fn start(fx: &Fixture, args: &[&str]) -> Interactive {
-        Interactive::spawn(resume_command(fx, args))
+        Interactive::spawn(fx.resume_command(args))
     }
 
     fn spawn(mut cmd: Command) -> Interactive {
@@ -1702,7 +1657,7 @@ fn sighup_in_tmux_lets_the_step_finish_starts_nothing_more_and_resume_goes_on() 
     assert!(log.contains("start") && log.contains("end"), "log: {log:?}");
     assert!(resumable(&run_dir));
 
-    let r = resume(&fx, &["--yes"]);
+    let r = fx.resume(&["--yes"]);
     r.expect_code(0);
     assert!(fx.exists("next.txt"));
     assert_eq!(count(&fx, "long.cnt"), 1, "the finished step did not run again");
@@ -1728,7 +1683,7 @@ fn resume_of_a_file_that_is_not_a_journal_names_it_once_with_its_line() {
     let dir = fx.state().join("runs").join("20260101T000000Z-x");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("journal.jsonl"), "[1, 2]\n").unwrap();
-    let r = resume(&fx, &[dir.to_str().unwrap()]);
+    let r = fx.resume(&[dir.to_str().unwrap()]);
     r.expect_code(2);
     let shown = dir.join("journal.jsonl").display().to_string();
     assert_eq!(r.stderr.matches(&shown).count(), 1, "{}", r.stderr);

@@ -344,6 +344,54 @@ pub fn kill_pids(pids: &[i32]) {
     }
 }
 
+impl Fixture {
+    /// `runbook resume ARGS... --headless --state-dir STATE`, stdin null, in the fixture folder.
+    pub fn resume_command(&self, args: &[&str]) -> ProcCommand {
+        let mut cmd = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"));
+        cmd.arg("resume")
+            .args(args)
+            .arg("--headless")
+            .arg("--state-dir")
+            .arg(self.state())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .current_dir(self.path());
+        cmd
+    }
+
+    /// `runbook resume ARGS...` run to its end.
+    pub fn resume(&self, args: &[&str]) -> CliRun {
+        let started = Instant::now();
+        let child = self.resume_command(args).spawn().expect("spawn runbook resume");
+        CliRun::new(wait_output(child, Duration::from_secs(60)), started.elapsed())
+    }
+
+    /// `runbook run FILE --headless --state-dir STATE ARGS...` started in the background.
+    pub fn spawn_run(&self, file: &Path, args: &[&str]) -> std::process::Child {
+        self.cli_command(file, args, &[])
+            .spawn()
+            .expect("spawn runbook run")
+    }
+}
+
+/// A journal read while it may be written: lines that do not parse (yet) are left out.
+pub fn journal_now(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Every step_started with its name and attempt (`phase/step#N`), in journal order.
+pub fn started(j: &[Value]) -> Vec<String> {
+    j.iter()
+        .filter(|e| e["event"] == "step_started")
+        .map(|e| format!("{}#{}", step_name(e), e["attempt"]))
+        .collect()
+}
+
 /// Polls until `cond` holds, up to `limit`.
 pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

@@ -471,6 +471,73 @@ async fn a_below_trigger_goes_pending_fires_after_its_window_and_clears() {
 // ---------------------------------------------------------------------------------------------
 // Headless policy: a firing trigger rolls back
 
+/// A breach of a 2 s window with one poll in the middle that fails (`gap` makes the metric's
+/// command fail) or answers nothing (`gap` empties it). Returns the journal.
+async fn window_with_a_gap(gap: &str) -> Vec<Value> {
+    let fx = Fixture::new();
+    set_value(&fx, "0");
+    let trigger = "[[trigger]]\nid = \"t\"\ntitle = \"T\"\nmetric = \"errors\"\nabove = 1\nfor = \"2s\"\n";
+    let step = format!(
+        "sleep 0.3; {}; sleep 1.1; {gap}; sleep 0.3; {}; sleep 3; {}; sleep 0.6",
+        sh_set("5"),
+        sh_set("5"),
+        sh_set("0")
+    );
+    let rb = write_rb(
+        &fx,
+        &[ERRORS_METRIC, trigger, &phase_one(&[("a", &step)]), ROLLBACK],
+    );
+    let d = drive(held(request(&rb, &fx.state(), &[], false)), no_commands).await;
+    let j = d.journal();
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:#?}", trace(&j));
+    assert_eq!(
+        trace(&j),
+        [
+            "run_started run",
+            "start one/a#1",
+            "trigger_pending t",
+            "trigger_unknown t",
+            "trigger_pending t",
+            "trigger_fired t",
+            "trigger_cleared t",
+            "succeeded one/a#1",
+            "run_finished succeeded",
+        ]
+    );
+    j
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_query_while_pending_keeps_the_window() {
+    // `cat` of a missing file exits 1: the source failed.
+    let j = window_with_a_gap("rm value.txt").await;
+    let unknown = first(&j, "trigger_unknown");
+    let error = j[unknown]["error"].as_str().unwrap_or("");
+    assert!(error.contains("exited 1"), "{error}");
+    let pending = first(&j, "trigger_pending");
+    let fired = first(&j, "trigger_fired");
+    let waited = ms_between(ts(&j[pending]), ts(&j[fired]));
+    assert!(
+        (1900..2900).contains(&waited),
+        "fired {waited} ms after the breach began; the 2 s window must go on through a failed poll"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_answer_while_pending_restarts_the_window() {
+    // `cat` of an empty file prints nothing: no data.
+    let j = window_with_a_gap(": > value.tmp && mv value.tmp value.txt").await;
+    let unknown = first(&j, "trigger_unknown");
+    assert_eq!(j[unknown]["error"], "no data");
+    let again = unknown + 1 + first(&j[unknown + 1..], "trigger_pending");
+    let fired = first(&j, "trigger_fired");
+    let waited = ms_between(ts(&j[again]), ts(&j[fired]));
+    assert!(
+        waited >= 1900,
+        "fired {waited} ms after the breach was seen again: a new 2 s window"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn headless_a_trigger_firing_during_a_watch_fails_it_and_rolls_back() {
     let fx = Fixture::new();

@@ -10,8 +10,9 @@
 //! - a failed query (an error, a timeout, a bad status): nothing is known about the metric, so the
 //!   trigger is shown `unknown` for that poll and a pending window is kept as it is, as Prometheus
 //!   keeps a pending alert when a rule evaluation fails. One blip never holds or rolls back the run:
-//!   `hold` and `rollback` act on failed queries only once the source has failed on two polls in a
-//!   row and for at least the trigger's `for`.
+//!   once the source has answered, `hold` and `rollback` act on failed queries only when it has
+//!   failed on two polls in a row and for at least the trigger's `for`. A source that has not
+//!   answered yet in this session is not having a blip: they act at once, before any step runs.
 //!
 //! Once a trigger fires (or was acknowledged), losing its data does not clear it; the loss is
 //! reported once (`DataLost`) until data comes back.
@@ -103,6 +104,8 @@ pub struct Watched {
     /// Resumed: an armed trigger starts `Unsampled`, not `Ok`.
     resumed: bool,
     failing: Option<Failing>,
+    /// The source has answered (a value or an empty answer) in this session.
+    answered: bool,
     /// The loss of data while firing or acknowledged has been reported.
     data_lost: bool,
 }
@@ -137,6 +140,7 @@ impl Watched {
             last_value: None,
             resumed: false,
             failing: None,
+            answered: false,
             data_lost: false,
         }
     }
@@ -188,6 +192,7 @@ impl Watched {
         let (threshold, for_, on_no_data) = (*threshold, *for_, *on_no_data);
         match reading {
             Reading::Value(v) => {
+                self.answered = true;
                 self.failing = None;
                 self.data_lost = false;
                 self.last_value = Some(*v);
@@ -229,6 +234,7 @@ impl Watched {
                 }
             }
             Reading::NoData => {
+                self.answered = true;
                 self.failing = None;
                 self.no_data(now, crate::metrics::NO_DATA.to_string(), on_no_data)
             }
@@ -273,6 +279,11 @@ impl Watched {
         let lasted = now.saturating_duration_since(failing.since);
         match self.state {
             State::Firing { .. } | State::Acknowledged => self.lose_data(error.to_string()),
+            // A source that has never answered is not having a blip: the run is blind from its
+            // start, before any step changed anything.
+            _ if on_no_data != OnNoData::Warn && !self.answered => {
+                self.no_data(now, error.to_string(), on_no_data)
+            }
             // A source that stays down is as blind as an empty answer.
             _ if on_no_data != OnNoData::Warn && failing.polls >= 2 && lasted >= for_ => {
                 let error = format!(
@@ -617,11 +628,30 @@ mod tests {
             );
             // An answer in between starts the count again.
             let mut t = metric_trigger(Threshold::Above(1.0), Duration::ZERO, on_no_data);
-            t.observe(t0, &failed());
+            t.observe(t0, &Reading::Value(0.5));
+            t.observe(t0 + MIN / 2, &failed());
             t.observe(t0 + MIN, &Reading::Value(0.5));
             assert!(!t.observe(t0 + 2 * MIN, &failed()).is_some_and(|tr| fired(&tr)));
             assert!(t.observe(t0 + 3 * MIN, &failed()).is_some_and(|tr| fired(&tr)));
         }
+    }
+
+    #[test]
+    fn a_source_that_never_answered_holds_or_rolls_back_at_once() {
+        let t0 = Instant::now();
+        let mut t = metric_trigger(Threshold::Above(1.0), 5 * MIN, OnNoData::Rollback);
+        assert!(matches!(
+            t.observe(t0, &failed()),
+            Some(Transition::Fired {
+                roll_back_now: true,
+                ..
+            })
+        ));
+        let mut t = metric_trigger(Threshold::Above(1.0), 5 * MIN, OnNoData::Warn);
+        assert!(matches!(
+            t.observe(t0, &failed()),
+            Some(Transition::Unknown { .. })
+        ));
     }
 
     #[test]

@@ -1870,3 +1870,69 @@ async fn injecting_a_fault_without_simulated_metrics_is_only_a_message() {
         d.messages
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the screen makes of trigger events
+
+#[test]
+fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigger_through_lost_data() {
+    use runbook::tui::state::App;
+    let fx = Fixture::new();
+    let file = write_rb(
+        &fx,
+        &[ERRORS_METRIC, ERRORS_ABOVE_1, &phase_one(&[("a", "true")])],
+    );
+    let rb = std::sync::Arc::new(runbook::runbook::load(&file, &[]).expect("loads"));
+    let mut app = App::new(rb, runbook::engine::Mode::Run, &[], String::new());
+    let apply = |app: &mut App, event: Event| {
+        app.apply(Update::Event(Record {
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            event,
+        }));
+    };
+    let unknown = |error: &str| Event::TriggerUnknown {
+        trigger: "errors-high".into(),
+        error: error.into(),
+    };
+    let pending = Event::TriggerPending {
+        trigger: "errors-high".into(),
+        value: Some(5.0),
+    };
+    apply(&mut app, pending.clone());
+    let began = app.triggers[0].since.expect("pending since");
+    std::thread::sleep(Duration::from_millis(20));
+    apply(&mut app, unknown("Prometheus answered HTTP 503"));
+    assert_eq!(app.triggers[0].state, "unknown");
+    apply(&mut app, pending.clone());
+    assert_eq!(
+        app.triggers[0].since,
+        Some(began),
+        "the countdown goes on from where it was"
+    );
+    // An empty answer ends the window: the next breach counts down from its own start.
+    apply(&mut app, unknown("no data"));
+    apply(&mut app, pending);
+    assert!(app.triggers[0].since.expect("since") > began);
+
+    apply(
+        &mut app,
+        Event::TriggerFired {
+            trigger: "errors-high".into(),
+            value: Some(5.0),
+            reason: None,
+        },
+    );
+    apply(&mut app, unknown("no data"));
+    assert_eq!(app.triggers[0].state, "firing", "data lost does not clear it");
+    assert_eq!(app.firing().len(), 1);
+    assert_eq!(app.triggers[0].reason.as_deref(), Some("data lost: no data"));
+    apply(
+        &mut app,
+        Event::MetricsSampled {
+            values: [("errors".to_string(), Some(5.0))].into(),
+            errors: Default::default(),
+        },
+    );
+    assert_eq!(app.triggers[0].state, "firing");
+    assert_eq!(app.triggers[0].reason, None, "the data came back");
+}

@@ -4,6 +4,7 @@
 //! - healthy traffic never fires, and what is sampled is what the exporter served;
 //! - a rise in errors goes pending, fires after `for`, rolls back, exit 3;
 //! - Prometheus going away is `unknown` and obeys `on_no_data` (warn, rollback, hold);
+//! - one failed query (HTTP 503, through a proxy) while pending keeps the `for` window;
 //! - a query returning several series, a syntax error, an empty result, NaN and a range vector
 //!   are each reported as what they are, never as a value;
 //! - `runbook plan` says where a metric comes from.
@@ -553,6 +554,10 @@ fn prometheus_going_away_is_unknown_and_obeys_on_no_data() {
             }
             "rollback" | "hold" => {
                 assert_rolled_back_for(&f, "error-rate");
+                // The first failed poll is shown unknown; a source that stays down for `for`
+                // (and two polls) is as blind as an empty answer: on_no_data acts.
+                let unknown = f.event("trigger_unknown");
+                assert!(ts(unknown) > killed, "{}", f.context());
                 let fired = f.event("trigger_fired");
                 assert!(fired.get("value").is_none(), "{fired}");
                 let reason = fired["reason"].as_str().unwrap_or_default();
@@ -560,13 +565,18 @@ fn prometheus_going_away_is_unknown_and_obeys_on_no_data() {
                     reason.contains(&cannot_reach) && reason.contains(&format!("on_no_data = \"{mode}\"")),
                     "trigger_fired reason {reason:?}"
                 );
+                let down = ms(ts(unknown), ts(fired));
+                assert!(
+                    (FOR_MS - 50..=FOR_MS + INTERVAL_MS + 300).contains(&down),
+                    "[{mode}] fired {down} ms after the first failed poll; `for` is {FOR_MS} ms\n{}",
+                    f.context()
+                );
                 let after_kill = ms(killed, ts(fired));
                 assert!(
-                    (0..=INTERVAL_MS + 500).contains(&after_kill),
+                    after_kill <= FOR_MS + 2 * INTERVAL_MS + 500,
                     "[{mode}] fired {after_kill} ms after Prometheus died\n{}",
                     f.context()
                 );
-                assert!(!f.has("trigger_unknown"), "{}", f.context());
                 let watch = step_finished(&f, "deploy", "canary");
                 assert_eq!(watch["status"], "failed", "{}", f.context());
                 assert_eq!(watch["error"], "trigger error-rate fired during the watch");
@@ -574,6 +584,127 @@ fn prometheus_going_away_is_unknown_and_obeys_on_no_data() {
             _ => unreachable!(),
         }
     }
+}
+
+/// A proxy in front of Prometheus that answers `HTTP 503` to the next `fail` requests and
+/// forwards the others (one request per connection).
+struct FlakyProxy {
+    port: u16,
+    fail: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl FlakyProxy {
+    fn start(prometheus_url: &str) -> FlakyProxy {
+        use std::io::{Read, Write};
+        let upstream: u16 = prometheus_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("Prometheus url with a port");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let fail = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let failing = fail.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let fail_this = failing
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                let (status, body) = if fail_this {
+                    (503, "Service Unavailable".to_string())
+                } else {
+                    support::http_get(upstream, &path).unwrap_or_else(|e| (502, e))
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FlakyProxy { port, fail }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn a_failed_query_while_pending_keeps_the_window_and_the_trigger_fires_on_time() {
+    let exporter = Exporter::start();
+    exporter.set("demo_error_ratio", 0.01);
+    let prom = Prometheus::start(&exporter.target());
+    let proxy = FlakyProxy::start(&prom.url());
+    let dir = tempdir();
+    let file = write(
+        dir.path(),
+        "blip.toml",
+        &runbook(Some(&proxy.url()), &error_ratio("rollback"), "30s"),
+    );
+    let mut run = Run::start(&file, &dir.path().join("state"), &[]);
+    run.wait_journal("two healthy samples", Duration::from_secs(10), |j| {
+        valued(j, "error_ratio") >= 2
+    });
+    exporter.set("demo_error_ratio", 0.2);
+    prom.wait_value("demo_error_ratio", 0.2, Duration::from_secs(5));
+    run.wait_journal("the trigger pending", Duration::from_secs(5), |j| {
+        !events(j, "trigger_pending").is_empty()
+    });
+    // The next poll, in the middle of the 2 s window, fails.
+    proxy.fail.store(1, Ordering::SeqCst);
+    let f = run.wait(Duration::from_secs(25));
+
+    assert_rolled_back_for(&f, "error-rate");
+    let failed: Vec<&Value> = f
+        .events("metrics_sampled")
+        .into_iter()
+        .filter(|s| s["values"]["error_ratio"].is_null())
+        .collect();
+    assert_eq!(failed.len(), 1, "one failed poll\n{}", f.context());
+    let e = failed[0]["errors"]["error_ratio"].as_str().unwrap_or_default();
+    assert!(e.contains("HTTP 503"), "{e:?}");
+    let order: Vec<&str> = f
+        .journal
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .filter(|e| e.starts_with("trigger_"))
+        .collect();
+    assert_eq!(
+        order,
+        ["trigger_pending", "trigger_unknown", "trigger_fired"],
+        "shown unknown for the failed poll; the next poll ends the window\n{}",
+        f.context()
+    );
+    assert!(
+        f.event("trigger_unknown")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HTTP 503")
+    );
+    assert!(
+        !f.event("trigger_fired")["value"].is_null(),
+        "fired on the breach, not on the blip (on_no_data = rollback)\n{}",
+        f.context()
+    );
+    let held = ms(ts(f.event("trigger_pending")), ts(f.event("trigger_fired")));
+    assert!(
+        (FOR_MS - 50..FOR_MS + INTERVAL_MS / 2).contains(&held),
+        "fired {held} ms after the breach began; `for` is {FOR_MS} ms and a failed poll must not restart it\n{}",
+        f.context()
+    );
 }
 
 /// Runs the runbook with `on_no_data = MODE` against a port nobody listens on, and checks what

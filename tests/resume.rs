@@ -1694,3 +1694,112 @@ fn resume_of_a_file_that_is_not_a_journal_names_it_once_with_its_line() {
         r.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Triggers after a resume
+
+/// A command metric read from `value.txt` and a trigger on it with a long `for`: a breach makes it
+/// pending for the whole test. The step runs until the test interrupts it (or `go` exists).
+const PENDING_TRIGGER: &str = r#"
+[runbook]
+title = "Pending drill"
+
+[metrics]
+interval = "200ms"
+
+[[metric]]
+id = "errors"
+title = "Errors"
+command = "cat value.txt"
+
+[[trigger]]
+id = "errors-high"
+title = "Errors above 1 for 5 minutes"
+metric = "errors"
+above = 1
+for = "5m"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "long"
+title = "Long step"
+run = "echo x >> long.cnt; [ -e go ] || sleep 30"
+
+[[phase.step]]
+id = "after"
+title = "After"
+run = "echo x >> after.cnt"
+"#;
+
+/// The trigger rows of the screen rebuilt from a journal, as the TUI rebuilds it on `resume`.
+fn trigger_on_screen(file: &Path, records: &[runbook::journal::Record]) -> (String, Option<f64>) {
+    let rb = Arc::new(runbook::runbook::load(file, &[]).expect("the runbook loads"));
+    let mut app = runbook::tui::state::App::new(
+        rb,
+        runbook::engine::Mode::Resume,
+        &[runbook::metrics::SourceKind::Command],
+        String::new(),
+    );
+    for r in records {
+        app.apply(runbook::engine::Update::Event(r.clone()));
+    }
+    let t = &app.triggers[0];
+    (t.state.to_string(), t.value)
+}
+
+#[test]
+fn a_trigger_pending_when_the_run_stopped_is_watched_afresh_on_resume() {
+    let fx = Fixture::new();
+    fx.write("value.txt", "5\n");
+    let file = fx.write("runbook.toml", PENDING_TRIGGER);
+    let child = fx.spawn_run(&file, &[]);
+    let dir = wait_step_running(&fx, "deploy/long", 1, "long.cnt");
+    assert!(
+        wait_for(Duration::from_secs(10), || journal_now(&journal_path(&dir))
+            .iter()
+            .any(|e| e["event"] == "trigger_pending")),
+        "the breach makes the trigger pending"
+    );
+    signal_and_wait(child, Signal::SIGINT).expect_code(130);
+    let (before, _) = runbook::journal::read(&journal_path(&dir)).expect("read journal");
+    assert_eq!(trigger_on_screen(&file, &before).0, "pending");
+
+    // The metric is healthy again when the run is resumed.
+    fx.write("value.txt", "0\n");
+    fx.write("go", "");
+    fx.resume(&["--yes"]).expect_code(0);
+    let j = journal_json(&journal_path(&dir));
+    let resumed_at = j
+        .iter()
+        .rposition(|e| e["event"] == "run_started" && e["mode"] == "resume")
+        .expect("a run_started of the resume");
+    let after: Vec<&Value> = j[resumed_at..]
+        .iter()
+        .filter(|e| e["event"].as_str().is_some_and(|n| n.starts_with("trigger_")))
+        .collect();
+    assert!(
+        !after.is_empty() && after[0]["event"] == "trigger_cleared" && after[0]["trigger"] == "errors-high",
+        "the resumed run journals the trigger's fresh state: {after:?}"
+    );
+    assert_eq!(after[0]["value"], 0.0);
+    assert!(after.iter().all(|e| e["event"] != "trigger_fired"), "{after:?}");
+
+    // The screen rebuilt from the journal: not yet sampled right after the resume began, then ok.
+    let (records, _) = runbook::journal::read(&journal_path(&dir)).expect("read journal");
+    let resume_record = records
+        .iter()
+        .rposition(
+            |r| matches!(&r.event, runbook::journal::Event::RunStarted { mode, .. } if mode == "resume"),
+        )
+        .expect("run_started of the resume");
+    let (state, value) = trigger_on_screen(&file, &records[..=resume_record]);
+    assert_eq!(
+        state, "not yet sampled",
+        "the old pending state is not carried over"
+    );
+    assert_eq!(value, None);
+    assert_eq!(trigger_on_screen(&file, &records), ("ok".to_string(), Some(0.0)));
+}

@@ -471,6 +471,73 @@ async fn a_below_trigger_goes_pending_fires_after_its_window_and_clears() {
 // ---------------------------------------------------------------------------------------------
 // Headless policy: a firing trigger rolls back
 
+/// A breach of a 2 s window with one poll in the middle that fails (`gap` makes the metric's
+/// command fail) or answers nothing (`gap` empties it). Returns the journal.
+async fn window_with_a_gap(gap: &str) -> Vec<Value> {
+    let fx = Fixture::new();
+    set_value(&fx, "0");
+    let trigger = "[[trigger]]\nid = \"t\"\ntitle = \"T\"\nmetric = \"errors\"\nabove = 1\nfor = \"2s\"\n";
+    let step = format!(
+        "sleep 0.3; {}; sleep 1.1; {gap}; sleep 0.3; {}; sleep 3; {}; sleep 0.6",
+        sh_set("5"),
+        sh_set("5"),
+        sh_set("0")
+    );
+    let rb = write_rb(
+        &fx,
+        &[ERRORS_METRIC, trigger, &phase_one(&[("a", &step)]), ROLLBACK],
+    );
+    let d = drive(held(request(&rb, &fx.state(), &[], false)), no_commands).await;
+    let j = d.journal();
+    assert_eq!(d.outcome, Outcome::Succeeded, "{:#?}", trace(&j));
+    assert_eq!(
+        trace(&j),
+        [
+            "run_started run",
+            "start one/a#1",
+            "trigger_pending t",
+            "trigger_unknown t",
+            "trigger_pending t",
+            "trigger_fired t",
+            "trigger_cleared t",
+            "succeeded one/a#1",
+            "run_finished succeeded",
+        ]
+    );
+    j
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_query_while_pending_keeps_the_window() {
+    // `cat` of a missing file exits 1: the source failed.
+    let j = window_with_a_gap("rm value.txt").await;
+    let unknown = first(&j, "trigger_unknown");
+    let error = j[unknown]["error"].as_str().unwrap_or("");
+    assert!(error.contains("exited 1"), "{error}");
+    let pending = first(&j, "trigger_pending");
+    let fired = first(&j, "trigger_fired");
+    let waited = ms_between(ts(&j[pending]), ts(&j[fired]));
+    assert!(
+        (1900..2900).contains(&waited),
+        "fired {waited} ms after the breach began; the 2 s window must go on through a failed poll"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_answer_while_pending_restarts_the_window() {
+    // `cat` of an empty file prints nothing: no data.
+    let j = window_with_a_gap(": > value.tmp && mv value.tmp value.txt").await;
+    let unknown = first(&j, "trigger_unknown");
+    assert_eq!(j[unknown]["error"], "no data");
+    let again = unknown + 1 + first(&j[unknown + 1..], "trigger_pending");
+    let fired = first(&j, "trigger_fired");
+    let waited = ms_between(ts(&j[again]), ts(&j[fired]));
+    assert!(
+        waited >= 1900,
+        "fired {waited} ms after the breach was seen again: a new 2 s window"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn headless_a_trigger_firing_during_a_watch_fails_it_and_rolls_back() {
     let fx = Fixture::new();
@@ -1804,4 +1871,70 @@ async fn injecting_a_fault_without_simulated_metrics_is_only_a_message() {
         "{:?}",
         d.messages
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the screen makes of trigger events
+
+#[test]
+fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigger_through_lost_data() {
+    use runbook::tui::state::App;
+    let fx = Fixture::new();
+    let file = write_rb(
+        &fx,
+        &[ERRORS_METRIC, ERRORS_ABOVE_1, &phase_one(&[("a", "true")])],
+    );
+    let rb = std::sync::Arc::new(runbook::runbook::load(&file, &[]).expect("loads"));
+    let mut app = App::new(rb, runbook::engine::Mode::Run, &[], String::new());
+    let apply = |app: &mut App, event: Event| {
+        app.apply(Update::Event(Record {
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            event,
+        }));
+    };
+    let unknown = |error: &str| Event::TriggerUnknown {
+        trigger: "errors-high".into(),
+        error: error.into(),
+    };
+    let pending = Event::TriggerPending {
+        trigger: "errors-high".into(),
+        value: Some(5.0),
+    };
+    apply(&mut app, pending.clone());
+    let began = app.triggers[0].since.expect("pending since");
+    std::thread::sleep(Duration::from_millis(20));
+    apply(&mut app, unknown("Prometheus answered HTTP 503"));
+    assert_eq!(app.triggers[0].state, "unknown");
+    apply(&mut app, pending.clone());
+    assert_eq!(
+        app.triggers[0].since,
+        Some(began),
+        "the countdown goes on from where it was"
+    );
+    // An empty answer ends the window: the next breach counts down from its own start.
+    apply(&mut app, unknown("no data"));
+    apply(&mut app, pending);
+    assert!(app.triggers[0].since.expect("since") > began);
+
+    apply(
+        &mut app,
+        Event::TriggerFired {
+            trigger: "errors-high".into(),
+            value: Some(5.0),
+            reason: None,
+        },
+    );
+    apply(&mut app, unknown("no data"));
+    assert_eq!(app.triggers[0].state, "firing", "data lost does not clear it");
+    assert_eq!(app.firing().len(), 1);
+    assert_eq!(app.triggers[0].reason.as_deref(), Some("data lost: no data"));
+    apply(
+        &mut app,
+        Event::MetricsSampled {
+            values: [("errors".to_string(), Some(5.0))].into(),
+            errors: Default::default(),
+        },
+    );
+    assert_eq!(app.triggers[0].state, "firing");
+    assert_eq!(app.triggers[0].reason, None, "the data came back");
 }

@@ -1774,10 +1774,24 @@ fn resuming_shows_no_countdown_from_the_last_session() {
     // The last session stopped with the trigger firing; the engine watches it afresh.
     let mut app = state_auto_rollback_counting();
     assert!(app.auto_rollback().is_some());
-    app.triggers_afresh();
+    ev(
+        &mut app,
+        300,
+        Event::RunStarted {
+            runbook: "checkout".into(),
+            title: "Checkout service rollout".into(),
+            file: "tests/fixtures/tui/checkout.toml".into(),
+            sha256: "994b1638b50c".into(),
+            operator: "alice".into(),
+            host: "bastion".into(),
+            mode: "resume".into(),
+            vars: BTreeMap::new(),
+            pid: 4343,
+        },
+    );
     assert!(app.auto_rollback().is_none());
     assert!(!narrow(&mut app).contains("BY ITSELF"));
-    assert_eq!(app.triggers[0].state, "ok");
+    assert_eq!(app.triggers[0].state, "not yet sampled");
 }
 
 #[test]

@@ -277,7 +277,14 @@ impl Engine {
         env.push(("RUNBOOK_MODE".into(), opts.mode.as_str().into()));
         env.push(("RUNBOOK_OPERATOR".into(), opts.operator.clone()));
         let speed = opts.rehearsal.map_or(1.0, |r| r.speed);
-        let triggers = rb.triggers.iter().map(|t| Watched::new(t, speed)).collect();
+        // A resumed run watches every trigger afresh (nothing shown from the last session holds).
+        let resumed = opts.mode == Mode::Resume;
+        let triggers = rb
+            .triggers
+            .iter()
+            .map(|t| Watched::new(t, speed))
+            .map(|w| if resumed { w.resumed() } else { w })
+            .collect();
         Engine {
             rb,
             opts,

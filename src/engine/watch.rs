@@ -169,7 +169,7 @@ impl Engine {
                 .zip(&first.readings)
                 .filter_map(|(m, r)| match r {
                     Reading::Error(e) => Some(format!("metric {}: {e}", m.id)),
-                    Reading::NoData => Some(format!("metric {}: no data", m.id)),
+                    Reading::NoData => Some(format!("metric {}: {}", m.id, metrics::NO_DATA)),
                     Reading::Value(_) => None,
                 })
                 .collect();
@@ -204,7 +204,7 @@ impl Engine {
         for i in 0..self.triggers.len() {
             let t = &mut self.triggers[i];
             if !t.is_armed() && t.armed_from.as_deref() == Some(phase) {
-                t.state = crate::metrics::triggers::State::Ok;
+                t.arm();
                 let id = t.id.clone();
                 self.start_check(i);
                 self.rec
@@ -286,7 +286,7 @@ impl Engine {
                     errors.insert(m.id.clone(), self.redactor.redact_str(e));
                 }
                 Reading::NoData => {
-                    errors.insert(m.id.clone(), "no data".to_string());
+                    errors.insert(m.id.clone(), metrics::NO_DATA.to_string());
                 }
                 Reading::Value(_) => {}
             }
@@ -329,7 +329,9 @@ impl Engine {
                     .await?;
                 Ok(None)
             }
-            Transition::Unknown { error } => {
+            // Both journaled as `trigger_unknown`: a front end tells them apart by the state it
+            // shows (a firing trigger stays firing).
+            Transition::Unknown { error } | Transition::DataLost { error } => {
                 let error = self.redactor.redact_str(&error);
                 self.rec.emit(Event::TriggerUnknown { trigger, error }).await?;
                 Ok(None)

@@ -17,13 +17,17 @@ use tokio::time::Instant;
 
 use crate::runbook::{MetricSource, Runbook};
 
-/// One metric's value at one poll.
+/// What an empty answer is called wherever it is shown or journaled.
+pub const NO_DATA: &str = "no data";
+
+/// One metric's value at one poll. No data and a failure are different facts, and triggers treat
+/// them differently (see `triggers`): keep them apart in every source.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reading {
     Value(f64),
-    /// The query answered with nothing (an empty vector).
+    /// The source answered, with nothing: an empty vector, a command that printed nothing.
     NoData,
-    /// The source failed; the message says how.
+    /// The source failed (an error, a timeout, a bad status or answer); the message says how.
     Error(String),
 }
 

@@ -75,13 +75,10 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     } = session;
     let mut app = App::new(runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;
-    // Resuming: the screen starts where the run stood.
-    let resumed = !history.is_empty();
+    // Resuming: the screen starts where the run stood (the resumed session's own `run_started`
+    // then resets what the engine watches afresh: the triggers).
     for record in history {
         app.apply(crate::engine::Update::Event(record));
-    }
-    if resumed {
-        app.triggers_afresh();
     }
     app.finished = None;
     for n in notices {

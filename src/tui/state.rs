@@ -132,6 +132,9 @@ pub struct MetricView {
     pub thresholds: Vec<crate::runbook::Threshold>,
 }
 
+/// How a firing trigger's lost data is shown, until the data comes back.
+const DATA_LOST: &str = "data lost: ";
+
 #[derive(Debug, Clone)]
 pub struct TriggerView {
     pub id: String,
@@ -143,6 +146,8 @@ pub struct TriggerView {
     pub reason: Option<String>,
     /// For pending triggers: how long the breach must last.
     pub window: Option<Duration>,
+    /// Shown unknown after a failed query while pending: when the window it keeps began.
+    pub kept_window: Option<Instant>,
 }
 
 /// Which pane has the keyboard.
@@ -254,6 +259,7 @@ impl App {
                     crate::runbook::TriggerKind::Metric { for_, .. } => Some(*for_),
                     _ => None,
                 },
+                kept_window: None,
             })
             .collect();
         App {
@@ -517,6 +523,15 @@ impl App {
                     m.last = v;
                     m.error = errors.get(&m.id).cloned();
                 }
+                // A firing trigger whose data came back no longer says it was lost.
+                for (t, spec) in self.triggers.iter_mut().zip(&self.rb.triggers) {
+                    if let crate::runbook::TriggerKind::Metric { metric, .. } = &spec.kind
+                        && values.get(metric).copied().flatten().is_some()
+                        && t.reason.as_deref().is_some_and(|r| r.starts_with(DATA_LOST))
+                    {
+                        t.reason = None;
+                    }
+                }
             }
             Event::TriggerPending { trigger, value } => self.trigger(&trigger, "pending", value, None),
             Event::TriggerFired {
@@ -555,35 +570,61 @@ impl App {
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
-            Event::RunStarted { .. } => {}
+            Event::RunStarted { mode, .. } => {
+                if mode == crate::engine::Mode::Resume.as_str() {
+                    self.resumed();
+                }
+            }
+        }
+    }
+
+    /// A resumed run watches every trigger afresh: what the last session showed (pending with a
+    /// countdown, firing) no longer holds. Until the engine's first reading of each, they show
+    /// as not yet sampled (manual triggers have nothing to sample: ok).
+    fn resumed(&mut self) {
+        for (t, spec) in self.triggers.iter_mut().zip(&self.rb.triggers) {
+            if t.state == "disarmed" {
+                continue;
+            }
+            t.state = match spec.kind {
+                crate::runbook::TriggerKind::Manual => "ok",
+                _ => "not yet sampled",
+            };
+            t.since = None;
+            t.value = None;
+            t.reason = None;
+            t.kept_window = None;
         }
     }
 
     fn trigger(&mut self, id: &str, state: &'static str, value: Option<f64>, reason: Option<String>) {
         // Triggers armed from a phase show as watched from their first transition on.
         for t in &mut self.triggers {
-            if t.id == id {
-                t.state = state;
-                t.since = Some(Instant::now());
-                if value.is_some() {
-                    t.value = value;
+            if t.id != id {
+                continue;
+            }
+            let now = Instant::now();
+            let no_data = reason.as_deref() == Some(crate::metrics::NO_DATA);
+            match (t.state, state) {
+                // Data lost while firing or acknowledged: the trigger stays as it is (SPEC §7).
+                ("firing" | "acknowledged", "unknown") => {
+                    t.reason = reason.as_ref().map(|r| format!("{DATA_LOST}{r}"));
+                    continue;
                 }
-                t.reason = reason.clone();
+                // A failed query keeps a pending window; an empty answer ends it.
+                ("pending", "unknown") if !no_data => t.kept_window = t.since,
+                ("unknown", "pending") => {}
+                _ => t.kept_window = None,
             }
-        }
-    }
-
-    /// Resuming: the engine watches every trigger afresh, from new samples, so what the journal
-    /// said of them (firing, pending, acknowledged) is no longer their state: an armed trigger is
-    /// `ok` until the engine says otherwise. Without this a trigger firing when the last session
-    /// stopped would count down to an `auto_rollback` the engine no longer has.
-    pub fn triggers_afresh(&mut self) {
-        for t in &mut self.triggers {
-            if t.state != "disarmed" {
-                t.state = "ok";
-                t.since = None;
-                t.reason = None;
+            t.since = match state {
+                "pending" => t.kept_window.take().or(Some(now)),
+                _ => Some(now),
+            };
+            t.state = state;
+            if value.is_some() {
+                t.value = value;
             }
+            t.reason = reason.clone();
         }
     }
 

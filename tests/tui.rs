@@ -1942,3 +1942,133 @@ fn an_irreversible_step_reached_opens_its_confirmation_by_itself_unless_a_dialog
     assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
     assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reading a run: crowded triggers, earlier attempts, a resumed step's log
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_80x24_strip_never_hides_a_trigger_without_saying_so() {
+    let mut app = state_running();
+    for id in [
+        "queue-depth-ratio-above-normal",
+        "checkout-critical-flows",
+        "payment-errors",
+    ] {
+        let mut t = app.triggers[1].clone();
+        t.id = id.into();
+        t.title = format!("{id}, in full words");
+        app.triggers.push(t);
+    }
+    let s = narrow(&mut app);
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("Triggers:"))
+        .expect("the triggers line");
+    assert!(line.contains("more (m)"), "{line}");
+    assert!(!line.contains('…'), "no id is cut: {line}");
+    insta::assert_snapshot!("crowded_strip_80x24", s);
+    // m: all of them, with their titles, on the whole screen.
+    ch(&mut app, 'm');
+    let s = narrow(&mut app);
+    for t in &app.triggers {
+        assert!(s.contains(&t.id), "{} on {s}", t.id);
+    }
+    assert!(s.contains("payment-errors, in full words"), "{s}");
+    insta::assert_snapshot!("metrics_zoomed_80x24", s);
+    insta::assert_snapshot!("metrics_zoomed_120x36", wide(&mut app));
+    ch(&mut app, 'm');
+    assert_eq!(app.zoom, None);
+}
+
+#[test]
+fn a_long_title_is_read_in_full_in_the_detail_line() {
+    let mut app = state_trigger_firing();
+    let s = narrow(&mut app);
+    // The failed watch's title is cut in its row (its keys take the room), whole under the list.
+    assert!(
+        s.contains("Monitor error rates for 15 mi… failed: r retry"),
+        "{s}"
+    );
+    assert!(s.contains("│Monitor error rates for 15 minutes "), "{s}");
+    insta::assert_snapshot!("detail_full_title_80x24", s);
+}
+
+/// The backup failed once ("transient network blip") and runs again.
+fn state_retried() -> App {
+    let mut app = state_backup_running();
+    let backup = at(PREFLIGHT, 1);
+    output(&mut app, backup, 100, "error: transient network blip");
+    command_finished(&mut app, 101, "preflight", "backup", false, 5_000, 1);
+    waiting(
+        &mut app,
+        backup,
+        Wait::Failed {
+            status: StepStatus::Failed,
+            error: None,
+        },
+    );
+    ev(
+        &mut app,
+        110,
+        Event::StepStarted {
+            phase: "preflight".into(),
+            step: "backup".into(),
+            attempt: 2,
+            rollback: false,
+        },
+    );
+    output(&mut app, backup, 111, "pg_dump: second try");
+    pin_clocks(&mut app);
+    app
+}
+
+#[test]
+fn brackets_show_an_earlier_attempt_after_a_retry() {
+    let mut app = state_retried();
+    let s = narrow(&mut app);
+    assert!(s.contains("attempt 2/2"), "{s}");
+    assert!(!s.contains("transient network blip"), "{s}");
+    ch(&mut app, '[');
+    assert_eq!(app.shown_attempt(), 1);
+    let s = narrow(&mut app);
+    assert!(s.contains("attempt 1/2"), "{s}");
+    assert!(s.contains("error: transient network blip"), "{s}");
+    assert!(s.contains("— failed after 5s (exit 1)"), "{s}");
+    insta::assert_snapshot!("earlier_attempt_80x24", s);
+    // Kept from this session: nothing to read from the disk.
+    assert_eq!(app.wanted_log(), None);
+    ch(&mut app, ']');
+    assert_eq!(app.shown_attempt(), 2);
+    assert!(narrow(&mut app).contains("pg_dump: second try"));
+}
+
+#[test]
+fn a_resumed_interrupted_step_asks_for_its_log_and_shows_it() {
+    let mut app = state_resumed_interrupted();
+    assert_eq!(app.selected, at(PREFLIGHT, 1));
+    // The event loop reads this file from the run folder and hands it over.
+    let (step, attempt, path) = app.wanted_log().expect("the interrupted attempt's log is wanted");
+    assert_eq!(
+        (step, attempt, path.as_str()),
+        (at(PREFLIGHT, 1), 1, "logs/preflight--backup--1.log")
+    );
+    app.log_loaded(
+        step,
+        attempt,
+        Ok(b"pg_dump: dumping contents of table \"public.orders\"\n".to_vec()),
+    );
+    assert_eq!(app.wanted_log(), None);
+    let s = narrow(&mut app);
+    assert!(s.contains("pg_dump: dumping contents"), "{s}");
+    assert!(!s.contains("│waiting"), "{s}");
+    insta::assert_snapshot!("resume_interrupted_log_80x24", s);
+    // A file that is not there says so, in the log pane.
+    let mut app = state_resumed_interrupted();
+    app.log_loaded(
+        step,
+        attempt,
+        Err("no log: logs/preflight--backup--1.log does not exist".into()),
+    );
+    assert!(narrow(&mut app).contains("does not exist"));
+}

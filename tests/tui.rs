@@ -1446,7 +1446,7 @@ fn the_key_hints_match_the_state() {
     let mut app = state_trigger_firing();
     acknowledged(&mut app);
     assert_eq!(hints(&app), ["r", "s", "R", "n", "?", "q", "z"]);
-    assert_eq!(hints(&state_finished()), ["q", "?"]);
+    assert_eq!(hints(&state_finished()), ["q", "?", "z"]);
 }
 
 #[test]

@@ -542,6 +542,7 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.finished.is_some() {
         h.push(("q", "quit"));
         h.push(("?", "keys"));
+        reading_hints(app, &mut h);
         return h;
     }
     // While a trigger fires no go-ahead is taken: the keys that give one are not offered.
@@ -587,6 +588,12 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     h.push(("n", "note"));
     h.push(("?", "keys"));
     h.push(("q", "quit"));
+    reading_hints(app, &mut h);
+    h
+}
+
+/// The keys that read the run (search, attempts, zoom): offered while it runs and after it ended.
+fn reading_hints(app: &App, h: &mut Vec<(&'static str, &'static str)>) {
     if app.search.is_some() {
         h.push(("^P ^N", "prev/next match"));
     } else if matches!(app.view(app.selected).state, StepState::Running { .. })
@@ -602,5 +609,4 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     } else {
         h.push(("z", "zoom"));
     }
-    h
 }

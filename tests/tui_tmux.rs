@@ -950,11 +950,7 @@ run = 'if [ -f tried ]; then echo second try; else touch tried; for i in $(seq 1
     let page = t.wait_until("a page further", |s| !s.contains("line 10 ok") && s != home);
     let rows = home.lines().filter(|l| l.contains(" ok ")).count();
     let first_after = page.lines().find(|l| l.contains(" ok ")).expect("a log line");
-    let last_before = home
-        .lines()
-        .filter(|l| l.contains(" ok "))
-        .next_back()
-        .expect("a log line");
+    let last_before = home.lines().rfind(|l| l.contains(" ok ")).expect("a log line");
     let n = |l: &str| -> u32 { l.split("line ").nth(1).unwrap()[..2].parse().unwrap() };
     assert_eq!(
         n(first_after),

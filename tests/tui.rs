@@ -20,7 +20,7 @@ use runbook::journal::{Event, Outcome, Record, StepFinished, StepStatus};
 use runbook::metrics::SourceKind;
 use runbook::runbook::Runbook;
 use runbook::tui::keys::{Dialog, Effect, on_key};
-use runbook::tui::state::{App, Focus, StepState};
+use runbook::tui::state::{App, Focus, Pane, StepState};
 use runbook::tui::ui;
 use runbook::tui::ui::theme::Theme;
 
@@ -1162,9 +1162,34 @@ fn selecting_another_step_shows_its_log() {
     insta::assert_snapshot!("selected_finished_step_120x36", wide(&mut app));
 }
 
+/// The canary deploy has written 60 more lines (every tenth an error), on an 80×24 terminal.
+fn state_long_log() -> App {
+    let mut app = state_running();
+    app.screen = (80, 24);
+    for i in 0..60u64 {
+        let text = if i % 10 == 3 {
+            format!("line {i:02} ERROR instance {i} failed its probe")
+        } else {
+            format!("line {i:02} ok")
+        };
+        output(&mut app, at(CANARY, 0), 730 + i / 4, &text);
+    }
+    pin_clocks(&mut app);
+    app
+}
+
+/// The log lines on screen (without their times), top to bottom.
+fn log_lines(app: &mut App) -> Vec<String> {
+    narrow(app)
+        .lines()
+        .filter_map(|l| l.strip_prefix("│21:"))
+        .map(|l| l[6..].trim_end_matches('│').trim().to_string())
+        .collect()
+}
+
 #[test]
 fn tab_switches_the_focus_between_steps_and_log() {
-    let mut app = state_running();
+    let mut app = state_long_log();
     assert_eq!(app.focus, Focus::Steps);
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.focus, Focus::Log);
@@ -1187,52 +1212,159 @@ fn tab_switches_the_focus_between_steps_and_log() {
 }
 
 #[test]
-fn pgup_pgdn_home_scroll_the_log() {
-    let mut app = state_running();
+fn a_page_is_a_screenful_and_home_then_pgdn_moves_again() {
+    let mut app = state_long_log();
+    let end = log_lines(&mut app);
+    assert_eq!(end.last().map(String::as_str), Some("line 59 ok"));
+    let page = end.len();
+    assert!(page >= 8, "{page} lines on screen");
     press(&mut app, KeyCode::PageUp);
-    assert_eq!(app.log_scroll, 10);
-    press(&mut app, KeyCode::PageUp);
-    assert_eq!(app.log_scroll, 20);
+    let up = log_lines(&mut app);
+    // The line that was at the top is now just below the screen: a whole screenful moved.
+    assert_eq!(up.len(), page);
+    let idx = |l: &str| l[5..7].parse::<usize>().unwrap();
+    assert_eq!(idx(up.last().unwrap()) + 1, idx(&end[0]), "{up:?} then {end:?}");
     press(&mut app, KeyCode::PageDown);
-    assert_eq!(app.log_scroll, 10);
-    press(&mut app, KeyCode::PageDown);
-    press(&mut app, KeyCode::PageDown);
-    assert_eq!(app.log_scroll, 0);
+    assert_eq!(log_lines(&mut app), end);
+    // Home: the start of the log (the lines written before); then PgDn and ↓ move at once.
     press(&mut app, KeyCode::Home);
-    assert!(app.log_scroll > 1000, "Home goes to the start of the log");
+    let home = narrow(&mut app);
+    assert!(home.contains("==> deploying checkout"), "{home}");
+    let first = app.log_scroll;
+    press(&mut app, KeyCode::PageDown);
+    assert!(app.log_scroll < first, "PgDn after Home moves");
+    let after_pgdn = app.log_scroll;
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.log_scroll, after_pgdn - 1, "↓ after Home moves");
+    // g and G: the start, the end.
+    ch(&mut app, 'g');
+    assert_eq!(app.log_scroll, first);
+    ch(&mut app, 'G');
+    assert_eq!(app.log_scroll, 0);
 }
 
 #[test]
-fn scrolled_log_snapshot() {
+fn scrolled_up_the_log_stays_put_while_output_arrives() {
+    let mut app = state_long_log();
+    press(&mut app, KeyCode::PageUp);
+    let before = log_lines(&mut app);
+    output(&mut app, at(CANARY, 0), 760, "line 60 ok");
+    assert_eq!(log_lines(&mut app), before);
+}
+
+#[test]
+fn w_toggles_wrapping_and_arrows_scroll_sideways() {
+    let mut app = state_running();
+    assert!(app.wrap, "long lines wrap by default");
+    let wrapped = narrow(&mut app);
+    assert!(wrapped.contains("before the instance is taken"), "{wrapped}");
+    ch(&mut app, 'w');
+    assert!(!app.wrap);
+    let cut = narrow(&mut app);
+    assert!(
+        cut.contains("readiness probe failed once (HTTP 503 fro…"),
+        "{cut}"
+    );
+    insta::assert_snapshot!("log_unwrapped_80x24", cut);
+    // In the log, → scrolls sideways by half the width; ← back.
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Right);
+    assert_eq!(app.log_hscroll, 34);
+    ch(&mut app, 'l');
+    press(&mut app, KeyCode::Right);
+    let side = narrow(&mut app);
+    assert!(side.contains("taken out of the rotation"), "{side}");
+    assert!(side.contains("col 103"), "{side}");
+    insta::assert_snapshot!("log_sideways_80x24", side);
+    press(&mut app, KeyCode::Left);
+    ch(&mut app, 'h');
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.log_hscroll, 0);
+    // Wrapped again, ← → have nothing to scroll and say so.
+    ch(&mut app, 'w');
+    press(&mut app, KeyCode::Right);
+    assert_eq!(app.log_hscroll, 0);
+    assert!(last_message(&app).contains("w cuts them"));
+}
+
+#[test]
+fn z_zooms_the_focused_pane_and_esc_comes_back() {
     let mut app = state_running();
     press(&mut app, KeyCode::Tab);
-    for _ in 0..3 {
-        press(&mut app, KeyCode::Up);
-    }
-    insta::assert_snapshot!("scrolled_log_80x24", narrow(&mut app));
+    ch(&mut app, 'z');
+    assert_eq!(app.zoom, Some(Pane::Log));
+    let zoomed = narrow(&mut app);
+    assert!(!zoomed.contains("Error rate "), "the strip gives way: {zoomed}");
+    assert!(zoomed.contains("full log: /home/alice/"), "{zoomed}");
+    insta::assert_snapshot!("log_zoomed_80x24", zoomed);
+    insta::assert_snapshot!("log_zoomed_120x36", wide(&mut app));
+    // Tab gives the whole screen to the steps.
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.zoom, Some(Pane::Steps));
+    insta::assert_snapshot!("steps_zoomed_80x24", narrow(&mut app));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.zoom, None);
 }
 
 #[test]
-fn slash_searches_the_log_upwards() {
+fn tabs_are_expanded_and_a_progress_line_shows_its_last_state() {
     let mut app = state_running();
+    let deploy = at(CANARY, 0);
+    app.apply(Update::Output {
+        step: deploy,
+        chunk: Chunk {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + 740),
+            bytes: b"name\tstate\nprogress 10%\rprogress 50%\rprogress 100%\r\nupload 3%\rupload 7%".to_vec(),
+        },
+    });
+    let s = narrow(&mut app);
+    assert!(s.contains("name    state"), "{s}");
+    assert!(s.contains("│21:12:20 progress 100%"), "{s}");
+    assert!(!s.contains("progress 10%"), "{s}");
+    // The unfinished line shows as it stands now.
+    assert!(s.contains("│21:12:20 upload 7%"), "{s}");
+}
+
+#[test]
+fn slash_searches_the_log_smart_case_with_count_and_next_previous() {
+    let mut app = state_long_log();
     assert_eq!(ch(&mut app, '/'), vec![]);
     assert_eq!(top(&app).as_deref(), Some("text Search: \"\""));
-    typed(&mut app, "fghij");
+    typed(&mut app, "error");
     assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
     assert!(app.dialogs.is_empty());
-    assert_eq!(app.search.as_deref(), Some("fghij"));
-    // The latest line with "fghij" is "checkout-7f9c4-fghij: started": 5 lines above the end.
-    assert_eq!(app.log_scroll, 4);
-    // Again: the box offers the last search; Enter finds the next match up.
+    assert_eq!(app.search.as_deref(), Some("error"));
+    // Lower case matches any case; the newest match first, counted, highlighted, on screen.
+    let s = narrow(&mut app);
+    assert!(s.contains("/error: 6/6"), "{s}");
+    assert!(s.contains("line 53 ERROR"), "{s}");
+    insta::assert_snapshot!("search_80x24", s);
+    // Ctrl-P: the previous match (up); Ctrl-N: the next (down).
+    ctrl(&mut app, 'p');
+    let s = narrow(&mut app);
+    assert!(s.contains("/error: 5/6") && s.contains("line 43 ERROR"), "{s}");
+    ctrl(&mut app, 'n');
+    assert!(narrow(&mut app).contains("/error: 6/6"));
+    // Past the last match it goes round to the first, and says so.
+    ctrl(&mut app, 'n');
+    let s = narrow(&mut app);
+    assert!(s.contains("/error: 1/6") && s.contains("line 03 ERROR"), "{s}");
+    assert!(last_message(&app).contains("past the end"));
     ch(&mut app, '/');
-    assert_eq!(top(&app).as_deref(), Some("text Search: \"fghij\""));
+    assert_eq!(top(&app).as_deref(), Some("text Search: \"error\""));
+    // Ctrl-U clears the box.
+    ctrl(&mut app, 'u');
+    assert_eq!(top(&app).as_deref(), Some("text Search: \"\""));
+    // A capital letter: exact case.
+    typed(&mut app, "Error");
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.log_scroll, 5);
-    ch(&mut app, '/');
-    press(&mut app, KeyCode::Enter);
-    assert_eq!(app.log_scroll, 5, "no match further up");
-    assert!(last_message(&app).contains("not found above"));
-    insta::assert_snapshot!("search_80x24", narrow(&mut app));
+    assert!(narrow(&mut app).contains("/Error: no match"));
+    assert!(last_message(&app).contains("not found"));
+    // n is still the note key.
+    ch(&mut app, 'n');
+    assert_eq!(top(&app).as_deref(), Some("text Note: \"\""));
+    press(&mut app, KeyCode::Esc);
     // Esc clears the search.
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.search, None);
@@ -1299,16 +1431,22 @@ fn the_key_hints_match_the_state() {
             .map(|(k, _)| k)
             .collect()
     };
-    assert_eq!(hints(&state_waiting_manual()), ["Enter", "s", "R", "n", "?", "q"]);
-    assert_eq!(hints(&state_running()), ["R", "n", "?", "q", "/"]);
-    assert_eq!(hints(&state_watching()), ["Enter", "R", "n", "?", "q", "/"]);
+    assert_eq!(
+        hints(&state_waiting_manual()),
+        ["Enter", "s", "R", "n", "?", "q", "z"]
+    );
+    assert_eq!(hints(&state_running()), ["R", "n", "?", "q", "/", "z"]);
+    assert_eq!(hints(&state_watching()), ["Enter", "R", "n", "?", "q", "/", "z"]);
     // The failed watch has no output: nothing to search. While the trigger fires, r is refused,
     // so it is not offered; it is once the trigger is acknowledged.
-    assert_eq!(hints(&state_trigger_firing()), ["s", "a", "R", "n", "?", "q"]);
+    assert_eq!(
+        hints(&state_trigger_firing()),
+        ["s", "a", "R", "n", "?", "q", "z"]
+    );
     let mut app = state_trigger_firing();
     acknowledged(&mut app);
-    assert_eq!(hints(&app), ["r", "s", "R", "n", "?", "q"]);
-    assert_eq!(hints(&state_finished()), ["q", "?"]);
+    assert_eq!(hints(&app), ["r", "s", "R", "n", "?", "q", "z"]);
+    assert_eq!(hints(&state_finished()), ["q", "?", "z"]);
 }
 
 #[test]
@@ -1817,4 +1955,134 @@ fn an_irreversible_step_reached_opens_its_confirmation_by_itself_unless_a_dialog
     assert!(app.dialogs.is_empty());
     assert_eq!(press(&mut app, KeyCode::Enter), vec![]);
     assert_eq!(top(&app).as_deref(), Some("irreversible 1/0"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a run: crowded triggers, earlier attempts, a resumed step's log
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_80x24_strip_never_hides_a_trigger_without_saying_so() {
+    let mut app = state_running();
+    for id in [
+        "queue-depth-ratio-above-normal",
+        "checkout-critical-flows",
+        "payment-errors",
+    ] {
+        let mut t = app.triggers[1].clone();
+        t.id = id.into();
+        t.title = format!("{id}, in full words");
+        app.triggers.push(t);
+    }
+    let s = narrow(&mut app);
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("Triggers:"))
+        .expect("the triggers line");
+    assert!(line.contains("more (m)"), "{line}");
+    assert!(!line.contains('…'), "no id is cut: {line}");
+    insta::assert_snapshot!("crowded_strip_80x24", s);
+    // m: all of them, with their titles, on the whole screen.
+    ch(&mut app, 'm');
+    let s = narrow(&mut app);
+    for t in &app.triggers {
+        assert!(s.contains(&t.id), "{} on {s}", t.id);
+    }
+    assert!(s.contains("payment-errors, in full words"), "{s}");
+    insta::assert_snapshot!("metrics_zoomed_80x24", s);
+    insta::assert_snapshot!("metrics_zoomed_120x36", wide(&mut app));
+    ch(&mut app, 'm');
+    assert_eq!(app.zoom, None);
+}
+
+#[test]
+fn a_long_title_is_read_in_full_in_the_detail_line() {
+    let mut app = state_trigger_firing();
+    let s = narrow(&mut app);
+    // The failed watch's title is cut in its row (its keys take the room), whole under the list.
+    assert!(
+        s.contains("Monitor error rates for 15 mi… failed: r retry"),
+        "{s}"
+    );
+    assert!(s.contains("│Monitor error rates for 15 minutes "), "{s}");
+    insta::assert_snapshot!("detail_full_title_80x24", s);
+}
+
+/// The backup failed once ("transient network blip") and runs again.
+fn state_retried() -> App {
+    let mut app = state_backup_running();
+    let backup = at(PREFLIGHT, 1);
+    output(&mut app, backup, 100, "error: transient network blip");
+    command_finished(&mut app, 101, "preflight", "backup", false, 5_000, 1);
+    waiting(
+        &mut app,
+        backup,
+        Wait::Failed {
+            status: StepStatus::Failed,
+            error: None,
+        },
+    );
+    ev(
+        &mut app,
+        110,
+        Event::StepStarted {
+            phase: "preflight".into(),
+            step: "backup".into(),
+            attempt: 2,
+            rollback: false,
+        },
+    );
+    output(&mut app, backup, 111, "pg_dump: second try");
+    pin_clocks(&mut app);
+    app
+}
+
+#[test]
+fn brackets_show_an_earlier_attempt_after_a_retry() {
+    let mut app = state_retried();
+    let s = narrow(&mut app);
+    assert!(s.contains("attempt 2/2"), "{s}");
+    assert!(!s.contains("transient network blip"), "{s}");
+    ch(&mut app, '[');
+    assert_eq!(app.shown_attempt(), 1);
+    let s = narrow(&mut app);
+    assert!(s.contains("attempt 1/2"), "{s}");
+    assert!(s.contains("error: transient network blip"), "{s}");
+    assert!(s.contains("— failed after 5s (exit 1)"), "{s}");
+    insta::assert_snapshot!("earlier_attempt_80x24", s);
+    // Kept from this session: nothing to read from the disk.
+    assert_eq!(app.wanted_log(), None);
+    ch(&mut app, ']');
+    assert_eq!(app.shown_attempt(), 2);
+    assert!(narrow(&mut app).contains("pg_dump: second try"));
+}
+
+#[test]
+fn a_resumed_interrupted_step_asks_for_its_log_and_shows_it() {
+    let mut app = state_resumed_interrupted();
+    assert_eq!(app.selected, at(PREFLIGHT, 1));
+    // The event loop reads this file from the run folder and hands it over.
+    let (step, attempt, path) = app.wanted_log().expect("the interrupted attempt's log is wanted");
+    assert_eq!(
+        (step, attempt, path.as_str()),
+        (at(PREFLIGHT, 1), 1, "logs/preflight--backup--1.log")
+    );
+    app.log_loaded(
+        step,
+        attempt,
+        Ok(b"pg_dump: dumping contents of table \"public.orders\"\n".to_vec()),
+    );
+    assert_eq!(app.wanted_log(), None);
+    let s = narrow(&mut app);
+    assert!(s.contains("pg_dump: dumping contents"), "{s}");
+    assert!(!s.contains("│waiting"), "{s}");
+    insta::assert_snapshot!("resume_interrupted_log_80x24", s);
+    // A file that is not there says so, in the log pane.
+    let mut app = state_resumed_interrupted();
+    app.log_loaded(
+        step,
+        attempt,
+        Err("no log: logs/preflight--backup--1.log does not exist".into()),
+    );
+    assert!(narrow(&mut app).contains("does not exist"));
 }

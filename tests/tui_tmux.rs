@@ -906,3 +906,71 @@ fn headless_on_a_terminal_warns_before_an_irreversible_step_and_takes_only_y() {
     assert!(t.path("migrated").exists());
     assert_eq!(step_finished(&t.journal(), "two", "migrate")["by"], "alice");
 }
+
+/// Reading a run at 80×24 (issue 9): a chatty step fails; its log pages a screenful at a time and
+/// moves again after Home; a search finds and counts; `r` retries and `[` brings back the first
+/// attempt's output; `z` gives the log the whole screen with its file's full path.
+#[test]
+fn at_80x24_the_log_pages_searches_and_shows_an_earlier_attempt_zoomed() {
+    let runbook = r#"
+[runbook]
+title = "Reading a run"
+
+[[phase]]
+id = "p"
+title = "Build"
+
+[[phase.step]]
+id = "chatty"
+title = "A chatty step"
+run = 'if [ -f tried ]; then echo second try; else touch tried; for i in $(seq 10 89); do printf "line %s\tok\n" $i; done; echo "error: transient network blip"; printf "progress 10%%\rprogress 100%%\n"; exit 1; fi'
+"#;
+    let t = Tmux::start(Run {
+        runbook,
+        width: 80,
+        height: 24,
+        no_color: true,
+    });
+    let done = |s: &str| {
+        s.contains("failed: r retry")
+            && s.lines()
+                .any(|l| l.contains("progress 100%") && !l.contains("printf"))
+    };
+    let s = t.wait_until("the failed step and its whole log", done);
+    // Tabs expanded, the progress line in its last state.
+    assert!(s.contains("line 89 ok"), "{s}");
+    let progress = s
+        .lines()
+        .find(|l| l.contains("progress 100%") && !l.contains("printf"));
+    assert!(progress.is_some_and(|l| !l.contains("progress 10%")), "{s}");
+    // Home, then PgDn: it moves (a screenful), and ↓ in the log moves a line.
+    t.keys(&["Home"]);
+    let home = t.wait_for("line 10 ok");
+    t.keys(&["PageDown"]);
+    let page = t.wait_until("a page further", |s| !s.contains("line 10 ok") && s != home);
+    let rows = home.lines().filter(|l| l.contains(" ok ")).count();
+    let first_after = page.lines().find(|l| l.contains(" ok ")).expect("a log line");
+    let last_before = home.lines().rfind(|l| l.contains(" ok ")).expect("a log line");
+    let n = |l: &str| -> u32 { l.split("line ").nth(1).unwrap()[..2].parse().unwrap() };
+    assert_eq!(
+        n(first_after),
+        n(last_before) + 1,
+        "a page is a screenful ({rows} lines)"
+    );
+    // Search: found, counted.
+    t.keys(&["/", "blip", "Enter"]);
+    t.wait_for("/blip: 1/1");
+    // Retry; then the first attempt's output is one key away.
+    t.keys(&["r"]);
+    t.wait_for("2 attempts");
+    t.keys(&["["]);
+    let s = t.wait_for("attempt 1/2");
+    assert!(s.contains("error: transient network blip"), "{s}");
+    // Zoom the log: the whole screen, its file's full path at the bottom.
+    t.keys(&["Tab", "z"]);
+    let s = t.wait_for("unzoom");
+    assert!(s.contains("logs/p--chatty--1.log"), "{s}");
+    assert!(!s.contains("$ if [ -f tried ]"), "the steps pane gave way: {s}");
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+}

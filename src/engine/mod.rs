@@ -31,6 +31,7 @@ use crate::metrics::{Sample, SourceOptions, simulated::Fault};
 use crate::runbook::{Phase, Runbook};
 use crate::secrets::{Redactor, Secrets};
 pub use process::Chunk;
+pub use step::log_file;
 
 /// Which kind of execution this is; recorded as `mode` in `run_started`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

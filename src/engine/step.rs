@@ -797,8 +797,14 @@ impl Engine {
 
 /// A step attempt's log, relative to the run folder.
 fn log_name(at: StepRef, phase: &Phase, step: &Step, attempt: u32) -> String {
-    let prefix = if at.rollback { "rollback--" } else { "" };
-    format!("logs/{prefix}{}--{}--{attempt}.log", phase.id, step.id)
+    log_file(at.rollback, &phase.id, &step.id, attempt)
+}
+
+/// The log of attempt `attempt` of step `step` of phase `phase`, relative to the run folder (the
+/// terminal UI reads an earlier attempt's output back from it).
+pub fn log_file(rollback: bool, phase: &str, step: &str, attempt: u32) -> String {
+    let prefix = if rollback { "rollback--" } else { "" };
+    format!("logs/{prefix}{phase}--{step}--{attempt}.log")
 }
 
 /// A step attempt's status file, beside its log (`logs/<step>--<attempt>.status`).

@@ -5,7 +5,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 
-use super::state::{App, Focus, StepState};
+use super::state::{App, Focus, Pane, StepState};
+use super::ui;
 use crate::engine::{Command, StepRef, Wait};
 use crate::metrics::SourceKind;
 use crate::runbook::StepKind;
@@ -77,7 +78,8 @@ fn in_view(app: &mut App, at: StepRef, again: &str) -> bool {
     }
     app.follow = true;
     app.selected = at;
-    app.log_scroll = 0;
+    app.attempt_shown = None;
+    app.log_from_end();
     let name = app.name(at);
     app.note(format!("{name} is on screen now: {again}"));
     false
@@ -108,7 +110,8 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     if let Some(top) = app.dialogs.pop() {
         return on_dialog_key(app, top, key);
     }
-    let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let ctrl_c = ctrl && key.code == KeyCode::Char('c');
     match key.code {
         _ if ctrl_c => return quit(app),
         KeyCode::Char('q') => return quit(app),
@@ -163,7 +166,6 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             _ => app.note("nothing to retry: r retries a failed step"),
         },
-        KeyCode::Char('n') => app.dialogs.push(Dialog::text(TextPurpose::Note, "")),
         KeyCode::Char('R') => {
             if app.finished.is_none() && app.rollback_reason.is_none() {
                 app.dialogs.push(Dialog::Rollback);
@@ -195,34 +197,98 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             let last = app.search.clone().unwrap_or_default();
             app.dialogs.push(Dialog::text(TextPurpose::Search, &last));
         }
+        KeyCode::Char('n') | KeyCode::Char('p') if ctrl => next_match(app, key.code == KeyCode::Char('p')),
+        KeyCode::Char('n') => app.dialogs.push(Dialog::text(TextPurpose::Note, "")),
         KeyCode::Tab | KeyCode::BackTab => {
             app.focus = if app.focus == Focus::Steps {
                 Focus::Log
             } else {
                 Focus::Steps
             };
+            // A zoomed pane gives the whole screen to the pane that has the keyboard.
+            if matches!(app.zoom, Some(Pane::Steps | Pane::Log)) {
+                app.zoom = Some(pane(app.focus));
+            }
         }
         KeyCode::Up | KeyCode::Char('k') => match app.focus {
             Focus::Steps => select_step(app, -1),
-            Focus::Log => app.log_scroll += 1,
+            Focus::Log => ui::log::scroll_by(app, 1),
         },
         KeyCode::Down | KeyCode::Char('j') => match app.focus {
             Focus::Steps => select_step(app, 1),
-            Focus::Log => app.log_scroll = app.log_scroll.saturating_sub(1),
+            Focus::Log => ui::log::scroll_by(app, -1),
         },
-        KeyCode::Left | KeyCode::Char('h') => select_phase(app, -1),
-        KeyCode::Right | KeyCode::Char('l') => select_phase(app, 1),
-        KeyCode::PageUp => app.log_scroll += 10,
-        KeyCode::PageDown => app.log_scroll = app.log_scroll.saturating_sub(10),
-        KeyCode::Home => app.log_scroll = usize::MAX / 2,
-        KeyCode::End | KeyCode::Char('f') => {
-            app.follow = true;
-            app.log_scroll = 0;
-            if let Some(c) = app.current {
-                app.selected = c;
+        KeyCode::Left | KeyCode::Char('h') | KeyCode::Right | KeyCode::Char('l') => {
+            let back = matches!(key.code, KeyCode::Left | KeyCode::Char('h'));
+            match app.focus {
+                Focus::Steps => select_phase(app, if back { -1 } else { 1 }),
+                Focus::Log if app.wrap => {
+                    app.note("log lines wrap: w cuts them instead, then ← → scroll sideways");
+                }
+                Focus::Log => {
+                    let by = ui::log::half_width(app);
+                    app.log_hscroll = if back {
+                        app.log_hscroll.saturating_sub(by)
+                    } else {
+                        app.log_hscroll + by
+                    };
+                }
             }
         }
-        KeyCode::Esc => app.search = None,
+        KeyCode::PageUp => ui::log::page_up(app),
+        KeyCode::PageDown | KeyCode::Char(' ') => ui::log::page_down(app),
+        KeyCode::Home | KeyCode::Char('g') => ui::log::home(app),
+        KeyCode::End | KeyCode::Char('f') | KeyCode::Char('G') => {
+            app.follow = true;
+            app.log_scroll = 0;
+            if let Some(c) = app.current
+                && app.selected != c
+            {
+                app.selected = c;
+                app.attempt_shown = None;
+                app.log_from_end();
+            }
+            app.attempt_shown = None;
+        }
+        KeyCode::Char('w') => {
+            app.wrap = !app.wrap;
+            app.log_hscroll = 0;
+        }
+        KeyCode::Char('z') => {
+            app.zoom = match app.zoom {
+                Some(_) => None,
+                None => Some(pane(app.focus)),
+            };
+        }
+        KeyCode::Char('m') => {
+            app.zoom = match app.zoom {
+                Some(Pane::Metrics) => None,
+                _ => Some(Pane::Metrics),
+            };
+        }
+        KeyCode::Char('[') | KeyCode::Char(']') => {
+            let attempts = app.view(app.selected).attempts;
+            let now = app.shown_attempt();
+            let next = if key.code == KeyCode::Char('[') {
+                now.saturating_sub(1).max(1)
+            } else {
+                (now + 1).min(attempts)
+            };
+            if attempts < 2 {
+                app.note("this step has run once (or not at all): [ and ] show its other attempts");
+            } else if next != now {
+                app.attempt_shown = (next != attempts).then_some(next);
+                app.log_from_end();
+            }
+        }
+        KeyCode::Esc => {
+            if app.search.is_some() {
+                app.search = None;
+                app.search_at = None;
+            } else {
+                app.zoom = None;
+            }
+        }
         _ => app.dirty = false,
     }
     Vec::new()
@@ -236,9 +302,18 @@ fn quit(app: &mut App) -> Vec<Effect> {
     Vec::new()
 }
 
+/// The pane that has the keyboard, as one that can be zoomed.
+fn pane(focus: Focus) -> Pane {
+    match focus {
+        Focus::Steps => Pane::Steps,
+        Focus::Log => Pane::Log,
+    }
+}
+
 fn select_step(app: &mut App, delta: isize) {
     app.follow = false;
-    app.log_scroll = 0;
+    app.attempt_shown = None;
+    app.log_from_end();
     let n = app.phases(app.selected.rollback)[app.selected.phase].steps.len();
     if n == 0 {
         return;
@@ -249,7 +324,8 @@ fn select_step(app: &mut App, delta: isize) {
 
 fn select_phase(app: &mut App, delta: isize) {
     app.follow = false;
-    app.log_scroll = 0;
+    app.attempt_shown = None;
+    app.log_from_end();
     // Forward phases, then the rollback's, as one list.
     let forward = app.rb.phases.len();
     let back = app.phases(true).len();
@@ -395,6 +471,10 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                     }
                 };
             }
+            // Ctrl-U clears the box, as in a shell.
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                app.dialogs.push(Dialog::text(purpose, ""));
+            }
             _ => {
                 area.input(key);
                 app.dialogs.push(Dialog::Text { purpose, area });
@@ -404,23 +484,56 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
     Vec::new()
 }
 
-/// Finds the latest line (above the current view) containing `text` and scrolls to it.
+/// Searches the log for `text`: the newest match at or above the bottom of the view first (a log
+/// is read from its end), then Ctrl-P and Ctrl-N go up and down.
 fn search(app: &mut App, text: &str) {
+    app.search_at = None;
     if text.is_empty() {
         app.search = None;
         return;
     }
     app.search = Some(text.to_string());
-    let Some(log) = app.logs.get(&app.selected) else {
+    next_match(app, true);
+}
+
+/// Goes to the next match down (or up), around the end of the log when there is none further.
+fn next_match(app: &mut App, up: bool) {
+    let Some(query) = app.search.clone() else {
+        app.note("no search: / searches the log");
         return;
     };
-    let n = log.lines.len();
-    let start = app.log_scroll + 1;
-    let found = (start..n).find(|&up| log.lines[n - 1 - up].1.contains(text));
-    match found {
-        Some(up) => app.log_scroll = up,
-        None => app.note(format!("\"{text}\" not found above")),
+    let hits = ui::log::matching_lines(app);
+    let Some(len) = app.shown_log().map(|l| l.len()) else {
+        app.note(format!("\"{query}\" not found: this step has no output"));
+        return;
+    };
+    if hits.is_empty() {
+        app.note(format!("\"{query}\" not found in this log"));
+        return;
     }
+    // From the match last gone to, or (a new search) from just below the view.
+    let from = app.search_at.unwrap_or(len - app.log_scroll.min(len));
+    let found = if up {
+        hits.iter().rev().find(|&&i| i < from).copied()
+    } else {
+        // A new search starts below the view; a next match is below the last one.
+        let first = from + usize::from(app.search_at.is_some());
+        hits.iter().find(|&&i| i >= first).copied()
+    };
+    let line = match found {
+        Some(i) => i,
+        None => {
+            app.note(if up {
+                "search went past the start of the log: on from its end"
+            } else {
+                "search went past the end of the log: on from its start"
+            });
+            if up { hits[hits.len() - 1] } else { hits[0] }
+        }
+    };
+    app.search_at = Some(line);
+    app.follow = false;
+    ui::log::show_line(app, line);
 }
 
 /// Whether the step is one a key can act on right now, for the hints line.
@@ -429,6 +542,7 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.finished.is_some() {
         h.push(("q", "quit"));
         h.push(("?", "keys"));
+        reading_hints(app, &mut h);
         return h;
     }
     // While a trigger fires no go-ahead is taken: the keys that give one are not offered.
@@ -474,10 +588,25 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     h.push(("n", "note"));
     h.push(("?", "keys"));
     h.push(("q", "quit"));
-    if matches!(app.view(app.selected).state, StepState::Running { .. })
-        || app.logs.contains_key(&app.selected)
+    reading_hints(app, &mut h);
+    h
+}
+
+/// The keys that read the run (search, attempts, zoom): offered while it runs and after it ended.
+fn reading_hints(app: &App, h: &mut Vec<(&'static str, &'static str)>) {
+    if app.search.is_some() {
+        h.push(("^P ^N", "prev/next match"));
+    } else if matches!(app.view(app.selected).state, StepState::Running { .. })
+        || app.shown_log().is_some_and(|l| !l.is_empty())
     {
         h.push(("/", "search"));
     }
-    h
+    if app.view(app.selected).attempts > 1 {
+        h.push(("[ ]", "attempts"));
+    }
+    if app.zoom.is_some() {
+        h.push(("Esc", "unzoom"));
+    } else {
+        h.push(("z", "zoom"));
+    }
 }

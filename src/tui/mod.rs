@@ -105,6 +105,10 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
             return 1;
         }
     };
+    if let Ok(size) = terminal.size() {
+        app.screen = (size.width, size.height);
+    }
+    load_wanted_log(&mut app, &run_dir);
     let mut events = Some(EventStream::new());
     let mut input_open = true;
     // The terminal going away (SSH dropped, tmux killed) is a SIGHUP; crossterm's reader would
@@ -154,8 +158,12 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                             }
                         }
                     }
+                    load_wanted_log(&mut app, &run_dir);
                 }
-                Some(Ok(TermEvent::Resize(..))) => app.dirty = true,
+                Some(Ok(TermEvent::Resize(w, h))) => {
+                    app.screen = (w, h);
+                    app.dirty = true;
+                }
                 Some(Ok(_)) => {}
                 // The terminal went away: nobody is left to press q.
                 Some(Err(_)) | None => {
@@ -187,6 +195,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                         }
                     }
                     app.apply_batch(batch);
+                    load_wanted_log(&mut app, &run_dir);
                 }
                 None => {
                     let handle = engine.take().expect("engine handle");
@@ -220,6 +229,39 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         run_dir.display()
     );
     o.exit_code()
+}
+
+/// The most of a log file read back for the screen (its end): the screen keeps
+/// `state::LOG_LINES` lines anyway.
+const LOG_READ: u64 = 1 << 20;
+
+/// Reads the log the screen asks for (an earlier attempt's, or one from an earlier session) from
+/// the run folder: the only file the UI reads, here in the event loop rather than in a key or a
+/// frame. A small read of a local file, done once per attempt.
+fn load_wanted_log(app: &mut App, run_dir: &std::path::Path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Some((at, attempt, rel)) = app.wanted_log() else {
+        return;
+    };
+    let path = run_dir.join(&rel);
+    let read = std::fs::File::open(&path).and_then(|mut f| {
+        let len = f.metadata()?.len();
+        let skip = len.saturating_sub(LOG_READ);
+        f.seek(SeekFrom::Start(skip))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        if skip > 0 {
+            // Start at a line.
+            let cut = memchr::memchr(b'\n', &bytes).map_or(0, |i| i + 1);
+            bytes.drain(..cut);
+        }
+        Ok(bytes)
+    });
+    let read = read.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("no log: {} does not exist", path.display()),
+        _ => format!("cannot read {}: {e}", path.display()),
+    });
+    app.log_loaded(at, attempt, read);
 }
 
 fn draw(terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>, app: &mut App, theme: &Theme) {

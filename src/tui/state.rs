@@ -46,21 +46,104 @@ pub struct StepView {
     /// Exit code or HTTP status of the last attempt.
     pub code: Option<String>,
     pub log_path: Option<String>,
+    /// The highest attempt started (0: never started).
+    pub attempts: u32,
+    /// How each attempt ended, oldest first.
+    pub ends: Vec<AttemptEnd>,
 }
 
-/// The output of one step, bounded.
+/// How one attempt of a step ended.
+#[derive(Debug, Clone)]
+pub struct AttemptEnd {
+    pub attempt: u32,
+    pub status: StepStatus,
+    pub took: Duration,
+    /// Exit code or HTTP status.
+    pub code: Option<String>,
+    /// Why it failed, or how it was settled.
+    pub error: Option<String>,
+    /// Its log, relative to the run folder.
+    pub log: Option<String>,
+}
+
+/// The output of one step attempt, bounded.
 #[derive(Debug, Default, Clone)]
 pub struct LogView {
     pub lines: VecDeque<(SystemTime, String)>,
     /// Lines that no longer fit and were dropped from the screen (the log file has them).
     pub dropped: u64,
-    /// A line without its newline yet.
+    /// A line without its newline yet, as it arrived.
     partial: String,
+    /// That line as shown: its last state (after the last `\r`), cleaned, with when it changed.
+    pub pending: Option<(SystemTime, String)>,
+    /// Read back from the log file (an earlier attempt): its lines have no times.
+    pub from_file: bool,
+}
+
+/// Tab stops every 8 columns, as a terminal has them.
+const TAB: usize = 8;
+
+/// One line as the screen shows it: its last state if it was redrawn with `\r` (a progress line),
+/// terminal escapes and control characters removed, tabs expanded.
+pub fn shown_line(raw: &str) -> String {
+    let raw = raw.strip_suffix('\r').unwrap_or(raw);
+    let last = raw.rsplit('\r').next().unwrap_or(raw);
+    let clean = crate::headless::clean(last.as_bytes());
+    if !clean.contains('\t') {
+        return clean.into_owned();
+    }
+    let mut out = String::with_capacity(clean.len() + TAB);
+    let mut col = 0;
+    for c in clean.chars() {
+        if c == '\t' {
+            let n = TAB - col % TAB;
+            out.extend(std::iter::repeat_n(' ', n));
+            col += n;
+        } else {
+            out.push(c);
+            col += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        }
+    }
+    out
 }
 
 impl LogView {
+    /// An earlier attempt's output, read back from its log file.
+    pub fn from_file(bytes: &[u8]) -> LogView {
+        let mut log = LogView {
+            from_file: true,
+            ..LogView::default()
+        };
+        log.push_chunk(SystemTime::UNIX_EPOCH, bytes);
+        log
+    }
+
+    /// Lines on screen, the unfinished one included.
+    pub fn len(&self) -> usize {
+        self.lines.len() + usize::from(self.pending.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Line `i` (0 is the oldest kept) and when it arrived.
+    pub fn line(&self, i: usize) -> (SystemTime, &str) {
+        match self.lines.get(i) {
+            Some((at, text)) => (*at, text),
+            None => {
+                let (at, text) = self.pending.as_ref().expect("a line in range");
+                (*at, text)
+            }
+        }
+    }
+
+    fn set_pending(&mut self, at: SystemTime) {
+        self.pending = (!self.partial.is_empty()).then(|| (at, shown_line(&self.partial)));
+    }
+
     /// Output that later output pushes off the screen anyway: counted, not kept.
-    pub fn skip_chunk(&mut self, bytes: &[u8]) {
+    pub fn skip_chunk(&mut self, at: SystemTime, bytes: &[u8]) {
         let lines = memchr::memchr_iter(b'\n', bytes).count();
         match memchr::memrchr(b'\n', bytes) {
             Some(last) => {
@@ -69,13 +152,19 @@ impl LogView {
             }
             None => self.partial.push_str(&String::from_utf8_lossy(bytes)),
         }
+        self.set_pending(at);
     }
 
     pub fn push_chunk(&mut self, at: SystemTime, bytes: &[u8]) {
+        self.push_chunk_lines(at, bytes);
+        self.set_pending(at);
+    }
+
+    fn push_chunk_lines(&mut self, at: SystemTime, bytes: &[u8]) {
         // Only the last LOG_LINES lines of a big chunk can stay on screen: count the rest.
         let bytes = match memchr::memrchr_iter(b'\n', bytes).nth(LOG_LINES) {
             Some(cut) => {
-                self.skip_chunk(&bytes[..=cut]);
+                self.skip_chunk(at, &bytes[..=cut]);
                 &bytes[cut + 1..]
             }
             None => bytes,
@@ -114,8 +203,7 @@ impl LogView {
             self.lines.pop_front();
             self.dropped += 1;
         }
-        let clean = crate::headless::clean(line.as_bytes()).into_owned();
-        self.lines.push_back((at, clean));
+        self.lines.push_back((at, shown_line(line)));
     }
 }
 
@@ -157,6 +245,15 @@ pub enum Focus {
     Log,
 }
 
+/// A pane that can take the whole screen (`z`, `m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Steps,
+    Log,
+    /// Metrics and triggers.
+    Metrics,
+}
+
 /// The whole screen's state.
 pub struct App {
     pub rb: Arc<Runbook>,
@@ -180,9 +277,24 @@ pub struct App {
     pub rollback_reason: Option<String>,
     pub finished: Option<(Outcome, Option<String>)>,
     pub focus: Focus,
+    /// The pane that takes the whole screen, if one does.
+    pub zoom: Option<Pane>,
+    /// The terminal's size (columns, rows), for what a key does that depends on it (a page).
+    pub screen: (u16, u16),
     /// Lines scrolled up from the bottom of the log (0 = following its end).
     pub log_scroll: usize,
+    /// Long log lines wrap (`w`); otherwise they are cut and `log_hscroll` scrolls sideways.
+    pub wrap: bool,
+    /// Columns scrolled to the right in the log when lines do not wrap.
+    pub log_hscroll: usize,
+    /// What the log is searched for.
     pub search: Option<String>,
+    /// The line of the log the search last went to.
+    pub search_at: Option<usize>,
+    /// The attempt of the selected step whose log is shown (`None`: the latest).
+    pub attempt_shown: Option<u32>,
+    /// Earlier attempts' output: kept from this session, or read back from their log files.
+    pub earlier_logs: HashMap<(StepRef, u32), LogView>,
     pub fault_injected: bool,
     /// Set when something on screen changed since the last frame.
     pub dirty: bool,
@@ -208,6 +320,8 @@ fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
                     last_error: None,
                     code: None,
                     log_path: None,
+                    attempts: 0,
+                    ends: Vec::new(),
                 })
                 .collect()
         })
@@ -286,8 +400,15 @@ impl App {
             rollback_reason: None,
             finished: None,
             focus: Focus::Steps,
+            zoom: None,
+            screen: (80, 24),
             log_scroll: 0,
+            wrap: true,
+            log_hscroll: 0,
             search: None,
+            search_at: None,
+            attempt_shown: None,
+            earlier_logs: HashMap::new(),
             fault_injected: false,
             dirty: true,
             bell: false,
@@ -404,11 +525,93 @@ impl App {
             match u {
                 Update::Output { step, chunk } if skip => {
                     self.dirty = true;
-                    self.logs.entry(step).or_default().skip_chunk(&chunk.bytes);
+                    let held = self.hold_view(step);
+                    self.logs
+                        .entry(step)
+                        .or_default()
+                        .skip_chunk(chunk.at, &chunk.bytes);
+                    self.keep_view(step, held);
                 }
                 u => self.apply(u),
             }
         }
+    }
+
+    /// Where the log on screen stands before output arrives for `step`: while the operator reads
+    /// it scrolled up, new output must not move the lines under their eyes.
+    fn hold_view(&self, step: StepRef) -> Option<(usize, u64)> {
+        let log = self.logs.get(&step)?;
+        (step == self.selected && self.attempt_shown.is_none() && self.log_scroll > 0)
+            .then(|| (log.len(), log.dropped))
+    }
+
+    fn keep_view(&mut self, step: StepRef, held: Option<(usize, u64)>) {
+        let (Some((len, dropped)), Some(log)) = (held, self.logs.get(&step)) else {
+            return;
+        };
+        let added = (log.len() + (log.dropped - dropped) as usize).saturating_sub(len);
+        self.log_scroll = (self.log_scroll + added).min(log.len().saturating_sub(1));
+    }
+
+    /// The attempt of the selected step whose log is on screen (0: it never started).
+    pub fn shown_attempt(&self) -> u32 {
+        let latest = self.view(self.selected).attempts;
+        self.attempt_shown.unwrap_or(latest).min(latest)
+    }
+
+    /// The log on screen: the selected step's, of the attempt shown.
+    pub fn shown_log(&self) -> Option<&LogView> {
+        let at = self.selected;
+        let attempt = self.shown_attempt();
+        if attempt == self.view(at).attempts
+            && let Some(log) = self.logs.get(&at)
+        {
+            return Some(log);
+        }
+        self.earlier_logs.get(&(at, attempt))
+    }
+
+    /// A log the screen should show but does not have: an earlier attempt, or one from an earlier
+    /// session (resumed). Its path is relative to the run folder; the event loop reads it and
+    /// hands it to `log_loaded`.
+    pub fn wanted_log(&self) -> Option<(StepRef, u32, String)> {
+        let at = self.selected;
+        let attempt = self.shown_attempt();
+        let step = self.step(at);
+        if attempt == 0
+            || !matches!(step.kind, StepKind::Run(_) | StepKind::Http(_))
+            || self.shown_log().is_some()
+        {
+            return None;
+        }
+        // The latest attempt running in this session: its output arrives live.
+        if attempt == self.view(at).attempts && matches!(self.view(at).state, StepState::Running { .. }) {
+            return None;
+        }
+        let phase = &self.phases(at.rollback)[at.phase];
+        let path = crate::engine::log_file(at.rollback, &phase.id, &step.id, attempt);
+        Some((at, attempt, path))
+    }
+
+    /// An attempt's log file read back (or why it could not be).
+    pub fn log_loaded(&mut self, at: StepRef, attempt: u32, read: Result<Vec<u8>, String>) {
+        let log = match read {
+            Ok(bytes) => LogView::from_file(&bytes),
+            Err(e) => {
+                let mut log = LogView::from_file(b"");
+                log.lines.push_back((SystemTime::UNIX_EPOCH, e));
+                log
+            }
+        };
+        self.earlier_logs.insert((at, attempt), log);
+        self.dirty = true;
+    }
+
+    /// Another step (or attempt) on screen: its log is read from its end, from the first column.
+    pub fn log_from_end(&mut self) {
+        self.log_scroll = 0;
+        self.log_hscroll = 0;
+        self.search_at = None;
     }
 
     /// Folds one update from the engine into the screen.
@@ -416,10 +619,12 @@ impl App {
         self.dirty = true;
         match update {
             Update::Output { step, chunk } => {
+                let held = self.hold_view(step);
                 self.logs
                     .entry(step)
                     .or_default()
                     .push_chunk(chunk.at, &chunk.bytes);
+                self.keep_view(step, held);
             }
             Update::Waiting { step, why } => {
                 // A failed step stays `Done` (failed): that it waits for a decision is
@@ -448,8 +653,11 @@ impl App {
     fn move_to(&mut self, at: StepRef) {
         self.current = Some(at);
         if self.follow {
+            if self.selected != at {
+                self.attempt_shown = None;
+            }
             self.selected = at;
-            self.log_scroll = 0;
+            self.log_from_end();
         }
     }
 
@@ -471,6 +679,7 @@ impl App {
                 // A manual step starts by waiting for the operator; any other step starts running.
                 let manual = matches!(self.step(at).kind, StepKind::Manual(_));
                 if let Some(v) = self.view_mut(at) {
+                    v.attempts = v.attempts.max(attempt);
                     v.state = if manual {
                         // The engine's `Waiting` that follows says whether it is irreversible.
                         StepState::Waiting(Wait::GoAhead { irreversible: false })
@@ -482,8 +691,15 @@ impl App {
                     };
                 }
                 if attempt > 1 {
-                    // A new attempt's output replaces the last one's on screen.
-                    self.logs.remove(&at);
+                    // A new attempt's output replaces the last one's on screen; the last one's
+                    // stays reachable (`[`).
+                    if let Some(log) = self.logs.remove(&at) {
+                        self.earlier_logs.insert((at, attempt - 1), log);
+                    }
+                    if self.selected == at && self.attempt_shown.is_some() {
+                        self.attempt_shown = None;
+                        self.log_from_end();
+                    }
                 }
                 self.move_to(at);
             }
@@ -502,6 +718,16 @@ impl App {
                         .map(|c| format!("exit {c}"))
                         .or(f.http_status.map(|h| format!("HTTP {h}")));
                     v.log_path = f.log.clone();
+                    v.attempts = v.attempts.max(f.attempt);
+                    v.ends.retain(|e| e.attempt != f.attempt);
+                    v.ends.push(AttemptEnd {
+                        attempt: f.attempt,
+                        status: f.status,
+                        took: Duration::from_millis(f.duration_ms),
+                        code: v.code.clone(),
+                        error: note.clone(),
+                        log: f.log.clone(),
+                    });
                     v.state = StepState::Done {
                         status: f.status,
                         took: Duration::from_millis(f.duration_ms),
@@ -657,7 +883,7 @@ mod tests {
         assert_eq!(log.lines.back().unwrap().1, (LOG_LINES + 9).to_string());
         assert_eq!(log.lines.front().unwrap().1, "10");
         // A chunk only counted keeps its unfinished line for the next one.
-        log.skip_chunk(b"a\nb\npart");
+        log.skip_chunk(t, b"a\nb\npart");
         log.push_chunk(t, b"ial\n");
         // 2 counted lines, and the oldest line pushed off by "partial".
         assert_eq!(log.dropped, 16);

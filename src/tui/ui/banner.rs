@@ -12,13 +12,62 @@ use ratatui::widgets::Paragraph;
 use super::theme::Theme;
 use crate::engine::Wait;
 use crate::tui::state::App;
+use unicode_width::UnicodeWidthStr;
 
-pub fn height(app: &App) -> u16 {
+/// Rows the banner needs at this width: a line per firing trigger and one for the keys; the end
+/// of the run and the rollback wrap, so that the run folder and the reason are read in full.
+pub fn height(app: &App, width: u16) -> u16 {
     let firing = app.firing().len() as u16;
     if firing > 0 && app.rollback_reason.is_none() && app.finished.is_none() {
         return (firing + 1).min(4);
     }
-    u16::from(app.rollback_reason.is_some() || app.finished.is_some() || app.watch_passes().is_some())
+    if let Some(text) = finished_text(app).or_else(|| rollback_text(app)) {
+        return text.width().div_ceil(width.max(1) as usize).clamp(1, 3) as u16;
+    }
+    u16::from(app.watch_passes().is_some())
+}
+
+/// How the run ended, with the run folder and the key that leaves.
+fn finished_text(app: &App) -> Option<String> {
+    let (outcome, reason) = app.finished.as_ref()?;
+    let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    let drill = match app.rehearsal_figures {
+        Some((fired, rollback)) => {
+            let ms = |v: Option<u64>| {
+                v.map(|m| crate::duration::format_duration(std::time::Duration::from_millis(m)))
+                    .unwrap_or("-".into())
+            };
+            format!(
+                " — drill: fired→decision {}, rollback {}",
+                ms(fired),
+                ms(rollback)
+            )
+        }
+        None => String::new(),
+    };
+    Some(format!(
+        " Run {} (exit {}){why}{drill} — q to quit — journal: {}",
+        outcome.as_str().replace('_', " "),
+        outcome.exit_code(),
+        app.run_dir
+    ))
+}
+
+/// The rollback under way, and the keys of a rollback step waiting for the operator.
+fn rollback_text(app: &App) -> Option<String> {
+    let reason = app.rollback_reason.as_ref()?;
+    Some(match &app.waiting {
+        // The keys first, so that they are on the first row.
+        Some((at, Wait::GoAhead { .. })) => format!(
+            " ROLLBACK STEP WAITS FOR YOU · Enter: go ahead · s: skip · {} ({reason})",
+            app.name(*at)
+        ),
+        Some((at, Wait::Failed { .. })) => format!(
+            " ROLLBACK STEP FAILED · r: retry · s: skip · {} ({reason})",
+            app.name(*at)
+        ),
+        _ => format!(" ROLLING BACK ({reason}): the rollback procedure runs below"),
+    })
 }
 
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
@@ -33,10 +82,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         for t in &firing {
             let value = t
                 .value
-                .map(|v| format!(" — value {}", value_text(app, &t.id, v)))
+                .map(|v| format!(" at {}", value_text(app, &t.id, v)))
                 .unwrap_or_default();
             let why = t.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
-            let text = format!(" TRIGGER FIRING: {}{value}{why} ", t.title);
+            // The value first: a long title is cut, not the value (the title is in full under m).
+            let text = format!(" TRIGGER FIRING{value}: {}{why} ", t.title);
             lines.push(Line::from(Span::styled(
                 format!("{:<w$}", super::fit(&text, w)),
                 theme.alarm(),
@@ -77,48 +127,25 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
             format!("{:<w$}", super::fit(&keys, w)),
             style,
         )));
-    } else if let Some((outcome, reason)) = &app.finished {
-        let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-        let drill = match app.rehearsal_figures {
-            Some((fired, rollback)) => {
-                let ms = |v: Option<u64>| {
-                    v.map(|m| crate::duration::format_duration(std::time::Duration::from_millis(m)))
-                        .unwrap_or("-".into())
-                };
-                format!(
-                    " — drill: fired→decision {}, rollback {}",
-                    ms(fired),
-                    ms(rollback)
-                )
-            }
-            None => String::new(),
-        };
-        let text = format!(
-            " Run {} (exit {}){why}{drill} — journal: {} — q to quit",
-            outcome.as_str().replace('_', " "),
-            outcome.exit_code(),
-            app.run_dir
-        );
-        let style = match outcome {
-            crate::journal::Outcome::Succeeded => theme.ok(),
-            crate::journal::Outcome::RolledBack => theme.warn(),
+    } else if let Some(text) = finished_text(app) {
+        let style = match app.finished.as_ref().map(|(o, _)| o) {
+            Some(crate::journal::Outcome::Succeeded) => theme.ok(),
+            Some(crate::journal::Outcome::RolledBack) => theme.warn(),
             _ => theme.bad(),
         };
-        lines.push(Line::from(Span::styled(super::fit(&text, w), style)));
-    } else if let Some(reason) = &app.rollback_reason {
-        let text = match &app.waiting {
-            // The keys first, so that they fit at 80 columns; the reason may be cut.
-            Some((at, Wait::GoAhead { .. })) => format!(
-                " ROLLBACK STEP WAITS FOR YOU · Enter: go ahead · s: skip · {} ({reason})",
-                app.name(*at)
-            ),
-            Some((at, Wait::Failed { .. })) => format!(
-                " ROLLBACK STEP FAILED · r: retry · s: skip · {} ({reason})",
-                app.name(*at)
-            ),
-            _ => format!(" ROLLING BACK ({reason}): the rollback procedure runs below"),
-        };
-        lines.push(Line::from(Span::styled(super::fit(&text, w), theme.warn())));
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(text, style)))
+                .wrap(ratatui::widgets::Wrap { trim: false }),
+            area,
+        );
+        return;
+    } else if let Some(text) = rollback_text(app) {
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(text, theme.warn())))
+                .wrap(ratatui::widgets::Wrap { trim: false }),
+            area,
+        );
+        return;
     } else if let Some((_, passes)) = app.watch_passes() {
         let left = super::clock(passes.saturating_duration_since(now));
         let text =

@@ -32,13 +32,31 @@ pub const HELP: &[(&str, &str)] = &[
     ("a", "acknowledge firing triggers (recorded), stops auto_rollback"),
     ("t", "raise a trigger by hand (asks for a reason)"),
     ("!", "inject a fault into simulated metrics (practice)"),
-    ("↑ ↓ / j k", "select a step (Tab: move to the log and scroll it)"),
-    ("← → / h l", "show another phase"),
+    ("↑ ↓ / j k", "select a step; in the log (Tab): scroll it a line"),
+    (
+        "← → / h l",
+        "show another phase; in the log: scroll sideways (when not wrapped)",
+    ),
+    ("Tab", "move between the steps and the log"),
     (
         "PgUp PgDn",
-        "scroll the log; Home: its start; End or f: follow the run",
+        "scroll the log a screenful (Space too); Home or g: its start; End, f or G: follow the run",
     ),
-    ("/", "search the log (again: next match up); Esc clears"),
+    ("w", "wrap long log lines, or cut them and scroll sideways"),
+    (
+        "z",
+        "zoom: the pane with the keyboard takes the whole screen (z or Esc: back)",
+    ),
+    ("m", "metrics and triggers on the whole screen, in full"),
+    ("[ ]", "show the selected step's earlier / later attempt"),
+    (
+        "/",
+        "search the log, newest match first (lower case: any case); Ctrl-U clears the box",
+    ),
+    (
+        "Ctrl-P Ctrl-N",
+        "previous (up) / next (down) match; Esc clears the search",
+    ),
     ("?", "this help"),
     ("q", "quit (asks first while the run goes on)"),
     ("Ctrl-Z", "suspend; `fg` comes back"),
@@ -57,7 +75,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     for d in &app.dialogs {
         match d {
-            Dialog::Help => help(f, area, theme),
+            Dialog::Help => help(f, area, app, theme),
             Dialog::Rollback => rollback(f, area, app, theme),
             Dialog::Quit => quit(f, area, app, theme),
             Dialog::Irreversible(at) => irreversible(f, area, app, theme, *at),
@@ -84,7 +102,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                         format!(" Why is {} done? (Enter: mark done, Esc: cancel) ", app.name(*at))
                     }
                     TextPurpose::Raise(t) => format!(" Raise trigger {t}: why? (Enter: raise, Esc: cancel) "),
-                    TextPurpose::Search => " Search the log (Enter: find, Esc: cancel) ".to_string(),
+                    TextPurpose::Search => {
+                        " Search the log (Enter: newest match, Ctrl-U: clear, Esc: cancel) ".to_string()
+                    }
                 };
                 let r = centered(area, area.width.saturating_sub(4).min(90), 3);
                 f.render_widget(Clear, r);
@@ -126,16 +146,20 @@ fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<Line
     f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), r);
 }
 
-fn help(f: &mut Frame, area: Rect, theme: &Theme) {
+fn help(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let lines: Vec<Line> = HELP
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
-                Span::styled(format!("{k:>11}  "), theme.accent()),
+                Span::styled(format!("{k:>13}  "), theme.accent()),
                 Span::raw(*what),
             ])
         })
-        .chain([Line::from(""), Line::from("any key closes this help")])
+        .chain([
+            Line::from(""),
+            Line::from(format!("This run's folder (journal, logs): {}", app.run_dir)),
+            Line::from("any key closes this help"),
+        ])
         .collect();
     simple(f, area, theme, " Keys ", lines);
 }

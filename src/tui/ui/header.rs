@@ -11,6 +11,7 @@ use ratatui::text::{Line, Span};
 use super::theme::Theme;
 use crate::engine::{Mode, Wait};
 use crate::tui::state::App;
+use unicode_width::UnicodeWidthStr;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
     let mode = match app.mode {
@@ -24,20 +25,22 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         .find_map(|k| app.rb.var(k).map(|v| format!("{k} {v}")))
         .or_else(|| app.rb.vars.first().map(|(k, v)| format!("{k} {v}")));
     let elapsed = super::clock(now.saturating_duration_since(app.started));
-    let right = format!(" {}@{}  {elapsed} ", app.operator, app.host);
+    let mut right = format!(" {}@{}  {elapsed} ", app.operator, app.host);
     let mut spans = vec![mode, Span::raw(" ")];
-    let used = spans.iter().map(|s| s.width()).sum::<usize>() + state.len() + right.len() + 4;
-    let room = (area.width as usize).saturating_sub(used);
-    let mut title = app.rb.title.clone();
-    if let Some(v) = var {
-        title = format!("{title} · {v}");
+    let width = area.width as usize;
+    let fixed =
+        |right: &str| spans.iter().map(|s| s.width()).sum::<usize>() + state.width() + right.width() + 1;
+    // What must not be cut: the mode, the key variable's value, where the run stands. The title
+    // gives way first, then who and where (both in the journal), never the value.
+    let var = var.map(|v| format!(" · {v}")).unwrap_or_default();
+    if fixed(&right) + var.width() + 8 > width {
+        right = format!(" {elapsed} ");
     }
-    spans.push(Span::styled(
-        super::fit(&title, room),
-        Style::default().add_modifier(Modifier::BOLD),
-    ));
+    let room = width.saturating_sub(fixed(&right) + var.width());
+    let title = format!("{}{var}", super::fit(&app.rb.title, room));
+    spans.push(Span::styled(title, Style::default().add_modifier(Modifier::BOLD)));
     let taken: usize = spans.iter().map(|s| s.width()).sum();
-    let pad = (area.width as usize).saturating_sub(taken + right.len() + state.len() + 1);
+    let pad = width.saturating_sub(taken + right.width() + state.width());
     spans.push(Span::raw(" ".repeat(pad)));
     spans.push(Span::raw(right));
     spans.push(Span::styled(state, style));

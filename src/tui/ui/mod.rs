@@ -16,7 +16,7 @@
 mod banner;
 mod dialogs;
 mod header;
-mod log;
+pub mod log;
 mod overview;
 mod sidebar;
 mod steps;
@@ -28,19 +28,38 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::state::App;
+use super::state::{App, Pane};
 use theme::Theme;
 
 /// Below this width the overview column goes and the sidebar folds into a strip.
 pub const WIDE: u16 = 100;
 
-pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
-    let area = f.area();
-    let banner_h = banner::height(app);
+/// Where each region of the screen goes. A zoomed pane (`z`, `m`) takes everything between the
+/// banner and the remark line: the header, the banner (a firing trigger) and the hints stay.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Areas {
+    pub head: Rect,
+    pub banner: Rect,
+    pub strip: Option<Rect>,
+    pub overview: Option<Rect>,
+    pub sidebar: Option<Rect>,
+    pub steps: Option<Rect>,
+    pub log: Option<Rect>,
+    pub remark: Rect,
+    pub hints: Rect,
+}
+
+pub fn layout(app: &App, area: Rect) -> Areas {
+    let banner_h = banner::height(app, area.width);
     let narrow = area.width < WIDE;
-    let strip_h = if narrow { sidebar::strip_height(app) } else { 0 };
+    let zoom = app.zoom;
+    let strip_h = if narrow && zoom.is_none() {
+        sidebar::strip_height(app)
+    } else {
+        0
+    };
     let remark_h = u16::from(!app.messages.is_empty());
-    let [head, ban, strip, body, remark, hints] = Layout::vertical([
+    let [head, banner, strip, body, remark, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
         Constraint::Length(strip_h),
@@ -49,31 +68,66 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
         Constraint::Length(1),
     ])
     .areas(area);
-    header::render(f, head, app, theme, now);
-    banner::render(f, ban, app, theme, now);
-    let main = if narrow {
-        sidebar::render_strip(f, strip, app, theme, now);
-        body
-    } else {
-        let side_w = 30.min(area.width / 4);
-        let over_w = 26.min(area.width / 5);
-        let [over, main, side] = Layout::horizontal([
-            Constraint::Length(over_w),
-            Constraint::Min(30),
-            Constraint::Length(side_w),
-        ])
-        .areas(body);
-        overview::render(f, over, app, theme);
-        sidebar::render(f, side, app, theme, now);
-        main
+    let mut a = Areas {
+        head,
+        banner,
+        remark,
+        hints,
+        ..Areas::default()
     };
-    let steps_h = steps::height(app, main.height, main.width);
-    let [steps_area, log_area] =
-        Layout::vertical([Constraint::Length(steps_h), Constraint::Min(3)]).areas(main);
-    steps::render(f, steps_area, app, theme, now);
-    log::render(f, log_area, app, theme);
-    hints_line(f, hints, app, theme);
-    remark_line(f, remark, app, theme);
+    match zoom {
+        Some(Pane::Steps) => a.steps = Some(body),
+        Some(Pane::Log) => a.log = Some(body),
+        Some(Pane::Metrics) => a.sidebar = Some(body),
+        None => {
+            let main = if narrow {
+                a.strip = Some(strip);
+                body
+            } else {
+                let side_w = 30.min(area.width / 4);
+                let over_w = 26.min(area.width / 5);
+                let [over, main, side] = Layout::horizontal([
+                    Constraint::Length(over_w),
+                    Constraint::Min(30),
+                    Constraint::Length(side_w),
+                ])
+                .areas(body);
+                a.overview = Some(over);
+                a.sidebar = Some(side);
+                main
+            };
+            let steps_h = steps::height(app, main.height, main.width);
+            let [steps_area, log_area] =
+                Layout::vertical([Constraint::Length(steps_h), Constraint::Min(3)]).areas(main);
+            a.steps = Some(steps_area);
+            a.log = Some(log_area);
+        }
+    }
+    a
+}
+
+pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
+    let area = f.area();
+    let a = layout(app, area);
+    header::render(f, a.head, app, theme, now);
+    banner::render(f, a.banner, app, theme, now);
+    if let Some(r) = a.strip {
+        sidebar::render_strip(f, r, app, theme, now);
+    }
+    if let Some(r) = a.overview {
+        overview::render(f, r, app, theme);
+    }
+    if let Some(r) = a.sidebar {
+        sidebar::render(f, r, app, theme, now);
+    }
+    if let Some(r) = a.steps {
+        steps::render(f, r, app, theme, now);
+    }
+    if let Some(r) = a.log {
+        log::render(f, r, app, theme);
+    }
+    hints_line(f, a.hints, app, theme);
+    remark_line(f, a.remark, app, theme);
     dialogs::render(f, area, app, theme);
     if theme.ascii {
         to_ascii(f.buffer_mut());

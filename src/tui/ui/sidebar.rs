@@ -8,11 +8,12 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use unicode_width::UnicodeWidthStr;
 
 use super::theme::Theme;
 use crate::runbook::Threshold;
-use crate::tui::state::{App, MetricView, TriggerView};
+use crate::tui::state::{App, MetricView, Pane, TriggerView};
 
 fn value(m: &MetricView) -> String {
     match m.last {
@@ -100,9 +101,7 @@ fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
 }
 
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
-    let block = Block::bordered().border_set(theme.border()).title(" Metrics ");
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let inner = Block::bordered().inner(area);
     let w = inner.width as usize;
     let mut lines = Vec::new();
     if app.metrics.is_empty() {
@@ -134,28 +133,57 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         lines.push(Line::from(Span::styled(super::fit(&info, w), theme.dim())));
     }
     lines.push(Line::from(Span::styled("Triggers", theme.accent())));
+    let zoomed = app.zoom == Some(Pane::Metrics);
     for (i, t) in app.triggers.iter().enumerate() {
         let state = trigger_text(app, i, now);
-        let id = super::fit(&t.id, w.saturating_sub(state.len() + 1));
-        let pad = w.saturating_sub(unicode_width::UnicodeWidthStr::width(id.as_str()) + state.len());
-        lines.push(Line::from(vec![
-            Span::raw(id),
-            Span::raw(" ".repeat(pad)),
-            Span::styled(state, trigger_style(t, theme)),
-        ]));
+        let state_w = state.width();
+        // An id and its state that do not fit one row take two: the id is never cut.
+        if t.id.width() + 1 + state_w > w {
+            lines.push(Line::from(Span::raw(t.id.clone())));
+            let pad = w.saturating_sub(state_w);
+            lines.push(Line::from(vec![
+                Span::raw(" ".repeat(pad)),
+                Span::styled(state, trigger_style(t, theme)),
+            ]));
+        } else {
+            let pad = w.saturating_sub(t.id.width() + state_w);
+            lines.push(Line::from(vec![
+                Span::raw(t.id.clone()),
+                Span::raw(" ".repeat(pad)),
+                Span::styled(state, trigger_style(t, theme)),
+            ]));
+        }
+        // The whole screen (m): what each trigger watches, and why it fired, in full.
+        if zoomed {
+            lines.push(Line::from(Span::styled(format!("  {}", t.title), theme.dim())));
+            if let Some(r) = &t.reason {
+                lines.push(Line::from(Span::styled(format!("  {r}"), theme.warn())));
+            }
+        }
     }
-    f.render_widget(Paragraph::new(lines), inner);
+    let title = if zoomed {
+        " Metrics and triggers (m or Esc: back) "
+    } else {
+        " Metrics "
+    };
+    let block = Block::bordered().border_set(theme.border()).title(title);
+    f.render_widget(block, area);
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
+/// Metrics the strip has a line for; the rest are counted on the triggers' line (`m` shows all).
+const STRIP_METRICS: usize = 3;
+
 pub fn strip_height(app: &App) -> u16 {
-    (app.metrics.len().min(3) + usize::from(!app.triggers.is_empty())) as u16
+    let more = app.metrics.len() > STRIP_METRICS;
+    (app.metrics.len().min(STRIP_METRICS) + usize::from(!app.triggers.is_empty() || more)) as u16
 }
 
 /// The narrow form: `Error rate  0.21% ▁▂▃▂ >1.00% simulated`, and one line of triggers.
 pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
     let w = area.width as usize;
     let mut lines = Vec::new();
-    for m in app.metrics.iter().take(3) {
+    for m in app.metrics.iter().take(STRIP_METRICS) {
         let v = value(m);
         let style = if m.last.is_none() {
             theme.warn()
@@ -175,16 +203,67 @@ pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: In
             Span::styled(tail, theme.dim()),
         ]));
     }
-    if !app.triggers.is_empty() {
-        let mut spans = vec![Span::styled("Triggers: ", theme.accent())];
-        for (i, t) in app.triggers.iter().enumerate() {
-            spans.push(Span::raw(format!("{} ", t.id)));
-            let state = match app.auto_rollback_at(i) {
-                Some(_) => format!("firing, {}", trigger_text(app, i, now)),
-                None => t.state.to_string(),
+    let hidden_metrics = app.metrics.len().saturating_sub(STRIP_METRICS);
+    if !app.triggers.is_empty() || hidden_metrics > 0 {
+        // Each trigger whole, or not at all: those that do not fit are counted, and `m` shows
+        // them. A firing one comes first, so that it is never the one left out.
+        let mut order: Vec<usize> = (0..app.triggers.len()).collect();
+        order.sort_by_key(|&i| app.triggers[i].state != "firing");
+        let items: Vec<Vec<Span>> = order
+            .iter()
+            .map(|&i| {
+                let t = &app.triggers[i];
+                let state = match app.auto_rollback_at(i) {
+                    Some(_) => format!("firing, {}", trigger_text(app, i, now)),
+                    None => t.state.to_string(),
+                };
+                vec![
+                    Span::raw(format!("{} ", t.id)),
+                    Span::styled(state, trigger_style(t, theme)),
+                    Span::raw("  "),
+                ]
+            })
+            .collect();
+        let more = |n: usize| {
+            let metrics = if hidden_metrics > 0 {
+                format!(
+                    "{hidden_metrics} metric{}",
+                    if hidden_metrics == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
             };
-            spans.push(Span::styled(state, trigger_style(t, theme)));
-            spans.push(Span::raw("  "));
+            match (n, metrics.is_empty()) {
+                (0, true) => String::new(),
+                (0, false) => format!("+{metrics} (m)"),
+                (n, true) => format!("+{n} more (m)"),
+                (n, false) => format!("+{n} more, {metrics} (m)"),
+            }
+        };
+        let label = if app.triggers.is_empty() { "" } else { "Triggers: " };
+        let width = |s: &[Span]| s.iter().map(|s| s.width()).sum::<usize>();
+        let all = label.width() + items.iter().map(|i| width(i)).sum::<usize>() + more(0).width();
+        let mut shown = if all <= w { items.len() } else { 0 };
+        let mut used = label.width();
+        for (k, item) in items.iter().enumerate().skip(shown) {
+            let left = items.len() - k - 1;
+            let tail = more(left).width();
+            if used + width(item) + tail > w {
+                break;
+            }
+            used += width(item);
+            shown += 1;
+        }
+        let mut spans = vec![Span::styled(label, theme.accent())];
+        for item in items.into_iter().take(shown) {
+            spans.extend(item);
+        }
+        let rest = more(app.triggers.len() - shown);
+        if !rest.is_empty() {
+            spans.push(Span::styled(
+                rest,
+                theme.warn().add_modifier(ratatui::style::Modifier::BOLD),
+            ));
         }
         lines.push(Line::from(spans));
     }

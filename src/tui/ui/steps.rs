@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::Modifier;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
@@ -14,12 +14,59 @@ use super::theme::{Glyph, Theme};
 use crate::duration::format_duration;
 use crate::engine::Wait;
 use crate::runbook::StepKind;
-use crate::tui::state::{App, StepState};
+use crate::tui::state::{App, Pane, StepState};
+use unicode_width::UnicodeWidthStr;
 
-/// What the selected step does (its instruction, command or request) and, when it has one, why
-/// it failed or how it was settled.
-fn detail(app: &App) -> (String, Option<String>) {
+/// What the pane's title says: the phase, its place, its section.
+fn pane_title(app: &App) -> String {
+    let at = app.selected;
+    let phases = app.phases(at.rollback);
+    let phase = &phases[at.phase];
+    let kind = if at.rollback { "Rollback phase" } else { "Phase" };
+    let section = phase
+        .section
+        .as_deref()
+        .map(|s| format!(" · {s}"))
+        .unwrap_or_default();
+    format!(
+        " {kind} {}/{}: {}{section} ",
+        at.phase + 1,
+        phases.len(),
+        phase.title
+    )
+}
+
+/// Columns the selected step's title has in its row: what its right side leaves (at most half).
+/// A running clock is counted as it reads when the step starts: a column either way.
+fn title_room(app: &App, w: usize) -> usize {
+    let now = match app.view(app.selected).state {
+        StepState::Running { since, .. } => since,
+        _ => app.started,
+    };
+    let plain = Theme {
+        color: false,
+        ascii: false,
+    };
+    let right = row_state(app, &plain, app.selected.step, now).2;
+    w.saturating_sub(right.width().min(w / 2) + 10)
+}
+
+/// Under the list: the selected step's full title and its phase's when either may be cut, what
+/// the step does (its instruction, command or request) and, when it has one, why it failed or
+/// how it was settled.
+fn detail(app: &App, width: u16) -> (Option<String>, String, Option<String>) {
     let step = app.step(app.selected);
+    let w = width.saturating_sub(2) as usize;
+    let phase_cut = pane_title(app).width() > w;
+    let step_cut = step.title.width() > title_room(app, w);
+    let titles = match (phase_cut, step_cut) {
+        (false, false) => None,
+        (true, _) => {
+            let phase = &app.phases(app.selected.rollback)[app.selected.phase];
+            Some(format!("{} › {}", phase.title, step.title))
+        }
+        (false, true) => Some(step.title.clone()),
+    };
     let what = match &step.kind {
         StepKind::Manual(Some(i)) => format!("To do: {i}"),
         StepKind::Manual(None) => "Check it, then press Enter.".into(),
@@ -36,15 +83,21 @@ fn detail(app: &App) -> (String, Option<String>) {
         _ if step.irreversible => Some("IRREVERSIBLE: the rollback cannot undo this step".into()),
         _ => None,
     };
-    (what, note)
+    (titles, what, note)
 }
 
-/// Rows the detail needs at this width (wrapped), at most 6.
+/// Rows the detail needs at this width (wrapped), at most 6 (all of it when zoomed).
 fn detail_rows(app: &App, width: u16) -> u16 {
     let w = width.saturating_sub(2).max(1) as usize;
-    let (what, note) = detail(app);
-    let rows = |t: &str| unicode_width::UnicodeWidthStr::width(t).max(1).div_ceil(w);
-    (rows(&what) + note.as_deref().map_or(0, rows)).min(6) as u16
+    let (titles, what, note) = detail(app, width);
+    let rows = |t: &str| t.width().max(1).div_ceil(w);
+    let n = titles.as_deref().map_or(0, rows) + rows(&what) + note.as_deref().map_or(0, rows);
+    let cap = if app.zoom == Some(Pane::Steps) {
+        usize::MAX
+    } else {
+        6
+    };
+    n.min(cap) as u16
 }
 
 /// Rows for the pane: the steps, the detail, borders; at most about half the body.
@@ -56,23 +109,97 @@ pub fn height(app: &App, body: u16, width: u16) -> u16 {
         .max(6)
 }
 
+/// A step's row: its glyph, its style, and what the right side says (its state, a clock, the
+/// keys that act on it).
+fn row_state(app: &App, theme: &Theme, si: usize, now: Instant) -> (&'static str, Style, String) {
+    let at = app.selected;
+    let step = &app.phases(at.rollback)[at.phase].steps[si];
+    let view = &(if at.rollback {
+        &app.rollback_steps
+    } else {
+        &app.steps
+    })[at.phase][si];
+    match &view.state {
+        StepState::Pending => (theme.glyph(Glyph::Pending), theme.dim(), String::new()),
+        StepState::Waiting(Wait::GoAhead { irreversible }) => {
+            let what = if *irreversible {
+                "IRREVERSIBLE: Enter, then y"
+            } else if matches!(step.kind, StepKind::Manual(_)) {
+                "waiting for you: Enter"
+            } else {
+                "waiting for go-ahead: Enter"
+            };
+            (
+                theme.glyph(Glyph::Waiting),
+                theme.warn().add_modifier(Modifier::BOLD),
+                what.to_string(),
+            )
+        }
+        StepState::Waiting(Wait::Interrupted) => (
+            theme.glyph(Glyph::Interrupted),
+            theme.bad(),
+            "interrupted: r again · d done · s skip".to_string(),
+        ),
+        // Never stored: a failed step stays `Done` and a trigger hold is `app.waiting`.
+        StepState::Waiting(Wait::Failed { .. } | Wait::Trigger { .. }) => {
+            (theme.glyph(Glyph::Waiting), theme.bad(), "waiting".into())
+        }
+        StepState::Running { since, attempt } => {
+            let el = now.saturating_duration_since(*since);
+            let right = match &step.kind {
+                StepKind::Watch(d) => {
+                    let total = d.div_f64(app.speed);
+                    format!("watching, {} left", super::clock(total.saturating_sub(el)))
+                }
+                _ => format!("running {}", super::clock(el)),
+            };
+            let attempt = if *attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
+            (
+                theme.glyph(Glyph::Running),
+                theme.accent(),
+                format!("{right}{attempt}"),
+            )
+        }
+        StepState::Done {
+            status,
+            took,
+            attempt,
+            ..
+        } => {
+            let (g, st) = theme.status_glyph(*status);
+            let deciding = matches!(&app.waiting, Some((w, Wait::Failed { .. }))
+                if w.phase == at.phase && w.step == si && w.rollback == at.rollback);
+            let text = if deciding {
+                "failed: r retry · s skip · R roll back".to_string()
+            } else if *attempt == 0 {
+                // Cancelled by a rollback before it ever started.
+                status.as_str().replace('_', " ")
+            } else {
+                let attempts = if *attempt > 1 {
+                    format!(", {attempt} attempts")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {}{attempts}",
+                    status.as_str().replace('_', " "),
+                    format_duration(*took)
+                )
+            };
+            (g, st, text)
+        }
+    }
+}
+
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
     let at = app.selected;
-    let phases = app.phases(at.rollback);
-    let phase = &phases[at.phase];
-    let kind = if at.rollback { "Rollback phase" } else { "Phase" };
-    let section = phase
-        .section
-        .as_deref()
-        .map(|s| format!(" · {s}"))
-        .unwrap_or_default();
-    let title = format!(
-        " {kind} {}/{}: {}{section} ",
-        at.phase + 1,
-        phases.len(),
-        phase.title
-    );
-    let focus = if app.focus == crate::tui::state::Focus::Steps {
+    let phase = &app.phases(at.rollback)[at.phase];
+    let title = pane_title(app);
+    let focus = if app.focus == crate::tui::state::Focus::Steps || app.zoom == Some(Pane::Steps) {
         theme.accent()
     } else {
         theme.dim()
@@ -94,85 +221,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     let first = at.step.saturating_sub(list_rows.saturating_sub(1));
     let mut lines = Vec::new();
     for (si, step) in phase.steps.iter().enumerate().skip(first).take(list_rows) {
-        let view = &(if at.rollback {
-            &app.rollback_steps
-        } else {
-            &app.steps
-        })[at.phase][si];
-        let (glyph, gstyle, right) = match &view.state {
-            StepState::Pending => (theme.glyph(Glyph::Pending), theme.dim(), String::new()),
-            StepState::Waiting(Wait::GoAhead { irreversible }) => {
-                let what = if *irreversible {
-                    "IRREVERSIBLE: Enter, then y"
-                } else if matches!(step.kind, StepKind::Manual(_)) {
-                    "waiting for you: Enter"
-                } else {
-                    "waiting for go-ahead: Enter"
-                };
-                (
-                    theme.glyph(Glyph::Waiting),
-                    theme.warn().add_modifier(Modifier::BOLD),
-                    what.to_string(),
-                )
-            }
-            StepState::Waiting(Wait::Interrupted) => (
-                theme.glyph(Glyph::Interrupted),
-                theme.bad(),
-                "in flight when the run stopped: r run again · d done · s skip".to_string(),
-            ),
-            // Never stored: a failed step stays `Done` and a trigger hold is `app.waiting`.
-            StepState::Waiting(Wait::Failed { .. } | Wait::Trigger { .. }) => {
-                (theme.glyph(Glyph::Waiting), theme.bad(), "waiting".into())
-            }
-            StepState::Running { since, attempt } => {
-                let el = now.saturating_duration_since(*since);
-                let right = match &step.kind {
-                    StepKind::Watch(d) => {
-                        let total = d.div_f64(app.speed);
-                        format!("watching, {} left", super::clock(total.saturating_sub(el)))
-                    }
-                    _ => format!("running {}", super::clock(el)),
-                };
-                let attempt = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
-                (
-                    theme.glyph(Glyph::Running),
-                    theme.accent(),
-                    format!("{right}{attempt}"),
-                )
-            }
-            StepState::Done {
-                status,
-                took,
-                attempt,
-                ..
-            } => {
-                let (g, st) = theme.status_glyph(*status);
-                let deciding = matches!(&app.waiting, Some((w, Wait::Failed { .. }))
-                    if w.phase == at.phase && w.step == si && w.rollback == at.rollback);
-                let text = if deciding {
-                    "failed: r retry · s skip · R roll back".to_string()
-                } else if *attempt == 0 {
-                    // Cancelled by a rollback before it ever started.
-                    status.as_str().replace('_', " ")
-                } else {
-                    let attempts = if *attempt > 1 {
-                        format!(", {attempt} attempts")
-                    } else {
-                        String::new()
-                    };
-                    format!(
-                        "{} {}{attempts}",
-                        status.as_str().replace('_', " "),
-                        format_duration(*took)
-                    )
-                };
-                (g, st, text)
-            }
-        };
+        let (glyph, gstyle, right) = row_state(app, theme, si, now);
         let kind = format!("{:<6}", step.kind.name());
         let right = super::fit(&right, w / 2);
         let title_w = w.saturating_sub(right.chars().count() + 10);
@@ -193,11 +242,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         }
         lines.push(line);
     }
-    let (detail, note) = detail(app);
+    let (titles, detail, note) = detail(app, area.width);
     let list_h = lines.len() as u16;
     f.render_widget(Paragraph::new(lines), inner);
     // The detail wraps: a manual instruction is read in full, not cut at the edge.
-    let mut detail_lines = vec![Line::from(Span::styled(detail, theme.dim()))];
+    let mut detail_lines = Vec::new();
+    if let Some(t) = titles {
+        detail_lines.push(Line::from(Span::styled(t, theme.accent())));
+    }
+    detail_lines.push(Line::from(Span::styled(detail, theme.dim())));
     if let Some(n) = note {
         let style = if n.starts_with("IRREVERSIBLE") {
             theme.bad()

@@ -824,3 +824,236 @@ fn code_blocks_inside_items_hold_no_items() {
     };
     assert_eq!(text, "- [ ] not an item");
 }
+
+// ── Issue 10: what real runbooks need ──────────────────────────────────────────────────────────
+
+fn issue10(name: &str) -> String {
+    format!("{FIXTURES}/issue10/{name}")
+}
+
+/// The instruction of a step, or "" for `manual = true` and other kinds.
+fn instruction(s: &runbook::runbook::Step) -> &str {
+    match &s.kind {
+        StepKind::Manual(Some(t)) => t,
+        _ => "",
+    }
+}
+
+fn step<'r>(rb: &'r Runbook, title: &str) -> &'r runbook::runbook::Step {
+    rb.phases
+        .iter()
+        .chain(rb.rollback.iter().flat_map(|r| r.phases.iter()))
+        .flat_map(|p| p.steps.iter())
+        .find(|s| s.title == title)
+        .unwrap_or_else(|| panic!("no step {title:?}"))
+}
+
+/// The stderr of an import that worked.
+fn import_stderr(md: &str) -> String {
+    let out = runbook(&["import", md]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+#[test]
+fn issue10_1_only_conditions_that_call_for_a_rollback_are_triggers() {
+    let imp = import_ok(&issue10("1-do-not-roll-back.md"));
+    let triggers: Vec<&str> = imp.rb.triggers.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(triggers, ["API error rate > 10%"]);
+    let decide = step(&imp.rb, "Decide whether to roll back");
+    let text = instruction(decide);
+    assert!(
+        text.contains("Do NOT roll back if:\n- [ ] Minor UI glitch (fix in patch)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Consider escalation first if:\n- [ ] Performance slightly degraded (< 5%)"),
+        "{text}"
+    );
+    assert!(text.contains("API error rate > 10%"), "{text}");
+    // the decision is made where the triggers heading stands, before the rollback procedure
+    assert_eq!(imp.rb.phases[1].title, "Rollback triggers");
+    assert_eq!(rollback_titles(&imp.rb), ["Revert the deploy"]);
+}
+
+#[test]
+fn issue10_2_numbered_and_plain_procedures_are_steps_forward_too() {
+    let imp = import_ok(&issue10("2-numbered-procedures.md"));
+    let phases: Vec<(&str, Vec<&str>)> = imp
+        .rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (
+                "Release Procedure",
+                vec![
+                    "Tag the release",
+                    "Build the artefacts",
+                    "Publish the release notes"
+                ]
+            ),
+            ("Pre-checks", vec!["Backup verified"]),
+            (
+                "Migration Execution",
+                vec!["Stop the writers", "Run the migration"]
+            ),
+            (
+                "Deploy steps",
+                vec!["Drain the first node", "Upgrade the first node"]
+            ),
+            ("Post-checks", vec!["Smoke test passes"]),
+        ]
+    );
+    assert_eq!(instruction(step(&imp.rb, "Run the migration")), "./migrate.sh up");
+}
+
+#[test]
+fn issue10_3_commands_are_in_the_instruction_and_suggested_only_from_the_text() {
+    let imp = import_ok(&issue10("3-commands.md"));
+    let toml = &imp.toml;
+    assert_eq!(
+        instruction(step(&imp.rb, "Kill the inactive pod")),
+        "kubectl delete pod web-inactive"
+    );
+    assert_eq!(
+        instruction(step(&imp.rb, "Check replication:")),
+        "- lag under 1s\n- no errors in the log"
+    );
+    // an item that is one command is offered as a commented run
+    assert!(
+        toml.contains(
+            "# run = 'kubectl delete pod web-inactive'\n[[phase.step]]\ntitle = \"Kill the inactive pod\""
+        ),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("# run = 'kubectl rollout status deploy/web'\n"),
+        "{toml}"
+    );
+    // and nothing is guessed from a keyword
+    for guessed in [
+        "./backup.sh",
+        "./run-tests.sh",
+        "./verify.sh",
+        "below = 0.05",
+        "smoke-test",
+    ] {
+        assert!(!toml.contains(guessed), "{guessed} suggested:\n{toml}");
+    }
+    let runs = toml.lines().filter(|l| l.starts_with("# run = ")).count();
+    assert_eq!(runs, 2, "{toml}");
+}
+
+#[test]
+fn issue10_4_nested_items_keep_their_parents() {
+    let imp = import_ok(&issue10("4-nested.md"));
+    let phases: Vec<(&str, Vec<&str>)> = imp
+        .rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("Release / Mock Run", vec!["Stage", "Release"]),
+            (
+                "Release / NoMock Run",
+                vec!["Stage", "Release", "Announce / Send the email"]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn issue10_5_front_matter_names_the_runbook() {
+    let md = issue10("5-front-matter.md");
+    let imp = import_ok(&md);
+    assert_eq!(imp.rb.title, "Release");
+    let phases: Vec<&str> = imp.rb.phases.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(phases, ["Checklist"]);
+    assert!(!imp.toml.contains("labels"), "{}", imp.toml);
+    let stderr = import_stderr(&md);
+    assert!(
+        stderr.contains("line 1: not imported: front matter `about`, `labels`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn issue10_6_a_rollback_playbook_is_the_procedure_to_run() {
+    let md = issue10("6-rollback-only.md");
+    let stderr = import_stderr(&md);
+    assert!(stderr.contains("imported as the procedure to run"), "{stderr}");
+    let imp = import_ok(&md);
+    assert!(imp.rb.rollback.is_none() && imp.rb.triggers.is_empty());
+    assert_eq!(
+        forward_titles(&imp.rb),
+        [
+            "Decide whether to roll back",
+            "Freeze deploys",
+            "Revert to the previous release",
+            "Verify the checkout flow"
+        ]
+    );
+    assert!(instruction(step(&imp.rb, "Decide whether to roll back")).contains("Error rate above 5%"));
+    assert_eq!(
+        instruction(step(&imp.rb, "Revert to the previous release")),
+        "./deploy.sh --rollback"
+    );
+}
+
+#[test]
+fn issue10_7_tables_bash_headings_checked_items_bold_headings_and_placeholders() {
+    let md = issue10("7-dropped.md");
+    let imp = import_ok(&md);
+    let phases: Vec<(&str, Vec<&str>)> = imp
+        .rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("Readiness", vec!["Backup taken", "DNS TTL lowered"]),
+            ("Flush caches", vec!["Flush caches"]),
+            ("Verify", vec!["Staging verified", "Production verified"]),
+            ("Prep work", vec!["Warm the caches"]),
+        ]
+    );
+    assert_eq!(instruction(step(&imp.rb, "Flush caches")), "redis-cli FLUSHALL");
+    assert!(imp.toml.contains("# run = 'redis-cli FLUSHALL'"));
+    assert!(instruction(step(&imp.rb, "Staging verified")).contains("Already checked"));
+    assert_eq!(instruction(step(&imp.rb, "Production verified")), "");
+    assert_eq!(imp.rb.phases[3].section.as_deref(), Some("Verify"));
+    // nothing is dropped without a trace
+    let stderr = import_stderr(&md);
+    assert!(
+        stderr.contains("line 20: not imported: placeholder item \"<add more items here>\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 23: not imported: paragraph under \"Notes\" \"Just prose here.\""),
+        "{stderr}"
+    );
+}

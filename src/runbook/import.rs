@@ -191,6 +191,8 @@ struct Item {
     comments: Vec<String>,
     /// Everything nested in the item: paragraphs, code, sub-lists.
     blocks: Vec<Block>,
+    /// A bold line written right under the item's words, which heads what follows the item.
+    bold_tail: Option<String>,
 }
 
 /// The inline content of a paragraph, heading, item or table cell.
@@ -202,6 +204,25 @@ struct Inline {
     /// Some words outside `**…**` (besides a `:`).
     plain: bool,
     strong: bool,
+    /// Where the last line starts in `text`, and whether that line has words outside and inside
+    /// `**…**`: a bold last line ("**Do NOT roll back if:**" right under an item) is a heading
+    /// of what follows, not part of these words.
+    line_start: usize,
+    line_plain: bool,
+    line_strong: bool,
+}
+
+impl Inline {
+    /// Splits off a bold last line (`**Do NOT roll back if:**` written right under an item).
+    fn take_bold_tail(&mut self) -> Option<String> {
+        if self.line_start == 0 || self.line_plain || !self.line_strong {
+            return None;
+        }
+        let tail = self.text.get(self.line_start..)?.trim().to_string();
+        self.text.truncate(self.line_start);
+        self.text = self.text.trim().to_string();
+        Some(tail)
+    }
 }
 
 struct Reader<'a> {
@@ -295,10 +316,23 @@ impl<'a> Reader<'a> {
             self.at += 1;
             match event {
                 Event::Start(Tag::Paragraph) => {
-                    let inl = self.inline();
+                    let mut inl = self.inline();
                     self.at += 1;
+                    let tail = if inl.strong && !inl.plain {
+                        None
+                    } else {
+                        inl.take_bold_tail()
+                    };
                     if !inl.text.is_empty() || !inl.comments.is_empty() {
                         out.push(para(inl, line));
+                    }
+                    if let Some(text) = tail {
+                        out.push(Block::Para {
+                            text,
+                            line: self.here().saturating_sub(1).max(line),
+                            pseudo: true,
+                            comments: Vec::new(),
+                        });
                     }
                 }
                 Event::Start(Tag::Heading { level, .. }) => {
@@ -341,11 +375,27 @@ impl<'a> Reader<'a> {
                     while let Some(Event::Start(Tag::Item)) = self.peek() {
                         let line = self.here();
                         self.at += 1;
-                        items.push(self.item(start.is_some(), line));
+                        let mut item = self.item(start.is_some(), line);
                         self.at += 1; // End(Item)
+                        let tail = item.bold_tail.take();
+                        items.push(item);
+                        // a bold line under an item ends its list and heads the next one
+                        if let Some(text) = tail {
+                            out.push(Block::List {
+                                items: std::mem::take(&mut items),
+                            });
+                            out.push(Block::Para {
+                                text,
+                                line: line + 1,
+                                pseudo: true,
+                                comments: Vec::new(),
+                            });
+                        }
                     }
                     self.at += 1; // End(List)
-                    out.push(Block::List { items });
+                    if !items.is_empty() {
+                        out.push(Block::List { items });
+                    }
                 }
                 Event::Start(Tag::Table(_)) => {
                     let rows = self.table();
@@ -380,12 +430,24 @@ impl<'a> Reader<'a> {
         let mut inl = self.inline();
         if inl.text.is_empty() && matches!(self.peek(), Some(Event::Start(Tag::Paragraph))) {
             self.at += 1;
-            let first = self.inline();
+            let mut first = self.inline();
             self.at += 1;
+            let bold_tail = first.take_bold_tail();
             inl.text = first.text;
             inl.checked = inl.checked.or(first.checked);
             inl.comments.extend(first.comments);
+            let blocks = self.blocks();
+            return Item {
+                line,
+                checked: inl.checked,
+                ordered,
+                text: inl.text,
+                comments: inl.comments,
+                blocks,
+                bold_tail,
+            };
         }
+        let bold_tail = inl.take_bold_tail();
         let blocks = self.blocks();
         Item {
             line,
@@ -394,6 +456,7 @@ impl<'a> Reader<'a> {
             text: inl.text,
             comments: inl.comments,
             blocks,
+            bold_tail,
         }
     }
 
@@ -446,8 +509,10 @@ impl<'a> Reader<'a> {
             let words = |inl: &mut Inline, s: &str| {
                 if strong == 0 && s.chars().any(|c| !c.is_whitespace() && c != ':') {
                     inl.plain = true;
+                    inl.line_plain = true;
                 } else if strong > 0 && !s.trim().is_empty() {
                     inl.strong = true;
+                    inl.line_strong = true;
                 }
                 inl.text.push_str(s);
             };
@@ -473,7 +538,12 @@ impl<'a> Reader<'a> {
                         words(&mut inl, &h);
                     }
                 }
-                Event::SoftBreak | Event::HardBreak => inl.text.push(' '),
+                Event::SoftBreak | Event::HardBreak => {
+                    inl.text.push(' ');
+                    inl.line_start = inl.text.len();
+                    inl.line_plain = false;
+                    inl.line_strong = false;
+                }
                 Event::TaskListMarker(done) => inl.checked = Some(done),
                 Event::FootnoteReference(r) => words(&mut inl, &format!("[^{r}]")),
                 Event::Start(Tag::Strong) => strong += 1,
@@ -497,6 +567,8 @@ impl<'a> Reader<'a> {
         if let Some(c) = comment {
             push_comment(&mut inl.comments, &c);
         }
+        let lead = inl.text.len() - inl.text.trim_start().len();
+        inl.line_start = inl.line_start.saturating_sub(lead);
         inl.text = inl.text.trim().to_string();
         inl
     }
@@ -586,6 +658,8 @@ struct Section {
     procedure: bool,
     /// Whether the lists of a triggers section call for a rollback (unless a lead-in says).
     calls: bool,
+    /// How many of `path` are real headings (not bold pseudo-headings).
+    headings: usize,
     blocks: Vec<Block>,
 }
 
@@ -675,6 +749,7 @@ fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
         path: Vec::new(),
         procedure: false,
         calls: true,
+        headings: 0,
         blocks: Vec::new(),
     }];
     // The section right under the title, whose first paragraph describes the runbook.
@@ -719,6 +794,7 @@ fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
                 path: Vec::new(),
                 procedure: false,
                 calls: true,
+                headings: 0,
                 blocks: Vec::new(),
             });
             continue;
@@ -748,6 +824,7 @@ fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
                 .collect(),
             procedure,
             calls,
+            headings: stack.iter().filter(|l| l.level < 7 && !l.text.is_empty()).count(),
             blocks: Vec::new(),
         });
     }
@@ -800,7 +877,7 @@ fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
                 }
                 decision = None;
                 if !rollback {
-                    nested |= sec.path.len() >= 2;
+                    nested |= sec.headings >= 2;
                     for g in groups {
                         forward_titles.push((doc.phases.len(), sec.path.clone(), g.label));
                         doc.phases.push(PhaseOut {
@@ -852,17 +929,24 @@ fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
                 if t.titles.is_empty() && t.instruction.is_empty() {
                     continue;
                 }
+                // The heading that opened the triggers names them and their decision.
+                let opened = sec
+                    .path
+                    .iter()
+                    .position(|h| classify(h, Kind::Normal) == Kind::Triggers)
+                    .map_or(sec.path.len(), |i| i + 1);
+                let path = sec.path[..opened].to_vec();
                 if !t.titles.is_empty() {
                     doc.triggers.push(TriggerGroup {
-                        heading: sec.path.last().cloned().unwrap_or_default(),
+                        heading: path.last().cloned().unwrap_or_default(),
                         titles: t.titles,
                     });
                 }
                 let at = match decision {
                     Some(at) => at,
                     None => {
-                        forward_titles.push((doc.phases.len(), sec.path.clone(), None));
-                        nested |= sec.path.len() >= 2;
+                        nested |= path.len() >= 2 && sec.headings >= 2;
+                        forward_titles.push((doc.phases.len(), path, None));
                         doc.phases.push(PhaseOut {
                             title: String::new(),
                             section: None,

@@ -1057,3 +1057,223 @@ fn issue10_7_tables_bash_headings_checked_items_bold_headings_and_placeholders()
         "{stderr}"
     );
 }
+
+// ── Real checklists and runbooks ───────────────────────────────────────────────────────────────
+
+const REAL: &str = "tests/fixtures/import/real";
+
+/// What a reader of the Markdown expects to find in the runbook, read with simple line rules,
+/// independently of the importer: `- [ ]` items, numbered items and the lines of fenced code,
+/// each with its line number. HTML comments and front matter are not content.
+#[derive(Default)]
+struct Expected {
+    items: Vec<(usize, String)>,
+    numbered: Vec<(usize, String)>,
+    commands: Vec<(usize, String)>,
+}
+
+fn expected(md: &str) -> Expected {
+    let mut e = Expected::default();
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    if lines.first() == Some(&"---") {
+        i = 1 + lines[1..].iter().position(|l| *l == "---").map_or(0, |p| p + 1);
+    }
+    let mut in_comment = false;
+    let mut fence: Option<(char, usize)> = None;
+    while i < lines.len() {
+        let n = i + 1;
+        let mut line = lines[i].to_string();
+        i += 1;
+        // HTML comments, whole or inline
+        let mut kept = String::new();
+        let mut rest = line.as_str();
+        loop {
+            if in_comment {
+                match rest.find("-->") {
+                    Some(at) => {
+                        rest = &rest[at + 3..];
+                        in_comment = false;
+                    }
+                    None => break,
+                }
+            } else {
+                match rest.find("<!--") {
+                    Some(at) => {
+                        kept.push_str(&rest[..at]);
+                        rest = &rest[at + 4..];
+                        in_comment = true;
+                    }
+                    None => {
+                        kept.push_str(rest);
+                        break;
+                    }
+                }
+            }
+        }
+        line = kept;
+        let t = line.trim();
+        let ch = t.chars().next().unwrap_or(' ');
+        if ch == '`' || ch == '~' {
+            let len = t.chars().take_while(|&c| c == ch).count();
+            match fence {
+                Some((c, l)) if c == ch && len >= l && t.chars().all(|x| x == ch) => {
+                    fence = None;
+                    continue;
+                }
+                None if len >= 3 => {
+                    fence = Some((ch, len));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if fence.is_some() {
+            if !t.is_empty() {
+                e.commands.push((n, t.to_string()));
+            }
+            continue;
+        }
+        let (ordered, after) = if let Some(a) = t
+            .strip_prefix("- ")
+            .or_else(|| t.strip_prefix("* "))
+            .or_else(|| t.strip_prefix("+ "))
+        {
+            (false, a)
+        } else {
+            let digits = t.chars().take_while(char::is_ascii_digit).count();
+            match t.get(digits..digits + 2) {
+                Some(". " | ") ") if digits > 0 => (true, &t[digits + 2..]),
+                _ => continue,
+            }
+        };
+        let after = after.trim_start();
+        // a command written in an item's words: a code span with a space in it
+        for (k, span) in after.split('`').enumerate() {
+            if k % 2 == 1 && span.trim().contains(' ') {
+                e.commands.push((n, span.trim().to_string()));
+            }
+        }
+        let boxed = ["[ ]", "[x]", "[X]"].iter().find_map(|b| after.strip_prefix(b));
+        match boxed {
+            Some(words) => e.items.push((n, words.trim().to_string())),
+            None if ordered => e.numbered.push((n, after.trim().to_string())),
+            None => {}
+        }
+    }
+    e
+}
+
+/// The words of a text, lowercased, without Markdown or punctuation, for comparing a line of
+/// Markdown with what the runbook shows.
+fn tokens(s: &str) -> Vec<String> {
+    // a link to a place in the same document shows only its text
+    let mut s = s.to_string();
+    while let Some(at) = s.find("](#") {
+        let end = s[at..].find(')').map_or(s.len(), |e| at + e + 1);
+        s.replace_range(at + 1..end, "");
+    }
+    let s = s
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", " ")
+        .replace("<br>", " ")
+        .replace("<br/>", " ")
+        .replace("<br />", " ");
+    s.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every text the operator sees in `plan` and the UI: phase and step titles, instructions and
+/// trigger titles, each as ` word word `.
+fn visible_texts(rb: &Runbook) -> Vec<String> {
+    let mut out = Vec::new();
+    let phases = rb
+        .phases
+        .iter()
+        .chain(rb.rollback.iter().flat_map(|r| r.phases.iter()));
+    for p in phases {
+        out.push(p.title.clone());
+        for s in &p.steps {
+            out.push(s.title.clone());
+            out.push(instruction(s).to_string());
+        }
+    }
+    out.extend(rb.triggers.iter().map(|t| t.title.clone()));
+    out.iter().map(|t| format!(" {} ", tokens(t).join(" "))).collect()
+}
+
+/// "<add more>": an item with nothing to act on, which import lists on stderr instead.
+fn placeholder(words: &str) -> bool {
+    let t = words.trim();
+    t.is_empty() || (t.starts_with('<') && t.trim_end_matches([':', '.']).ends_with('>'))
+}
+
+#[test]
+fn real_runbooks_import_valid_and_keep_every_item_step_and_command() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(REAL);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md") && n != "SOURCES.md")
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "{files:?}");
+    let mut table = vec![
+        "| file | items | numbered | commands | steps | kept |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    let mut missing: Vec<String> = Vec::new();
+    for name in &files {
+        let md_path = format!("{REAL}/{name}");
+        let md = read(&md_path);
+        let imp = import_ok(&md_path);
+        let stderr = import_stderr(&md_path);
+        let seen = visible_texts(&imp.rb);
+        let e = expected(&md);
+        let wanted: Vec<&(usize, String)> = e.items.iter().chain(&e.numbered).chain(&e.commands).collect();
+        let mut kept = 0;
+        for (line, words) in &wanted {
+            if placeholder(words) {
+                assert!(
+                    stderr.contains(&format!("line {line}: not imported")),
+                    "{name}:{line}: {words:?} is neither imported nor listed:\n{stderr}"
+                );
+                kept += 1;
+                continue;
+            }
+            let needle = format!(" {} ", tokens(words).join(" "));
+            if needle.trim().is_empty() || seen.iter().any(|s| s.contains(&needle)) {
+                kept += 1;
+            } else {
+                missing.push(format!("{name}:{line}: {words}"));
+            }
+        }
+        let steps = imp.rb.step_count()
+            + imp
+                .rb
+                .rollback
+                .iter()
+                .flat_map(|r| r.phases.iter())
+                .map(|p| p.steps.len())
+                .sum::<usize>();
+        table.push(format!(
+            "| {name} | {} | {} | {} | {steps} | {kept}/{} |",
+            e.items.len(),
+            e.numbered.len(),
+            e.commands.len(),
+            wanted.len()
+        ));
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "not in any step's visible text:\n{}",
+        missing.join("\n")
+    );
+}

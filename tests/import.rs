@@ -1277,3 +1277,22 @@ fn real_runbooks_import_valid_and_keep_every_item_step_and_command() {
         missing.join("\n")
     );
 }
+
+#[test]
+fn deeply_nested_quotes_and_lists_neither_crash_nor_lose_words() {
+    let quotes = format!("{}deep words\n\n# T\n\n- [ ] ok\n", "> ".repeat(50_000));
+    let imported = runbook::runbook::import::convert("deep.md", &quotes).unwrap();
+    validated("deep quotes", imported.toml);
+    assert!(
+        imported.notices.iter().any(|n| n.contains("deep words")),
+        "{:?}",
+        imported.notices
+    );
+    let lists: String = (0..1500)
+        .map(|i| format!("{}- [ ] item {i}\n", "  ".repeat(i)))
+        .collect();
+    let imported = runbook::runbook::import::convert("deep.md", &lists).unwrap();
+    let imp = validated("deep lists", imported.toml);
+    let seen = visible_texts(&imp.rb).join("");
+    assert!(seen.contains(" item 1499 "), "the deepest item is lost");
+}

@@ -229,7 +229,13 @@ struct Reader<'a> {
     events: Vec<(Event<'a>, Range<usize>)>,
     at: usize,
     line_starts: Vec<usize>,
+    /// How many lists, items and quotes enclose the block being read.
+    depth: usize,
 }
+
+/// Deeper than this, a list or quote is read as one paragraph of its words: no checklist nests
+/// so deep, and the reader must not run out of stack on a file that does.
+const MAX_NESTING: usize = 64;
 
 fn markdown(text: &str) -> Vec<Block> {
     let options = Options::ENABLE_TASKLISTS
@@ -243,6 +249,7 @@ fn markdown(text: &str) -> Vec<Block> {
         events,
         at: 0,
         line_starts,
+        depth: 0,
     };
     let mut out = Vec::new();
     while r.at < r.events.len() {
@@ -314,6 +321,30 @@ impl<'a> Reader<'a> {
             let line = self.here();
             let (event, _) = self.events[self.at].clone();
             self.at += 1;
+            let container = matches!(
+                event,
+                Event::Start(
+                    Tag::List(_)
+                        | Tag::BlockQuote(_)
+                        | Tag::FootnoteDefinition(_)
+                        | Tag::DefinitionList
+                        | Tag::DefinitionListTitle
+                        | Tag::DefinitionListDefinition
+                )
+            );
+            if container && self.depth >= MAX_NESTING {
+                let text = self.flatten();
+                if !text.is_empty() {
+                    out.push(Block::Para {
+                        text,
+                        line,
+                        pseudo: false,
+                        comments: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            self.depth += usize::from(container);
             match event {
                 Event::Start(Tag::Paragraph) => {
                     let mut inl = self.inline();
@@ -408,8 +439,31 @@ impl<'a> Reader<'a> {
                 }
                 _ => {}
             }
+            self.depth -= usize::from(container);
         }
         out
+    }
+
+    /// The words of a container too deep to read as blocks, up to and past its end.
+    fn flatten(&mut self) -> String {
+        let mut depth = 1usize;
+        let mut words: Vec<String> = Vec::new();
+        while let Some((e, _)) = self.events.get(self.at) {
+            self.at += 1;
+            match e {
+                Event::Start(_) => depth += 1,
+                Event::End(_) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Event::Text(t) | Event::Code(t) => words.push(t.trim().to_string()),
+                _ => {}
+            }
+        }
+        words.retain(|w| !w.is_empty());
+        words.join(" ")
     }
 
     /// The text of a code, HTML or metadata block, up to and past its end.
@@ -2344,6 +2398,61 @@ mod tests {
     fn strings_are_escaped_for_toml_and_variables() {
         assert_eq!(toml_str(r#"say "hi" \ ${x}"#), r#""say \"hi\" \\ $${x}""#);
         assert_eq!(toml_str("a\tb\u{1}"), "\"a\\tb\\u0001\"");
+    }
+
+    #[test]
+    fn lead_ins_say_whether_they_call_for_a_rollback() {
+        assert_eq!(calls_for_rollback("Roll back immediately if:"), Some(true));
+        assert_eq!(calls_for_rollback("Execute rollback immediately if:"), Some(true));
+        assert_eq!(calls_for_rollback("Do NOT roll back if:"), Some(false));
+        assert_eq!(calls_for_rollback("DO NOT rollback if"), Some(false));
+        assert_eq!(calls_for_rollback("Don't roll back when"), Some(false));
+        assert_eq!(calls_for_rollback("Consider escalation first if:"), Some(false));
+        assert_eq!(calls_for_rollback("Escalation Before Rollback"), Some(false));
+        assert_eq!(calls_for_rollback("Examples:"), None);
+    }
+
+    #[test]
+    fn commands_are_suggested_only_when_the_text_is_one() {
+        assert_eq!(
+            one_command_in("kubectl get pods\n").as_deref(),
+            Some("kubectl get pods")
+        );
+        assert_eq!(
+            one_command_in("# comment\n$ make release\n").as_deref(),
+            Some("make release")
+        );
+        assert_eq!(
+            one_command_in("docker run \\\n  --rm x\n").as_deref(),
+            Some("docker run \\\n  --rm x")
+        );
+        assert_eq!(one_command_in("a\nb\n"), None);
+        assert_eq!(
+            command_span("`git push --tags`").as_deref(),
+            Some("git push --tags")
+        );
+        assert_eq!(command_span("`./release.sh`:").as_deref(), Some("./release.sh"));
+        assert_eq!(command_span("`CHANGELOG.md`"), None);
+        assert_eq!(command_span("Run `make test`"), None);
+        // no keyword guesses
+        let mut none = None;
+        assert_eq!(step_hint("Kill the inactive pod", &mut none), None);
+        assert_eq!(step_hint("Screenshot testgrid boards", &mut none), None);
+        assert_eq!(trigger_hint("Performance slightly degraded (< 5%)"), None);
+        assert!(trigger_hint("Error rate > 5% for 2 minutes").is_some_and(|h| h.contains("above = 0.05")));
+    }
+
+    #[test]
+    fn placeholders_and_long_titles() {
+        assert!(is_placeholder("<add more items here>"));
+        assert!(is_placeholder(""));
+        assert!(!is_placeholder("Tag v<version>"));
+        assert!(!is_placeholder("<b>Bold</b> words"));
+        let long = "Cut the release branch from main. ".repeat(10);
+        let (title, cut) = shorten(long.trim());
+        assert!(cut);
+        assert_eq!(title, "Cut the release branch from main.");
+        assert_eq!(shorten("Short"), ("Short".to_string(), false));
     }
 
     #[test]

@@ -901,6 +901,8 @@ fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
         }) = sections[i].blocks.first()
         && description.is_none()
         && comments.is_empty()
+        // "Steps:" heads the list below it; it does not describe the runbook
+        && !(text.ends_with(':') && matches!(sections[i].blocks.get(1), Some(Block::List { .. })))
     {
         description = Some(text.clone());
         sections[i].blocks.remove(0);
@@ -1047,9 +1049,6 @@ fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
         for p in &mut doc.phases {
             p.rollback = false;
             p.needed = true;
-            if p.section.is_none() && !p.decision {
-                p.section = None;
-            }
         }
     }
     if doc.forward().next().is_none() {

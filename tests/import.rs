@@ -904,7 +904,11 @@ fn issue10_2_numbered_and_plain_procedures_are_steps_forward_too() {
             ("Pre-checks", vec!["Backup verified"]),
             (
                 "Migration Execution",
-                vec!["Stop the writers", "Run the migration"]
+                vec![
+                    "Stop the writers",
+                    "Run the migration",
+                    "Check the schema version"
+                ]
             ),
             (
                 "Deploy steps",
@@ -914,6 +918,18 @@ fn issue10_2_numbered_and_plain_procedures_are_steps_forward_too() {
         ]
     );
     assert_eq!(instruction(step(&imp.rb, "Run the migration")), "./migrate.sh up");
+    // a fence written flush left under a numbered step is still that step's
+    assert_eq!(
+        instruction(step(&imp.rb, "Check the schema version")),
+        "./migrate.sh status"
+    );
+    for cmd in ["systemctl stop writer", "./migrate.sh up", "./migrate.sh status"] {
+        assert!(
+            imp.toml.contains(&format!("# run = '{cmd}'\n")),
+            "{cmd}:\n{}",
+            imp.toml
+        );
+    }
 }
 
 #[test]

@@ -660,6 +660,8 @@ struct StepOut {
     instruction: Vec<String>,
     /// The one shell command that the item is, when it is exactly one.
     command: Option<String>,
+    /// How many code blocks the instruction holds.
+    codes: usize,
 }
 
 #[derive(Debug)]
@@ -1481,6 +1483,11 @@ fn item_steps(item: &Item, lead: Option<&str>, prefix: &[String], parent: Option
         title: title.clone(),
         instruction: Vec::new(),
         command: one_command(&item.text, &item.blocks),
+        codes: item
+            .blocks
+            .iter()
+            .filter(|b| matches!(b, Block::Code { .. }))
+            .count(),
     };
     if let Some(p) = parent {
         step.instruction.push(format!("Part of: {p}"));
@@ -1607,6 +1614,16 @@ fn section_groups(
             Block::Html { text, line } => {
                 s.leftovers.push((*line, format!("HTML {}", snippet(text))));
             }
+            // A fence written flush left under a numbered step ends its list, but is its command.
+            Block::Code { text, lang, line } => {
+                s.context(*line, chunk(b));
+                if let Some(last) = s.last_step() {
+                    last.codes += 1;
+                    last.command = (last.codes == 1 && is_shell(lang) && !last.title.contains('`'))
+                        .then(|| one_command_in(text))
+                        .flatten();
+                }
+            }
             other => s.context(other.line(), chunk(other)),
         }
     }
@@ -1637,6 +1654,7 @@ fn section_groups(
                     title: shorten(title).0,
                     instruction: pending.into_iter().map(|(_, t)| t).collect(),
                     command,
+                    codes: 0,
                 }],
             }];
         }

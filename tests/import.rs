@@ -39,8 +39,9 @@ struct Imported {
     _dir: tempfile::TempDir,
 }
 
-/// Imports `md` (a path from the crate root), checks exit 0 and a quiet stderr, writes the output
-/// to a temporary file, and checks that `validate` and `plan` accept it.
+/// Imports `md` (a path from the crate root), checks exit 0 and that stderr holds only notices
+/// about this file, writes the output to a temporary file, and checks that `validate` and `plan`
+/// accept it.
 fn import_ok(md: &str) -> Imported {
     let out = runbook(&["import", md]);
     let stdout = text(&out.stdout);
@@ -50,7 +51,12 @@ fn import_ok(md: &str) -> Imported {
         Some(0),
         "import {md} failed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stderr.is_empty(), "import {md} wrote to stderr: {stderr}");
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with(&format!("runbook: {md}: ")),
+            "import {md} wrote to stderr: {stderr}"
+        );
+    }
     validated(md, stdout)
 }
 
@@ -129,7 +135,12 @@ fn assert_all_manual(rb: &Runbook) {
         .chain(rb.rollback.iter().flat_map(|r| r.phases.iter()));
     for p in phases {
         for s in &p.steps {
-            assert_eq!(s.kind, StepKind::Manual(None), "{}/{} is not manual", p.id, s.id);
+            assert!(
+                matches!(s.kind, StepKind::Manual(_)),
+                "{}/{} is not manual",
+                p.id,
+                s.id
+            );
         }
     }
 }
@@ -333,15 +344,16 @@ fn seed_plan_comments_point_at_what_to_automate() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert!(hint_above("Take full database backup").contains("run = "));
-    assert!(hint_above("Database backup completed").contains("backup"));
     assert!(hint_above("Monitor error rates for 15 minutes").contains("watch = \"15m\""));
-    assert!(hint_above("Health checks passing").contains("http"));
     assert!(hint_above("Apply schema migrations").contains("irreversible"));
     assert!(hint_above("Error rate exceeds 1% for 5 minutes").contains("metric trigger"));
     assert!(hint_above("Error rate exceeds 1% for 5 minutes").contains("for = \"5m\""));
-    // things only a person does are not flagged
+    // things only a person does, and things whose words name no command, are not flagged: a
+    // suggestion comes from what the text says, never from a keyword alone
     for human in [
+        "Take full database backup",
+        "Database backup completed",
+        "Health checks passing",
         "Schedule deployment retrospective",
         "Document lessons learned",
         "Confirm on-call support availability",
@@ -470,9 +482,19 @@ fn nested_headings_star_items_continuations_and_noise() {
     let all = forward_titles(rb).join("\n");
     assert!(!all.contains("not an item"));
     assert!(!imp.toml.contains("Empty heading") && !imp.toml.contains("Prose only"));
-    // what is not an item is kept as a comment
-    assert!(imp.toml.contains("# note: - plain bullets are not steps"));
-    assert!(imp.toml.contains("# note:     ./build.sh --release"));
+    // what is not an item is in the instruction of the step it follows, where the operator sees it
+    let frontend = &rb.phases[3].steps[0];
+    let StepKind::Manual(Some(text)) = &frontend.kind else {
+        panic!("no instruction: {:?}", frontend.kind)
+    };
+    assert!(
+        text.contains("Notes are kept as comments:\n\n- plain bullets are not steps\n- they stay as notes"),
+        "{text}"
+    );
+    assert!(text.contains("./build.sh --release"), "{text}");
+    // an item already checked says so
+    let written = &rb.phases[1].steps[3];
+    assert!(matches!(&written.kind, StepKind::Manual(Some(t)) if t.contains("Already checked")));
 }
 
 #[test]
@@ -651,8 +673,18 @@ fn a_checklist_without_items_is_refused() {
 }
 
 #[test]
-fn a_checklist_with_only_a_rollback_is_refused() {
-    assert_refused(&fixture("only-rollback.md"), "rollback");
+fn a_checklist_with_only_a_rollback_is_the_procedure_to_run() {
+    let md = fixture("only-rollback.md");
+    let out = runbook(&["import", &md]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("imported as the procedure to run"),
+        "{}",
+        text(&out.stderr)
+    );
+    let imp = import_ok(&md);
+    assert!(imp.rb.rollback.is_none());
+    assert_eq!(forward_titles(&imp.rb), ["Revert", "Restore"]);
 }
 
 // ── Whatever the Markdown, the import validates ────────────────────────────────────────────────
@@ -760,7 +792,7 @@ fn any_checklist_imports_to_a_valid_runbook_or_is_refused() {
             md.push_str(if rng.next(4) == 0 { "\r\n" } else { "\n" });
         }
         match runbook::runbook::import::convert("generated.md", &md) {
-            Ok(toml) => {
+            Ok(runbook::runbook::import::Imported { toml, .. }) => {
                 imported += 1;
                 if let Err(e) = runbook::runbook::parse::parse_str(&path, &toml, &[]) {
                     panic!(
@@ -784,8 +816,499 @@ fn any_checklist_imports_to_a_valid_runbook_or_is_refused() {
 #[test]
 fn code_blocks_inside_items_hold_no_items() {
     let md = "# T\n\n- [ ] Take a backup\n    ```sh\n    - [ ] not an item\n    ```\n- [ ] Deploy\n";
-    let toml = runbook::runbook::import::convert("t.md", md).unwrap();
+    let toml = runbook::runbook::import::convert("t.md", md).unwrap().toml;
     let imp = validated("code blocks", toml);
     assert_eq!(forward_titles(&imp.rb), ["Take a backup", "Deploy"]);
-    assert!(imp.toml.contains("# note:"), "the code is kept as a note");
+    let StepKind::Manual(Some(text)) = &imp.rb.phases[0].steps[0].kind else {
+        panic!("the code is not in the instruction")
+    };
+    assert_eq!(text, "- [ ] not an item");
+}
+
+// ── Issue 10: what real runbooks need ──────────────────────────────────────────────────────────
+
+fn issue10(name: &str) -> String {
+    format!("{FIXTURES}/issue10/{name}")
+}
+
+/// The instruction of a step, or "" for `manual = true` and other kinds.
+fn instruction(s: &runbook::runbook::Step) -> &str {
+    match &s.kind {
+        StepKind::Manual(Some(t)) => t,
+        _ => "",
+    }
+}
+
+fn step<'r>(rb: &'r Runbook, title: &str) -> &'r runbook::runbook::Step {
+    rb.phases
+        .iter()
+        .chain(rb.rollback.iter().flat_map(|r| r.phases.iter()))
+        .flat_map(|p| p.steps.iter())
+        .find(|s| s.title == title)
+        .unwrap_or_else(|| panic!("no step {title:?}"))
+}
+
+/// The stderr of an import that worked.
+fn import_stderr(md: &str) -> String {
+    let out = runbook(&["import", md]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+#[test]
+fn issue10_1_only_conditions_that_call_for_a_rollback_are_triggers() {
+    let imp = import_ok(&issue10("1-do-not-roll-back.md"));
+    let triggers: Vec<&str> = imp.rb.triggers.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(triggers, ["API error rate > 10%"]);
+    let decide = step(&imp.rb, "Decide whether to roll back");
+    let text = instruction(decide);
+    assert!(
+        text.contains("Do NOT roll back if:\n- [ ] Minor UI glitch (fix in patch)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Consider escalation first if:\n- [ ] Performance slightly degraded (< 5%)"),
+        "{text}"
+    );
+    assert!(text.contains("API error rate > 10%"), "{text}");
+    // the decision is made where the triggers heading stands, before the rollback procedure
+    assert_eq!(imp.rb.phases[1].title, "Rollback triggers");
+    assert_eq!(rollback_titles(&imp.rb), ["Revert the deploy"]);
+}
+
+#[test]
+fn issue10_2_numbered_and_plain_procedures_are_steps_forward_too() {
+    let imp = import_ok(&issue10("2-numbered-procedures.md"));
+    let phases: Vec<(&str, Vec<&str>)> = imp
+        .rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (
+                "Release Procedure",
+                vec![
+                    "Tag the release",
+                    "Build the artefacts",
+                    "Publish the release notes"
+                ]
+            ),
+            ("Pre-checks", vec!["Backup verified"]),
+            (
+                "Migration Execution",
+                vec![
+                    "Stop the writers",
+                    "Run the migration",
+                    "Check the schema version"
+                ]
+            ),
+            (
+                "Deploy steps",
+                vec!["Drain the first node", "Upgrade the first node"]
+            ),
+            ("Post-checks", vec!["Smoke test passes"]),
+        ]
+    );
+    assert_eq!(instruction(step(&imp.rb, "Run the migration")), "./migrate.sh up");
+    // a fence written flush left under a numbered step is still that step's
+    assert_eq!(
+        instruction(step(&imp.rb, "Check the schema version")),
+        "./migrate.sh status"
+    );
+    for cmd in ["systemctl stop writer", "./migrate.sh up", "./migrate.sh status"] {
+        assert!(
+            imp.toml.contains(&format!("# run = '{cmd}'\n")),
+            "{cmd}:\n{}",
+            imp.toml
+        );
+    }
+}
+
+#[test]
+fn issue10_3_commands_are_in_the_instruction_and_suggested_only_from_the_text() {
+    let imp = import_ok(&issue10("3-commands.md"));
+    let toml = &imp.toml;
+    assert_eq!(
+        instruction(step(&imp.rb, "Kill the inactive pod")),
+        "kubectl delete pod web-inactive"
+    );
+    assert_eq!(
+        instruction(step(&imp.rb, "Check replication:")),
+        "- lag under 1s\n- no errors in the log"
+    );
+    // an item that is one command is offered as a commented run
+    assert!(
+        toml.contains(
+            "# run = 'kubectl delete pod web-inactive'\n[[phase.step]]\ntitle = \"Kill the inactive pod\""
+        ),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("# run = 'kubectl rollout status deploy/web'\n"),
+        "{toml}"
+    );
+    // and nothing is guessed from a keyword
+    for guessed in [
+        "./backup.sh",
+        "./run-tests.sh",
+        "./verify.sh",
+        "below = 0.05",
+        "smoke-test",
+    ] {
+        assert!(!toml.contains(guessed), "{guessed} suggested:\n{toml}");
+    }
+    let runs = toml.lines().filter(|l| l.starts_with("# run = ")).count();
+    assert_eq!(runs, 2, "{toml}");
+}
+
+#[test]
+fn issue10_4_nested_items_keep_their_parents() {
+    let imp = import_ok(&issue10("4-nested.md"));
+    let phases: Vec<(&str, Vec<&str>)> = imp
+        .rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("Release / Mock Run", vec!["Stage", "Release"]),
+            (
+                "Release / NoMock Run",
+                vec!["Stage", "Release", "Announce / Send the email"]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn issue10_5_front_matter_names_the_runbook() {
+    let md = issue10("5-front-matter.md");
+    let imp = import_ok(&md);
+    assert_eq!(imp.rb.title, "Release");
+    let phases: Vec<&str> = imp.rb.phases.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(phases, ["Checklist"]);
+    assert!(!imp.toml.contains("labels"), "{}", imp.toml);
+    let stderr = import_stderr(&md);
+    assert!(
+        stderr.contains("line 1: not imported: front matter `about`, `labels`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn issue10_6_a_rollback_playbook_is_the_procedure_to_run() {
+    let md = issue10("6-rollback-only.md");
+    let stderr = import_stderr(&md);
+    assert!(stderr.contains("imported as the procedure to run"), "{stderr}");
+    let imp = import_ok(&md);
+    assert!(imp.rb.rollback.is_none() && imp.rb.triggers.is_empty());
+    assert_eq!(
+        forward_titles(&imp.rb),
+        [
+            "Decide whether to roll back",
+            "Freeze deploys",
+            "Revert to the previous release",
+            "Verify the checkout flow"
+        ]
+    );
+    assert!(instruction(step(&imp.rb, "Decide whether to roll back")).contains("Error rate above 5%"));
+    assert_eq!(
+        instruction(step(&imp.rb, "Revert to the previous release")),
+        "./deploy.sh --rollback"
+    );
+}
+
+#[test]
+fn issue10_7_tables_bash_headings_checked_items_bold_headings_and_placeholders() {
+    let md = issue10("7-dropped.md");
+    let imp = import_ok(&md);
+    let phases: Vec<(&str, Vec<&str>)> = imp
+        .rb
+        .phases
+        .iter()
+        .map(|p| {
+            (
+                p.title.as_str(),
+                p.steps.iter().map(|s| s.title.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("Readiness", vec!["Backup taken", "DNS TTL lowered"]),
+            ("Flush caches", vec!["Flush caches"]),
+            ("Verify", vec!["Staging verified", "Production verified"]),
+            ("Prep work", vec!["Warm the caches"]),
+        ]
+    );
+    assert_eq!(instruction(step(&imp.rb, "Flush caches")), "redis-cli FLUSHALL");
+    assert!(imp.toml.contains("# run = 'redis-cli FLUSHALL'"));
+    assert!(instruction(step(&imp.rb, "Staging verified")).contains("Already checked"));
+    assert_eq!(instruction(step(&imp.rb, "Production verified")), "");
+    assert_eq!(imp.rb.phases[3].section.as_deref(), Some("Verify"));
+    // nothing is dropped without a trace
+    let stderr = import_stderr(&md);
+    assert!(
+        stderr.contains("line 20: not imported: placeholder item \"<add more items here>\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 23: not imported: paragraph under \"Notes\" \"Just prose here.\""),
+        "{stderr}"
+    );
+}
+
+// ── Real checklists and runbooks ───────────────────────────────────────────────────────────────
+
+const REAL: &str = "tests/fixtures/import/real";
+
+/// What a reader of the Markdown expects to find in the runbook, read with simple line rules,
+/// independently of the importer: `- [ ]` items, numbered items and the lines of fenced code,
+/// each with its line number. HTML comments and front matter are not content.
+#[derive(Default)]
+struct Expected {
+    items: Vec<(usize, String)>,
+    numbered: Vec<(usize, String)>,
+    commands: Vec<(usize, String)>,
+}
+
+fn expected(md: &str) -> Expected {
+    let mut e = Expected::default();
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    if lines.first() == Some(&"---") {
+        i = 1 + lines[1..].iter().position(|l| *l == "---").map_or(0, |p| p + 1);
+    }
+    let mut in_comment = false;
+    let mut fence: Option<(char, usize)> = None;
+    while i < lines.len() {
+        let n = i + 1;
+        let mut line = lines[i].to_string();
+        i += 1;
+        // HTML comments, whole or inline
+        let mut kept = String::new();
+        let mut rest = line.as_str();
+        loop {
+            if in_comment {
+                match rest.find("-->") {
+                    Some(at) => {
+                        rest = &rest[at + 3..];
+                        in_comment = false;
+                    }
+                    None => break,
+                }
+            } else {
+                match rest.find("<!--") {
+                    Some(at) => {
+                        kept.push_str(&rest[..at]);
+                        rest = &rest[at + 4..];
+                        in_comment = true;
+                    }
+                    None => {
+                        kept.push_str(rest);
+                        break;
+                    }
+                }
+            }
+        }
+        line = kept;
+        let t = line.trim();
+        let ch = t.chars().next().unwrap_or(' ');
+        if ch == '`' || ch == '~' {
+            let len = t.chars().take_while(|&c| c == ch).count();
+            match fence {
+                Some((c, l)) if c == ch && len >= l && t.chars().all(|x| x == ch) => {
+                    fence = None;
+                    continue;
+                }
+                None if len >= 3 => {
+                    fence = Some((ch, len));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if fence.is_some() {
+            if !t.is_empty() {
+                e.commands.push((n, t.to_string()));
+            }
+            continue;
+        }
+        let (ordered, after) = if let Some(a) = t
+            .strip_prefix("- ")
+            .or_else(|| t.strip_prefix("* "))
+            .or_else(|| t.strip_prefix("+ "))
+        {
+            (false, a)
+        } else {
+            let digits = t.chars().take_while(char::is_ascii_digit).count();
+            match t.get(digits..digits + 2) {
+                Some(". " | ") ") if digits > 0 => (true, &t[digits + 2..]),
+                _ => continue,
+            }
+        };
+        let after = after.trim_start();
+        // a command written in an item's words: a code span with a space in it
+        for (k, span) in after.split('`').enumerate() {
+            if k % 2 == 1 && span.trim().contains(' ') {
+                e.commands.push((n, span.trim().to_string()));
+            }
+        }
+        let boxed = ["[ ]", "[x]", "[X]"].iter().find_map(|b| after.strip_prefix(b));
+        match boxed {
+            Some(words) => e.items.push((n, words.trim().to_string())),
+            None if ordered => e.numbered.push((n, after.trim().to_string())),
+            None => {}
+        }
+    }
+    e
+}
+
+/// The words of a text, lowercased, without Markdown or punctuation, for comparing a line of
+/// Markdown with what the runbook shows.
+fn tokens(s: &str) -> Vec<String> {
+    // a link to a place in the same document shows only its text
+    let mut s = s.to_string();
+    while let Some(at) = s.find("](#") {
+        let end = s[at..].find(')').map_or(s.len(), |e| at + e + 1);
+        s.replace_range(at + 1..end, "");
+    }
+    let s = s
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", " ")
+        .replace("<br>", " ")
+        .replace("<br/>", " ")
+        .replace("<br />", " ");
+    s.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every text the operator sees in `plan` and the UI: phase and step titles, instructions and
+/// trigger titles, each as ` word word `.
+fn visible_texts(rb: &Runbook) -> Vec<String> {
+    let mut out = Vec::new();
+    let phases = rb
+        .phases
+        .iter()
+        .chain(rb.rollback.iter().flat_map(|r| r.phases.iter()));
+    for p in phases {
+        out.push(p.title.clone());
+        for s in &p.steps {
+            out.push(s.title.clone());
+            out.push(instruction(s).to_string());
+        }
+    }
+    out.extend(rb.triggers.iter().map(|t| t.title.clone()));
+    out.iter().map(|t| format!(" {} ", tokens(t).join(" "))).collect()
+}
+
+/// "<add more>": an item with nothing to act on, which import lists on stderr instead.
+fn placeholder(words: &str) -> bool {
+    let t = words.trim();
+    t.is_empty() || (t.starts_with('<') && t.trim_end_matches([':', '.']).ends_with('>'))
+}
+
+#[test]
+fn real_runbooks_import_valid_and_keep_every_item_step_and_command() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(REAL);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md") && n != "SOURCES.md")
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "{files:?}");
+    let mut table = vec![
+        "| file | items | numbered | commands | steps | kept |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    let mut missing: Vec<String> = Vec::new();
+    for name in &files {
+        let md_path = format!("{REAL}/{name}");
+        let md = read(&md_path);
+        let imp = import_ok(&md_path);
+        let stderr = import_stderr(&md_path);
+        let seen = visible_texts(&imp.rb);
+        let e = expected(&md);
+        let wanted: Vec<&(usize, String)> = e.items.iter().chain(&e.numbered).chain(&e.commands).collect();
+        let mut kept = 0;
+        for (line, words) in &wanted {
+            if placeholder(words) {
+                assert!(
+                    stderr.contains(&format!("line {line}: not imported")),
+                    "{name}:{line}: {words:?} is neither imported nor listed:\n{stderr}"
+                );
+                kept += 1;
+                continue;
+            }
+            let needle = format!(" {} ", tokens(words).join(" "));
+            if needle.trim().is_empty() || seen.iter().any(|s| s.contains(&needle)) {
+                kept += 1;
+            } else {
+                missing.push(format!("{name}:{line}: {words}"));
+            }
+        }
+        let steps = imp.rb.step_count()
+            + imp
+                .rb
+                .rollback
+                .iter()
+                .flat_map(|r| r.phases.iter())
+                .map(|p| p.steps.len())
+                .sum::<usize>();
+        table.push(format!(
+            "| {name} | {} | {} | {} | {steps} | {kept}/{} |",
+            e.items.len(),
+            e.numbered.len(),
+            e.commands.len(),
+            wanted.len()
+        ));
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "not in any step's visible text:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn deeply_nested_quotes_and_lists_neither_crash_nor_lose_words() {
+    let quotes = format!("{}deep words\n\n# T\n\n- [ ] ok\n", "> ".repeat(50_000));
+    let imported = runbook::runbook::import::convert("deep.md", &quotes).unwrap();
+    validated("deep quotes", imported.toml);
+    assert!(
+        imported.notices.iter().any(|n| n.contains("deep words")),
+        "{:?}",
+        imported.notices
+    );
+    let lists: String = (0..1500)
+        .map(|i| format!("{}- [ ] item {i}\n", "  ".repeat(i)))
+        .collect();
+    let imported = runbook::runbook::import::convert("deep.md", &lists).unwrap();
+    let imp = validated("deep lists", imported.toml);
+    let seen = visible_texts(&imp.rb).join("");
+    assert!(seen.contains(" item 1499 "), "the deepest item is lost");
 }

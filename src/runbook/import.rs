@@ -1,11 +1,22 @@
-//! `runbook import CHECKLIST.md`: a Markdown checklist turned into a runbook TOML on stdout.
+//! `runbook import CHECKLIST.md`: a Markdown checklist or runbook turned into a runbook TOML on
+//! stdout.
 //!
-//! The checklist's shape becomes the runbook's: the `#` title is the runbook title, headings with
-//! `- [ ]` items under them are phases (a `##` above a `###` is the phase's section), every item is a
-//! manual step in its own words. A "rollback triggers" heading gives one operator-raised trigger per
-//! list item; a "rollback process/procedure/plan" heading gives the `[rollback]` procedure, one phase
-//! per numbered item with nested items as its steps. Text that is not an item is kept as `# note:`
-//! comments, and `# automate:` comments point at the items a machine could do.
+//! The Markdown is read with `pulldown-cmark` (task lists, tables, YAML front matter) into blocks,
+//! and the document's shape becomes the runbook's: the front matter's `name`/`title` or the `#`
+//! title is the runbook title; headings (and bold pseudo-headings such as `**Prep work:**`) are
+//! phases, a `##` above a `###` the phase's section. Steps are `- [ ]` items, numbered items, the
+//! plain bullets of a procedure heading ("Release procedure", "Mitigation"), `☐` table rows, and a
+//! heading whose content is a command or the prose of a procedure. Everything an item holds —
+//! its fenced blocks, sub-bullets, the label above it — is the step's visible instruction
+//! (`manual = """…"""`); an item that is exactly one shell command gets a commented `run`
+//! suggestion.
+//!
+//! Under a "rollback triggers" heading only the conditions that call for a rollback become
+//! `[[trigger]]`s; a "do NOT roll back if" or "consider escalation first" list goes into a
+//! "Decide whether to roll back" step instead. A "rollback process/procedure/plan" heading gives
+//! the `[rollback]` procedure; a playbook that is nothing but a rollback is imported as the
+//! procedure to run. Whatever becomes no step, trigger or instruction is listed for stderr with
+//! its line.
 //!
 //! The output always validates: ids are explicit where deriving them would clash or fail, strings
 //! are escaped (including `${`, which the tool would otherwise read as a variable).
@@ -13,7 +24,10 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ops::Range;
 use std::path::Path;
+
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 use super::parse::derive_id;
 
@@ -24,6 +38,9 @@ const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 const MAX_PHASE_ID: usize = 40;
 /// The longest trigger id written: `plan` lines them up in a 16-wide column.
 const MAX_TRIGGER_ID: usize = 16;
+/// A step title longer than this is cut at a sentence or word; the whole text goes into the
+/// instruction.
+const MAX_TITLE: usize = 120;
 
 /// Entry point of the `import` command; returns the exit status.
 pub fn main(checklist: &Path) -> i32 {
@@ -38,15 +55,18 @@ pub fn main(checklist: &Path) -> i32 {
     let name = checklist
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    let toml = match convert(&name, &text) {
+    let imported = match convert(&name, &text) {
         Ok(t) => t,
         Err(message) => {
             crate::say!("runbook: {file}: {message}");
             return 2;
         }
     };
+    for notice in &imported.notices {
+        crate::say!("runbook: {file}: {notice}");
+    }
     let mut out = std::io::stdout().lock();
-    match out.write_all(toml.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(imported.toml.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => 0,
         // `runbook import x.md | head`: the reader has what it wanted.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
@@ -74,209 +94,1657 @@ fn read(path: &Path) -> Result<String, String> {
     })
 }
 
+/// What an import gives: the runbook, and what the operator should know about how it was made
+/// (what was not imported, with its line; a rollback-only playbook made the forward procedure).
+#[derive(Debug)]
+pub struct Imported {
+    pub toml: String,
+    /// One line each, without the `runbook: FILE: ` prefix.
+    pub notices: Vec<String>,
+}
+
 /// Turns the Markdown `text` of the checklist called `source` into runbook TOML, or says why not.
-pub fn convert(source: &str, text: &str) -> Result<String, String> {
-    let lines = lex(text);
-    let doc = build(source, &lines)?;
-    Ok(render(source, &doc))
-}
-
-// ── Markdown, line by line ──────────────────────────────────────────────────────────────────────
-
-#[derive(Debug, Clone, PartialEq)]
-enum Line {
-    Blank,
-    Heading {
-        level: usize,
-        text: String,
-    },
-    /// A list item; `checkbox` for `- [ ]` and `- [x]`. Continuation lines are joined into `text`.
-    Item {
-        indent: usize,
-        marker: String,
-        checkbox: bool,
-        text: String,
-    },
-    Text {
-        indent: usize,
-        text: String,
-    },
-    /// A line inside a fenced code block.
-    Code(String),
-}
-
-/// Leading whitespace as a column (tabs to the next multiple of 4) and the rest of the line.
-fn indent_of(line: &str) -> (usize, &str) {
-    let mut col = 0;
-    for (i, c) in line.char_indices() {
-        match c {
-            ' ' => col += 1,
-            '\t' => col += 4 - col % 4,
-            _ => return (col, &line[i..]),
-        }
-    }
-    (col, "")
-}
-
-fn lex(text: &str) -> Vec<Line> {
+pub fn convert(source: &str, text: &str) -> Result<Imported, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut out: Vec<Line> = Vec::new();
-    let mut fence: Option<(char, usize)> = None;
-    let mut in_comment = false;
-    // Whether the previous line was part of a list item's paragraph (for continuation lines).
-    let mut in_item = false;
-    for raw in text.split('\n') {
-        let (indent, rest) = indent_of(raw);
-        let rest = rest.trim_end();
-        if let Some((ch, len)) = fence {
-            let closes = rest.chars().count() >= len && rest.chars().all(|c| c == ch);
-            if closes {
-                fence = None;
-            } else if !raw.trim().is_empty() {
-                out.push(Line::Code(raw.trim_end().to_string()));
-            }
-            continue;
+    let blocks = markdown(&text);
+    let mut doc = build(source, blocks)?;
+    let toml = render(source, &doc);
+    let mut notices = Vec::new();
+    if doc.rollback_only {
+        notices.push(
+            "only a rollback procedure was found: it is imported as the procedure to run (its \
+             steps are the forward phases; there is no [rollback])"
+                .to_string(),
+        );
+    }
+    doc.leftovers.sort_by_key(|(line, _)| *line);
+    for (line, what) in &doc.leftovers {
+        notices.push(format!("line {line}: not imported: {what}"));
+    }
+    Ok(Imported { toml, notices })
+}
+
+// ── Markdown, as blocks ─────────────────────────────────────────────────────────────────────────
+
+#[derive(Debug, Clone)]
+enum Block {
+    Heading {
+        level: u8,
+        text: String,
+        line: usize,
+    },
+    /// `pseudo`: the whole paragraph is bold (`**Prep work:**`), a heading in all but name.
+    Para {
+        text: String,
+        line: usize,
+        pseudo: bool,
+        comments: Vec<String>,
+    },
+    Code {
+        text: String,
+        lang: String,
+        line: usize,
+    },
+    List {
+        items: Vec<Item>,
+    },
+    /// The header row first.
+    Table {
+        rows: Vec<Vec<String>>,
+        line: usize,
+    },
+    Html {
+        text: String,
+        line: usize,
+    },
+    FrontMatter {
+        text: String,
+        line: usize,
+    },
+}
+
+impl Block {
+    fn line(&self) -> usize {
+        match self {
+            Block::Heading { line, .. }
+            | Block::Para { line, .. }
+            | Block::Code { line, .. }
+            | Block::Table { line, .. }
+            | Block::Html { line, .. }
+            | Block::FrontMatter { line, .. } => *line,
+            Block::List { items } => items.first().map_or(0, |i| i.line),
         }
-        if in_comment {
-            if rest.contains("-->") {
-                in_comment = false;
-            }
-            continue;
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    line: usize,
+    /// `Some(false)` for `- [ ]`, `Some(true)` for `- [x]`.
+    checked: Option<bool>,
+    ordered: bool,
+    /// The item's own words (its first paragraph), as inline Markdown is read: emphasis markers
+    /// dropped, code spans in backticks, a link's address after its text.
+    text: String,
+    /// HTML comments written in the item's words (`<!-- paste link -->`).
+    comments: Vec<String>,
+    /// Everything nested in the item: paragraphs, code, sub-lists.
+    blocks: Vec<Block>,
+    /// A bold line written right under the item's words, which heads what follows the item.
+    bold_tail: Option<String>,
+}
+
+/// The inline content of a paragraph, heading, item or table cell.
+#[derive(Default)]
+struct Inline {
+    text: String,
+    checked: Option<bool>,
+    comments: Vec<String>,
+    /// Some words outside `**…**` (besides a `:`).
+    plain: bool,
+    strong: bool,
+    /// Where the last line starts in `text`, and whether that line has words outside and inside
+    /// `**…**`: a bold last line ("**Do NOT roll back if:**" right under an item) is a heading
+    /// of what follows, not part of these words.
+    line_start: usize,
+    line_plain: bool,
+    line_strong: bool,
+}
+
+impl Inline {
+    /// Splits off a bold last line (`**Do NOT roll back if:**` written right under an item).
+    fn take_bold_tail(&mut self) -> Option<String> {
+        if self.line_start == 0 || self.line_plain || !self.line_strong {
+            return None;
         }
-        if rest.is_empty() {
-            out.push(Line::Blank);
-            in_item = false;
-            continue;
+        let tail = self.text.get(self.line_start..)?.trim().to_string();
+        self.text.truncate(self.line_start);
+        self.text = self.text.trim().to_string();
+        Some(tail)
+    }
+}
+
+struct Reader<'a> {
+    events: Vec<(Event<'a>, Range<usize>)>,
+    at: usize,
+    line_starts: Vec<usize>,
+    /// How many lists, items and quotes enclose the block being read.
+    depth: usize,
+}
+
+/// Deeper than this, a list or quote is read as one paragraph of its words: no checklist nests
+/// so deep, and the reader must not run out of stack on a file that does.
+const MAX_NESTING: usize = 64;
+
+fn markdown(text: &str) -> Vec<Block> {
+    let options = Options::ENABLE_TASKLISTS
+        | Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
+    let events = Parser::new_ext(text, options).into_offset_iter().collect();
+    let mut line_starts = vec![0];
+    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    let mut r = Reader {
+        events,
+        at: 0,
+        line_starts,
+        depth: 0,
+    };
+    let mut out = Vec::new();
+    while r.at < r.events.len() {
+        out.extend(r.blocks());
+        // an unmatched end (never in practice): step over it
+        if r.at < r.events.len() {
+            r.at += 1;
         }
-        if rest.starts_with("<!--") {
-            if !rest.contains("-->") {
-                in_comment = true;
-            }
-            continue;
-        }
-        // A code fence, at any indent (fences inside list items are indented).
-        let ch = rest.chars().next().unwrap_or(' ');
-        if ch == '`' || ch == '~' {
-            let len = rest.chars().take_while(|&c| c == ch).count();
-            // "```code```" on one line is inline code, not a fence
-            if len >= 3 && !(ch == '`' && rest[len..].contains('`')) {
-                fence = Some((ch, len));
-                in_item = false;
-                continue;
-            }
-        }
-        if indent <= 3 {
-            if let Some(h) = atx_heading(rest) {
-                out.push(h);
-                in_item = false;
-                continue;
-            }
-            // Setext: a paragraph line underlined with === (level 1) or --- (level 2).
-            let underline = rest.chars().all(|c| c == '=') || rest.chars().all(|c| c == '-');
-            if underline && let Some(Line::Text { indent: 0..=3, text }) = out.last() {
-                let level = if rest.starts_with('=') { 1 } else { 2 };
-                let text = text.clone();
-                out.pop();
-                out.push(Line::Heading { level, text });
-                in_item = false;
-                continue;
-            }
-            if is_thematic_break(rest) {
-                out.push(Line::Blank);
-                in_item = false;
-                continue;
-            }
-        }
-        if let Some((marker, after)) = list_marker(rest) {
-            let (checkbox, body) = checkbox(after);
-            out.push(Line::Item {
-                indent,
-                marker: marker.to_string(),
-                checkbox,
-                text: body.trim().to_string(),
-            });
-            in_item = true;
-            continue;
-        }
-        if in_item && let Some(Line::Item { text, .. }) = out.last_mut() {
-            // A continuation of the item's words (indented or lazy).
-            if !text.is_empty() {
-                text.push(' ');
-            }
-            text.push_str(rest.trim());
-            continue;
-        }
-        out.push(Line::Text {
-            indent,
-            text: rest.trim().to_string(),
-        });
     }
     out
 }
 
-fn atx_heading(rest: &str) -> Option<Line> {
-    let level = rest.chars().take_while(|&c| c == '#').count();
-    if !(1..=6).contains(&level) {
-        return None;
+fn is_inline(e: &Event) -> bool {
+    match e {
+        Event::Start(t) => matches!(
+            t,
+            Tag::Emphasis
+                | Tag::Strong
+                | Tag::Strikethrough
+                | Tag::Superscript
+                | Tag::Subscript
+                | Tag::Link { .. }
+                | Tag::Image { .. }
+        ),
+        Event::End(t) => matches!(
+            t,
+            TagEnd::Emphasis
+                | TagEnd::Strong
+                | TagEnd::Strikethrough
+                | TagEnd::Superscript
+                | TagEnd::Subscript
+                | TagEnd::Link
+                | TagEnd::Image
+        ),
+        Event::Rule | Event::Html(_) => false,
+        _ => true,
     }
-    let after = &rest[level..];
-    if !(after.is_empty() || after.starts_with(' ') || after.starts_with('\t')) {
-        return None;
-    }
-    let mut text = after.trim();
-    // A closing sequence of #s, when it stands apart.
-    let trimmed = text.trim_end_matches('#');
-    if trimmed.is_empty() || trimmed.ends_with(' ') || trimmed.ends_with('\t') {
-        text = trimmed.trim_end();
-    }
-    Some(Line::Heading {
-        level,
-        text: text.to_string(),
-    })
 }
 
-fn is_thematic_break(rest: &str) -> bool {
-    let Some(ch) = rest.chars().next() else {
-        return false;
-    };
-    matches!(ch, '-' | '*' | '_')
-        && rest.chars().filter(|&c| c == ch).count() >= 3
-        && rest.chars().all(|c| c == ch || c == ' ' || c == '\t')
-}
-
-/// `- `, `* `, `+ `, `1. ` or `1) `: the marker and what follows it.
-fn list_marker(rest: &str) -> Option<(&str, &str)> {
-    let spaced = |after: &str| after.is_empty() || after.starts_with(' ') || after.starts_with('\t');
-    let first = rest.chars().next()?;
-    if matches!(first, '-' | '*' | '+') {
-        let after = &rest[1..];
-        return spaced(after).then_some((&rest[..1], after));
+impl<'a> Reader<'a> {
+    fn line(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= offset)
     }
-    let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-    if (1..=9).contains(&digits) {
-        let after = &rest[digits..];
-        if (after.starts_with('.') || after.starts_with(')')) && spaced(&after[1..]) {
-            return Some((&rest[..digits + 1], &after[1..]));
+
+    fn peek(&self) -> Option<&Event<'a>> {
+        self.events.get(self.at).map(|(e, _)| e)
+    }
+
+    fn here(&self) -> usize {
+        let offset = self.events.get(self.at).map_or(0, |(_, r)| r.start);
+        self.line(offset)
+    }
+
+    /// Blocks up to the end of the enclosing container (left for the caller) or of the text.
+    fn blocks(&mut self) -> Vec<Block> {
+        let mut out = Vec::new();
+        while let Some(e) = self.peek() {
+            if matches!(e, Event::End(_)) {
+                break;
+            }
+            if is_inline(e) {
+                let line = self.here();
+                let inl = self.inline();
+                if !inl.text.is_empty() || !inl.comments.is_empty() {
+                    out.push(para(inl, line));
+                }
+                continue;
+            }
+            let line = self.here();
+            let (event, _) = self.events[self.at].clone();
+            self.at += 1;
+            let container = matches!(
+                event,
+                Event::Start(
+                    Tag::List(_)
+                        | Tag::BlockQuote(_)
+                        | Tag::FootnoteDefinition(_)
+                        | Tag::DefinitionList
+                        | Tag::DefinitionListTitle
+                        | Tag::DefinitionListDefinition
+                )
+            );
+            if container && self.depth >= MAX_NESTING {
+                let text = self.flatten();
+                if !text.is_empty() {
+                    out.push(Block::Para {
+                        text,
+                        line,
+                        pseudo: false,
+                        comments: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            self.depth += usize::from(container);
+            match event {
+                Event::Start(Tag::Paragraph) => {
+                    let mut inl = self.inline();
+                    self.at += 1;
+                    let tail = if inl.strong && !inl.plain {
+                        None
+                    } else {
+                        inl.take_bold_tail()
+                    };
+                    if !inl.text.is_empty() || !inl.comments.is_empty() {
+                        out.push(para(inl, line));
+                    }
+                    if let Some(text) = tail {
+                        out.push(Block::Para {
+                            text,
+                            line: self.here().saturating_sub(1).max(line),
+                            pseudo: true,
+                            comments: Vec::new(),
+                        });
+                    }
+                }
+                Event::Start(Tag::Heading { level, .. }) => {
+                    let inl = self.inline();
+                    self.at += 1;
+                    out.push(Block::Heading {
+                        level: level as u8,
+                        text: inl.text,
+                        line,
+                    });
+                }
+                Event::Start(Tag::CodeBlock(kind)) => {
+                    let lang = match kind {
+                        CodeBlockKind::Fenced(info) => info
+                            .split(|c: char| c.is_whitespace() || c == ',' || c == '{')
+                            .next()
+                            .unwrap_or("")
+                            .to_lowercase(),
+                        CodeBlockKind::Indented => String::new(),
+                    };
+                    let text = self.raw_text();
+                    out.push(Block::Code { text, lang, line });
+                }
+                Event::Start(Tag::HtmlBlock) => {
+                    let text = self.raw_text();
+                    if !text.trim().is_empty() {
+                        out.push(Block::Html { text, line });
+                    }
+                }
+                Event::Html(h) => out.push(Block::Html {
+                    text: h.to_string(),
+                    line,
+                }),
+                Event::Start(Tag::MetadataBlock(_)) => {
+                    let text = self.raw_text();
+                    out.push(Block::FrontMatter { text, line });
+                }
+                Event::Start(Tag::List(start)) => {
+                    let mut items = Vec::new();
+                    while let Some(Event::Start(Tag::Item)) = self.peek() {
+                        let line = self.here();
+                        self.at += 1;
+                        let mut item = self.item(start.is_some(), line);
+                        self.at += 1; // End(Item)
+                        let tail = item.bold_tail.take();
+                        items.push(item);
+                        // a bold line under an item ends its list and heads the next one
+                        if let Some(text) = tail {
+                            out.push(Block::List {
+                                items: std::mem::take(&mut items),
+                            });
+                            out.push(Block::Para {
+                                text,
+                                line: line + 1,
+                                pseudo: true,
+                                comments: Vec::new(),
+                            });
+                        }
+                    }
+                    self.at += 1; // End(List)
+                    if !items.is_empty() {
+                        out.push(Block::List { items });
+                    }
+                }
+                Event::Start(Tag::Table(_)) => {
+                    let rows = self.table();
+                    out.push(Block::Table { rows, line });
+                }
+                // a quote, a footnote, a definition: its content is what counts
+                Event::Start(_) => {
+                    out.extend(self.blocks());
+                    self.at += 1;
+                }
+                _ => {}
+            }
+            self.depth -= usize::from(container);
         }
+        out
+    }
+
+    /// The words of a container too deep to read as blocks, up to and past its end.
+    fn flatten(&mut self) -> String {
+        let mut depth = 1usize;
+        let mut words: Vec<String> = Vec::new();
+        while let Some((e, _)) = self.events.get(self.at) {
+            self.at += 1;
+            match e {
+                Event::Start(_) => depth += 1,
+                Event::End(_) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Event::Text(t) | Event::Code(t) => words.push(t.trim().to_string()),
+                _ => {}
+            }
+        }
+        words.retain(|w| !w.is_empty());
+        words.join(" ")
+    }
+
+    /// The text of a code, HTML or metadata block, up to and past its end.
+    fn raw_text(&mut self) -> String {
+        let mut text = String::new();
+        while let Some((e, _)) = self.events.get(self.at) {
+            self.at += 1;
+            match e {
+                Event::Text(t) | Event::Html(t) => text.push_str(t),
+                Event::End(_) => break,
+                _ => {}
+            }
+        }
+        text
+    }
+
+    fn item(&mut self, ordered: bool, line: usize) -> Item {
+        let mut inl = self.inline();
+        if inl.text.is_empty() && matches!(self.peek(), Some(Event::Start(Tag::Paragraph))) {
+            self.at += 1;
+            let mut first = self.inline();
+            self.at += 1;
+            let bold_tail = first.take_bold_tail();
+            inl.text = first.text;
+            inl.checked = inl.checked.or(first.checked);
+            inl.comments.extend(first.comments);
+            let blocks = self.blocks();
+            return Item {
+                line,
+                checked: inl.checked,
+                ordered,
+                text: inl.text,
+                comments: inl.comments,
+                blocks,
+                bold_tail,
+            };
+        }
+        let bold_tail = inl.take_bold_tail();
+        let blocks = self.blocks();
+        Item {
+            line,
+            checked: inl.checked,
+            ordered,
+            text: inl.text,
+            comments: inl.comments,
+            blocks,
+            bold_tail,
+        }
+    }
+
+    fn table(&mut self) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        let mut row: Vec<String> = Vec::new();
+        while let Some((e, _)) = self.events.get(self.at).cloned() {
+            self.at += 1;
+            match e {
+                Event::Start(Tag::TableCell) => {
+                    let inl = self.inline();
+                    self.at += 1;
+                    row.push(inl.text);
+                }
+                Event::End(TagEnd::TableHead | TagEnd::TableRow) => {
+                    rows.push(std::mem::take(&mut row));
+                }
+                Event::End(TagEnd::Table) => break,
+                _ => {}
+            }
+        }
+        rows
+    }
+
+    /// Inline events up to the next block-level event (not consumed).
+    fn inline(&mut self) -> Inline {
+        let mut inl = Inline::default();
+        let mut strong = 0usize;
+        let mut links: Vec<(String, usize)> = Vec::new();
+        let mut comment: Option<String> = None;
+        while let Some(e) = self.peek() {
+            if !is_inline(e) {
+                break;
+            }
+            let e = e.clone();
+            self.at += 1;
+            if let Some(c) = comment.as_mut() {
+                let piece = match &e {
+                    Event::InlineHtml(h) | Event::Text(h) | Event::Code(h) => h.to_string(),
+                    Event::SoftBreak | Event::HardBreak => " ".into(),
+                    _ => String::new(),
+                };
+                c.push_str(&piece);
+                if piece.contains("-->") {
+                    let c = comment.take().unwrap_or_default();
+                    push_comment(&mut inl.comments, &c);
+                }
+                continue;
+            }
+            let words = |inl: &mut Inline, s: &str| {
+                if strong == 0 && s.chars().any(|c| !c.is_whitespace() && c != ':') {
+                    inl.plain = true;
+                    inl.line_plain = true;
+                } else if strong > 0 && !s.trim().is_empty() {
+                    inl.strong = true;
+                    inl.line_strong = true;
+                }
+                inl.text.push_str(s);
+            };
+            match e {
+                Event::Text(t) => words(&mut inl, &t),
+                Event::Code(t) => {
+                    let ticks = if t.contains('`') { "`` " } else { "`" };
+                    let close = if t.contains('`') { " ``" } else { "`" };
+                    words(&mut inl, &format!("{ticks}{t}{close}"));
+                }
+                Event::InlineMath(t) | Event::DisplayMath(t) => words(&mut inl, &t),
+                Event::InlineHtml(h) | Event::Html(h) => {
+                    let lower = h.to_lowercase();
+                    if h.starts_with("<!--") {
+                        if h.contains("-->") {
+                            push_comment(&mut inl.comments, &h);
+                        } else {
+                            comment = Some(h.to_string());
+                        }
+                    } else if lower.starts_with("<br") {
+                        inl.text.push(' ');
+                    } else {
+                        words(&mut inl, &h);
+                    }
+                }
+                Event::SoftBreak | Event::HardBreak => {
+                    inl.text.push(' ');
+                    inl.line_start = inl.text.len();
+                    inl.line_plain = false;
+                    inl.line_strong = false;
+                }
+                Event::TaskListMarker(done) => inl.checked = Some(done),
+                Event::FootnoteReference(r) => words(&mut inl, &format!("[^{r}]")),
+                Event::Start(Tag::Strong) => strong += 1,
+                Event::End(TagEnd::Strong) => strong = strong.saturating_sub(1),
+                Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                    links.push((dest_url.to_string(), inl.text.len()));
+                }
+                Event::End(TagEnd::Link | TagEnd::Image) => {
+                    if let Some((url, from)) = links.pop() {
+                        let shown = inl.text.get(from..).unwrap_or("");
+                        let anchor = url.starts_with('#');
+                        let bare = url.trim_start_matches("mailto:");
+                        if !url.is_empty() && !anchor && !shown.contains(bare) {
+                            words(&mut inl, &format!(" ({url})"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(c) = comment {
+            push_comment(&mut inl.comments, &c);
+        }
+        let lead = inl.text.len() - inl.text.trim_start().len();
+        inl.line_start = inl.line_start.saturating_sub(lead);
+        inl.text = inl.text.trim().to_string();
+        inl
+    }
+}
+
+fn push_comment(out: &mut Vec<String>, raw: &str) {
+    let t = raw
+        .trim()
+        .trim_start_matches("<!--")
+        .trim_end_matches("-->")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !t.is_empty() {
+        out.push(t);
+    }
+}
+
+fn para(inl: Inline, line: usize) -> Block {
+    let pseudo = inl.strong && !inl.plain && inl.text.chars().count() <= 80;
+    Block::Para {
+        text: inl.text,
+        line,
+        pseudo,
+        comments: inl.comments,
+    }
+}
+
+// ── The runbook's shape ─────────────────────────────────────────────────────────────────────────
+
+#[derive(Debug, Default, Clone)]
+struct StepOut {
+    title: String,
+    /// The instruction, one chunk per paragraph, list or code block, in the document's order.
+    instruction: Vec<String>,
+    /// The one shell command that the item is, when it is exactly one.
+    command: Option<String>,
+    /// How many code blocks the instruction holds.
+    codes: usize,
+}
+
+#[derive(Debug)]
+struct PhaseOut {
+    title: String,
+    section: Option<String>,
+    steps: Vec<StepOut>,
+    rollback: bool,
+    /// The "Decide whether to roll back" phase of a triggers heading.
+    decision: bool,
+    /// Whether a decision phase holds more than its triggers (then it is written).
+    needed: bool,
+}
+
+#[derive(Debug)]
+struct TriggerGroup {
+    heading: String,
+    titles: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Doc {
+    title: String,
+    description: Option<String>,
+    triggers: Vec<TriggerGroup>,
+    phases: Vec<PhaseOut>,
+    rollback_title: Option<String>,
+    rollback_only: bool,
+    /// What was not imported: line and a few words on what it was.
+    leftovers: Vec<(usize, String)>,
+}
+
+impl Doc {
+    fn forward(&self) -> impl Iterator<Item = &PhaseOut> {
+        self.phases
+            .iter()
+            .filter(|p| !p.rollback && (!p.decision || p.needed))
+    }
+    fn rollback(&self) -> impl Iterator<Item = &PhaseOut> {
+        self.phases.iter().filter(|p| p.rollback)
+    }
+}
+
+/// The blocks under one heading (or under none), with where that heading sits.
+struct Section {
+    kind: Kind,
+    /// The heading texts from the outermost one (below the title) down to this section's own.
+    path: Vec<String>,
+    /// Under a heading that names a procedure ("Release procedure", "Mitigation", "3. Deploy").
+    procedure: bool,
+    /// Whether the lists of a triggers section call for a rollback (unless a lead-in says).
+    calls: bool,
+    /// How many of `path` are real headings (not bold pseudo-headings).
+    headings: usize,
+    blocks: Vec<Block>,
+}
+
+/// Words of a heading that announce a procedure: its plain bullets are steps.
+fn is_procedure(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let words = words_of(&lower);
+    let numbered = strip_numbering(text) != text.trim()
+        || (words.first().is_some_and(|w| w == "step")
+            && words
+                .get(1)
+                .is_some_and(|w| w.chars().all(|c| c.is_ascii_digit())));
+    const PREFIXES: &[&str] = &[
+        "procedure",
+        "process",
+        "step",
+        "execut",
+        "instruction",
+        "playbook",
+        "runbook",
+        "checklist",
+        "task",
+        "action",
+        "cutover",
+        "rollout",
+        "upgrad",
+        "migrat",
+        "mitigat",
+        "remediat",
+        "diagnos",
+        "triage",
+        "investigat",
+        "resolution",
+        "recover",
+        "restor",
+        "failover",
+        "verif",
+        "validat",
+        "check",
+        "prerequisite",
+        "preparation",
+        "prep",
+        "setup",
+        "cleanup",
+        "backup",
+        "smoke",
+    ];
+    numbered
+        || has_prefix(&words, PREFIXES)
+        || ["how to", "roll out", "set up", "clean up", "pre-", "post-"]
+            .iter()
+            .any(|p| lower.contains(p))
+}
+
+/// Whether a lead-in ("Roll back immediately if:", "Do NOT roll back if:", "Consider escalation
+/// first if:") calls for a rollback; `None` when it does not say.
+fn calls_for_rollback(text: &str) -> Option<bool> {
+    let lower = text.to_lowercase();
+    let w = words_of(&lower);
+    let not = w.iter().any(|x| {
+        matches!(
+            x.as_str(),
+            "not" | "don" | "dont" | "never" | "without" | "avoid" | "instead" | "before"
+        )
+    }) || lower.contains("n't");
+    let hold_off = has_prefix(&w, &["escalat", "consider", "investigat", "monitor", "wait"]);
+    if not || hold_off {
+        return Some(false);
+    }
+    if mentions_rollback(&lower) || has_prefix(&w, &["revert", "abort"]) {
+        return Some(true);
     }
     None
 }
 
-/// `[ ] words` or `[x] words` → (true, "words"); otherwise (false, everything).
-fn checkbox(after: &str) -> (bool, &str) {
-    let t = after.trim_start();
-    for pat in ["[ ]", "[x]", "[X]"] {
-        if let Some(body) = t.strip_prefix(pat)
-            && (body.is_empty() || body.starts_with(' ') || body.starts_with('\t'))
-        {
-            return (true, body);
+fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
+    let mut leftovers: Vec<(usize, String)> = Vec::new();
+    let mut front_title: Option<String> = None;
+    let h1s = blocks
+        .iter()
+        .filter(|b| matches!(b, Block::Heading { level: 1, .. }))
+        .count();
+    let mut title: Option<String> = None;
+    let mut h1_text: Option<String> = None;
+    let mut sections: Vec<Section> = vec![Section {
+        kind: Kind::Normal,
+        path: Vec::new(),
+        procedure: false,
+        calls: true,
+        headings: 0,
+        blocks: Vec::new(),
+    }];
+    // The section right under the title, whose first paragraph describes the runbook.
+    let mut under_title: Option<usize> = None;
+    struct Level {
+        level: u8,
+        text: String,
+        kind: Kind,
+        procedure: bool,
+        calls: bool,
+    }
+    let mut stack: Vec<Level> = Vec::new();
+    for block in blocks {
+        let (level, text) = match &block {
+            Block::FrontMatter { text, line } => {
+                let (t, unused) = front_matter(text);
+                front_title = t;
+                if !unused.is_empty() {
+                    leftovers.push((
+                        *line,
+                        format!("front matter {} (only name or title is used)", unused.join(", ")),
+                    ));
+                }
+                continue;
+            }
+            Block::Heading { level, text, .. } => (*level, text.clone()),
+            Block::Para {
+                text, pseudo: true, ..
+            } => (7, text.clone()),
+            _ => {
+                sections.last_mut().expect("a section").blocks.push(block);
+                continue;
+            }
+        };
+        if level == 1 && h1s == 1 && h1_text.is_none() && !text.is_empty() {
+            h1_text = Some(text.clone());
+            title = Some(text);
+            stack.clear();
+            under_title = Some(sections.len());
+            sections.push(Section {
+                kind: Kind::Normal,
+                path: Vec::new(),
+                procedure: false,
+                calls: true,
+                headings: 0,
+                blocks: Vec::new(),
+            });
+            continue;
+        }
+        while stack.last().is_some_and(|l| l.level >= level) {
+            stack.pop();
+        }
+        let parent = stack.last();
+        let parent_kind = parent.map_or(Kind::Normal, |l| l.kind);
+        let clean = strip_colon(strip_numbering(&text)).to_string();
+        let kind = classify(&clean, parent_kind);
+        let procedure = parent.is_some_and(|l| l.procedure) || is_procedure(&text);
+        let calls = calls_for_rollback(&clean).unwrap_or(parent.is_none_or(|l| l.calls));
+        stack.push(Level {
+            level,
+            text: clean,
+            kind,
+            procedure,
+            calls,
+        });
+        sections.push(Section {
+            kind,
+            path: stack
+                .iter()
+                .map(|l| l.text.clone())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            procedure,
+            calls,
+            headings: stack.iter().filter(|l| l.level < 7 && !l.text.is_empty()).count(),
+            blocks: Vec::new(),
+        });
+    }
+    let mut description = None;
+    let title = match (front_title, title) {
+        (Some(f), h1) => {
+            // The `#` heading says what the front matter's name does not: the description.
+            description = h1.filter(|h| *h != f);
+            f
+        }
+        (None, Some(h1)) => h1,
+        (None, None) => title_from_file(source),
+    };
+    if let Some(i) = under_title
+        && let Some(Block::Para {
+            text,
+            pseudo: false,
+            comments,
+            ..
+        }) = sections[i].blocks.first()
+        && description.is_none()
+        && comments.is_empty()
+        // "Steps:" heads the list below it; it does not describe the runbook
+        && !(text.ends_with(':') && matches!(sections[i].blocks.get(1), Some(Block::List { .. })))
+    {
+        description = Some(text.clone());
+        sections[i].blocks.remove(0);
+    }
+
+    let mut doc = Doc {
+        title: title.clone(),
+        description,
+        triggers: Vec::new(),
+        phases: Vec::new(),
+        rollback_title: None,
+        rollback_only: false,
+        leftovers,
+    };
+    // Sections only when the checklist nests headings (a `##` above a `###`).
+    let mut nested = false;
+    // Forward phases are titled once `nested` is known: (phase index, path, label).
+    let mut forward_titles: Vec<(usize, Vec<String>, Option<String>)> = Vec::new();
+    // The decision phase that consecutive triggers headings share.
+    let mut decision: Option<usize> = None;
+    for sec in &sections {
+        match sec.kind {
+            Kind::Normal | Kind::Rollback => {
+                let rollback = sec.kind == Kind::Rollback;
+                let groups = section_groups(sec, &title, rollback, &mut doc.leftovers);
+                if groups.is_empty() {
+                    continue;
+                }
+                decision = None;
+                if !rollback {
+                    nested |= sec.headings >= 2;
+                    for g in groups {
+                        forward_titles.push((doc.phases.len(), sec.path.clone(), g.label));
+                        doc.phases.push(PhaseOut {
+                            title: String::new(),
+                            section: None,
+                            steps: g.steps,
+                            rollback: false,
+                            decision: false,
+                            needed: false,
+                        });
+                    }
+                    continue;
+                }
+                // The outermost rollback heading names the procedure; the headings below it
+                // name its phases.
+                let outer = sec
+                    .path
+                    .iter()
+                    .position(|t| classify(t, Kind::Normal) == Kind::Rollback)
+                    .unwrap_or(sec.path.len().saturating_sub(1));
+                if doc.rollback_title.is_none() {
+                    let t = sec.path.get(outer).cloned().unwrap_or("Rollback".into());
+                    doc.rollback_title = Some(strip_colon(&t).to_string());
+                }
+                let below = sec.path.get(outer + 1..).unwrap_or(&[]).join(" / ");
+                let heading = match (below.is_empty(), sec.path.get(outer)) {
+                    (false, _) => below.clone(),
+                    (true, Some(h)) => strip_colon(h).to_string(),
+                    (true, None) => "Rollback".to_string(),
+                };
+                for g in groups {
+                    let title = match (g.label, below.is_empty()) {
+                        (Some(l), true) => l,
+                        (Some(l), false) => format!("{below} / {l}"),
+                        (None, _) => heading.clone(),
+                    };
+                    doc.phases.push(PhaseOut {
+                        title,
+                        section: None,
+                        steps: g.steps,
+                        rollback: true,
+                        decision: false,
+                        needed: false,
+                    });
+                }
+            }
+            Kind::Triggers => {
+                let t = trigger_section(sec, &mut doc.leftovers);
+                if t.titles.is_empty() && t.instruction.is_empty() {
+                    continue;
+                }
+                // The heading that opened the triggers names them and their decision.
+                let opened = sec
+                    .path
+                    .iter()
+                    .position(|h| classify(h, Kind::Normal) == Kind::Triggers)
+                    .map_or(sec.path.len(), |i| i + 1);
+                let path = sec.path[..opened].to_vec();
+                if !t.titles.is_empty() {
+                    doc.triggers.push(TriggerGroup {
+                        heading: path.last().cloned().unwrap_or_default(),
+                        titles: t.titles,
+                    });
+                }
+                let at = match decision {
+                    Some(at) => at,
+                    None => {
+                        nested |= path.len() >= 2 && sec.headings >= 2;
+                        forward_titles.push((doc.phases.len(), path, None));
+                        doc.phases.push(PhaseOut {
+                            title: String::new(),
+                            section: None,
+                            steps: vec![StepOut {
+                                title: "Decide whether to roll back".into(),
+                                ..StepOut::default()
+                            }],
+                            rollback: false,
+                            decision: true,
+                            needed: false,
+                        });
+                        doc.phases.len() - 1
+                    }
+                };
+                decision = Some(at);
+                let p = &mut doc.phases[at];
+                p.needed |= t.needed;
+                p.steps[0].instruction.extend(t.instruction);
+            }
         }
     }
-    (false, after)
+    for (i, path, label) in forward_titles {
+        let (phase_title, section) = match path.as_slice() {
+            [] => (title.clone(), None),
+            [only] => (only.clone(), nested.then(|| only.clone())),
+            [outer, rest @ ..] => (rest.join(" / "), Some(outer.clone())),
+        };
+        let phase_title = strip_colon(&phase_title).to_string();
+        doc.phases[i].title = match label {
+            Some(l) => format!("{phase_title} / {l}"),
+            None => phase_title,
+        };
+        doc.phases[i].section = section;
+    }
+
+    let forward = doc.phases.iter().any(|p| !p.rollback && !p.decision);
+    let rollback = doc.phases.iter().any(|p| p.rollback);
+    if !forward && rollback {
+        // A rollback playbook is a procedure to run: its steps are the forward phases, and the
+        // conditions for running it are read in its decision step, not watched as triggers.
+        doc.rollback_only = true;
+        doc.rollback_title = None;
+        doc.triggers.clear();
+        for p in &mut doc.phases {
+            p.rollback = false;
+            p.needed = true;
+        }
+    }
+    if doc.forward().next().is_none() {
+        return Err(
+            "no checklist items found: import turns `- [ ]` items, numbered procedures, the \
+             bullets and commands of procedure headings into steps, and this file has none"
+                .into(),
+        );
+    }
+    Ok(doc)
 }
 
-// ── The runbook's shape ─────────────────────────────────────────────────────────────────────────
+/// The runbook title from YAML front matter (`name`, else `title`), and the keys not used.
+fn front_matter(text: &str) -> (Option<String>, Vec<String>) {
+    let mut name = None;
+    let mut title = None;
+    let mut unused = Vec::new();
+    for line in text.lines() {
+        if line.starts_with([' ', '\t', '-', '#']) || line.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim().trim_matches(['"', '\'']).trim().to_string();
+        match key {
+            "name" if !value.is_empty() => name = Some(value),
+            "title" if !value.is_empty() => title = Some(value),
+            _ => unused.push(format!("`{key}`")),
+        }
+    }
+    let used = name.or(title);
+    (used, unused)
+}
+
+/// A phase's worth of steps: under the section's own heading, or under an item that labels them
+/// ("Immediate actions:", "Mock Run").
+struct Group {
+    label: Option<String>,
+    steps: Vec<StepOut>,
+}
+
+/// How a section's lists are read.
+#[derive(Clone, Copy)]
+struct Style {
+    /// Every item is a step (a rollback procedure).
+    all: bool,
+    /// Plain bullets are steps (a procedure heading without checkboxes or numbers).
+    plain: bool,
+}
+
+fn list_items(blocks: &[Block]) -> impl Iterator<Item = &Item> {
+    blocks.iter().flat_map(|b| match b {
+        Block::List { items } => items.as_slice(),
+        _ => &[],
+    })
+}
+
+/// Every item of the lists in `blocks`, at any depth.
+fn all_items<'b>(blocks: &'b [Block], out: &mut Vec<&'b Item>) {
+    for i in list_items(blocks) {
+        out.push(i);
+        all_items(&i.blocks, out);
+    }
+}
+
+/// "<release-tag>", "<!-- -->", "…": an item that holds no words to act on.
+fn is_placeholder(text: &str) -> bool {
+    let t = text.trim().trim_end_matches([':', '.']);
+    if t.is_empty() {
+        return true;
+    }
+    let mut rest = String::new();
+    let mut depth = 0;
+    for c in t.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth == 0 => rest.push(c),
+            _ => {}
+        }
+    }
+    t.starts_with('<') && rest.chars().all(|c| !c.is_alphanumeric())
+}
+
+/// A short label ending in a colon: "Immediate Actions:", "Restore snapshot:".
+fn colon_label(text: &str) -> bool {
+    let t = text.trim();
+    t.ends_with(':') && words_of(t).len() <= 4
+}
+
+fn is_label(item: &Item, style: Style) -> bool {
+    if item.checked.is_some() {
+        return false;
+    }
+    let kids: Vec<&Item> = list_items(&item.blocks).collect();
+    if kids.is_empty() {
+        return false;
+    }
+    kids.iter().any(|k| k.checked.is_some() || k.ordered)
+        || (colon_label(&item.text) && (style.all || style.plain || item.ordered))
+}
+
+fn is_step(item: &Item, style: Style) -> bool {
+    item.checked.is_some() || item.ordered || style.all || style.plain
+}
+
+/// A long text cut for a title: at the end of its first sentence, else at a word.
+fn shorten(text: &str) -> (String, bool) {
+    if text.chars().count() <= MAX_TITLE {
+        return (text.to_string(), false);
+    }
+    let limit = text.char_indices().nth(MAX_TITLE).map_or(text.len(), |(i, _)| i);
+    let head = &text[..limit];
+    if let Some(end) = head.find(". ").filter(|&e| e >= 20) {
+        return (head[..=end].trim().to_string(), true);
+    }
+    let cut = head.rfind(' ').filter(|&c| c >= 20).unwrap_or(limit);
+    (format!("{}…", head[..cut].trim_end()), true)
+}
+
+/// Code blocks in these languages are shell commands.
+fn is_shell(lang: &str) -> bool {
+    matches!(
+        lang,
+        "" | "sh" | "bash" | "shell" | "console" | "zsh" | "shell-session" | "terminal" | "ksh"
+    )
+}
+
+/// The one command of a code block, when it holds exactly one (comments and blank lines aside;
+/// a `$ ` prompt dropped, `\` continuations joined).
+fn one_command_in(code: &str) -> Option<String> {
+    let mut logical: Vec<String> = Vec::new();
+    let mut continued = false;
+    for line in code.lines() {
+        let t = line.trim();
+        if t.is_empty() || (t.starts_with('#') && !continued) {
+            continue;
+        }
+        let t = t.strip_prefix("$ ").unwrap_or(t);
+        if continued {
+            let last = logical.last_mut().expect("a line to continue");
+            last.push('\n');
+            last.push_str(line);
+        } else {
+            logical.push(t.to_string());
+        }
+        continued = t.ends_with('\\');
+    }
+    (logical.len() == 1).then(|| logical.remove(0))
+}
+
+/// "`git push --tags`" → the command, when the words are exactly one code span that reads as a
+/// command (not a file name such as `CHANGELOG.md`).
+fn command_span(text: &str) -> Option<String> {
+    let t = text.trim().trim_end_matches([':', '.']).trim();
+    let inner = t.strip_prefix('`')?.strip_suffix('`')?;
+    if inner.contains('`') || inner.trim().is_empty() {
+        return None;
+    }
+    let inner = inner.trim();
+    let first = inner.split_whitespace().next().unwrap_or("");
+    let wordlike = first
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    (wordlike && (inner.contains(' ') || first.starts_with("./"))).then(|| inner.to_string())
+}
+
+/// The command a step is, when its words and nested blocks hold exactly one.
+fn one_command(text: &str, blocks: &[Block]) -> Option<String> {
+    let codes: Vec<(&str, &str)> = blocks
+        .iter()
+        .filter_map(|b| match b {
+            Block::Code { text, lang, .. } => Some((text.as_str(), lang.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut nested = Vec::new();
+    all_items(blocks, &mut nested);
+    if nested.iter().any(|i| i.text.contains('`')) {
+        return None;
+    }
+    match codes.as_slice() {
+        [] => command_span(text),
+        [(code, lang)] if is_shell(lang) && !text.contains('`') => one_command_in(code),
+        _ => None,
+    }
+}
+
+fn code_chunk(text: &str) -> String {
+    text.trim_end_matches('\n').to_string()
+}
+
+fn table_lines(rows: &[Vec<String>]) -> String {
+    rows.iter().map(|r| r.join(" | ")).collect::<Vec<_>>().join("\n")
+}
+
+/// An item as instruction text: `- words`, its nested blocks indented below it.
+fn item_lines(item: &Item, depth: usize, out: &mut Vec<String>) {
+    let indent = "  ".repeat(depth);
+    let mark = match item.checked {
+        Some(true) => "[x] ",
+        Some(false) => "[ ] ",
+        None => "",
+    };
+    out.push(format!("{indent}- {mark}{}", item.text));
+    for c in &item.comments {
+        out.push(format!("{indent}  (note: {c})"));
+    }
+    for b in &item.blocks {
+        block_lines(b, depth + 1, out);
+    }
+}
+
+fn block_lines(b: &Block, depth: usize, out: &mut Vec<String>) {
+    let indent = "  ".repeat(depth);
+    match b {
+        Block::List { items } => {
+            for i in items {
+                item_lines(i, depth, out);
+            }
+        }
+        Block::Para { text, comments, .. } => {
+            if !text.is_empty() {
+                out.push(format!("{indent}{text}"));
+            }
+            for c in comments {
+                out.push(format!("{indent}(note: {c})"));
+            }
+        }
+        Block::Heading { text, .. } => out.push(format!("{indent}{text}")),
+        Block::Code { text, .. } => {
+            for l in code_chunk(text).lines() {
+                out.push(format!("{indent}{l}"));
+            }
+        }
+        Block::Table { rows, .. } => {
+            for l in table_lines(rows).lines() {
+                out.push(format!("{indent}{l}"));
+            }
+        }
+        Block::Html { text, .. } => {
+            let mut notes = Vec::new();
+            push_comment(&mut notes, text);
+            for n in notes {
+                out.push(format!("{indent}(note: {n})"));
+            }
+        }
+        Block::FrontMatter { .. } => {}
+    }
+}
+
+/// A block as one chunk of instruction text.
+fn chunk(b: &Block) -> String {
+    let mut lines = Vec::new();
+    block_lines(b, 0, &mut lines);
+    lines.join("\n")
+}
+
+fn snippet(text: &str) -> String {
+    let one = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() > 60 {
+        let cut: String = one.chars().take(57).collect();
+        format!("\"{}…\"", cut.trim_end())
+    } else {
+        format!("\"{one}\"")
+    }
+}
+
+fn block_kind(b: &Block) -> &'static str {
+    match b {
+        Block::Heading { .. } => "heading",
+        Block::Para { .. } => "paragraph",
+        Block::Code { .. } => "code block",
+        Block::List { .. } => "list",
+        Block::Table { .. } => "table",
+        Block::Html { .. } => "HTML",
+        Block::FrontMatter { .. } => "front matter",
+    }
+}
+
+fn block_words(b: &Block) -> String {
+    match b {
+        Block::List { items } => items.first().map(|i| i.text.clone()).unwrap_or_default(),
+        Block::Table { rows, .. } => rows.first().map(|r| r.join(" | ")).unwrap_or_default(),
+        other => chunk(other),
+    }
+}
+
+/// Builds the steps of one section (or of one label's items).
+struct Steps<'l> {
+    style: Style,
+    groups: Vec<Group>,
+    /// Text before the first step, for the first step's instruction: (line, chunk).
+    pending: Vec<(usize, String)>,
+    /// Whether a block was read as text of the section (for a section without steps).
+    leftovers: &'l mut Vec<(usize, String)>,
+}
+
+impl Steps<'_> {
+    fn last_step(&mut self) -> Option<&mut StepOut> {
+        self.groups.iter_mut().rev().find_map(|g| g.steps.last_mut())
+    }
+
+    fn context(&mut self, line: usize, text: String) {
+        if text.is_empty() {
+            return;
+        }
+        match self.last_step() {
+            Some(s) => s.instruction.push(text),
+            None => self.pending.push((line, text)),
+        }
+    }
+
+    /// The group that a step outside any label goes to: the last one, unless it is a label's.
+    fn open_group(&mut self) -> usize {
+        if self.groups.last().is_none_or(|g| g.label.is_some()) {
+            self.groups.push(Group {
+                label: None,
+                steps: Vec::new(),
+            });
+        }
+        self.groups.len() - 1
+    }
+
+    fn items(&mut self, items: &[Item], lead: Option<&str>, prefix: &[String], group: Option<usize>) {
+        let steps = items
+            .iter()
+            .any(|i| is_label(i, self.style) || is_step(i, self.style));
+        let lead = match lead {
+            // a lead-in to a list that holds no steps is text like the list itself
+            Some(l) if !steps => {
+                self.context(items.first().map_or(0, |i| i.line), l.to_string());
+                None
+            }
+            other => other,
+        };
+        // consecutive items that are not steps stay one list in the instruction
+        let mut lines: Vec<String> = Vec::new();
+        let mut first_line = 0;
+        for item in items {
+            if !is_label(item, self.style) && !is_step(item, self.style) {
+                if lines.is_empty() {
+                    first_line = item.line;
+                }
+                item_lines(item, 0, &mut lines);
+                continue;
+            }
+            if !lines.is_empty() {
+                self.context(first_line, std::mem::take(&mut lines).join("\n"));
+            }
+            self.item(item, lead, prefix, group);
+        }
+        if !lines.is_empty() {
+            self.context(first_line, lines.join("\n"));
+        }
+    }
+
+    fn item(&mut self, item: &Item, lead: Option<&str>, prefix: &[String], group: Option<usize>) {
+        if is_label(item, self.style) {
+            let label = strip_colon(&item.text).to_string();
+            let (group, prefix) = if group.is_none() && prefix.is_empty() {
+                self.groups.push(Group {
+                    label: Some(label),
+                    steps: Vec::new(),
+                });
+                (Some(self.groups.len() - 1), Vec::new())
+            } else {
+                let mut p = prefix.to_vec();
+                p.push(label);
+                (group, p)
+            };
+            // What the label says besides its sub-items goes to the first of them.
+            let mut words: Vec<String> = lead.map(str::to_string).into_iter().collect();
+            words.extend(item.comments.iter().map(|c| format!("Note: {c}")));
+            let mut first = true;
+            for b in &item.blocks {
+                match b {
+                    Block::List { items } => {
+                        for k in items {
+                            let lead = (first && !words.is_empty()).then(|| words.join("\n\n"));
+                            self.item(k, lead.as_deref(), &prefix, group);
+                            first = false;
+                        }
+                    }
+                    other => {
+                        let text = chunk(other);
+                        if first {
+                            words.push(text);
+                        } else {
+                            self.context(other.line(), text);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        if !is_step(item, self.style) {
+            let mut lines = Vec::new();
+            item_lines(item, 0, &mut lines);
+            self.context(item.line, lines.join("\n"));
+            return;
+        }
+        if is_placeholder(&item.text) {
+            let what = if item.text.is_empty() {
+                "an empty item".to_string()
+            } else {
+                format!("placeholder item {}", snippet(&item.text))
+            };
+            self.leftovers.push((item.line, what));
+            return;
+        }
+        let group = group.unwrap_or_else(|| self.open_group());
+        for step in item_steps(item, lead, prefix, None) {
+            self.groups[group].steps.push(step);
+        }
+    }
+}
+
+/// The step an item is, followed by the steps of its nested checkbox items.
+fn item_steps(item: &Item, lead: Option<&str>, prefix: &[String], parent: Option<&str>) -> Vec<StepOut> {
+    let (short, cut) = shorten(&item.text);
+    let title = if prefix.is_empty() {
+        short
+    } else {
+        format!("{} / {short}", prefix.join(" / "))
+    };
+    let mut step = StepOut {
+        title: title.clone(),
+        instruction: Vec::new(),
+        command: one_command(&item.text, &item.blocks),
+        codes: item
+            .blocks
+            .iter()
+            .filter(|b| matches!(b, Block::Code { .. }))
+            .count(),
+    };
+    if let Some(p) = parent {
+        step.instruction.push(format!("Part of: {p}"));
+    }
+    if let Some(l) = lead {
+        step.instruction.push(l.to_string());
+    }
+    if cut {
+        step.instruction.push(item.text.clone());
+    }
+    if item.checked == Some(true) {
+        step.instruction
+            .push("Already checked in the checklist ([x]).".to_string());
+    }
+    for c in &item.comments {
+        step.instruction.push(format!("Note: {c}"));
+    }
+    let mut subs: Vec<&Item> = Vec::new();
+    for b in &item.blocks {
+        match b {
+            Block::List { items } => {
+                let mut lines = Vec::new();
+                for k in items {
+                    if k.checked.is_some() && !is_placeholder(&k.text) {
+                        subs.push(k);
+                    } else {
+                        item_lines(k, 0, &mut lines);
+                    }
+                }
+                if !lines.is_empty() {
+                    step.instruction.push(lines.join("\n"));
+                }
+            }
+            other => {
+                let c = chunk(other);
+                if !c.is_empty() {
+                    step.instruction.push(c);
+                }
+            }
+        }
+    }
+    let mut out = vec![step];
+    for k in subs {
+        out.extend(item_steps(k, None, prefix, Some(&title)));
+    }
+    out
+}
+
+/// `☐ Yes / ☐ No`, `[ ]`: a table cell that is a checkbox.
+fn has_box(cell: &str) -> bool {
+    cell.contains(['☐', '☑', '☒']) || cell.contains("[ ]") || cell.contains("[x]")
+}
+
+fn section_groups(
+    sec: &Section,
+    doc_title: &str,
+    rollback: bool,
+    leftovers: &mut Vec<(usize, String)>,
+) -> Vec<Group> {
+    let mut every = Vec::new();
+    all_items(&sec.blocks, &mut every);
+    let boxes = every.iter().any(|i| i.checked.is_some());
+    let numbers = list_items(&sec.blocks).any(|i| i.ordered);
+    let style = Style {
+        all: rollback,
+        plain: sec.procedure && !boxes && !numbers,
+    };
+    let mut s = Steps {
+        style,
+        groups: Vec::new(),
+        pending: Vec::new(),
+        leftovers,
+    };
+    let blocks = &sec.blocks;
+    let mut lead: Option<String> = None;
+    for (i, b) in blocks.iter().enumerate() {
+        match b {
+            Block::Para { text, comments, .. }
+                if text.ends_with(':')
+                    && comments.is_empty()
+                    && matches!(blocks.get(i + 1), Some(Block::List { .. })) =>
+            {
+                lead = Some(text.clone());
+            }
+            Block::List { items } => {
+                let l = lead.take();
+                s.items(items, l.as_deref(), &[], None);
+            }
+            Block::Table { rows, line } if rows.iter().skip(1).any(|r| r.iter().any(|c| has_box(c))) => {
+                let header = rows.first().cloned().unwrap_or_default();
+                for row in rows.iter().skip(1) {
+                    if !row.iter().any(|c| has_box(c)) {
+                        s.context(*line, row.join(" | "));
+                        continue;
+                    }
+                    let Some(at) = row.iter().position(|c| !c.trim().is_empty() && !has_box(c)) else {
+                        s.leftovers
+                            .push((*line, format!("table row {}", snippet(&row.join(" | ")))));
+                        continue;
+                    };
+                    let mut step = StepOut {
+                        title: shorten(&row[at]).0,
+                        ..StepOut::default()
+                    };
+                    if shorten(&row[at]).1 {
+                        step.instruction.push(row[at].clone());
+                    }
+                    let lines: Vec<String> = row
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, c)| *j != at && !c.trim().is_empty())
+                        .map(|(j, c)| match header.get(j).filter(|h| !h.trim().is_empty()) {
+                            Some(h) => format!("{h}: {c}"),
+                            None => c.clone(),
+                        })
+                        .collect();
+                    if !lines.is_empty() {
+                        step.instruction.push(lines.join("\n"));
+                    }
+                    let g = s.open_group();
+                    s.groups[g].steps.push(step);
+                }
+            }
+            Block::Html { text, line } => {
+                s.leftovers.push((*line, format!("HTML {}", snippet(text))));
+            }
+            // A fence written flush left under a numbered step ends its list, but is its command.
+            Block::Code { text, lang, line } => {
+                s.context(*line, chunk(b));
+                if let Some(last) = s.last_step() {
+                    last.codes += 1;
+                    last.command = (last.codes == 1 && is_shell(lang) && !last.title.contains('`'))
+                        .then(|| one_command_in(text))
+                        .flatten();
+                }
+            }
+            other => s.context(other.line(), chunk(other)),
+        }
+    }
+    let Steps {
+        mut groups,
+        pending,
+        leftovers,
+        ..
+    } = s;
+    groups.retain(|g| !g.steps.is_empty());
+    if groups.is_empty() {
+        // A heading whose content is a command, or the prose of a procedure, is one step.
+        let code = blocks.iter().any(|b| matches!(b, Block::Code { .. }));
+        if !pending.is_empty() && (code || sec.procedure || rollback) {
+            let title = sec.path.last().map_or(doc_title, String::as_str);
+            let command = match blocks
+                .iter()
+                .filter(|b| !matches!(b, Block::Html { .. }))
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [Block::Code { text, lang, .. }] if is_shell(lang) => one_command_in(text),
+                _ => None,
+            };
+            return vec![Group {
+                label: None,
+                steps: vec![StepOut {
+                    title: shorten(title).0,
+                    instruction: pending.into_iter().map(|(_, t)| t).collect(),
+                    command,
+                    codes: 0,
+                }],
+            }];
+        }
+        let heading = sec.path.last().map_or(doc_title, String::as_str);
+        for b in blocks {
+            if matches!(b, Block::Html { .. }) {
+                continue;
+            }
+            leftovers.push((
+                b.line(),
+                format!(
+                    "{} under \"{heading}\" {}",
+                    block_kind(b),
+                    snippet(&block_words(b))
+                ),
+            ));
+        }
+        return Vec::new();
+    }
+    if !pending.is_empty()
+        && let Some(first) = groups.iter_mut().find_map(|g| g.steps.first_mut())
+    {
+        let mut before: Vec<String> = pending.into_iter().map(|(_, t)| t).collect();
+        // "Part of:" stays first
+        before.append(&mut first.instruction);
+        first.instruction = before;
+    }
+    groups
+}
+
+struct TriggersOut {
+    titles: Vec<String>,
+    instruction: Vec<String>,
+    /// Whether the section says more than its triggers (what not to roll back for, a matrix).
+    needed: bool,
+}
+
+fn trigger_section(sec: &Section, leftovers: &mut Vec<(usize, String)>) -> TriggersOut {
+    let mut out = TriggersOut {
+        titles: Vec::new(),
+        instruction: Vec::new(),
+        needed: false,
+    };
+    let blocks = &sec.blocks;
+    let own = sec.path.last().cloned().unwrap_or_default();
+    let mut lead: Option<String> = None;
+    for (i, b) in blocks.iter().enumerate() {
+        match b {
+            Block::Para { text, comments, .. }
+                if text.ends_with(':')
+                    && comments.is_empty()
+                    && matches!(blocks.get(i + 1), Some(Block::List { .. })) =>
+            {
+                lead = Some(text.clone());
+            }
+            Block::List { items } => {
+                let label = lead.take();
+                let calls = label.as_deref().and_then(calls_for_rollback).unwrap_or(sec.calls);
+                let mut lines = vec![label.unwrap_or_else(|| {
+                    if calls {
+                        "Roll back if (the runbook's triggers):".into()
+                    } else {
+                        format!("{own}:")
+                    }
+                })];
+                for item in items {
+                    if is_placeholder(&item.text) {
+                        leftovers.push((item.line, format!("placeholder item {}", snippet(&item.text))));
+                        continue;
+                    }
+                    if calls {
+                        out.titles.push(item.text.clone());
+                        out.needed |= !item.blocks.is_empty();
+                    }
+                    item_lines(item, 0, &mut lines);
+                }
+                out.needed |= !calls;
+                out.instruction.push(lines.join("\n"));
+            }
+            Block::Html { text, line } => {
+                leftovers.push((*line, format!("HTML {}", snippet(text))));
+            }
+            other => {
+                out.needed = true;
+                out.instruction.push(chunk(other));
+            }
+        }
+    }
+    out
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -306,8 +1774,14 @@ fn classify(text: &str, parent: Kind) -> Kind {
         .collect();
     let has = |prefixes: &[&str]| words.iter().any(|w| prefixes.iter().any(|p| w.starts_with(p)));
     let rollback = mentions_rollback(&lower);
-    let trigger_words = has(&["trigger", "criteria", "criterion", "condition", "signal"])
-        || lower.contains("when to")
+    let trigger_words = has(&[
+        "trigger",
+        "criteria",
+        "criterion",
+        "condition",
+        "signal",
+        "decision",
+    ]) || lower.contains("when to")
         || words.last() == Some(&"if");
     if trigger_words && (rollback || parent != Kind::Normal) {
         return Kind::Triggers;
@@ -373,345 +1847,6 @@ fn strip_numbering(text: &str) -> &str {
 fn strip_colon(text: &str) -> &str {
     let t = text.trim().trim_end_matches([':', '：']).trim_end();
     if t.is_empty() { text.trim() } else { t }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Entry {
-    Note(String),
-    Item(String),
-}
-
-#[derive(Debug)]
-struct PhaseOut {
-    title: String,
-    section: Option<String>,
-    entries: Vec<Entry>,
-}
-
-impl PhaseOut {
-    fn items(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| matches!(e, Entry::Item(_)))
-            .count()
-    }
-}
-
-#[derive(Debug)]
-struct TriggerGroup {
-    heading: String,
-    entries: Vec<Entry>,
-}
-
-#[derive(Debug)]
-struct Doc {
-    title: String,
-    description: Option<String>,
-    triggers: Vec<TriggerGroup>,
-    phases: Vec<PhaseOut>,
-    rollback_title: Option<String>,
-    rollback: Vec<PhaseOut>,
-}
-
-/// The lines under one heading (or under none), with where that heading sits.
-struct Block<'l> {
-    kind: Kind,
-    /// The heading texts from the outermost one (below the title) down to this block's own.
-    path: Vec<String>,
-    lines: Vec<&'l Line>,
-}
-
-fn build(source: &str, lines: &[Line]) -> Result<Doc, String> {
-    let h1s = lines
-        .iter()
-        .filter(|l| matches!(l, Line::Heading { level: 1, .. }))
-        .count();
-    let mut title: Option<String> = None;
-    let mut blocks: Vec<Block> = vec![Block {
-        kind: Kind::Normal,
-        path: Vec::new(),
-        lines: Vec::new(),
-    }];
-    let mut stack: Vec<(usize, String, Kind)> = Vec::new();
-    // The block right under the title, whose first paragraph describes the runbook.
-    let mut under_title: Option<usize> = None;
-    for line in lines {
-        let Line::Heading { level, text } = line else {
-            blocks.last_mut().expect("a block").lines.push(line);
-            continue;
-        };
-        if *level == 1 && h1s == 1 && title.is_none() && !text.is_empty() {
-            title = Some(text.clone());
-            stack.clear();
-            under_title = Some(blocks.len());
-            blocks.push(Block {
-                kind: Kind::Normal,
-                path: Vec::new(),
-                lines: Vec::new(),
-            });
-            continue;
-        }
-        while stack.last().is_some_and(|(l, _, _)| l >= level) {
-            stack.pop();
-        }
-        let parent = stack.last().map_or(Kind::Normal, |(_, _, k)| *k);
-        let text = strip_colon(strip_numbering(text)).to_string();
-        let kind = classify(&text, parent);
-        stack.push((*level, text, kind));
-        blocks.push(Block {
-            kind,
-            path: stack
-                .iter()
-                .map(|(_, t, _)| t.clone())
-                .filter(|t| !t.is_empty())
-                .collect(),
-            lines: Vec::new(),
-        });
-    }
-    let title = title.unwrap_or_else(|| title_from_file(source));
-
-    // Sections only when the checklist nests headings (a `##` above a `###`).
-    let nested = blocks
-        .iter()
-        .any(|b| b.kind == Kind::Normal && b.path.len() >= 2 && b.lines.iter().any(|l| is_checkbox(l)));
-
-    let mut doc = Doc {
-        title: title.clone(),
-        description: None,
-        triggers: Vec::new(),
-        phases: Vec::new(),
-        rollback_title: None,
-        rollback: Vec::new(),
-    };
-    let mut checkboxes = 0;
-    for (i, block) in blocks.iter().enumerate() {
-        checkboxes += block.lines.iter().filter(|l| is_checkbox(l)).count();
-        let own = block.path.last().cloned();
-        match block.kind {
-            Kind::Normal => {
-                let mut lines: &[&Line] = &block.lines;
-                // The first paragraph under the title, before any item, describes the runbook.
-                if under_title == Some(i) {
-                    let para: Vec<&str> = lines
-                        .iter()
-                        .skip_while(|l| matches!(l, Line::Blank))
-                        .map_while(|l| match l {
-                            Line::Text { text, .. } => Some(text.as_str()),
-                            _ => None,
-                        })
-                        .collect();
-                    if !para.is_empty() {
-                        doc.description = Some(para.join(" "));
-                        let skip = lines.iter().take_while(|l| matches!(l, Line::Blank)).count() + para.len();
-                        lines = &lines[skip..];
-                    }
-                }
-                let entries = normal_entries(lines);
-                if entries.iter().any(|e| matches!(e, Entry::Item(_))) {
-                    let (phase_title, section) = match block.path.as_slice() {
-                        [] => (title.clone(), None),
-                        [only] => (only.clone(), nested.then(|| only.clone())),
-                        [outer, rest @ ..] => (rest.join(" / "), Some(outer.clone())),
-                    };
-                    doc.phases.push(PhaseOut {
-                        title: strip_colon(&phase_title).to_string(),
-                        section,
-                        entries,
-                    });
-                }
-            }
-            Kind::Triggers => {
-                let entries = trigger_entries(&block.lines);
-                if entries.iter().any(|e| matches!(e, Entry::Item(_))) {
-                    doc.triggers.push(TriggerGroup {
-                        heading: own.unwrap_or_default(),
-                        entries,
-                    });
-                }
-            }
-            Kind::Rollback => {
-                let heading = strip_colon(own.as_deref().unwrap_or("Rollback")).to_string();
-                // A heading that is part of the procedure only by being under it ("### Database")
-                // names the phases made from its numbered items.
-                let prefix = own
-                    .as_deref()
-                    .is_some_and(|t| classify(t, Kind::Normal) != Kind::Rollback)
-                    .then_some(heading.as_str());
-                let phases = rollback_phases(&block.lines, &heading, prefix);
-                if !phases.is_empty() && doc.rollback_title.is_none() {
-                    // The outermost rollback heading names the procedure.
-                    let outer = block
-                        .path
-                        .iter()
-                        .find(|t| classify(t, Kind::Normal) == Kind::Rollback)
-                        .cloned()
-                        .unwrap_or(heading.clone());
-                    doc.rollback_title = Some(strip_colon(&outer).to_string());
-                }
-                doc.rollback.extend(phases);
-            }
-        }
-    }
-    if doc.phases.is_empty() {
-        return Err(if checkboxes == 0 {
-            "no checklist items found: import turns `- [ ]` items (also `* [ ]` and `- [x]`) under \
-             headings into steps, and this file has none"
-                .into()
-        } else {
-            "every checklist item is under a rollback heading; a runbook needs at least one forward \
-             phase (`- [ ]` items under another heading)"
-                .into()
-        });
-    }
-    Ok(doc)
-}
-
-/// A `- [ ]` item with words.
-fn is_checkbox(l: &Line) -> bool {
-    matches!(l, Line::Item { checkbox: true, text, .. } if !text.is_empty())
-}
-
-fn note_of(l: &Line) -> Option<String> {
-    match l {
-        Line::Item { marker, text, .. } => Some(format!("{marker} {text}")),
-        Line::Text { text, .. } => Some(text.clone()),
-        Line::Code(text) => Some(format!("    {text}")),
-        Line::Blank | Line::Heading { .. } => None,
-    }
-}
-
-/// A forward heading's lines: checkbox items are steps, anything else is kept as a note.
-fn normal_entries(lines: &[&Line]) -> Vec<Entry> {
-    let mut out = Vec::new();
-    for l in lines {
-        match l {
-            Line::Item {
-                checkbox: true, text, ..
-            } => {
-                if !text.is_empty() {
-                    out.push(Entry::Item(text.clone()));
-                }
-            }
-            other => out.extend(note_of(other).map(Entry::Note)),
-        }
-    }
-    out
-}
-
-/// A rollback-triggers heading's lines: every list item is a trigger.
-fn trigger_entries(lines: &[&Line]) -> Vec<Entry> {
-    let mut out = Vec::new();
-    for l in lines {
-        match l {
-            Line::Item { text, .. } => {
-                if !text.is_empty() {
-                    out.push(Entry::Item(text.clone()));
-                }
-            }
-            other => out.extend(note_of(other).map(Entry::Note)),
-        }
-    }
-    out
-}
-
-/// A rollback procedure's lines: a top-level item with nested items is a phase of its own (titled
-/// `prefix / item` when there is a prefix), the nested items its steps; top-level items without
-/// nested ones are steps of a phase named after the heading.
-fn rollback_phases(lines: &[&Line], heading: &str, prefix: Option<&str>) -> Vec<PhaseOut> {
-    struct Top {
-        text: String,
-        children: Vec<Entry>,
-    }
-    enum Node {
-        Top(Top),
-        Note(String),
-    }
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut top_indent: Option<usize> = None;
-    for l in lines {
-        match l {
-            Line::Item { indent, text, .. } => {
-                let nested = top_indent.is_some_and(|t| *indent > t);
-                if nested && let Some(Node::Top(top)) = nodes.last_mut() {
-                    if !text.is_empty() {
-                        top.children.push(Entry::Item(text.clone()));
-                    }
-                    continue;
-                }
-                top_indent = Some(*indent);
-                nodes.push(Node::Top(Top {
-                    text: text.clone(),
-                    children: Vec::new(),
-                }));
-            }
-            Line::Blank | Line::Heading { .. } => {}
-            Line::Text { indent, .. } => {
-                let note = note_of(l).unwrap_or_default();
-                let inside = top_indent.is_some_and(|t| *indent > t);
-                if inside && let Some(Node::Top(top)) = nodes.last_mut() {
-                    top.children.push(Entry::Note(note));
-                } else {
-                    top_indent = None;
-                    nodes.push(Node::Note(note));
-                }
-            }
-            Line::Code(_) => {
-                let note = note_of(l).unwrap_or_default();
-                match nodes.last_mut() {
-                    Some(Node::Top(top)) => top.children.push(Entry::Note(note)),
-                    _ => nodes.push(Node::Note(note)),
-                }
-            }
-        }
-    }
-
-    let mut phases: Vec<PhaseOut> = Vec::new();
-    // Whether the last phase is the heading-named one that collects childless items.
-    let mut collecting = false;
-    let mut pending: Vec<Entry> = Vec::new();
-    for node in nodes {
-        match node {
-            Node::Note(n) => pending.push(Entry::Note(n)),
-            Node::Top(top) if top.children.iter().any(|e| matches!(e, Entry::Item(_))) => {
-                let mut entries = std::mem::take(&mut pending);
-                entries.extend(top.children);
-                let title = match strip_colon(&top.text) {
-                    "" => heading,
-                    t => t,
-                };
-                phases.push(PhaseOut {
-                    title: match prefix {
-                        Some(p) => format!("{p} / {title}"),
-                        None => title.to_string(),
-                    },
-                    section: None,
-                    entries,
-                });
-                collecting = false;
-            }
-            Node::Top(top) => {
-                if !collecting {
-                    phases.push(PhaseOut {
-                        title: heading.to_string(),
-                        section: None,
-                        entries: Vec::new(),
-                    });
-                    collecting = true;
-                }
-                let phase = phases.last_mut().expect("just pushed");
-                phase.entries.append(&mut pending);
-                if !top.text.is_empty() {
-                    phase.entries.push(Entry::Item(top.text));
-                }
-                phase.entries.extend(top.children);
-            }
-        }
-    }
-    if let Some(last) = phases.last_mut() {
-        last.entries.append(&mut pending);
-    }
-    phases.retain(|p| p.items() > 0);
-    phases
 }
 
 /// "production-rollout-plan.md" → "Production rollout plan".
@@ -797,14 +1932,12 @@ fn durations_in(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-fn run_hint(cmd: &str) -> String {
-    format!("automate: a run step (e.g. run = \"{cmd}\"); {SEE_FORMAT}")
-}
-
-/// The `# automate:` comment for a step, if its words say a machine could do it. `phase_watch`
-/// is the phase title's duration ("Monitoring (24 hours)"), offered once per phase.
+/// The `# automate:` comment for a step, where its own words say what a machine could do: a
+/// duration to watch ("Monitor error rates for 15 minutes"), a migration that may not be undone.
+/// Nothing is guessed from a keyword alone: a step whose words name no duration or command gets
+/// no suggestion. `phase_watch` is the phase title's duration ("Monitoring (24 hours)"), offered
+/// once per phase.
 fn step_hint(title: &str, phase_watch: &mut Option<String>) -> Option<String> {
-    let lower = title.to_lowercase();
     let w = words_of(title);
     let is_watch = has_prefix(&w, &["monitor", "watch", "observe", "wait"]);
     if is_watch && let Some(d) = duration_in(title) {
@@ -822,86 +1955,12 @@ fn step_hint(title: &str, phase_watch: &mut Option<String>) -> Option<String> {
              watched, passes if none fires); {SEE_FORMAT}"
         ));
     }
-    if lower.contains("health check")
-        || lower.contains("healthcheck")
-        || lower.contains("health-check")
-        || lower.contains("healthz")
-    {
+    let first = w.first().map_or("", String::as_str);
+    if ["apply", "run", "execute", "perform"].contains(&first) && has_prefix(&w, &["migrat"]) {
         return Some(format!(
-            "automate: an http step (e.g. http = {{ url = \"https://HOST/healthz\", expect_status = 200 }}); \
+            "automate: a migration: if it cannot be undone, mark its step irreversible = true; \
              {SEE_FORMAT}"
         ));
-    }
-    if lower.contains("status page") || lower.contains("statuspage") {
-        return Some(run_hint("./status-page.sh"));
-    }
-    if has_prefix(&w, &["notif", "announce"]) {
-        return Some(run_hint("./notify.sh"));
-    }
-    // Work that needs a person's judgement, whatever it mentions.
-    const HUMAN: &[&str] = &[
-        "schedule",
-        "document",
-        "review",
-        "collect",
-        "record",
-        "discuss",
-        "write",
-        "confirm",
-        "agree",
-        "approve",
-        "sign",
-        "decide",
-        "communicate",
-        "update",
-        "hold",
-        "ask",
-        "brief",
-        "train",
-        "plan",
-    ];
-    if w.first().is_some_and(|f| HUMAN.contains(&f.as_str())) {
-        return None;
-    }
-    let first = w.first().map_or("", String::as_str);
-    if first.starts_with("verif") || first.starts_with("validat") {
-        return Some(run_hint("./verify.sh"));
-    }
-    if w.iter().any(|x| x == "traffic") {
-        return Some(run_hint("./switch-traffic.sh"));
-    }
-    if has_prefix(&w, &["restor"]) {
-        return Some(run_hint("./restore.sh"));
-    }
-    if has_prefix(&w, &["backup", "snapshot"]) || lower.contains("back up") {
-        return Some(run_hint("./backup.sh"));
-    }
-    if has_prefix(&w, &["migrat"]) {
-        if has_prefix(&w, &["test", "dry"]) {
-            return Some(run_hint("./migrate.sh --dry-run"));
-        }
-        return Some(format!(
-            "automate: a run step (e.g. run = \"./migrate.sh\"), with irreversible = true if it cannot be \
-             undone; {SEE_FORMAT}"
-        ));
-    }
-    if has_prefix(&w, &["scale", "scaling"]) {
-        return Some(run_hint("./scale.sh"));
-    }
-    if ["deploy", "redeploy", "promote", "rollout"].contains(&first) {
-        return Some(run_hint("./deploy.sh"));
-    }
-    if has_prefix(&w, &["test"]) {
-        return Some(run_hint("./run-tests.sh"));
-    }
-    if has_prefix(&w, &["scan"]) {
-        return Some(run_hint("./security-scan.sh"));
-    }
-    if has_prefix(&w, &["certificat"]) {
-        return Some(run_hint("./check-certs.sh"));
-    }
-    if has_prefix(&w, &["verif", "validat"]) {
-        return Some(run_hint("./verify.sh"));
     }
     None
 }
@@ -935,45 +1994,53 @@ fn measured(title: &str) -> String {
     }
 }
 
-/// The `# automate:` comment for an operator-raised trigger that a metric or check could raise.
+/// The `# automate:` comment for an operator-raised trigger whose words give a comparison and a
+/// threshold ("Error rate exceeds 1% for 5 minutes"). A comparison in parentheses qualifies
+/// something else ("Performance slightly degraded (< 5%)") and suggests nothing.
 fn trigger_hint(title: &str) -> Option<String> {
-    let w = words_of(title);
+    let outside = outside_parentheses(title);
+    let w = words_of(&outside);
     let comparison = w
         .iter()
         .position(|x| ABOVE.contains(&x.as_str()) || BELOW.contains(&x.as_str()));
-    let symbolic = title.find(['>', '<']);
-    if comparison.is_some() || symbolic.is_some() {
-        let below = match (comparison, symbolic) {
-            (_, Some(at)) => title[at..].starts_with('<'),
-            (Some(i), None) => BELOW.contains(&w[i].as_str()),
-            (None, None) => false,
-        };
-        let metric = derive_id(&measured(title)).replace('-', "_");
-        let metric = if metric.is_empty() || metric.len() > 32 {
-            "my_metric".to_string()
-        } else {
-            metric
-        };
-        let threshold = threshold_in(title).unwrap_or_else(|| "…".into());
-        let dir = if below { "below" } else { "above" };
-        let mut s = format!("automate: a metric trigger (e.g. metric = \"{metric}\", {dir} = {threshold}");
-        if let Some(d) = window_in(title) {
-            let _ = write!(s, ", for = \"{d}\"");
+    let symbolic = outside.find(['>', '<']);
+    if comparison.is_none() && symbolic.is_none() {
+        return None;
+    }
+    let below = match (comparison, symbolic) {
+        (_, Some(at)) => outside[at..].starts_with('<'),
+        (Some(i), None) => BELOW.contains(&w[i].as_str()),
+        (None, None) => false,
+    };
+    let threshold = threshold_in(&outside)?;
+    let metric = derive_id(&measured(&outside)).replace('-', "_");
+    let metric = if metric.is_empty() || metric.len() > 32 {
+        "my_metric".to_string()
+    } else {
+        metric
+    };
+    let dir = if below { "below" } else { "above" };
+    let mut s = format!("automate: a metric trigger (e.g. metric = \"{metric}\", {dir} = {threshold}");
+    if let Some(d) = window_in(&outside) {
+        let _ = write!(s, ", for = \"{d}\"");
+    }
+    let _ = write!(s, ", with a [[metric]] of that id); {SEE_FORMAT}");
+    Some(s)
+}
+
+/// `text` without what stands in parentheses.
+fn outside_parentheses(text: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
         }
-        let _ = write!(s, ", with a [[metric]] of that id); {SEE_FORMAT}");
-        return Some(s);
     }
-    if has_prefix(&w, &["fail", "down", "unavailable", "unreachable", "broken"]) {
-        return Some(format!(
-            "automate: a check trigger (e.g. check = \"./smoke-test.sh\", interval = \"30s\"); {SEE_FORMAT}"
-        ));
-    }
-    if has_prefix(&w, &["integrity", "corrupt"]) {
-        return Some(format!(
-            "automate: a check trigger (e.g. check = \"./check-integrity.sh\", interval = \"1m\"); {SEE_FORMAT}"
-        ));
-    }
-    None
+    out
 }
 
 /// "1%" → 0.01; "1 second" → 1; "500ms" → 0.5.
@@ -1089,6 +2156,48 @@ fn banner(o: &mut String, text: &str) {
     let _ = writeln!(o, "{head}{}", "─".repeat(100usize.saturating_sub(width).max(3)));
 }
 
+/// A TOML multi-line basic string holding `s` as the tool will read it (see `toml_str`).
+fn toml_text(s: &str) -> String {
+    let s = s.replace("${", "$${");
+    let mut out = String::with_capacity(s.len() + 8);
+    out.push_str("\"\"\"\n");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str("\"\"\"");
+    out
+}
+
+/// A TOML string for a command, written as it is (`run` is not read for `${…}`).
+fn toml_command(cmd: &str) -> String {
+    if !cmd.contains(['\'', '\n']) && !cmd.chars().any(char::is_control) {
+        return format!("'{cmd}'");
+    }
+    let mut out = String::from("\"");
+    for c in cmd.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn render(source: &str, doc: &Doc) -> String {
     let mut used_phase_ids: HashSet<String> = HashSet::new();
     let mut body = String::new();
@@ -1104,36 +2213,31 @@ fn render(source: &str, doc: &Doc) -> String {
     for group in &doc.triggers {
         body.push('\n');
         banner(&mut body, &group.heading);
-        for e in &group.entries {
-            match e {
-                Entry::Note(n) => {
-                    let _ = writeln!(body, "# note: {}", comment_text(n));
-                }
-                Entry::Item(title) => {
-                    trigger_count += 1;
-                    body.push('\n');
-                    if let Some(h) = trigger_hint(title) {
-                        hints += 1;
-                        let _ = writeln!(body, "# {h}");
-                    }
-                    let id = unique(
-                        &short_id(&measured(title), MAX_TRIGGER_ID, "trigger"),
-                        &mut used_trigger_ids,
-                    );
-                    let _ = writeln!(
-                        body,
-                        "[[trigger]]\nid = {}\ntitle = {}",
-                        toml_str(&id),
-                        toml_str(title)
-                    );
-                }
+        for title in &group.titles {
+            trigger_count += 1;
+            body.push('\n');
+            if let Some(h) = trigger_hint(title) {
+                hints += 1;
+                let _ = writeln!(body, "# {h}");
             }
+            let id = unique(
+                &short_id(&measured(title), MAX_TRIGGER_ID, "trigger"),
+                &mut used_trigger_ids,
+            );
+            let _ = writeln!(
+                body,
+                "[[trigger]]\nid = {}\ntitle = {}",
+                toml_str(&id),
+                toml_str(title)
+            );
         }
     }
 
     let mut section: Option<&str> = None;
     let mut step_count = 0;
-    for (i, p) in doc.phases.iter().enumerate() {
+    let mut phase_count = 0;
+    for (i, p) in doc.forward().enumerate() {
+        phase_count += 1;
         body.push('\n');
         if p.section.as_deref() != section || (i == 0 && p.section.is_some()) {
             section = p.section.as_deref();
@@ -1152,16 +2256,17 @@ fn render(source: &str, doc: &Doc) -> String {
         if let Some(s) = &p.section {
             let _ = writeln!(body, "section = {}", toml_str(s));
         }
-        step_count += p.items();
+        step_count += p.steps.len();
         hints += steps(&mut body, p, "phase.step");
     }
 
     let mut rollback_steps = 0;
-    if let (Some(title), false) = (&doc.rollback_title, doc.rollback.is_empty()) {
+    let rollback_phases = doc.rollback().count();
+    if let (Some(title), true) = (&doc.rollback_title, rollback_phases > 0) {
         body.push('\n');
         banner(&mut body, title);
         let _ = writeln!(body, "\n[rollback]\ntitle = {}", toml_str(title));
-        for p in &doc.rollback {
+        for p in doc.rollback() {
             let id = unique(&short_id(&p.title, MAX_PHASE_ID, "rollback"), &mut used_phase_ids);
             let _ = writeln!(
                 body,
@@ -1169,7 +2274,7 @@ fn render(source: &str, doc: &Doc) -> String {
                 toml_str(&id),
                 toml_str(&p.title)
             );
-            rollback_steps += p.items();
+            rollback_steps += p.steps.len();
             hints += steps(&mut body, p, "rollback.phase.step");
         }
     }
@@ -1182,30 +2287,32 @@ fn render(source: &str, doc: &Doc) -> String {
     );
     let _ = writeln!(o, "#");
     o.push_str(
-        "# Every checklist item is a manual step in its own words. `# automate:` marks the items most\n\
-         # worth automating: replace `manual = true` with the run, http or watch step it suggests (see\n\
-         # the runbook format in README.md).",
+        "# Every checklist item and procedure step is a manual step in its own words; what the item\n\
+         # says (its commands, sub-items, notes) is its instruction. `# automate:` marks what the\n\
+         # text itself says a machine could do: replace `manual` with the run or watch it suggests\n\
+         # (see the runbook format in README.md).",
     );
     if trigger_count > 0 {
         o.push_str(" The triggers are raised by the operator until they get a\n# `metric` or a `check`.");
     }
+    if doc.rollback_only {
+        o.push_str("\n# The checklist is a rollback playbook: it is imported as the procedure to run.");
+    }
     o.push('\n');
     let _ = writeln!(o, "#");
     let mut summary = format!(
-        "# {step_count} step{} in {} phase{}",
+        "# {step_count} step{} in {phase_count} phase{}",
         plural(step_count),
-        doc.phases.len(),
-        plural(doc.phases.len())
+        plural(phase_count)
     );
     if trigger_count > 0 {
         let _ = write!(summary, ", {trigger_count} trigger{}", plural(trigger_count));
     }
-    if !doc.rollback.is_empty() {
-        let n = doc.rollback.len();
+    if rollback_phases > 0 && doc.rollback_title.is_some() {
         let _ = write!(
             summary,
-            ", rollback in {n} phase{} ({rollback_steps} step{})",
-            plural(n),
+            ", rollback in {rollback_phases} phase{} ({rollback_steps} step{})",
+            plural(rollback_phases),
             plural(rollback_steps)
         );
     }
@@ -1219,55 +2326,54 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Writes a phase's steps and notes; returns how many `# automate:` hints it wrote.
+/// Writes a phase's steps; returns how many `# automate:` hints it wrote.
 fn steps(o: &mut String, p: &PhaseOut, table: &str) -> usize {
     let mut used: HashSet<String> = HashSet::new();
     let mut hints = 0;
     let mut phase_watch = duration_in(&p.title);
-    let mut notes: Vec<&str> = Vec::new();
-    let mut number = 0;
     let mut seen: HashSet<&str> = HashSet::new();
-    for e in &p.entries {
-        match e {
-            Entry::Note(n) => notes.push(n),
-            Entry::Item(title) => {
-                number += 1;
-                o.push('\n');
-                for n in notes.drain(..) {
-                    let _ = writeln!(o, "# note: {}", comment_text(n));
-                }
-                let derived = derived_step_id(title);
-                let explicit = if derived.is_empty() {
-                    Some(unique(&format!("step-{number}"), &mut used))
-                } else if used.contains(&derived) {
-                    let why = if seen.contains(title.as_str()) {
-                        "the same words as an earlier item of this phase"
-                    } else {
-                        "the id derived from these words is an earlier item's"
-                    };
-                    let _ = writeln!(o, "# {why}: an id of its own");
-                    Some(unique(&derived, &mut used))
-                } else {
-                    used.insert(derived);
-                    None
-                };
-                seen.insert(title);
-                if let Some(h) = step_hint(title, &mut phase_watch) {
-                    hints += 1;
-                    let _ = writeln!(o, "# {h}");
-                }
-                let _ = writeln!(o, "[[{table}]]");
-                if let Some(id) = explicit {
-                    let _ = writeln!(o, "id = {}", toml_str(&id));
-                }
-                let _ = writeln!(o, "title = {}\nmanual = true", toml_str(title));
-            }
-        }
-    }
-    if !notes.is_empty() {
+    for (number, step) in p.steps.iter().enumerate() {
+        let title = &step.title;
         o.push('\n');
-        for n in notes {
-            let _ = writeln!(o, "# note: {}", comment_text(n));
+        let derived = derived_step_id(title);
+        let explicit = if derived.is_empty() {
+            Some(unique(&format!("step-{}", number + 1), &mut used))
+        } else if used.contains(&derived) {
+            let why = if seen.contains(title.as_str()) {
+                "the same words as an earlier item of this phase"
+            } else {
+                "the id derived from these words is an earlier item's"
+            };
+            let _ = writeln!(o, "# {why}: an id of its own");
+            Some(unique(&derived, &mut used))
+        } else {
+            used.insert(derived);
+            None
+        };
+        seen.insert(title);
+        if let Some(cmd) = &step.command {
+            hints += 1;
+            let _ = writeln!(
+                o,
+                "# automate: this item is one shell command (see the runbook format in README.md); to run\n\
+                 # it, replace `manual` with:\n\
+                 # run = {}",
+                comment_text(&toml_command(cmd))
+            );
+        } else if let Some(h) = step_hint(title, &mut phase_watch) {
+            hints += 1;
+            let _ = writeln!(o, "# {h}");
+        }
+        let _ = writeln!(o, "[[{table}]]");
+        if let Some(id) = explicit {
+            let _ = writeln!(o, "id = {}", toml_str(&id));
+        }
+        let _ = writeln!(o, "title = {}", toml_str(title));
+        let text = step.instruction.join("\n\n");
+        if text.trim().is_empty() {
+            let _ = writeln!(o, "manual = true");
+        } else {
+            let _ = writeln!(o, "manual = {}", toml_text(&text));
         }
     }
     hints
@@ -1309,6 +2415,61 @@ mod tests {
     fn strings_are_escaped_for_toml_and_variables() {
         assert_eq!(toml_str(r#"say "hi" \ ${x}"#), r#""say \"hi\" \\ $${x}""#);
         assert_eq!(toml_str("a\tb\u{1}"), "\"a\\tb\\u0001\"");
+    }
+
+    #[test]
+    fn lead_ins_say_whether_they_call_for_a_rollback() {
+        assert_eq!(calls_for_rollback("Roll back immediately if:"), Some(true));
+        assert_eq!(calls_for_rollback("Execute rollback immediately if:"), Some(true));
+        assert_eq!(calls_for_rollback("Do NOT roll back if:"), Some(false));
+        assert_eq!(calls_for_rollback("DO NOT rollback if"), Some(false));
+        assert_eq!(calls_for_rollback("Don't roll back when"), Some(false));
+        assert_eq!(calls_for_rollback("Consider escalation first if:"), Some(false));
+        assert_eq!(calls_for_rollback("Escalation Before Rollback"), Some(false));
+        assert_eq!(calls_for_rollback("Examples:"), None);
+    }
+
+    #[test]
+    fn commands_are_suggested_only_when_the_text_is_one() {
+        assert_eq!(
+            one_command_in("kubectl get pods\n").as_deref(),
+            Some("kubectl get pods")
+        );
+        assert_eq!(
+            one_command_in("# comment\n$ make release\n").as_deref(),
+            Some("make release")
+        );
+        assert_eq!(
+            one_command_in("docker run \\\n  --rm x\n").as_deref(),
+            Some("docker run \\\n  --rm x")
+        );
+        assert_eq!(one_command_in("a\nb\n"), None);
+        assert_eq!(
+            command_span("`git push --tags`").as_deref(),
+            Some("git push --tags")
+        );
+        assert_eq!(command_span("`./release.sh`:").as_deref(), Some("./release.sh"));
+        assert_eq!(command_span("`CHANGELOG.md`"), None);
+        assert_eq!(command_span("Run `make test`"), None);
+        // no keyword guesses
+        let mut none = None;
+        assert_eq!(step_hint("Kill the inactive pod", &mut none), None);
+        assert_eq!(step_hint("Screenshot testgrid boards", &mut none), None);
+        assert_eq!(trigger_hint("Performance slightly degraded (< 5%)"), None);
+        assert!(trigger_hint("Error rate > 5% for 2 minutes").is_some_and(|h| h.contains("above = 0.05")));
+    }
+
+    #[test]
+    fn placeholders_and_long_titles() {
+        assert!(is_placeholder("<add more items here>"));
+        assert!(is_placeholder(""));
+        assert!(!is_placeholder("Tag v<version>"));
+        assert!(!is_placeholder("<b>Bold</b> words"));
+        let long = "Cut the release branch from main. ".repeat(10);
+        let (title, cut) = shorten(long.trim());
+        assert!(cut);
+        assert_eq!(title, "Cut the release branch from main.");
+        assert_eq!(shorten("Short"), ("Short".to_string(), false));
     }
 
     #[test]

@@ -12,9 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(toml) = runbook::runbook::import::convert("checklist.md", text) else {
+    let Ok(imported) = runbook::runbook::import::convert("checklist.md", text) else {
         return;
     };
+    let toml = imported.toml;
     if let Err(e) = runbook::runbook::parse::parse_str(Path::new("checklist.toml"), &toml, &[]) {
         panic!(
             "import wrote a runbook that does not validate:\n{}\n--- the runbook ---\n{toml}",

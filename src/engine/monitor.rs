@@ -94,6 +94,11 @@ pub const FRAME_ENDED: u8 = b'X';
 /// Read size; also the longest piece of a line without a newline that is passed on at once.
 const READ_SIZE: usize = 64 * 1024;
 
+/// Output is written to the log and passed on at most this long after the step wrote it...
+const FLUSH_AFTER: Duration = Duration::from_millis(5);
+/// ...or as soon as this much has arrived.
+const FLUSH_SIZE: usize = 256 * 1024;
+
 /// `runbook __monitor`: reads its spec on stdin and runs it. Returns the process exit code.
 pub fn main() -> i32 {
     let mut input = Vec::new();
@@ -444,14 +449,27 @@ async fn pump(
     loop {
         pending.reserve(READ_SIZE);
         reading.store(true, Ordering::Relaxed);
-        let n = match rx.read_buf(&mut pending).await {
-            Ok(n) => n,
+        let mut eof = match rx.read_buf(&mut pending).await {
+            Ok(n) => n == 0,
             Err(e) => {
                 log_error.get_or_insert_with(|| format!("reading the step's output: {e}"));
-                0
+                true
             }
         };
-        let eof = n == 0;
+        // What more arrives within FLUSH_AFTER goes out with it (up to FLUSH_SIZE): a chatty step
+        // costs a few large writes instead of one per pipe read, and no byte waits longer.
+        let until = tokio::time::Instant::now() + FLUSH_AFTER;
+        while !eof && pending.len() < FLUSH_SIZE {
+            pending.reserve(READ_SIZE);
+            match tokio::time::timeout_at(until, rx.read_buf(&mut pending)).await {
+                Ok(Ok(n)) => eof = n == 0,
+                Ok(Err(e)) => {
+                    log_error.get_or_insert_with(|| format!("reading the step's output: {e}"));
+                    eof = true;
+                }
+                Err(_) => break,
+            }
+        }
         // Mask before cutting: every secret wholly inside `pending` is masked now, and one still
         // arriving starts within the last `hold` bytes, which a cut inside a long line keeps back.
         if let Some(masked) = redactor.redact(&pending) {

@@ -362,11 +362,13 @@ pub async fn spawn(
 /// listens; the frames are read to the end either way, so the monitor never blocks on us), a
 /// log that cannot be written as a remark, and how the step ended.
 async fn read_frames(
-    mut rx: tokio::process::ChildStdout,
+    rx: tokio::process::ChildStdout,
     out: mpsc::Sender<super::Update>,
     tag: OutputSink,
     label: String,
 ) -> Option<Ended> {
+    // Buffered: a frame's header and a chatty step's small frames take one read, not one each.
+    let mut rx = tokio::io::BufReader::with_capacity(256 * 1024, rx);
     let mut ended = None;
     let mut front_open = true;
     loop {

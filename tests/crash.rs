@@ -769,3 +769,51 @@ on_failure = "continue"
     kill_pids(&left);
     assert!(left.is_empty(), "the step outlived its monitor: {left:?}");
 }
+
+#[test]
+fn a_journal_that_cannot_be_written_during_a_step_lets_the_step_finish_and_starts_nothing_new() {
+    let fx = Fixture::new();
+    let state = fx.file("state");
+    let _fs = Tmpfs::mount(&state, "1m");
+    let rb = fx.write(
+        "journal-full.toml",
+        &format!(
+            r#"
+[runbook]
+title = "Journal full"
+
+[metrics]
+interval = "1s"
+
+# A metric whose every failed reading is a 3 KB line in the journal: a full disk shows at once.
+[[metric]]
+id = "error_rate"
+title = "Error rate"
+command = "printf '%03000d' 0 >&2; exit 1"
+
+[[phase]]
+id = "p"
+title = "Phase"
+
+[[phase.step]]
+id = "deploy"
+title = "Deploy"
+run = "head -c 2000000 /dev/zero > {filler} 2>/dev/null; sleep 3; echo done > {outside}"
+
+[[phase.step]]
+id = "next"
+title = "Next"
+run = "echo x >> next.cnt"
+"#,
+            filler = state.join("filler").display(),
+            outside = fx.file("deployed").display(),
+        ),
+    );
+    let r = fx.run_cli(&rb, &[]);
+    // Samples could not be journaled while the step ran: it was not killed, it ran to its end.
+    assert_eq!(fx.read("deployed"), "done\n", "{}", r.stdout);
+    assert!(r.stdout.contains("cannot write the journal"), "{}", r.stdout);
+    assert!(r.stdout.contains("goes on to its end"), "{}", r.stdout);
+    assert!(fx.read("next.cnt").is_empty(), "no new step started");
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+}

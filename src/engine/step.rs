@@ -530,16 +530,19 @@ impl Engine {
                 }
                 // The step in flight runs to its end; the hold comes before the next one.
                 Ok(Input::Fired | Input::Changed | Input::Deadline) => {}
+                // The journal cannot be written: said once; the step goes on to its end (the
+                // operator can still stop it), and the stop comes after it.
                 Err(journal) => {
-                    if let Stop::Journal(why) = &journal {
+                    if let (Stop::Journal(why), false) = (&journal, matches!(stop, Some(Stop::Journal(_)))) {
                         self.rec
                             .tell(Update::Message(format!(
                                 "{why}; the step in flight goes on to its end, nothing further will start"
                             )))
                             .await;
                     }
-                    stop.get_or_insert(journal);
-                    break running.wait().await;
+                    if !matches!(stop, Some(Stop::Journal(_))) {
+                        stop = Some(journal);
+                    }
                 }
             }
         };

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::engine::Mode;
+use crate::runbook::plan::count;
 use crate::runbook::{LoadError, load};
 use crate::session::{self, Request};
 
@@ -134,7 +135,11 @@ pub fn main() -> ExitCode {
                 crate::out_inline!("{}", crate::runbook::plan::outline(&rb));
                 0
             }
-            Err(e) => report_load_error(&e),
+            // As `run` says it; `validate` reports file by file, each line starting with the file.
+            Err(e) => {
+                crate::say_inline!("runbook: {}", e.render());
+                2
+            }
         },
         Cmd::Report {
             journal,
@@ -263,15 +268,6 @@ struct How {
     resume: Option<(PathBuf, bool)>,
     /// The terminal UI (else headless).
     tui: bool,
-}
-
-/// "1 step", "2 steps".
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 /// One thread runs the engine and the front end: on a two-core bastion the step's command gets the

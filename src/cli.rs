@@ -23,6 +23,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Execute a runbook (headless when stdout is not a terminal)
     Run {
+        /// The runbook (TOML) to execute
         file: PathBuf,
         /// Plain, line-oriented progress on stdout instead of the terminal UI
         #[arg(long)]
@@ -32,6 +33,7 @@ pub enum Cmd {
     },
     /// Practise: commands and HTTP requests are shown, not executed; metrics are simulated
     Rehearse {
+        /// The runbook (TOML) to practise
         file: PathBuf,
         /// Plain, line-oriented progress on stdout instead of the terminal UI
         #[arg(long)]
@@ -47,6 +49,7 @@ pub enum Cmd {
     },
     /// Check runbooks without running anything; exit 0 if all are valid
     Validate {
+        /// The runbooks (TOML) to check
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -65,6 +68,7 @@ pub enum Cmd {
     },
     /// A Markdown report of a run: timeline, who confirmed what, notes, triggers, rollback, metrics
     Report {
+        /// The run's journal.jsonl or its folder
         journal: PathBuf,
         /// markdown or json
         #[arg(long, value_name = "FORMAT", default_value = "markdown", value_parser = ["markdown", "json"])]
@@ -74,12 +78,16 @@ pub enum Cmd {
         output: Option<PathBuf>,
     },
     /// Turn a Markdown checklist or runbook (headings, `- [ ]` items, numbered procedures, commands) into a runbook TOML on stdout
-    Import { checklist: PathBuf },
+    Import {
+        /// The Markdown file to turn into a runbook
+        checklist: PathBuf,
+    },
     /// Runs one step's command for `runbook` itself (its spec on stdin); not for people
     #[command(name = "__monitor", hide = true)]
     Monitor,
     /// Print the phases, steps, triggers and rollback procedure as an outline
     Plan {
+        /// The runbook (TOML) to outline
         file: PathBuf,
         /// Override a [vars] entry (repeatable)
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
@@ -162,7 +170,7 @@ pub fn main() -> ExitCode {
                 mode: Mode::Rehearse,
                 rehearsal: Some(rehearsal),
                 resume: None,
-                tui: front_end(headless),
+                front: front_end(headless),
             };
             execute(file, exec, how)
         }
@@ -171,7 +179,7 @@ pub fn main() -> ExitCode {
                 mode: Mode::Run,
                 rehearsal: None,
                 resume: None,
-                tui: front_end(headless),
+                front: front_end(headless),
             };
             execute(file, exec, how)
         }
@@ -210,7 +218,7 @@ pub fn main() -> ExitCode {
                 mode: Mode::Resume,
                 rehearsal: None,
                 resume: Some((dir, force)),
-                tui: front_end(headless),
+                front: front_end(headless),
             };
             execute(PathBuf::new(), exec, how)
         }
@@ -218,16 +226,25 @@ pub fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-/// The terminal UI, unless `--headless` was given or stdout is not a terminal (said on stderr).
-fn front_end(headless: bool) -> bool {
+/// The terminal UI, unless `--headless` was given or stdout or stdin is not a terminal (which
+/// `execute` says, once the run has started: an error that stops it comes alone).
+fn front_end(headless: bool) -> FrontEnd {
     if headless {
-        return false;
+        FrontEnd::Headless
+    } else if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        FrontEnd::HeadlessNoTerminal
+    } else {
+        FrontEnd::Tui
     }
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        crate::say!("runbook: stdout or stdin is not a terminal; running headless");
-        return false;
-    }
-    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrontEnd {
+    Tui,
+    /// `--headless`.
+    Headless,
+    /// Headless because stdout or stdin is not a terminal.
+    HeadlessNoTerminal,
 }
 
 fn report_load_error(e: &LoadError) -> i32 {
@@ -266,8 +283,7 @@ struct How {
     rehearsal: Option<crate::engine::Rehearsal>,
     /// `resume`: the run folder, and --force.
     resume: Option<(PathBuf, bool)>,
-    /// The terminal UI (else headless).
-    tui: bool,
+    front: FrontEnd,
 }
 
 /// One thread runs the engine and the front end: on a two-core bastion the step's command gets the
@@ -277,8 +293,9 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         mode,
         rehearsal,
         resume,
-        tui,
+        front,
     } = how;
+    let tui = front == FrontEnd::Tui;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -323,6 +340,9 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             }
         };
         session::forward_signals(session.commands.clone());
+        if front == FrontEnd::HeadlessNoTerminal {
+            crate::say!("runbook: stdout or stdin is not a terminal; running headless");
+        }
         if session.history.is_empty() {
             crate::say!("runbook: recording this run in {}", session.run_dir.display());
         } else {

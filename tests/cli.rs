@@ -1486,3 +1486,29 @@ fn plan_with_an_unknown_var_says_runbook_first() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.starts_with("runbook: no-such.toml: no such file"), "{err}");
 }
+#[test]
+fn run_of_a_missing_file_prints_the_error_alone() {
+    let fx = Fixture::new();
+    for cmd in ["run", "rehearse"] {
+        let (code, out, err) = cli(fx.path(), &[cmd, "no-such.toml"]);
+        assert_eq!(code, Some(2), "{err}");
+        assert_eq!(out, "");
+        assert_eq!(err, "runbook: no-such.toml: no such file\n", "{cmd}");
+    }
+}
+
+#[test]
+fn positional_arguments_have_help() {
+    let fx = Fixture::new();
+    for cmd in ["run", "rehearse", "validate", "plan"] {
+        let (code, out, _) = cli(fx.path(), &[cmd, "--help"]);
+        assert_eq!(code, Some(0));
+        let arg = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Arguments:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no arguments in {cmd} --help:\n{out}"));
+        let help = arg.trim().split_once("  ").map(|(_, h)| h.trim()).unwrap_or("");
+        assert!(!help.is_empty(), "{cmd}: {arg:?} has no help:\n{out}");
+    }
+}

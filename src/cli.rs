@@ -351,12 +351,22 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
                 session.run_dir.join("journal.jsonl").display()
             );
         }
-        if tui {
+        let run_dir = session.run_dir.clone();
+        let code = if tui {
             let kinds = crate::metrics::source_kinds(&session.runbook, &sources);
             crate::tui::run(session, mode, kinds, speed).await
         } else {
             crate::headless::run(session).await
+        };
+        // Stopped (q, Ctrl-C, SIGTERM), aborted, failed, or a rollback that failed: the run can
+        // go on from its journal. Succeeded (0) and rolled back (3) are done.
+        if matches!(code, 1 | 4 | 130) {
+            crate::say!(
+                "runbook: to go on from here: runbook resume {}",
+                run_dir.display()
+            );
         }
+        code
     });
     // Whatever path led here, no command of ours outlives us.
     crate::engine::process::kill_all_now();

@@ -50,6 +50,11 @@ fn check_started_steps_finished(j: &[Value]) {
     }
 }
 
+/// The line on stderr that says how to go on with a run that stopped before its end.
+fn resume_hint(fx: &Fixture) -> String {
+    format!("runbook resume {}", fx.run_dir().display())
+}
+
 fn run_finished(j: &[Value]) -> (&str, i64) {
     let f = event(j, "run_finished");
     (f["outcome"].as_str().unwrap(), f["exit_code"].as_i64().unwrap())
@@ -176,6 +181,8 @@ run = "touch never.txt"
     assert_eq!(f["exit_code"], 7);
     assert!(events(&j, "step_started").iter().all(|e| e["step"] != "never"));
     assert_eq!(run_finished(&j), ("failed", 1));
+    assert!(r.stdout.contains(" == run failed (exit 1)"), "{}", r.stdout);
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 #[test]
@@ -224,6 +231,7 @@ run = "touch after.txt"
         "stderr must point at --yes:\n{}",
         r.stderr
     );
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
     let j = fx.journal();
     check_journal_shape(&j);
     assert_eq!(run_finished(&j).1, 1);
@@ -472,6 +480,12 @@ fn exit_3_when_a_failing_step_rolls_back_and_the_rollback_succeeds() {
     assert!(rs < first_rollback_step && first_rollback_step < rf);
     assert_eq!(event(&j, "rollback_finished")["status"], "succeeded");
     assert_eq!(run_finished(&j), ("rolled_back", 3));
+    assert!(r.stdout.contains(" == run rolled back (exit 3)"), "{}", r.stdout);
+    assert!(
+        !r.stderr.contains("runbook resume"),
+        "nothing to go on with:\n{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -492,6 +506,12 @@ fn exit_4_when_a_rollback_step_fails() {
     assert_eq!(f["rollback"], true);
     assert_eq!(event(&j, "rollback_finished")["status"], "failed");
     assert_eq!(run_finished(&j), ("rollback_failed", 4));
+    assert!(
+        r.stdout.contains(" == run rollback failed (exit 4)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 /// Starts `runbook run` on a runbook whose step `p/long` runs `step`, waits until `ready` exists
@@ -566,6 +586,7 @@ fn exit_130_on_sigint_interrupts_the_step_and_leaves_nothing_running() {
     assert!(f["log"].is_string(), "{f}");
     assert_eq!(run_finished(&j), ("interrupted", 130));
     assert!(events(&j, "step_started").iter().all(|e| e["step"] != "next"));
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 #[test]
@@ -578,6 +599,7 @@ fn exit_130_on_sigterm() {
     check_journal_shape(&j);
     assert_eq!(last_finished(&j, "p/long")["status"], "interrupted");
     assert_eq!(run_finished(&j), ("interrupted", 130));
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 #[test]

@@ -143,7 +143,9 @@ pub fn main() -> ExitCode {
                 crate::out_inline!("{}", crate::runbook::plan::outline(&rb));
                 0
             }
-            // As `run` says it; `validate` reports file by file, each line starting with the file.
+            // Problems in the file are `FILE:LINE:COL: message`, as `validate` shows them; a file
+            // that cannot be read, or a --var the runbook lacks, is the command's own error.
+            Err(e @ LoadError::Invalid { .. }) => report_load_error(&e),
             Err(e) => {
                 crate::say_inline!("runbook: {}", e.render());
                 2

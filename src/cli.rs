@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::engine::Mode;
+use crate::runbook::plan::count;
 use crate::runbook::{LoadError, load};
 use crate::session::{self, Request};
 
@@ -22,6 +23,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Execute a runbook (headless when stdout is not a terminal)
     Run {
+        /// The runbook (TOML) to execute
         file: PathBuf,
         /// Plain, line-oriented progress on stdout instead of the terminal UI
         #[arg(long)]
@@ -31,6 +33,7 @@ pub enum Cmd {
     },
     /// Practise: commands and HTTP requests are shown, not executed; metrics are simulated
     Rehearse {
+        /// The runbook (TOML) to practise
         file: PathBuf,
         /// Plain, line-oriented progress on stdout instead of the terminal UI
         #[arg(long)]
@@ -46,6 +49,7 @@ pub enum Cmd {
     },
     /// Check runbooks without running anything; exit 0 if all are valid
     Validate {
+        /// The runbooks (TOML) to check
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -64,6 +68,7 @@ pub enum Cmd {
     },
     /// A Markdown report of a run: timeline, who confirmed what, notes, triggers, rollback, metrics
     Report {
+        /// The run's journal.jsonl or its folder
         journal: PathBuf,
         /// markdown or json
         #[arg(long, value_name = "FORMAT", default_value = "markdown", value_parser = ["markdown", "json"])]
@@ -73,12 +78,16 @@ pub enum Cmd {
         output: Option<PathBuf>,
     },
     /// Turn a Markdown checklist or runbook (headings, `- [ ]` items, numbered procedures, commands) into a runbook TOML on stdout
-    Import { checklist: PathBuf },
+    Import {
+        /// The Markdown file to turn into a runbook
+        checklist: PathBuf,
+    },
     /// Runs one step's command for `runbook` itself (its spec on stdin); not for people
     #[command(name = "__monitor", hide = true)]
     Monitor,
     /// Print the phases, steps, triggers and rollback procedure as an outline
     Plan {
+        /// The runbook (TOML) to outline
         file: PathBuf,
         /// Override a [vars] entry (repeatable)
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
@@ -134,7 +143,13 @@ pub fn main() -> ExitCode {
                 crate::out_inline!("{}", crate::runbook::plan::outline(&rb));
                 0
             }
-            Err(e) => report_load_error(&e),
+            // Problems in the file are `FILE:LINE:COL: message`, as `validate` shows them; a file
+            // that cannot be read, or a --var the runbook lacks, is the command's own error.
+            Err(e @ LoadError::Invalid { .. }) => report_load_error(&e),
+            Err(e) => {
+                crate::say_inline!("runbook: {}", e.render());
+                2
+            }
         },
         Cmd::Report {
             journal,
@@ -157,7 +172,7 @@ pub fn main() -> ExitCode {
                 mode: Mode::Rehearse,
                 rehearsal: Some(rehearsal),
                 resume: None,
-                tui: front_end(headless),
+                front: front_end(headless),
             };
             execute(file, exec, how)
         }
@@ -166,7 +181,7 @@ pub fn main() -> ExitCode {
                 mode: Mode::Run,
                 rehearsal: None,
                 resume: None,
-                tui: front_end(headless),
+                front: front_end(headless),
             };
             execute(file, exec, how)
         }
@@ -205,7 +220,7 @@ pub fn main() -> ExitCode {
                 mode: Mode::Resume,
                 rehearsal: None,
                 resume: Some((dir, force)),
-                tui: front_end(headless),
+                front: front_end(headless),
             };
             execute(PathBuf::new(), exec, how)
         }
@@ -213,16 +228,25 @@ pub fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-/// The terminal UI, unless `--headless` was given or stdout is not a terminal (said on stderr).
-fn front_end(headless: bool) -> bool {
+/// The terminal UI, unless `--headless` was given or stdout or stdin is not a terminal (which
+/// `execute` says, once the run has started: an error that stops it comes alone).
+fn front_end(headless: bool) -> FrontEnd {
     if headless {
-        return false;
+        FrontEnd::Headless
+    } else if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        FrontEnd::HeadlessNoTerminal
+    } else {
+        FrontEnd::Tui
     }
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        crate::say!("runbook: stdout or stdin is not a terminal; running headless");
-        return false;
-    }
-    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrontEnd {
+    Tui,
+    /// `--headless`.
+    Headless,
+    /// Headless because stdout or stdin is not a terminal.
+    HeadlessNoTerminal,
 }
 
 fn report_load_error(e: &LoadError) -> i32 {
@@ -261,17 +285,7 @@ struct How {
     rehearsal: Option<crate::engine::Rehearsal>,
     /// `resume`: the run folder, and --force.
     resume: Option<(PathBuf, bool)>,
-    /// The terminal UI (else headless).
-    tui: bool,
-}
-
-/// "1 step", "2 steps".
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
+    front: FrontEnd,
 }
 
 /// One thread runs the engine and the front end: on a two-core bastion the step's command gets the
@@ -281,8 +295,9 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         mode,
         rehearsal,
         resume,
-        tui,
+        front,
     } = how;
+    let tui = front == FrontEnd::Tui;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -327,6 +342,9 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             }
         };
         session::forward_signals(session.commands.clone());
+        if front == FrontEnd::HeadlessNoTerminal {
+            crate::say!("runbook: stdout or stdin is not a terminal; running headless");
+        }
         if session.history.is_empty() {
             crate::say!("runbook: recording this run in {}", session.run_dir.display());
         } else {
@@ -335,12 +353,22 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
                 session.run_dir.join("journal.jsonl").display()
             );
         }
-        if tui {
+        let run_dir = session.run_dir.clone();
+        let code = if tui {
             let kinds = crate::metrics::source_kinds(&session.runbook, &sources);
             crate::tui::run(session, mode, kinds, speed).await
         } else {
             crate::headless::run(session).await
+        };
+        // Stopped (q, Ctrl-C, SIGTERM), aborted, failed, or a rollback that failed: the run can
+        // go on from its journal. Succeeded (0) and rolled back (3) are done.
+        if matches!(code, 1 | 4 | 130) {
+            crate::say!(
+                "runbook: to go on from here: runbook resume {}",
+                run_dir.display()
+            );
         }
+        code
     });
     // Whatever path led here, no command of ours outlives us.
     crate::engine::process::kill_all_now();

@@ -483,7 +483,7 @@ impl<'a> Printer<'a> {
                 reason,
             } => {
                 let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-                writeln!(out, "{now} == run {} (exit {exit_code}){why}", outcome.as_str())
+                writeln!(out, "{now} == run {} (exit {exit_code}){why}", outcome.words())
             }
         };
     }

@@ -50,6 +50,11 @@ fn check_started_steps_finished(j: &[Value]) {
     }
 }
 
+/// The line on stderr that says how to go on with a run that stopped before its end.
+fn resume_hint(fx: &Fixture) -> String {
+    format!("runbook resume {}", fx.run_dir().display())
+}
+
 fn run_finished(j: &[Value]) -> (&str, i64) {
     let f = event(j, "run_finished");
     (f["outcome"].as_str().unwrap(), f["exit_code"].as_i64().unwrap())
@@ -176,6 +181,8 @@ run = "touch never.txt"
     assert_eq!(f["exit_code"], 7);
     assert!(events(&j, "step_started").iter().all(|e| e["step"] != "never"));
     assert_eq!(run_finished(&j), ("failed", 1));
+    assert!(r.stdout.contains(" == run failed (exit 1)"), "{}", r.stdout);
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 #[test]
@@ -224,6 +231,7 @@ run = "touch after.txt"
         "stderr must point at --yes:\n{}",
         r.stderr
     );
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
     let j = fx.journal();
     check_journal_shape(&j);
     assert_eq!(run_finished(&j).1, 1);
@@ -472,6 +480,12 @@ fn exit_3_when_a_failing_step_rolls_back_and_the_rollback_succeeds() {
     assert!(rs < first_rollback_step && first_rollback_step < rf);
     assert_eq!(event(&j, "rollback_finished")["status"], "succeeded");
     assert_eq!(run_finished(&j), ("rolled_back", 3));
+    assert!(r.stdout.contains(" == run rolled back (exit 3)"), "{}", r.stdout);
+    assert!(
+        !r.stderr.contains("runbook resume"),
+        "nothing to go on with:\n{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -492,6 +506,12 @@ fn exit_4_when_a_rollback_step_fails() {
     assert_eq!(f["rollback"], true);
     assert_eq!(event(&j, "rollback_finished")["status"], "failed");
     assert_eq!(run_finished(&j), ("rollback_failed", 4));
+    assert!(
+        r.stdout.contains(" == run rollback failed (exit 4)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 /// Starts `runbook run` on a runbook whose step `p/long` runs `step`, waits until `ready` exists
@@ -566,6 +586,7 @@ fn exit_130_on_sigint_interrupts_the_step_and_leaves_nothing_running() {
     assert!(f["log"].is_string(), "{f}");
     assert_eq!(run_finished(&j), ("interrupted", 130));
     assert!(events(&j, "step_started").iter().all(|e| e["step"] != "next"));
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 #[test]
@@ -578,6 +599,7 @@ fn exit_130_on_sigterm() {
     check_journal_shape(&j);
     assert_eq!(last_finished(&j, "p/long")["status"], "interrupted");
     assert_eq!(run_finished(&j), ("interrupted", 130));
+    assert!(r.stderr.contains(&resume_hint(&fx)), "{}", r.stderr);
 }
 
 #[test]
@@ -1345,4 +1367,170 @@ run = "true"
         "it did not wait: {:?}",
         r.elapsed
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `plan` and the command line's own messages
+
+/// `runbook ARGS...` in `dir`, stdin null: (exit code, stdout, stderr).
+fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn runbook");
+    let out = wait_output(child, Duration::from_secs(30));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const ONE_STEP: &str = r#"
+[runbook]
+title = "One"
+
+[[phase]]
+id = "only"
+title = "Only"
+
+[[phase.step]]
+id = "s"
+title = "S"
+run = "true"
+"#;
+
+#[test]
+fn plan_counts_of_one_are_singular() {
+    let fx = Fixture::new();
+    let rb = fx.write("one.toml", ONE_STEP);
+    let (code, out, err) = cli(fx.path(), &["plan", rb.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\n1 phase, 1 step\n"), "{out}");
+}
+
+/// Eleven phases (two-digit numbering), a watch step, a rollback phase (`R1.1`).
+fn crowded_runbook() -> String {
+    let mut s = String::from("[runbook]\ntitle = \"Crowded\"\n");
+    for p in 1..=11 {
+        s.push_str(&format!("\n[[phase]]\nid = \"p{p}\"\ntitle = \"Phase {p}\"\n"));
+        s.push_str(&format!(
+            "\n[[phase.step]]\nid = \"build-{p}\"\ntitle = \"Build {p}\"\nrun = \"echo {p}\"\n"
+        ));
+        s.push_str(&format!(
+            "\n[[phase.step]]\nid = \"watch-{p}\"\ntitle = \"Watch {p}\"\nwatch = \"15m\"\n"
+        ));
+    }
+    s.push_str(
+        "\n[rollback]\ntitle = \"Back\"\n\n[[rollback.phase]]\nid = \"undo\"\ntitle = \"Undo\"\n\n\
+         [[rollback.phase.step]]\nid = \"undo-it\"\ntitle = \"Undo it\"\nrun = \"echo undo\"\n",
+    );
+    s
+}
+
+#[test]
+fn plan_shows_step_ids_and_lines_up_its_columns() {
+    let fx = Fixture::new();
+    let rb = fx.write("crowded.toml", &crowded_runbook());
+    let (code, out, err) = cli(fx.path(), &["plan", rb.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    // Every step row: its title starts in the same column, and its id is shown.
+    let mut title_columns = std::collections::BTreeSet::new();
+    let mut rows = 0;
+    for line in out.lines() {
+        let t = line.trim_start();
+        let numbered = t.split(' ').next().is_some_and(|n| {
+            n.trim_start_matches('R').split('.').count() == 2
+                && n.trim_start_matches('R')
+                    .split('.')
+                    .all(|d| d.parse::<u32>().is_ok())
+        });
+        if !line.starts_with("   ") || !numbered {
+            continue;
+        }
+        rows += 1;
+        for title in ["Build ", "Watch ", "Undo it"] {
+            if let Some(at) = line.find(title) {
+                title_columns.insert(line[..at].chars().count());
+            }
+        }
+        let id_shown = ["build-", "watch-", "undo-it"].iter().any(|id| line.contains(id));
+        assert!(id_shown, "no step id in {line:?}\n{out}");
+    }
+    assert_eq!(rows, 23, "{out}");
+    assert_eq!(
+        title_columns.len(),
+        1,
+        "titles start in columns {title_columns:?}:\n{out}"
+    );
+    // A step's detail line (its command) starts in the title's column too.
+    let col = *title_columns.iter().next().unwrap();
+    let detail = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("$ echo 11"))
+        .unwrap();
+    assert_eq!(detail.find('$'), Some(col), "detail misaligned:\n{out}");
+}
+
+#[test]
+fn plan_does_not_cut_a_derived_id_mid_word() {
+    let fx = Fixture::new();
+    let title = "Checkout error rate stays above the agreed thresholds for much longer than the window which is acceptable";
+    let rb = fx.write(
+        "long.toml",
+        &format!("{ONE_STEP}\n[[trigger]]\ntitle = \"{title}\"\n",),
+    );
+    let (code, out, err) = cli(fx.path(), &["plan", rb.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let full = "checkout-error-rate-stays-above-the-agreed-thresholds-for-much-longer-than-the-window-which-is-acceptable";
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("checkout-error-rate"))
+        .unwrap_or_else(|| panic!("no trigger row:\n{out}"));
+    let id = line.split_whitespace().next().unwrap();
+    assert!(id.len() <= 64, "{id}");
+    assert!(full.starts_with(id), "{id}");
+    assert_eq!(&full[id.len()..id.len() + 1], "-", "id {id} is cut mid-word");
+}
+
+#[test]
+fn plan_with_an_unknown_var_says_runbook_first() {
+    let fx = Fixture::new();
+    let rb = fx.write("one.toml", ONE_STEP);
+    let (code, _, err) = cli(fx.path(), &["plan", "--var", "nope=1", rb.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with("runbook: --var nope"), "{err}");
+    let (code, _, err) = cli(fx.path(), &["plan", "no-such.toml"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with("runbook: no-such.toml: no such file"), "{err}");
+}
+#[test]
+fn run_of_a_missing_file_prints_the_error_alone() {
+    let fx = Fixture::new();
+    for cmd in ["run", "rehearse"] {
+        let (code, out, err) = cli(fx.path(), &[cmd, "no-such.toml"]);
+        assert_eq!(code, Some(2), "{err}");
+        assert_eq!(out, "");
+        assert_eq!(err, "runbook: no-such.toml: no such file\n", "{cmd}");
+    }
+}
+
+#[test]
+fn positional_arguments_have_help() {
+    let fx = Fixture::new();
+    for cmd in ["run", "rehearse", "validate", "plan"] {
+        let (code, out, _) = cli(fx.path(), &[cmd, "--help"]);
+        assert_eq!(code, Some(0));
+        let arg = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Arguments:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no arguments in {cmd} --help:\n{out}"));
+        let help = arg.trim().split_once("  ").map(|(_, h)| h.trim()).unwrap_or("");
+        assert!(!help.is_empty(), "{cmd}: {arg:?} has no help:\n{out}");
+    }
 }

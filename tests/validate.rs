@@ -911,3 +911,40 @@ fn plan_of_an_invalid_file_shows_the_problems() {
         "{stderr}"
     );
 }
+
+/// A watch step's title says how long it watches as the run will: with every duration in
+/// `[vars]` overridden (as the README's demo does), no title still says "15 minutes".
+#[test]
+fn shipped_watch_titles_follow_their_duration() {
+    for path in [
+        "runbooks/production-rollout.toml",
+        "runbooks/kubernetes-canary.toml",
+    ] {
+        let out = runbook(&["plan", path]);
+        let stdout = text(&out.stdout);
+        let vars = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("vars: "))
+            .unwrap_or_else(|| panic!("no vars line:\n{stdout}"));
+        let mut args = vec!["plan".to_string(), path.to_string()];
+        for (name, value) in vars.split(", ").filter_map(|v| v.split_once('=')) {
+            let duration = value.len() > 1
+                && value.ends_with(['s', 'm', 'h'])
+                && value[..value.len() - 1].chars().all(|c| c.is_ascii_digit());
+            if duration {
+                args.extend(["--var".to_string(), format!("{name}=17s")]);
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = runbook(&args);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let watches: Vec<&str> = stdout.lines().filter(|l| l.contains("[watch ")).collect();
+        assert!(!watches.is_empty(), "{path} has no watch step:\n{stdout}");
+        for row in watches {
+            assert!(row.contains("[watch 17s]"), "{path}: {row}");
+            let title = row.split("[watch 17s]").nth(1).unwrap();
+            assert!(title.contains("17s"), "{path}: the title does not say 17s: {row}");
+        }
+    }
+}

@@ -216,6 +216,15 @@ impl Outcome {
             Outcome::Interrupted => "interrupted",
         }
     }
+
+    /// As people read it: "rolled back", "rollback failed".
+    pub fn words(self) -> &'static str {
+        match self {
+            Outcome::RolledBack => "rolled back",
+            Outcome::RollbackFailed => "rollback failed",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// RFC 3339, UTC, milliseconds: `2026-11-26T20:45:12.123Z`.

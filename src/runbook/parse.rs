@@ -1310,7 +1310,8 @@ fn is_env_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// "Database backup completed" → `database-backup-completed`.
+/// "Database backup completed" → `database-backup-completed`; a long one is cut at a word's end
+/// (64 characters at most).
 pub fn derive_id(title: &str) -> String {
     let mut id = String::new();
     for c in title.chars() {
@@ -1324,7 +1325,9 @@ pub fn derive_id(title: &str) -> String {
         id.pop();
     }
     if id.len() > 64 {
-        id.truncate(64);
+        // The id is ASCII; cut after the last whole word that fits, or at 64 for one long word.
+        let cut = id[..=64].rfind('-').filter(|&i| i > 0).unwrap_or(64);
+        id.truncate(cut);
         while id.ends_with('-') {
             id.pop();
         }
@@ -1364,6 +1367,9 @@ mod tests {
             "deploy-new-version-to-10-of-instances"
         );
         assert_eq!(derive_id("  --  "), "");
+        let long = derive_id(&"words ".repeat(20));
+        assert_eq!(long, ["words"; 10].join("-"));
+        assert_eq!(derive_id(&"x".repeat(70)), "x".repeat(64));
         assert!(is_id("app-deploy"));
         assert!(!is_id("App"));
         assert!(!is_id("-x"));

@@ -40,8 +40,13 @@ pub fn outline(rb: &Runbook) -> String {
         rb.settings.workdir.display(),
         format_duration(rb.settings.kill_grace)
     );
-    let steps = rb.step_count();
-    let _ = writeln!(o, "{} phases, {steps} steps", rb.phases.len());
+    let _ = writeln!(
+        o,
+        "{}, {}",
+        count(rb.phases.len(), "phase"),
+        count(rb.step_count(), "step")
+    );
+    let cols = Columns::of(rb);
 
     let mut section: Option<&str> = None;
     for (i, p) in rb.phases.iter().enumerate() {
@@ -49,7 +54,7 @@ pub fn outline(rb: &Runbook) -> String {
             section = p.section.as_deref();
             let _ = writeln!(o, "\n## {}", section.unwrap_or(""));
         }
-        phase(&mut o, &format!("{}", i + 1), p);
+        phase(&mut o, &format!("{}", i + 1), p, &cols);
     }
 
     if !rb.metric.is_empty() {
@@ -123,7 +128,7 @@ pub fn outline(rb: &Runbook) -> String {
         Some(r) => {
             let _ = writeln!(o, "\n## Rollback: {}", r.title);
             for (i, p) in r.phases.iter().enumerate() {
-                phase(&mut o, &format!("R{}", i + 1), p);
+                phase(&mut o, &format!("R{}", i + 1), p, &cols);
             }
         }
         None => {
@@ -136,7 +141,54 @@ pub fn outline(rb: &Runbook) -> String {
     o
 }
 
-fn phase(o: &mut String, number: &str, p: &Phase) {
+/// "1 step", "2 steps".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The widths of a step row's number (`11.1`, `R1.2`) and kind (`[watch 15m]`) over the whole
+/// outline, so that every title, and every command under it, starts in the same column.
+struct Columns {
+    number: usize,
+    kind: usize,
+}
+
+impl Columns {
+    fn of(rb: &Runbook) -> Columns {
+        let forward = rb
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("{}", i + 1), p));
+        let back = rb
+            .rollback
+            .iter()
+            .flat_map(|r| r.phases.iter().enumerate())
+            .map(|(i, p)| (format!("R{}", i + 1), p));
+        let mut cols = Columns { number: 0, kind: 0 };
+        for (n, p) in forward.chain(back) {
+            for (j, s) in p.steps.iter().enumerate() {
+                cols.number = cols.number.max(format!("{n}.{}", j + 1).len());
+                cols.kind = cols.kind.max(kind_label(s).chars().count());
+            }
+        }
+        cols
+    }
+}
+
+/// `[run]`, `[watch 15m]`.
+fn kind_label(s: &Step) -> String {
+    match &s.kind {
+        StepKind::Watch(d) => format!("[watch {}]", format_duration(*d)),
+        k => format!("[{}]", k.name()),
+    }
+}
+
+fn phase(o: &mut String, number: &str, p: &Phase, cols: &Columns) {
     let _ = writeln!(o, "\n{number}. {}  [{}]", p.title, p.id);
     for (j, s) in p.steps.iter().enumerate() {
         let mut opts = Vec::new();
@@ -165,16 +217,15 @@ fn phase(o: &mut String, number: &str, p: &Phase) {
         } else {
             format!("  ({})", opts.join(", "))
         };
-        let kind = match &s.kind {
-            StepKind::Watch(d) => format!("watch {}", format_duration(*d)),
-            k => k.name().to_string(),
-        };
         let _ = writeln!(
             o,
-            "   {number}.{:<3} {:<10} {}{opts}",
-            j + 1,
-            format!("[{kind}]"),
-            s.title
+            "   {:<nw$}  {:<kw$}  {}  [{}]{opts}",
+            format!("{number}.{}", j + 1),
+            kind_label(s),
+            s.title,
+            s.id,
+            nw = cols.number,
+            kw = cols.kind
         );
         let detail = match &s.kind {
             StepKind::Run(c) => Some(format!("$ {c}")),
@@ -187,7 +238,14 @@ fn phase(o: &mut String, number: &str, p: &Phase) {
         };
         if let Some(d) = detail {
             for line in d.lines() {
-                let _ = writeln!(o, "   {:<4} {:<10} {line}", "", "");
+                let _ = writeln!(
+                    o,
+                    "   {:nw$}  {:kw$}  {line}",
+                    "",
+                    "",
+                    nw = cols.number,
+                    kw = cols.kind
+                );
             }
         }
     }

@@ -1564,14 +1564,11 @@ fn section_groups(
     let blocks = &sec.blocks;
     let mut lead: Option<String> = None;
     for (i, b) in blocks.iter().enumerate() {
+        if let Some(text) = lead_in(blocks, i) {
+            lead = Some(text.to_string());
+            continue;
+        }
         match b {
-            Block::Para { text, comments, .. }
-                if text.ends_with(':')
-                    && comments.is_empty()
-                    && matches!(blocks.get(i + 1), Some(Block::List { .. })) =>
-            {
-                lead = Some(text.clone());
-            }
             Block::List { items } => {
                 let l = lead.take();
                 s.items(items, l.as_deref(), &[], None);
@@ -1702,14 +1699,11 @@ fn trigger_section(sec: &Section, leftovers: &mut Vec<(usize, String)>) -> Trigg
     let own = sec.path.last().cloned().unwrap_or_default();
     let mut lead: Option<String> = None;
     for (i, b) in blocks.iter().enumerate() {
+        if let Some(text) = lead_in(blocks, i) {
+            lead = Some(text.to_string());
+            continue;
+        }
         match b {
-            Block::Para { text, comments, .. }
-                if text.ends_with(':')
-                    && comments.is_empty()
-                    && matches!(blocks.get(i + 1), Some(Block::List { .. })) =>
-            {
-                lead = Some(text.clone());
-            }
             Block::List { items } => {
                 let label = lead.take();
                 let calls = label.as_deref().and_then(calls_for_rollback).unwrap_or(sec.calls);
@@ -2377,6 +2371,21 @@ fn steps(o: &mut String, p: &PhaseOut, table: &str) -> usize {
         }
     }
     hints
+}
+
+/// A paragraph ending in ':' right before a list, without comments: the list's lead-in ("Roll back
+/// immediately if:").
+fn lead_in(blocks: &[Block], i: usize) -> Option<&str> {
+    match &blocks[i] {
+        Block::Para { text, comments, .. }
+            if text.ends_with(':')
+                && comments.is_empty()
+                && matches!(blocks.get(i + 1), Some(Block::List { .. })) =>
+        {
+            Some(text)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

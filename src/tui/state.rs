@@ -227,7 +227,7 @@ const DATA_LOST: &str = "data lost: ";
 pub struct TriggerView {
     pub id: String,
     pub title: String,
-    /// ok, pending, firing, acknowledged, unknown, disarmed.
+    /// ok, pending, firing, acknowledged, unknown, disarmed, not yet sampled (after a resume).
     pub state: &'static str,
     pub since: Option<Instant>,
     pub value: Option<f64>,

@@ -95,7 +95,8 @@ fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
         "firing" => theme.alarm(),
         "pending" | "unknown" => theme.warn(),
         "acknowledged" => theme.warn(),
-        "disarmed" => theme.dim(),
+        // Not yet sampled (after a resume) is not known to be healthy: never drawn as ok.
+        "disarmed" | "not yet sampled" => theme.dim(),
         _ => theme.ok(),
     }
 }
@@ -268,4 +269,29 @@ pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: In
         lines.push(Line::from(spans));
     }
     f.render_widget(Paragraph::new(lines), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_not_yet_sampled_is_never_drawn_as_healthy() {
+        let theme = Theme {
+            color: true,
+            ascii: false,
+        };
+        let view = |state| TriggerView {
+            id: "error-rate".into(),
+            title: "Error rate".into(),
+            state,
+            since: None,
+            value: None,
+            reason: None,
+            window: None,
+            kept_window: None,
+        };
+        assert_ne!(trigger_style(&view("not yet sampled"), &theme), theme.ok());
+        assert_eq!(trigger_style(&view("ok"), &theme), theme.ok());
+    }
 }

@@ -138,8 +138,14 @@ impl Tmux {
         let start = Instant::now();
         loop {
             let s = self.screen();
+            // A capture can land in the middle of a frame being drawn: only a screen that stays
+            // the same a moment later is taken as what the operator sees.
             if ok(&s) {
-                return s;
+                std::thread::sleep(Duration::from_millis(40));
+                if self.screen() == s {
+                    return s;
+                }
+                continue;
             }
             if start.elapsed() > TIMEOUT {
                 panic!("timed out after {TIMEOUT:?} waiting for {what}; the screen:\n{s}");
@@ -441,11 +447,13 @@ fn shift_r_then_y_rolls_back_during_a_long_step() {
     );
     assert!(s.contains("y: ROLL BACK NOW"), "{s}");
     t.keys(&["y"]);
-    let s = t.wait_for("rollback-step-ran");
-    assert!(
-        s.contains("Log: undo/restore"),
-        "the rollback step's log is on screen:\n{s}"
-    );
+    // The rollback step's log comes on screen with its output. (A capture can land in the middle
+    // of a frame being drawn, the top half new and the log pane not yet: wait for the whole of it.)
+    t.wait_until("the rollback step's log, with its output, on screen", |s| {
+        s.contains("Log: undo/restore")
+            && s.lines()
+                .any(|l| l.contains("rollback-step-ran") && !l.contains("$ echo"))
+    });
     let s = t.wait_for("Run rolled back (exit 3)");
     assert!(s.contains("ROLLED BACK"), "{s}");
     wait_gone(pid);

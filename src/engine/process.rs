@@ -190,30 +190,13 @@ pub struct Chunk {
 /// Where a command's output goes besides its log: the front end, tagged with the step.
 pub type OutputSink = Box<dyn Fn(Chunk) -> super::Update + Send + Sync>;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Exit {
-    /// The exit code, or 128 + signal number when the shell was killed by a signal.
-    pub code: i32,
-    pub signal: Option<i32>,
-}
-
-impl From<ExitStatus> for Exit {
-    fn from(s: ExitStatus) -> Exit {
-        use std::os::unix::process::ExitStatusExt;
-        match (s.code(), s.signal()) {
-            (Some(c), _) => Exit {
-                code: c,
-                signal: None,
-            },
-            (None, Some(sig)) => Exit {
-                code: 128 + sig,
-                signal: Some(sig),
-            },
-            _ => Exit {
-                code: -1,
-                signal: None,
-            },
-        }
+/// A short command's exit code, or 128 + the signal that killed it.
+fn exit_code(s: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        _ => -1,
     }
 }
 
@@ -588,10 +571,9 @@ pub async fn run_captured(
         (status, out, err)
     };
     let result = tokio::time::timeout(timeout, work).await;
-    let pg = Pid::from_raw(pgid);
     let outcome = match result {
         Ok((Ok(status), stdout, stderr)) => Ok(Captured {
-            exit: Exit::from(status).code,
+            exit: exit_code(status),
             stdout,
             stderr,
         }),
@@ -602,7 +584,6 @@ pub async fn run_captured(
         )),
     };
     // Whatever it left behind in its group goes with it (the guard kills the group).
-    let _ = pg;
     drop(_group);
     reap_adopted();
     outcome

@@ -533,14 +533,14 @@ impl Engine {
                 // The journal cannot be written: said once; the step goes on to its end (the
                 // operator can still stop it), and the stop comes after it.
                 Err(journal) => {
-                    if let (Stop::Journal(why), false) = (&journal, matches!(stop, Some(Stop::Journal(_)))) {
-                        self.rec
-                            .tell(Update::Message(format!(
-                                "{why}; the step in flight goes on to its end, nothing further will start"
-                            )))
-                            .await;
-                    }
                     if !matches!(stop, Some(Stop::Journal(_))) {
+                        if let Stop::Journal(why) = &journal {
+                            self.rec
+                                .tell(Update::Message(format!(
+                                    "{why}; the step in flight goes on to its end, nothing further will start"
+                                )))
+                                .await;
+                        }
                         stop = Some(journal);
                     }
                 }

@@ -137,7 +137,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Cmd::Validate { files } => validate(&files),
-        Cmd::Monitor => crate::engine::monitor::main(),
+        Cmd::Monitor => crate::process::monitor::main(),
         Cmd::Plan { file, vars } => match load(&file, &vars) {
             Ok(rb) => {
                 crate::out_inline!("{}", crate::runbook::plan::outline(&rb));
@@ -371,7 +371,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         code
     });
     // Whatever path led here, no command of ours outlives us.
-    crate::engine::process::kill_all_now();
+    crate::process::kill_all_now();
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     code
 }

@@ -169,7 +169,7 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         }
     };
     let run_dir = journal.run_dir().to_path_buf();
-    crate::engine::process::become_subreaper();
+    crate::process::become_subreaper();
     let rb = Arc::new(rb);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (upd_tx, upd_rx) = mpsc::channel(UPDATE_QUEUE);

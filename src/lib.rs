@@ -54,6 +54,7 @@ pub mod cli;
 pub mod duration;
 pub mod engine;
 pub mod headless;
+pub mod identity;
 pub mod journal;
 pub mod mask;
 pub mod metrics;

@@ -113,6 +113,10 @@ pub struct ExecFlags {
     /// Use simulated metrics whatever the runbook says
     #[arg(long)]
     pub simulate_metrics: bool,
+    /// Share the run through this PostgreSQL store (postgres://USER@HOST/DB) [env: RUNBOOK_STORE;
+    /// else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -330,7 +334,17 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         prometheus: req.prometheus.clone(),
         simulate: req.simulate_metrics || rehearsal.is_some(),
     };
+    let store_flag = exec.store.clone();
     let code = runtime.block_on(async move {
+        // The store first: a wrong password or an unknown database stops us before anything runs.
+        let store = match crate::store::from_settings(store_flag.as_deref()).await {
+            Ok(s) => s,
+            Err(e) => {
+                crate::say!("runbook: {e}");
+                return 2;
+            }
+        };
+        let _ = &store;
         let session = match session::start(req) {
             Ok(s) => s,
             Err(e) => {

@@ -62,5 +62,6 @@ pub mod process;
 pub mod runbook;
 pub mod secrets;
 pub mod session;
+pub mod store;
 pub mod text;
 pub mod tui;

@@ -177,6 +177,7 @@ pub fn main() -> ExitCode {
                 rehearsal: Some(rehearsal),
                 resume: None,
                 front: front_end(headless),
+                restore: None,
             };
             execute(file, exec, how)
         }
@@ -186,6 +187,7 @@ pub fn main() -> ExitCode {
                 rehearsal: None,
                 resume: None,
                 front: front_end(headless),
+                restore: None,
             };
             execute(file, exec, how)
         }
@@ -199,9 +201,18 @@ pub fn main() -> ExitCode {
                 .state_dir
                 .clone()
                 .unwrap_or_else(crate::journal::default_state_dir);
+            let mut restore = None;
             let dir = match journal {
                 Some(j) if j.is_dir() => j,
                 Some(j) if j.is_file() => j.parent().map(PathBuf::from).unwrap_or_default(),
+                // A run's id: its folder in the state dir, else (with a store) rebuilt from it.
+                Some(j) if crate::store::is_run_id(&j) => {
+                    let dir = state_dir.join("runs").join(&j);
+                    if !dir.is_dir() {
+                        restore = Some(j.display().to_string());
+                    }
+                    dir
+                }
                 Some(j) => {
                     crate::say!("runbook: {}: no such journal or run folder", j.display());
                     return ExitCode::from(2);
@@ -225,6 +236,7 @@ pub fn main() -> ExitCode {
                 rehearsal: None,
                 resume: Some((dir, force)),
                 front: front_end(headless),
+                restore,
             };
             execute(PathBuf::new(), exec, how)
         }
@@ -290,6 +302,8 @@ struct How {
     /// `resume`: the run folder, and --force.
     resume: Option<(PathBuf, bool)>,
     front: FrontEnd,
+    /// `resume RUN` of a run not in the state dir: rebuild it from the shared store first.
+    restore: Option<String>,
 }
 
 /// One thread runs the engine and the front end: on a two-core bastion the step's command gets the
@@ -300,6 +314,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         rehearsal,
         resume,
         front,
+        restore,
     } = how;
     let tui = front == FrontEnd::Tui;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -309,6 +324,10 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             return 1;
         }
     };
+    let state_dir = exec
+        .state_dir
+        .clone()
+        .unwrap_or_else(crate::journal::default_state_dir);
     let req = Request {
         file,
         vars: exec.vars,
@@ -330,6 +349,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         resume: resume.map(|(dir, _)| dir),
     };
     let speed = rehearsal.map_or(1.0, |r| r.speed);
+    let resume_dir = req.resume.clone();
     let sources = crate::metrics::SourceOptions {
         prometheus: req.prometheus.clone(),
         simulate: req.simulate_metrics || rehearsal.is_some(),
@@ -344,8 +364,21 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
                 return 2;
             }
         };
-        let _ = &store;
-        let session = match session::start(req) {
+        let steal = match crate::store::prepare_resume(
+            store.as_ref(),
+            resume_dir.as_deref(),
+            restore.as_deref(),
+            &state_dir,
+        )
+        .await
+        {
+            Ok(steal) => steal,
+            Err(e) => {
+                crate::say!("runbook: {e}");
+                return 2;
+            }
+        };
+        let session = match session::start_shared(req, store.as_ref().map(|s| (s, steal))) {
             Ok(s) => s,
             Err(e) => {
                 crate::say_inline!("runbook: {e}");
@@ -355,6 +388,8 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
                 return 2;
             }
         };
+        let mut session = session;
+        let shared = session.store.take();
         session::forward_signals(session.commands.clone());
         if front == FrontEnd::HeadlessNoTerminal {
             crate::say!("runbook: stdout or stdin is not a terminal; running headless");
@@ -374,6 +409,12 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         } else {
             crate::headless::run(session).await
         };
+        // What the shared store still lacks is copied now (briefly), then the lease is released.
+        if let Some(shared) = shared
+            && let Some(lacking) = shared.finish(std::time::Duration::from_secs(15)).await
+        {
+            crate::say!("runbook: {lacking}");
+        }
         // Stopped (q, Ctrl-C, SIGTERM), aborted, failed, or a rollback that failed: the run can
         // go on from its journal. Succeeded (0) and rolled back (3) are done.
         if matches!(code, 1 | 4 | 130) {

@@ -61,10 +61,20 @@ pub struct Session {
     pub history: Vec<crate::journal::Record>,
     /// Remarks about the start (a torn journal line that was ignored, a changed runbook under --force).
     pub notices: Vec<String>,
+    /// The shared store's lease and copy of this run, when there is a store (SPEC §9).
+    pub store: Option<crate::store::Handle>,
 }
 
 /// Checks everything, then starts the engine. Must be called inside a tokio runtime.
 pub fn start(req: Request) -> Result<Session, StartError> {
+    start_shared(req, None)
+}
+
+/// `start`, with the run shared through a store: `(store, steal)`, see `Store::attach`.
+pub fn start_shared(
+    req: Request,
+    store: Option<(&crate::store::Store, bool)>,
+) -> Result<Session, StartError> {
     let mut notices = Vec::new();
     let mut history = Vec::new();
     let mut plan = None;
@@ -167,7 +177,12 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         },
         resume: plan,
     };
-    let engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
+    let mut engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
+    let store = store.map(|(store, steal)| {
+        let (link, handle) = store.attach(crate::store::lease::RunRow::of(&rb, &run_dir), &run_dir, steal);
+        engine.attach_store(link);
+        handle
+    });
     let engine = tokio::spawn(engine.run());
     Ok(Session {
         runbook: rb,
@@ -177,6 +192,7 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         engine,
         history,
         notices,
+        store,
     })
 }
 

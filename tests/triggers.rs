@@ -230,6 +230,8 @@ async fn drive_simulated(req: Request, mut react: impl FnMut(&Update) -> Vec<Com
                 Update::Output { step, chunk } => d.output.push((step, chunk.bytes)),
                 Update::Waiting { step, why } => d.waits.push((step, why)),
                 Update::Message(m) => d.messages.push(m),
+                // No store in these runs.
+                Update::Store(_) => {}
             }
         }
         (&mut s.engine).await.expect("engine task")

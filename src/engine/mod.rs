@@ -13,6 +13,7 @@
 
 pub mod http;
 mod step;
+mod store;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -155,6 +156,8 @@ pub enum Update {
     },
     /// A remark for the operator that is not an event (a retry delay, leftover processes ended).
     Message(String),
+    /// How far behind the shared store is (SPEC §9): for the header and the headless lines.
+    Store(crate::store::Status),
 }
 
 /// Settings of one execution.
@@ -191,6 +194,8 @@ struct Recorder {
     updates: mpsc::Sender<Update>,
     /// Forward steps that have a `step_finished`, by (phase, step).
     finished: std::collections::HashSet<(String, String)>,
+    /// Wakes the shared store's copy once a line is on disk.
+    store_nudge: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Recorder {
@@ -206,6 +211,9 @@ impl Recorder {
                 self.journal.run_dir().display()
             ))
         })?;
+        if let Some(n) = &self.store_nudge {
+            n.notify_one();
+        }
         let _ = self.updates.send(Update::Event(record)).await;
         Ok(())
     }
@@ -244,6 +252,8 @@ pub struct Engine {
     /// For a rehearsal's figures: when a trigger first fired, when the rollback started.
     first_fired: Option<Instant>,
     rollback_began: Option<Instant>,
+    /// The shared store's lease and status, when there is a store (`attach_store`).
+    store: Option<crate::store::Link>,
 }
 
 /// A check trigger's result: its index, and whether it passed (or why not).
@@ -285,6 +295,7 @@ impl Engine {
                 journal,
                 updates,
                 finished: Default::default(),
+                store_nudge: None,
             },
             commands,
             secrets,
@@ -303,6 +314,7 @@ impl Engine {
             rolling_back: false,
             first_fired: None,
             rollback_began: None,
+            store: None,
         }
     }
 

@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 use super::*;
 use crate::duration::format_duration;
+use crate::engine::store;
 use crate::metrics::triggers::Transition;
 use crate::metrics::{self, PollContext, Reading};
 use crate::runbook::TriggerKind;
@@ -60,6 +61,7 @@ impl Engine {
             Check(Option<(usize, Result<(), String>)>),
             Auto,
             Fault,
+            Store(crate::store::Signal),
         }
         loop {
             let auto = if self.rolling_back {
@@ -75,6 +77,7 @@ impl Engine {
                 _ = crate::engine::sleep_until_opt(deadline) => Ev::Deadline,
                 _ = crate::engine::sleep_until_opt(auto) => Ev::Auto,
                 _ = crate::engine::sleep_until_opt(self.fault_due) => Ev::Fault,
+                s = store::signal(&mut self.store) => Ev::Store(s),
             };
             match ev {
                 Ev::Work(v) => return Ok(Input::Work(v)),
@@ -133,6 +136,11 @@ impl Engine {
                 Ev::Fault => {
                     self.fault_due = None;
                     self.inject_fault("schedule").await?;
+                }
+                Ev::Store(s) => {
+                    if self.on_store(s).await? {
+                        return Ok(Input::Changed);
+                    }
                 }
             }
         }
@@ -419,6 +427,7 @@ impl Engine {
     /// Before a step starts: while a trigger fires, wait for the operator to acknowledge it or roll
     /// back (or for it to clear).
     pub(super) async fn hold(&mut self, at: StepRef) -> Result<(), Stop> {
+        self.lease_gate(at).await?;
         loop {
             let firing = self.firing();
             if firing.is_empty() || self.rolling_back {

@@ -28,6 +28,8 @@ pub async fn run(session: Session) -> i32 {
         engine,
         history,
         notices,
+        // The store's tasks are the command line's to finish.
+        store: _,
     } = session;
     for n in &notices {
         crate::say!("runbook: {n}");
@@ -38,12 +40,19 @@ pub async fn run(session: Session) -> i32 {
     let interactive = std::io::stdin().is_terminal();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let mut printer = Printer::new(&runbook);
+    let mut store_lines = crate::store::link::Throttle::default();
     while let Some(update) = updates.recv().await {
         match update {
             Update::Output { step, chunk } => printer.output(&mut out, step, chunk.at, &chunk.bytes),
             Update::Event(record) => printer.event(&mut out, &record.event),
             Update::Message(m) => {
                 let _ = writeln!(out, "{}    {m}", clock(SystemTime::now()));
+            }
+            Update::Store(status) => {
+                if let Some(line) = store_lines.line(&status) {
+                    let _ = writeln!(out, "{} !! {line}", clock(SystemTime::now()));
+                    let _ = out.flush();
+                }
             }
             Update::Waiting { step, why } => {
                 let _ = out.flush();

@@ -206,6 +206,13 @@ impl<'a> Printer<'a> {
             }
             Event::Note { text, operator } => writeln!(out, "{now}    note by {operator}: {text}"),
             Event::WriteFailed { file, error } => writeln!(out, "{now} !! cannot write {file}: {error}"),
+            e @ (Event::StoreBehind { .. }
+            | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseLost { .. }
+            | Event::StoreLeaseRenewed { .. }
+            | Event::StoreFenced { .. }) => {
+                writeln!(out, "{now} !! {}", crate::store::describe(e).unwrap_or_default())
+            }
             Event::MetricsSampled { values, errors } => {
                 let shown: Vec<String> = values
                     .iter()

@@ -79,6 +79,31 @@ pub enum Event {
         file: String,
         error: String,
     },
+    /// The shared store cannot be written: what it lacked then, since when, and why. The run goes
+    /// on; the store catches up from the local files (SPEC §9).
+    StoreBehind {
+        since: String,
+        events: u64,
+        bytes: u64,
+        error: String,
+    },
+    /// The store has everything written locally again, after being behind this long.
+    StoreCaughtUp {
+        behind_ms: u64,
+    },
+    /// This driver's lease in the store expired before it could be renewed: no new step starts.
+    StoreLeaseLost {
+        expired: String,
+    },
+    /// The lease was renewed after it had been lost (nobody else took the run meanwhile).
+    StoreLeaseRenewed {
+        epoch: i64,
+    },
+    /// A newer driver holds the run's lease: this one starts nothing more.
+    StoreFenced {
+        by: String,
+        epoch: i64,
+    },
     RollbackStarted {
         reason: String,
     },
@@ -287,10 +312,15 @@ impl Event {
                 m(text);
                 m(operator);
             }
-            Event::WriteFailed { file, error } => {
+            Event::WriteFailed { file, error }
+            | Event::StoreBehind {
+                error, since: file, ..
+            } => {
                 m(file);
                 m(error);
             }
+            Event::StoreFenced { by, .. } => m(by),
+            Event::StoreCaughtUp { .. } | Event::StoreLeaseLost { .. } | Event::StoreLeaseRenewed { .. } => {}
             Event::MetricsSampled { values, errors } => {
                 keys(values, r);
                 errors.values_mut().for_each(m);

@@ -125,3 +125,14 @@ pub(super) fn open_private(path: &Path, options: &OpenOptions) -> std::io::Resul
 pub fn create_private_file(path: &Path) -> std::io::Result<File> {
     open_private(path, OpenOptions::new().write(true).create(true).truncate(true))
 }
+
+/// Creates `STATE_DIR/runs/NAME` and its `logs/` (a run rebuilt from the shared store), with the
+/// same permissions as a run started here. Fails when it exists.
+pub fn create_named_run_dir(state_dir: &Path, name: &str) -> std::io::Result<std::path::PathBuf> {
+    let runs = state_dir.join("runs");
+    create_state_dirs(state_dir, &runs)?;
+    let dir = runs.join(name);
+    create_run_dir(&dir)?;
+    create_run_dir(&dir.join("logs"))?;
+    Ok(dir)
+}

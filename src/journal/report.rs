@@ -410,6 +410,15 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                 operator: "runbook".into(),
                 text: format!("could not write {file}: {error}"),
             }),
+            Event::StoreBehind { .. }
+            | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseLost { .. }
+            | Event::StoreLeaseRenewed { .. }
+            | Event::StoreFenced { .. } => r.notes.push(NoteRow {
+                ts: ts.clone(),
+                operator: "runbook".into(),
+                text: crate::store::describe(&rec.event).unwrap_or_default(),
+            }),
             Event::Note { text, operator } => {
                 person(&mut r, operator);
                 r.notes.push(NoteRow {
@@ -699,6 +708,11 @@ fn summarize(e: &Event) -> String {
         ),
         Event::Note { operator, .. } => format!("note by {operator}"),
         Event::WriteFailed { file, .. } => format!("{file} could not be written"),
+        Event::StoreBehind { .. }
+        | Event::StoreCaughtUp { .. }
+        | Event::StoreLeaseLost { .. }
+        | Event::StoreLeaseRenewed { .. }
+        | Event::StoreFenced { .. } => crate::store::describe(e).unwrap_or_default(),
         Event::MetricsSampled { .. } => "metrics sampled".into(),
         Event::TriggerPending { trigger, .. } => format!("trigger {trigger} pending"),
         Event::TriggerFired { trigger, .. } => format!("trigger {trigger} fired"),

@@ -15,9 +15,14 @@
 
 pub mod config;
 pub mod connect;
+pub mod lease;
+pub mod link;
+pub mod replicate;
+pub mod restore;
 pub mod schema;
 
 pub use config::{StoreConfig, resolve};
+pub use link::{Gate, Link, Signal, Status, describe};
 
 /// What went wrong with the store, said for an operator.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,4 +70,127 @@ pub async fn from_settings(flag: Option<&str>) -> Result<Option<Store>, String> 
         .await
         .map(Some)
         .map_err(|e| format!("{e} (the store is set by {origin}; nothing was started)"))
+}
+
+/// The background tasks of one run's store: the lease and the copy.
+pub struct Handle {
+    done: tokio::sync::watch::Sender<bool>,
+    progress: tokio::sync::watch::Receiver<Status>,
+    replicator: tokio::task::JoinHandle<()>,
+    lease: tokio::task::JoinHandle<()>,
+    run_dir: std::path::PathBuf,
+}
+
+impl Store {
+    /// Starts the lease and the copy of the run in `run_dir` (its folder name is the run's id in
+    /// the store). Must be called inside a tokio runtime. `steal`: take the lease although it has
+    /// not expired (its holder was on this host and is gone).
+    pub fn attach(&self, run: lease::RunRow, run_dir: &std::path::Path, steal: bool) -> (Link, Handle) {
+        use std::sync::Arc;
+        use tokio::sync::{Notify, mpsc, watch};
+        let (signals_tx, signals_rx) = mpsc::channel(64);
+        let (epoch_tx, epoch_rx) = watch::channel(None);
+        let (done_tx, done_rx) = watch::channel(false);
+        let (progress_tx, progress_rx) = watch::channel(Status::default());
+        let nudge = Arc::new(Notify::new());
+        let replicator = replicate::Replicator {
+            config: self.config.clone(),
+            run_id: run.run_id.clone(),
+            run_dir: run_dir.to_path_buf(),
+            epoch: epoch_rx,
+            nudge: nudge.clone(),
+            signals: signals_tx.clone(),
+            done: done_rx.clone(),
+            progress: progress_tx,
+        };
+        let lease = lease::LeaseTask {
+            config: self.config.clone(),
+            run,
+            steal,
+            signals: signals_tx,
+            epoch: epoch_tx,
+            done: done_rx,
+        };
+        let handle = Handle {
+            done: done_tx,
+            progress: progress_rx,
+            replicator: tokio::spawn(replicator.run()),
+            lease: tokio::spawn(lease.run()),
+            run_dir: run_dir.to_path_buf(),
+        };
+        (Link::new(signals_rx, nudge), handle)
+    }
+}
+
+impl Handle {
+    /// The run ended: copies what is left (waiting at most `wait`), releases the lease. Returns
+    /// what the store still lacks, in words, when it lacks something.
+    pub async fn finish(mut self, wait: std::time::Duration) -> Option<String> {
+        let _ = self.done.send(true);
+        let copied = tokio::time::timeout(wait, &mut self.replicator).await.is_ok();
+        if !copied {
+            self.replicator.abort();
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), &mut self.lease).await;
+        self.lease.abort();
+        let status = self.progress.borrow().clone();
+        match (&status.behind, copied) {
+            (Some(_), _) => Some(format!(
+                "{}; the rest is in {}",
+                status.line().unwrap_or_default(),
+                self.run_dir.display()
+            )),
+            (None, false) => Some(format!(
+                "the shared store did not take all of this run within {}s; the rest is in {}",
+                wait.as_secs(),
+                self.run_dir.display()
+            )),
+            (None, true) => None,
+        }
+    }
+}
+
+/// Whether `arg` (of `resume`) reads as a run's id rather than a path: `<UTC time>-<runbook id>`.
+pub fn is_run_id(arg: &std::path::Path) -> bool {
+    let Some(s) = arg.to_str() else { return false };
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Before `resume`: the run rebuilt from the store when it is not here (`restore`), and whether
+/// its lease may be taken although it has not expired (its holder was on this host and is
+/// gone). A lease that someone alive holds refuses the resume, naming them.
+pub async fn prepare_resume(
+    store: Option<&Store>,
+    run_dir: Option<&std::path::Path>,
+    restore: Option<&str>,
+    state_dir: &std::path::Path,
+) -> Result<bool, String> {
+    let Some(run_dir) = run_dir else { return Ok(false) };
+    let Some(store) = store else {
+        return match restore {
+            Some(id) => Err(format!(
+                "{id}: no such journal or run folder (nor a run in {}; a run on another host is found with --store)",
+                state_dir.join("runs").display()
+            )),
+            None => Ok(false),
+        };
+    };
+    let run_id = lease::run_id(run_dir);
+    let steal = lease::may_take(&store.config, &run_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(id) = restore {
+        let dir = restore::restore(store, id, state_dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::say!(
+            "runbook: rebuilt {} from the store {}",
+            dir.display(),
+            store.config.display()
+        );
+    }
+    Ok(steal)
 }

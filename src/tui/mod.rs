@@ -72,6 +72,8 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         engine,
         history,
         notices,
+        // The store's tasks are the command line's to finish.
+        store: _,
     } = session;
     let mut app = App::new(runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;

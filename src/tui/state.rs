@@ -298,6 +298,8 @@ pub struct App {
     pub fault_injected: bool,
     /// Set when something on screen changed since the last frame.
     pub dirty: bool,
+    /// How far behind the shared store is, while it cannot be written (SPEC §9).
+    pub store_behind: Option<crate::store::link::Behind>,
     /// A trigger fired since the last frame: ring the bell once.
     pub bell: bool,
     pub rehearsal_figures: Option<(Option<u64>, Option<u64>)>,
@@ -411,6 +413,7 @@ impl App {
             earlier_logs: HashMap::new(),
             fault_injected: false,
             dirty: true,
+            store_behind: None,
             bell: false,
             rehearsal_figures: None,
             dialogs: Vec::new(),
@@ -647,6 +650,7 @@ impl App {
             }
             Update::Message(m) => self.note(m),
             Update::Event(record) => self.event(record.event),
+            Update::Store(status) => self.store_behind = status.behind,
         }
     }
 
@@ -796,6 +800,15 @@ impl App {
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
+            ref e @ (Event::StoreBehind { .. }
+            | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseLost { .. }
+            | Event::StoreLeaseRenewed { .. }
+            | Event::StoreFenced { .. }) => {
+                if let Some(text) = crate::store::describe(e) {
+                    self.note(text);
+                }
+            }
             Event::RunStarted { mode, .. } => {
                 if mode == crate::engine::Mode::Resume.as_str() {
                     self.resumed();

@@ -523,6 +523,8 @@ pub async fn drive(req: Request, mut react: impl FnMut(&Update) -> Vec<Command>)
                 Update::Output { step, chunk } => d.output.push((step, chunk.bytes)),
                 Update::Waiting { step, why } => d.waits.push((step, why)),
                 Update::Message(m) => d.messages.push(m),
+                // No store in these runs.
+                Update::Store(_) => {}
             }
         }
         (&mut s.engine).await.expect("engine task")

@@ -107,7 +107,11 @@ impl Engine {
         loop {
             let status = match adopted.take() {
                 Some(status) => status,
-                None => self.attempt(at, phase, step, attempt, by.clone()).await?,
+                None => {
+                    // The shared store's lease: a driver that lost it starts nothing (SPEC §9).
+                    self.lease_gate(at).await?;
+                    self.attempt(at, phase, step, attempt, by.clone()).await?
+                }
             };
             if status.is_success() {
                 return Ok(());

@@ -27,6 +27,16 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     let elapsed = super::clock(now.saturating_duration_since(app.started));
     let mut right = format!(" {}@{}  {elapsed} ", app.operator, app.host);
     let mut spans = vec![mode, Span::raw(" ")];
+    // The shared store cannot be written: how far behind it is, before the title (which gives way).
+    if let Some(b) = &app.store_behind {
+        let text = format!(
+            "STORE BEHIND {}: {} ev, {} ",
+            crate::text::clock(b.since),
+            b.events,
+            crate::store::link::bytes(b.bytes)
+        );
+        spans.push(Span::styled(text, theme.warn().add_modifier(Modifier::BOLD)));
+    }
     let width = area.width as usize;
     let fixed =
         |right: &str| spans.iter().map(|s| s.width()).sum::<usize>() + state.width() + right.width() + 1;

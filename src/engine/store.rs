@@ -1,0 +1,83 @@
+//! The engine's side of the shared store (SPEC §9): what the store's background tasks ask it to
+//! journal, how far behind the store is (passed on to the front end), and the lease, without which
+//! no step starts. The store itself is `crate::store`; without one, none of this does anything.
+
+use super::watch::Input;
+use super::*;
+use crate::store::{Gate, Link, Signal};
+
+/// The next signal of the store, or never (no store).
+pub(super) async fn signal(link: &mut Option<Link>) -> Signal {
+    match link {
+        Some(l) => l.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Engine {
+    /// Gives the engine a store: its lease then decides whether a step may start.
+    pub fn attach_store(&mut self, link: Link) {
+        self.rec.store_nudge = Some(link.nudger());
+        self.store = Some(link);
+    }
+
+    /// Handles a store signal; `true` when the lease changed (a wait should look again).
+    pub(super) async fn on_store(&mut self, s: Signal) -> Result<bool, Stop> {
+        match s {
+            Signal::Journal(event) => self.rec.emit(event).await?,
+            Signal::Status(status) => self.rec.tell(Update::Store(status)).await,
+            Signal::Lease(lease) => {
+                if let Some(link) = &mut self.store {
+                    link.set_lease(lease);
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Before a step starts: this driver must hold the run's lease. Lost (the store unreachable
+    /// past its expiry): wait for it, saying why; fenced by a newer driver: stop for good.
+    pub(super) async fn lease_gate(&mut self, at: StepRef) -> Result<(), Stop> {
+        let mut said = None;
+        loop {
+            let gate = self.store.as_ref().map_or(Gate::Go, Link::gate);
+            match gate {
+                Gate::Go => return Ok(()),
+                Gate::Stop(why) => {
+                    self.rec.tell(Update::Message(why.clone())).await;
+                    return Err(Stop::Interrupted(why));
+                }
+                Gate::Wait(why) => {
+                    if said.as_ref() != Some(&why) {
+                        self.rec.tell(Update::Message(why.clone())).await;
+                        said = Some(why);
+                    }
+                }
+            }
+            match self.next::<()>(None, None).await? {
+                Input::Stop(s) => return Err(s),
+                Input::Command(Command::Rollback) if !at.rollback => {
+                    return Err(Stop::Rollback(self.rollback_reason()));
+                }
+                Input::Command(Command::Abort { reason }) => return Err(Stop::Aborted(reason)),
+                Input::Command(Command::Interrupt) => {
+                    return Err(Stop::Interrupted("interrupted by a signal".into()));
+                }
+                Input::Command(Command::Detach) => {
+                    return Err(Stop::Interrupted(
+                        "the terminal hung up (SIGHUP) while the run waited for the store's lease".into(),
+                    ));
+                }
+                Input::Command(_) => {
+                    self.rec
+                        .tell(Update::Message(
+                            "no step starts until this run's lease in the shared store is renewed".into(),
+                        ))
+                        .await;
+                }
+                Input::Fired | Input::Changed | Input::Deadline | Input::Work(()) => {}
+            }
+        }
+    }
+}

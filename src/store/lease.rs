@@ -1,0 +1,327 @@
+//! The driver's lease: one row per run in `leases` (run, operator, host, pid, epoch, expiry by the
+//! store's clock). Taken when the run starts (a new epoch), renewed every third of its length,
+//! released when the run ends. A lease not renewed before it expired (by this host's clock,
+//! counted from when the renewal was sent) stops new steps until it is renewed; a newer epoch in
+//! the row fences this driver for good.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, timeout};
+use tokio_postgres::Client;
+
+use super::link::{LeaseState, Signal};
+use super::{StoreConfig, StoreError, connect};
+use crate::journal::Event;
+
+/// Who drives: what the lease row says.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    pub operator: String,
+    pub host: String,
+    pub pid: i32,
+}
+
+impl Driver {
+    pub fn me() -> Driver {
+        Driver {
+            operator: crate::identity::operator(),
+            host: crate::identity::host(),
+            pid: std::process::id() as i32,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("{}@{} (pid {})", self.operator, self.host, self.pid)
+    }
+}
+
+/// The run's row in `runs`, written with the first lease.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub run_id: String,
+    pub runbook: String,
+    pub title: String,
+    pub file: String,
+    pub sha256: String,
+}
+
+impl RunRow {
+    /// The row of the run recorded in `run_dir` (its folder name is its id).
+    pub fn of(rb: &crate::runbook::Runbook, run_dir: &std::path::Path) -> RunRow {
+        RunRow {
+            run_id: run_id(run_dir),
+            runbook: rb.id.clone(),
+            title: rb.title.clone(),
+            file: std::path::absolute(&rb.file)
+                .unwrap_or_else(|_| rb.file.clone())
+                .display()
+                .to_string(),
+            sha256: rb.sha256.clone(),
+        }
+    }
+}
+
+/// A run's id in the store: its folder's name (`<UTC time>-<runbook id>`).
+pub fn run_id(run_dir: &std::path::Path) -> String {
+    run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A lease row as read: who, which epoch, valid until (seconds from now by the store's clock;
+/// negative when expired).
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub driver: Driver,
+    pub epoch: i64,
+    pub expires_in: f64,
+}
+
+/// The lease of `run_id`, if it has one.
+pub async fn holder(client: &Client, run_id: &str) -> Result<Option<Holder>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT operator, host, pid, epoch, extract(epoch FROM expires_at - now())::float8
+             FROM leases WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await?;
+    Ok(row.map(|r| Holder {
+        driver: Driver {
+            operator: r.get(0),
+            host: r.get(1),
+            pid: r.get(2),
+        },
+        epoch: r.get(3),
+        expires_in: r.get(4),
+    }))
+}
+
+/// Runs the lease of one run until `done` says the run ended (then releases it), or it is
+/// fenced. `epoch` tells the replicator which epoch it writes with.
+pub struct LeaseTask {
+    pub config: StoreConfig,
+    pub run: RunRow,
+    /// Take the lease even though it has not expired: its holder was on this host and is dead.
+    pub steal: bool,
+    pub signals: mpsc::Sender<Signal>,
+    pub epoch: watch::Sender<Option<i64>>,
+    pub done: watch::Receiver<bool>,
+}
+
+impl LeaseTask {
+    pub async fn run(mut self) {
+        let ttl = self.config.lease;
+        let every = ttl / 3;
+        let op_timeout = every.min(Duration::from_secs(5));
+        let me = Driver::me();
+        let mut client: Option<Client> = None;
+        let mut state = LeaseState::Taking;
+        // By this host's clock: the lease holds until then (counted from a renewal's sending).
+        let mut valid_until: Option<Instant> = None;
+        let mut next_try = Instant::now();
+        loop {
+            // Wait for the next renewal, the lease's end, or the run's.
+            let expiry = match (&state, valid_until) {
+                (LeaseState::Held { .. }, Some(v)) => Some(v),
+                _ => None,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_try) => {}
+                _ = crate::duration::sleep_until_opt(expiry) => {
+                    if let LeaseState::Held { epoch } = state {
+                        state = LeaseState::Lost { epoch, since: SystemTime::now() };
+                        self.tell(Signal::Journal(Event::StoreLeaseLost {
+                            expired: crate::journal::timestamp(SystemTime::now()),
+                        }))
+                        .await;
+                        self.tell(Signal::Lease(state.clone())).await;
+                    }
+                    continue;
+                }
+                changed = self.done.changed() => {
+                    if changed.is_err() || *self.done.borrow() {
+                        if let (Some(c), LeaseState::Held { epoch } | LeaseState::Lost { epoch, .. }) = (&client, &state) {
+                            let _ = timeout(op_timeout, release(c, &self.run.run_id, *epoch)).await;
+                        }
+                        return;
+                    }
+                    continue;
+                }
+            }
+            next_try = Instant::now() + Duration::from_secs(1);
+            if client.is_none() {
+                client = match timeout(op_timeout, connect::connect(&self.config)).await {
+                    Ok(Ok(c)) => Some(c),
+                    _ => continue,
+                };
+            }
+            let Some(c) = &client else { continue };
+            let sent = Instant::now();
+            let result = match &state {
+                LeaseState::Taking => timeout(op_timeout, take(c, &self.run, &me, ttl, self.steal)).await,
+                LeaseState::Held { epoch } | LeaseState::Lost { epoch, .. } => {
+                    timeout(op_timeout, renew(c, &self.run.run_id, *epoch, ttl)).await
+                }
+                LeaseState::Fenced { .. } | LeaseState::Refused { .. } => return,
+            };
+            let outcome = match result {
+                Ok(Ok(o)) => o,
+                Ok(Err(_)) | Err(_) => {
+                    // Unreachable, or too slow: a fresh connection next time.
+                    client = None;
+                    continue;
+                }
+            };
+            match outcome {
+                Taken::Held(epoch) => {
+                    let was_lost = matches!(state, LeaseState::Lost { .. });
+                    let changed = !matches!(state, LeaseState::Held { .. });
+                    state = LeaseState::Held { epoch };
+                    valid_until = Some(sent + ttl);
+                    next_try = sent + every;
+                    let _ = self.epoch.send(Some(epoch));
+                    if was_lost {
+                        self.tell(Signal::Journal(Event::StoreLeaseRenewed { epoch }))
+                            .await;
+                    }
+                    if changed {
+                        self.tell(Signal::Lease(state.clone())).await;
+                    }
+                }
+                Taken::Other(h) => {
+                    state = if matches!(state, LeaseState::Taking) {
+                        LeaseState::Refused {
+                            holder: h.driver.name(),
+                        }
+                    } else {
+                        let by = h.driver.name();
+                        self.tell(Signal::Journal(Event::StoreFenced {
+                            by: by.clone(),
+                            epoch: h.epoch,
+                        }))
+                        .await;
+                        LeaseState::Fenced { by, epoch: h.epoch }
+                    };
+                    let _ = self.epoch.send(None);
+                    self.tell(Signal::Lease(state)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn tell(&self, s: Signal) {
+        let _ = self.signals.send(s).await;
+    }
+}
+
+enum Taken {
+    Held(i64),
+    Other(Holder),
+}
+
+/// Registers the run and takes its lease with a new epoch, unless someone holds it still.
+async fn take(
+    c: &Client,
+    run: &RunRow,
+    me: &Driver,
+    ttl: Duration,
+    steal: bool,
+) -> Result<Taken, tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO runs (run_id, runbook, title, file, sha256, operator, host)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        &[
+            &run.run_id,
+            &run.runbook,
+            &run.title,
+            &run.file,
+            &run.sha256,
+            &me.operator,
+            &me.host,
+        ],
+    )
+    .await?;
+    let secs = ttl.as_secs_f64();
+    let row = c
+        .query_opt(
+            "INSERT INTO leases AS l (run_id, epoch, operator, host, pid, acquired_at, renewed_at, expires_at)
+             VALUES ($1, 1, $2, $3, $4, now(), now(), now() + make_interval(secs => $5))
+             ON CONFLICT (run_id) DO UPDATE SET epoch = l.epoch + 1, operator = EXCLUDED.operator,
+                 host = EXCLUDED.host, pid = EXCLUDED.pid, acquired_at = now(), renewed_at = now(),
+                 expires_at = EXCLUDED.expires_at
+             WHERE l.expires_at < now() OR $6
+             RETURNING epoch",
+            &[&run.run_id, &me.operator, &me.host, &me.pid, &secs, &steal],
+        )
+        .await?;
+    match row {
+        Some(r) => Ok(Taken::Held(r.get(0))),
+        None => match holder(c, &run.run_id).await? {
+            Some(h) => Ok(Taken::Other(h)),
+            None => Ok(Taken::Other(Holder {
+                driver: Driver {
+                    operator: "?".into(),
+                    host: "?".into(),
+                    pid: 0,
+                },
+                epoch: 0,
+                expires_in: 0.0,
+            })),
+        },
+    }
+}
+
+/// Renews the lease of `epoch`; a newer epoch in the row means this driver is fenced.
+async fn renew(c: &Client, run_id: &str, epoch: i64, ttl: Duration) -> Result<Taken, tokio_postgres::Error> {
+    let n = c
+        .execute(
+            "UPDATE leases SET renewed_at = now(), expires_at = now() + make_interval(secs => $3)
+             WHERE run_id = $1 AND epoch = $2",
+            &[&run_id, &epoch, &ttl.as_secs_f64()],
+        )
+        .await?;
+    if n == 1 {
+        return Ok(Taken::Held(epoch));
+    }
+    match holder(c, run_id).await? {
+        Some(h) => Ok(Taken::Other(h)),
+        None => Ok(Taken::Held(epoch)),
+    }
+}
+
+/// The run ended: the lease expires now, so that another host may go on at once.
+async fn release(c: &Client, run_id: &str, epoch: i64) -> Result<u64, tokio_postgres::Error> {
+    c.execute(
+        "UPDATE leases SET expires_at = now() WHERE run_id = $1 AND epoch = $2",
+        &[&run_id, &epoch],
+    )
+    .await
+}
+
+/// Before resuming: may this host take the run's lease? `Ok(steal)`, or who holds it.
+pub async fn may_take(config: &StoreConfig, run_id: &str) -> Result<bool, StoreError> {
+    let c = connect::connect(config).await?;
+    let h = holder(&c, run_id)
+        .await
+        .map_err(|e| connect::explain(config, &e))?;
+    let Some(h) = h else { return Ok(false) };
+    if h.expires_in < 0.0 {
+        return Ok(false);
+    }
+    let me = Driver::me();
+    let dead = h.driver.host == me.host && !std::path::Path::new(&format!("/proc/{}", h.driver.pid)).exists();
+    if dead {
+        return Ok(true);
+    }
+    Err(StoreError::Message(format!(
+        "this run is driven by {} (lease epoch {}, valid for {:.0}s more); only one runbook drives \
+         a run at a time: wait for the lease to expire if that runbook is gone",
+        h.driver.name(),
+        h.epoch,
+        h.expires_in.ceil()
+    )))
+}

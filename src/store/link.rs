@@ -1,0 +1,203 @@
+//! What the engine sees of the store: whether the lease lets a step start (`Gate`), the events
+//! to journal (`store_behind`, `store_caught_up`, the lease lost, regained or fenced), and how far
+//! behind the store is (`Status`, for the header and the headless lines). The background tasks
+//! (`replicate`, `lease`) send `Signal`s; the engine's wait loop receives them.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{Notify, mpsc};
+
+use crate::journal::Event;
+
+/// The driver's lease, as this `runbook` knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Not taken yet (the first moments of a run).
+    Taking,
+    Held {
+        epoch: i64,
+    },
+    /// Not renewed before it expired (the store unreachable): no new step starts.
+    Lost {
+        epoch: i64,
+        since: SystemTime,
+    },
+    /// A newer driver took the run over: this one starts nothing more.
+    Fenced {
+        by: String,
+        epoch: i64,
+    },
+    /// Someone else holds it (checked at the start, so this is a race lost).
+    Refused {
+        holder: String,
+    },
+}
+
+/// How far the store is behind the local files, while it cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behind {
+    pub since: SystemTime,
+    pub events: u64,
+    pub bytes: u64,
+    pub error: String,
+}
+
+/// What the store's side looks like now, for the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    /// `None`: the store has everything written locally (or is about to).
+    pub behind: Option<Behind>,
+}
+
+impl Status {
+    /// One line: "store behind since 12:01:02: 42 events, 1.2 MB (connection refused)".
+    pub fn line(&self) -> Option<String> {
+        let b = self.behind.as_ref()?;
+        Some(format!(
+            "store behind since {}: {} event{}, {} ({})",
+            crate::text::clock(b.since),
+            b.events,
+            if b.events == 1 { "" } else { "s" },
+            bytes(b.bytes),
+            b.error
+        ))
+    }
+}
+
+/// `512 B`, `12.3 KB`, `4.5 MB`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n < 1000 => format!("{n} B"),
+        n if n < 1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        n => format!("{:.1} MB", n as f64 / 1e6),
+    }
+}
+
+/// From the background tasks to the engine.
+#[derive(Debug)]
+pub enum Signal {
+    /// Journal this (the engine owns the journal).
+    Journal(Event),
+    Lease(LeaseState),
+    Status(Status),
+}
+
+/// May a step start now?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Go,
+    /// Not now, and why (the lease is being taken, or was lost).
+    Wait(String),
+    /// Never again in this process (fenced, or another driver holds the run).
+    Stop(String),
+}
+
+/// The engine's end of the store.
+pub struct Link {
+    signals: mpsc::Receiver<Signal>,
+    lease: LeaseState,
+    /// Wakes the replicator: the journal grew.
+    nudge: Arc<Notify>,
+}
+
+impl Link {
+    pub fn new(signals: mpsc::Receiver<Signal>, nudge: Arc<Notify>) -> Link {
+        Link {
+            signals,
+            lease: LeaseState::Taking,
+            nudge,
+        }
+    }
+
+    /// What wakes the replicator: notified once a journal line is on disk (never waited for).
+    pub fn nudger(&self) -> Arc<Notify> {
+        self.nudge.clone()
+    }
+
+    /// The next signal; pending forever once the tasks are gone.
+    pub async fn recv(&mut self) -> Signal {
+        match self.signals.recv().await {
+            Some(s) => s,
+            None => std::future::pending().await,
+        }
+    }
+
+    pub fn set_lease(&mut self, lease: LeaseState) {
+        self.lease = lease;
+    }
+
+    pub fn gate(&self) -> Gate {
+        match &self.lease {
+            LeaseState::Held { .. } => Gate::Go,
+            LeaseState::Taking => Gate::Wait("taking the run's lease in the store".into()),
+            LeaseState::Lost { since, .. } => Gate::Wait(format!(
+                "the store could not be reached to renew this run's lease, which expired at {}: \
+                 no new step starts until it is renewed",
+                crate::text::clock(*since)
+            )),
+            LeaseState::Fenced { by, epoch } => Gate::Stop(format!(
+                "{by} took over this run in the store (lease epoch {epoch}): this runbook starts nothing more"
+            )),
+            LeaseState::Refused { holder } => Gate::Stop(format!(
+                "this run is driven by {holder} (its lease in the store is valid): this runbook starts nothing"
+            )),
+        }
+    }
+}
+
+/// A store event in words, for the screen, the headless lines and the report.
+pub fn describe(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::StoreBehind {
+            since,
+            events,
+            bytes: b,
+            error,
+        } => format!(
+            "the shared store cannot be written since {since} ({error}); the run goes on, \
+             {events} event{} and {} wait in the local files",
+            if *events == 1 { "" } else { "s" },
+            bytes(*b)
+        ),
+        Event::StoreCaughtUp { behind_ms } => format!(
+            "the shared store has caught up (it was behind for {})",
+            crate::duration::format_duration(std::time::Duration::from_millis(*behind_ms))
+        ),
+        Event::StoreLeaseLost { expired } => format!(
+            "this run's lease in the shared store expired at {expired} without renewal: no new step starts until it is renewed"
+        ),
+        Event::StoreLeaseRenewed { epoch } => {
+            format!("this run's lease in the shared store is renewed (epoch {epoch}): steps may start again")
+        }
+        Event::StoreFenced { by, epoch } => {
+            format!(
+                "{by} took over this run in the shared store (epoch {epoch}): this runbook starts nothing more"
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// For line-oriented output: how far behind the store is, at most every 10 s while it lasts.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<std::time::Instant>,
+}
+
+impl Throttle {
+    pub fn line(&mut self, status: &Status) -> Option<String> {
+        let Some(line) = status.line() else {
+            self.last = None;
+            return None;
+        };
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10))
+        {
+            return None;
+        }
+        self.last = Some(std::time::Instant::now());
+        Some(line)
+    }
+}

@@ -4,6 +4,7 @@
 
 use super::watch::Input;
 use super::*;
+use crate::store::link::LeaseState;
 use crate::store::{Gate, Link, Signal};
 
 /// The next signal of the store, or never (no store).
@@ -27,8 +28,14 @@ impl Engine {
             Signal::Journal(event) => self.rec.emit(event).await?,
             Signal::Status(status) => self.rec.tell(Update::Store(status)).await,
             Signal::Lease(lease) => {
-                if let Some(link) = &mut self.store {
-                    link.set_lease(lease);
+                let Some(link) = &mut self.store else {
+                    return Ok(false);
+                };
+                // Fenced is heard from the lease and the copy alike: journaled once.
+                let first_fence = !link.fenced() && matches!(lease, LeaseState::Fenced { .. });
+                link.set_lease(lease.clone());
+                if let (true, LeaseState::Fenced { by, epoch }) = (first_fence, lease) {
+                    self.rec.emit(Event::StoreFenced { by, epoch }).await?;
                 }
                 return Ok(true);
             }
@@ -40,6 +47,8 @@ impl Engine {
     /// past its expiry): wait for it, saying why; fenced by a newer driver: stop for good.
     pub(super) async fn lease_gate(&mut self, at: StepRef) -> Result<(), Stop> {
         let mut said = None;
+        // Taking the lease is usually a matter of milliseconds: a wait is said after a second.
+        let quiet_until = Instant::now() + Duration::from_secs(1);
         loop {
             let gate = self.store.as_ref().map_or(Gate::Go, Link::gate);
             match gate {
@@ -49,13 +58,20 @@ impl Engine {
                     return Err(Stop::Interrupted(why));
                 }
                 Gate::Wait(why) => {
-                    if said.as_ref() != Some(&why) {
+                    if said.as_ref() != Some(&why) && Instant::now() >= quiet_until {
                         self.rec.tell(Update::Message(why.clone())).await;
                         said = Some(why);
                     }
                 }
             }
-            match self.next::<()>(None, None).await? {
+            // A lease past its time (not yet renewed or given up by the lease task) is looked
+            // at again shortly; otherwise the lease task's signal wakes us.
+            let deadline = if said.is_none() {
+                Some(quiet_until)
+            } else {
+                Some(Instant::now() + Duration::from_millis(200))
+            };
+            match self.next::<()>(None, deadline).await? {
                 Input::Stop(s) => return Err(s),
                 Input::Command(Command::Rollback) if !at.rollback => {
                     return Err(Stop::Rollback(self.rollback_reason()));

@@ -108,6 +108,8 @@ pub struct LeaseTask {
     pub steal: bool,
     pub signals: mpsc::Sender<Signal>,
     pub epoch: watch::Sender<Option<i64>>,
+    /// Until when the lease holds, by this host's clock.
+    pub valid_until: watch::Sender<Option<Instant>>,
     pub done: watch::Receiver<bool>,
 }
 
@@ -181,6 +183,7 @@ impl LeaseTask {
                     let changed = !matches!(state, LeaseState::Held { .. });
                     state = LeaseState::Held { epoch };
                     valid_until = Some(sent + ttl);
+                    let _ = self.valid_until.send(valid_until);
                     next_try = sent + every;
                     let _ = self.epoch.send(Some(epoch));
                     if was_lost {
@@ -197,13 +200,11 @@ impl LeaseTask {
                             holder: h.driver.name(),
                         }
                     } else {
-                        let by = h.driver.name();
-                        self.tell(Signal::Journal(Event::StoreFenced {
-                            by: by.clone(),
+                        // Journaled by the engine, which hears it from here or from the copy.
+                        LeaseState::Fenced {
+                            by: h.driver.name(),
                             epoch: h.epoch,
-                        }))
-                        .await;
-                        LeaseState::Fenced { by, epoch: h.epoch }
+                        }
                     };
                     let _ = self.epoch.send(None);
                     self.tell(Signal::Lease(state)).await;

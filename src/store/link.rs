@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 
 use crate::journal::Event;
 
@@ -99,14 +100,23 @@ pub struct Link {
     lease: LeaseState,
     /// Wakes the replicator: the journal grew.
     nudge: Arc<Notify>,
+    /// Until when the lease holds by this host's clock (renewals move it). A lease that this
+    /// says has expired is not trusted, even before the lease task has said so: after a pause
+    /// (SIGSTOP, a frozen VM) the engine may run before it.
+    valid_until: watch::Receiver<Option<Instant>>,
 }
 
 impl Link {
-    pub fn new(signals: mpsc::Receiver<Signal>, nudge: Arc<Notify>) -> Link {
+    pub fn new(
+        signals: mpsc::Receiver<Signal>,
+        nudge: Arc<Notify>,
+        valid_until: watch::Receiver<Option<Instant>>,
+    ) -> Link {
         Link {
             signals,
             lease: LeaseState::Taking,
             nudge,
+            valid_until,
         }
     }
 
@@ -123,13 +133,23 @@ impl Link {
         }
     }
 
+    pub fn fenced(&self) -> bool {
+        matches!(self.lease, LeaseState::Fenced { .. })
+    }
+
     pub fn set_lease(&mut self, lease: LeaseState) {
         self.lease = lease;
     }
 
     pub fn gate(&self) -> Gate {
         match &self.lease {
-            LeaseState::Held { .. } => Gate::Go,
+            LeaseState::Held { .. } if self.valid_until.borrow().is_some_and(|v| Instant::now() < v) => {
+                Gate::Go
+            }
+            LeaseState::Held { .. } => Gate::Wait(
+                "this run's lease in the store is due for renewal: no new step starts until it is renewed"
+                    .into(),
+            ),
             LeaseState::Taking => Gate::Wait("taking the run's lease in the store".into()),
             LeaseState::Lost { since, .. } => Gate::Wait(format!(
                 "the store could not be reached to renew this run's lease, which expired at {}: \

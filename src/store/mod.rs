@@ -92,6 +92,7 @@ impl Store {
         let (epoch_tx, epoch_rx) = watch::channel(None);
         let (done_tx, done_rx) = watch::channel(false);
         let (progress_tx, progress_rx) = watch::channel(Status::default());
+        let (until_tx, until_rx) = watch::channel(None);
         let nudge = Arc::new(Notify::new());
         let replicator = replicate::Replicator {
             config: self.config.clone(),
@@ -109,6 +110,7 @@ impl Store {
             steal,
             signals: signals_tx,
             epoch: epoch_tx,
+            valid_until: until_tx,
             done: done_rx,
         };
         let handle = Handle {
@@ -118,7 +120,7 @@ impl Store {
             lease: tokio::spawn(lease.run()),
             run_dir: run_dir.to_path_buf(),
         };
-        (Link::new(signals_rx, nudge), handle)
+        (Link::new(signals_rx, nudge, until_rx), handle)
     }
 }
 

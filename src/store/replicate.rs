@@ -277,9 +277,10 @@ async fn load_cursor(
 }
 
 fn note_step(cur: &mut Cursor, line: &[u8]) {
-    if line.windows(24).any(|w| w == b"\"event\":\"step_started\"") {
+    use memchr::memmem::find;
+    if find(line, br#""event":"step_started""#).is_some() {
         cur.step_running = true;
-    } else if line.windows(25).any(|w| w == b"\"event\":\"step_finished\"") {
+    } else if find(line, br#""event":"step_finished""#).is_some() {
         cur.step_running = false;
     }
 }
@@ -425,4 +426,23 @@ async fn backlog(run_dir: &std::path::Path, cursor: Option<&Cursor>) -> (u64, u6
         }
     }
     (events, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_step_is_seen_in_the_journal_lines() {
+        let mut cur = Cursor::default();
+        note_step(
+            &mut cur,
+            br#"{"ts":"t","event":"step_started","phase":"p","step":"s"}"#,
+        );
+        assert!(cur.step_running);
+        note_step(&mut cur, br#"{"ts":"t","event":"note","text":"step_started"}"#);
+        assert!(cur.step_running);
+        note_step(&mut cur, br#"{"ts":"t","event":"step_finished","phase":"p"}"#);
+        assert!(!cur.step_running);
+    }
 }

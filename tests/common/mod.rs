@@ -15,6 +15,9 @@ use runbook::session::{self, Request};
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// A real PostgreSQL, for the shared store's tests.
+pub mod postgres;
+
 /// A temporary folder holding runbooks, files the steps write, and the state folder.
 pub struct Fixture {
     pub dir: TempDir,

@@ -1,0 +1,555 @@
+//! The shared store (SPEC §9) against a real PostgreSQL (`common::postgres`): two `runbook`
+//! processes with state dirs of their own stand for two bastions. A run is copied whole (the
+//! journal's lines and the step logs, masked, byte for byte); a store stopped mid-run is caught
+//! up with nothing lost or doubled; a run whose driver was killed with SIGKILL, its state dir
+//! gone, is rebuilt and resumed on "host B"; a driver whose lease was taken over starts nothing
+//! more; a wrong password and a newer schema are refused with clear messages.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::postgres::Postgres;
+use common::{CliRun, Fixture, wait_output};
+
+/// `runbook ARGS` with a config folder of the test's own (so that nobody's config.toml counts).
+fn runbook(fx: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.args(args)
+        .env("XDG_CONFIG_HOME", fx.file("config"))
+        .env_remove("RUNBOOK_STORE")
+        .env_remove("PGPASSFILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .current_dir(fx.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn finish(child: Child, limit: Duration) -> CliRun {
+    let started = Instant::now();
+    CliRun::new(wait_output(child, limit), started.elapsed())
+}
+
+fn state(fx: &Fixture, host: &str) -> PathBuf {
+    fx.file(&format!("state-{host}"))
+}
+
+fn the_run(state: &Path) -> PathBuf {
+    let dirs = common::run_dirs(state);
+    assert_eq!(dirs.len(), 1, "one run folder in {}: {dirs:?}", state.display());
+    dirs.into_iter().next().unwrap()
+}
+
+fn run_id(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// The journal lines of a run in the store, in order.
+fn store_lines(pg: &Postgres, run: &str) -> Vec<String> {
+    let out = pg.psql(
+        "runbook",
+        &format!("SELECT line FROM events WHERE run_id = '{run}' ORDER BY seq"),
+    );
+    out.lines().map(str::to_string).collect()
+}
+
+/// A log of a run in the store, put together from its chunks (hex, so bytes stay bytes).
+fn store_log(pg: &Postgres, run: &str, log: &str) -> Vec<u8> {
+    let out = pg.psql(
+        "runbook",
+        &format!(
+            "SELECT encode(data, 'hex') FROM log_chunks WHERE run_id = '{run}' AND log = '{log}' ORDER BY \"offset\""
+        ),
+    );
+    out.lines().flat_map(|l| hex(l.trim())).collect()
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+fn local_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `.log` files of a run folder, by their path in it.
+fn local_logs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut logs: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| {
+            (
+                format!("logs/{}", e.file_name().to_string_lossy()),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    logs.sort();
+    logs
+}
+
+/// Every local journal line and log is in the store, exactly, once.
+fn assert_replicated(pg: &Postgres, dir: &Path) {
+    let run = run_id(dir);
+    let local = local_lines(dir);
+    assert!(!local.is_empty());
+    let stored = store_lines(pg, &run);
+    assert_eq!(stored, local, "the store's events are the local journal's lines");
+    let logs = local_logs(dir);
+    assert!(!logs.is_empty(), "the run wrote logs");
+    for (log, bytes) in logs {
+        assert_eq!(store_log(pg, &run, &log), bytes, "{log} in the store");
+    }
+    let seqs = pg.psql(
+        "runbook",
+        &format!(
+            "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM events WHERE run_id = '{run}'"
+        ),
+    );
+    let n = local_lines(dir).len();
+    assert_eq!(seqs.trim(), format!("{n}|{n}|1|{n}"));
+}
+
+#[test]
+fn a_whole_run_is_copied_to_the_store_masked_as_written_locally() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "rollout.toml",
+        r#"
+[runbook]
+title = "Replicated rollout"
+
+[secrets]
+TOKEN = { env = "DEPLOY_TOKEN" }
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "Build"
+run = "for i in $(seq 1 2000); do echo build line $i; done; echo token is $TOKEN"
+
+[[phase.step]]
+title = "Check"
+run = "echo checked >&2"
+"#,
+    );
+    let st = state(&fx, "a");
+    let url = pg.url();
+    let child = runbook(
+        &fx,
+        &[
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            st.to_str().unwrap(),
+            "--store",
+            &url,
+        ],
+        &[("DEPLOY_TOKEN", "tok-9f8e7d")],
+    )
+    .spawn()
+    .unwrap();
+    let run = finish(child, Duration::from_secs(60));
+    run.expect_code(0);
+    let dir = the_run(&st);
+    assert_replicated(&pg, &dir);
+    let everything = pg.psql(
+        "runbook",
+        "SELECT string_agg(line, '') FROM events UNION ALL SELECT string_agg(encode(data, 'escape'), '') FROM log_chunks",
+    );
+    assert!(
+        everything.contains("token is"),
+        "the step's output is in the store"
+    );
+    assert!(
+        !everything.contains("tok-9f8e7d"),
+        "the secret is masked in the store too"
+    );
+    let lease = pg.psql(
+        "runbook",
+        &format!(
+            "SELECT epoch, operator <> '', pid > 0, expires_at <= now() FROM leases WHERE run_id = '{}'",
+            run_id(&dir)
+        ),
+    );
+    assert_eq!(
+        lease.trim(),
+        "1|t|t|t",
+        "the lease was taken once and released at the end"
+    );
+    let row = pg.psql("runbook", "SELECT runbook, title FROM runs");
+    assert_eq!(row.trim(), "rollout|Replicated rollout");
+    let version = pg.psql("runbook", "SELECT max(version) FROM schema_version");
+    assert_eq!(version.trim(), "1");
+}
+
+#[test]
+fn wrong_password_missing_database_and_newer_schema_are_refused_clearly() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "rb.toml",
+        "[runbook]\ntitle = \"T\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"touch ran\"\n",
+    );
+    let st = state(&fx, "a");
+    let try_with = |url: &str| {
+        let child = runbook(
+            &fx,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                st.to_str().unwrap(),
+            ],
+            &[("RUNBOOK_STORE", url)],
+        )
+        .spawn()
+        .unwrap();
+        finish(child, Duration::from_secs(30))
+    };
+    let wrong = pg.url().replace(common::postgres::PASSWORD, "not-the-password");
+    let run = try_with(&wrong);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(&format!(
+            "the store rb@127.0.0.1:{}/runbook refused the password of user rb",
+            pg.port
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("RUNBOOK_STORE"),
+        "says where the store was set: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("not-the-password"),
+        "never shows the password"
+    );
+
+    let run = try_with(&pg.url().replace("/runbook?", "/nosuchdb?"));
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("database nosuchdb does not exist"),
+        "{}",
+        run.stderr
+    );
+
+    // A store written by a newer runbook: refused, nothing written to it.
+    try_with(&pg.url()).expect_code(0);
+    pg.psql(
+        "runbook",
+        "INSERT INTO schema_version (version, by_runbook) VALUES (7, '9.0.0')",
+    );
+    let before = pg.psql("runbook", "SELECT count(*) FROM events");
+    let run = try_with(&pg.url());
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("has schema version 7, newer than this runbook knows (1)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(pg.psql("runbook", "SELECT count(*) FROM events"), before);
+    assert_eq!(
+        common::run_dirs(&st).len(),
+        1,
+        "only the run before the refusals started"
+    );
+}
+
+#[test]
+fn a_store_stopped_for_20s_mid_run_is_caught_up_with_nothing_lost_or_doubled() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    // The store set in the config file, with a lease that outlasts the outage.
+    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
+    std::fs::write(
+        fx.file("config/runbook/config.toml"),
+        format!("store = \"{}\"\nstore_lease = \"60s\"\n", pg.url()),
+    )
+    .unwrap();
+    let rb = fx.write(
+        "rb.toml",
+        r#"
+[runbook]
+title = "Through an outage"
+[[phase]]
+title = "Work"
+[[phase.step]]
+title = "Slow output"
+run = "for i in $(seq 1 60); do echo tick $i; sleep 0.5; done"
+[[phase.step]]
+title = "After"
+run = "echo after the outage"
+"#,
+    );
+    let st = state(&fx, "a");
+    let child = runbook(
+        &fx,
+        &[
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            st.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    assert!(common::wait_for(Duration::from_secs(20), || {
+        std::thread::sleep(Duration::from_millis(80));
+        pg.try_psql("runbook", "SELECT count(*) FROM log_chunks")
+            .is_ok_and(|n| n.trim() != "0")
+    }));
+    pg.stop();
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_secs(20));
+    let dir = the_run(&st);
+    let during = local_lines(&dir).len();
+    pg.start_again();
+    let run = finish(child, Duration::from_secs(90));
+    run.expect_code(0);
+    assert!(stopped.elapsed() >= Duration::from_secs(20));
+    // The headless lines said how far behind the store was, and that it caught up.
+    assert!(run.stdout.contains("store behind since"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("the shared store has caught up"),
+        "{}",
+        run.stdout
+    );
+    let j = common::journal_json(&dir.join("journal.jsonl"));
+    let names = common::event_names(&j);
+    assert!(names.contains(&"store_behind".to_string()), "{names:?}");
+    assert!(names.contains(&"store_caught_up".to_string()), "{names:?}");
+    let behind = common::event(&j, "store_behind");
+    assert!(behind["bytes"].as_u64().unwrap() > 0, "{behind}");
+    let ticks = std::fs::read_to_string(dir.join("logs/work--slow-output--1.log")).unwrap();
+    assert_eq!(ticks.lines().count(), 60, "the step ran through the outage");
+    assert!(
+        during < local_lines(&dir).len(),
+        "the run went on while the store was down"
+    );
+    assert_replicated(&pg, &dir);
+}
+
+/// A runbook whose second step waits (a watch of `${w}`), so that a driver can be caught in it.
+const WAITING: &str = r#"
+[runbook]
+title = "Hand-over"
+[vars]
+w = "5m"
+[[phase]]
+title = "Deploy"
+[[phase.step]]
+title = "First"
+run = "echo first on $RUNBOOK_RUN_DIR"
+[[phase.step]]
+title = "Soak"
+watch = "${w}"
+[[phase.step]]
+title = "Third"
+run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
+"#;
+
+#[test]
+fn resume_on_host_b_after_kill_9_of_the_driver_on_host_a_and_its_state_dir_gone() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
+    std::fs::write(
+        fx.file("config/runbook/config.toml"),
+        format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url()),
+    )
+    .unwrap();
+    let rb = fx.write("rb.toml", WAITING);
+    let (a, b) = (state(&fx, "a"), state(&fx, "b"));
+    let mut driver = runbook(
+        &fx,
+        &[
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--yes",
+            "--state-dir",
+            a.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
+        "1",
+        Duration::from_secs(30),
+    );
+    let dir_a = the_run(&a);
+    let first_log = std::fs::read(dir_a.join("logs/deploy--first--1.log")).unwrap();
+    let id = run_id(&dir_a);
+    // Host A dies: its runbook killed outright, its disk gone.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(driver.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = driver.wait();
+    std::fs::remove_dir_all(&a).unwrap();
+
+    let child = runbook(
+        &fx,
+        &[
+            "resume",
+            &id,
+            "--headless",
+            "--yes",
+            "--var",
+            "w=1s",
+            "--state-dir",
+            b.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    let run = finish(child, Duration::from_secs(60));
+    run.expect_code(0);
+    assert!(run.stderr.contains("rebuilt"), "{}", run.stderr);
+    let dir_b = b.join("runs").join(&id);
+    assert_eq!(the_run(&b), dir_b, "the run keeps its id on host B");
+    assert_eq!(
+        std::fs::read(dir_b.join("logs/deploy--first--1.log")).unwrap(),
+        first_log,
+        "the log of the step run on A is rebuilt on B"
+    );
+    let j = common::journal_json(&dir_b.join("journal.jsonl"));
+    let trace = common::step_trace(&j);
+    assert!(
+        trace.iter().any(|s| s.contains("third")),
+        "B went on to the end: {trace:?}"
+    );
+    let runs = common::events(&j, "run_started");
+    assert_eq!(runs.len(), 2, "A's start and B's resume");
+    assert_eq!(runs[1]["mode"], "resume");
+    assert_eq!(
+        common::events(&j, "step_finished")
+            .iter()
+            .filter(|e| e["step"] == "first")
+            .count(),
+        1,
+        "the first step, done on A, is not run again"
+    );
+    assert_eq!(fx.read("third-ran-in").lines().count(), 1);
+    assert_replicated(&pg, &dir_b);
+    let epochs = pg.psql(
+        "runbook",
+        &format!("SELECT DISTINCT epoch FROM events WHERE run_id = '{id}' ORDER BY epoch"),
+    );
+    assert_eq!(epochs.trim(), "1\n2", "A wrote under epoch 1, B under 2");
+}
+
+#[test]
+fn a_driver_fenced_by_a_newer_lease_starts_nothing_more_and_says_who_took_over() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
+    std::fs::write(
+        fx.file("config/runbook/config.toml"),
+        format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url()),
+    )
+    .unwrap();
+    let rb = fx.write("rb.toml", WAITING);
+    let (a, b) = (state(&fx, "a"), state(&fx, "b"));
+    let old = runbook(
+        &fx,
+        &[
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--yes",
+            "--var",
+            "w=6s",
+            "--state-dir",
+            a.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
+        "1",
+        Duration::from_secs(30),
+    );
+    let id = run_id(&the_run(&a));
+    // Driver A freezes (a partition, a stopped VM) past its lease; B takes the run over.
+    let pid = nix::unistd::Pid::from_raw(old.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let child = runbook(
+        &fx,
+        &[
+            "resume",
+            &id,
+            "--headless",
+            "--yes",
+            "--var",
+            "w=1s",
+            "--state-dir",
+            b.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    let new = finish(child, Duration::from_secs(60));
+    new.expect_code(0);
+    // A wakes up after its watch has passed: it must not start the third step.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let old = finish(old, Duration::from_secs(60));
+    assert_ne!(old.code, Some(0), "{}", old.stdout);
+    assert!(
+        old.stdout.contains("took over this run") || old.stderr.contains("took over this run"),
+        "A says who took over:\n{}\n{}",
+        old.stdout,
+        old.stderr
+    );
+    let ran: Vec<String> = fx.read("third-ran-in").lines().map(str::to_string).collect();
+    assert_eq!(ran.len(), 1, "only B ran the third step: {ran:?}");
+    assert!(ran[0].contains("state-b"), "{ran:?}");
+    let j = common::journal_json(&the_run(&a).join("journal.jsonl"));
+    assert!(
+        common::events(&j, "store_fenced").len() == 1,
+        "A journaled that it was fenced: {:?}",
+        common::event_names(&j)
+    );
+    assert!(common::started(&j).iter().all(|s| !s.contains("third")));
+    // Nothing A wrote after B took over reached the store.
+    let late = pg.psql(
+        "runbook",
+        &format!(
+            "SELECT count(*) FROM events e WHERE run_id = '{id}' AND epoch = 1 AND seq > \
+             (SELECT min(seq) FROM events WHERE run_id = '{id}' AND epoch = 2)"
+        ),
+    );
+    assert_eq!(late.trim(), "0");
+    assert_replicated(&pg, &b.join("runs").join(&id));
+}

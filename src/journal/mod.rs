@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-pub use event::{Event, Outcome, StepFinished, StepStatus};
+pub use event::{Event, Outcome, RollbackStatus, StepFinished, StepStatus};
 pub use files::create_private_file;
 pub use reader::{MAX_JOURNAL_BYTES, read};
 pub use writer::{Journal, OpenError, RunLock, lock_run};

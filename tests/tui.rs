@@ -19,8 +19,9 @@ use runbook::engine::{Chunk, Command, Mode, StepRef, Update, Wait};
 use runbook::journal::{Event, Outcome, Record, StepFinished, StepStatus};
 use runbook::metrics::SourceKind;
 use runbook::runbook::Runbook;
-use runbook::tui::keys::{Dialog, Effect, on_key};
-use runbook::tui::state::{App, Focus, Pane, StepState};
+use runbook::tui::dialog::Dialog;
+use runbook::tui::keys::{Effect, on_key};
+use runbook::tui::state::{App, Focus, Pane, StepState, TriggerState};
 use runbook::tui::ui;
 use runbook::tui::ui::theme::Theme;
 
@@ -516,7 +517,7 @@ fn confirm(step: StepRef) -> Vec<Effect> {
 /// What the dialog on top is, in words (Dialog has no Debug).
 fn top(app: &App) -> Option<String> {
     app.dialogs.last().map(|d| match d {
-        Dialog::Help => "help".into(),
+        Dialog::Help { .. } => "help".into(),
         Dialog::Rollback => "rollback".into(),
         Dialog::Quit => "quit".into(),
         Dialog::EndWatch(_) => "end-watch".into(),
@@ -639,6 +640,24 @@ fn e_help() {
     assert_eq!(ch(&mut app, '?'), vec![]);
     insta::assert_snapshot!("e_help_120x36", wide(&mut app));
     insta::assert_snapshot!("e_help_80x24", narrow(&mut app));
+    // At 80×24 the help is taller than the screen: it scrolls, and every key is reachable.
+    let first = narrow(&mut app);
+    assert!(first.contains("lines 1-"), "{first}");
+    assert_eq!(press(&mut app, KeyCode::End), vec![]);
+    assert_eq!(
+        top(&app).as_deref(),
+        Some("help"),
+        "End scrolls the help, it does not close it"
+    );
+    let last = narrow(&mut app);
+    assert!(last.contains("Ctrl-Z"), "{last}");
+    assert!(!first.contains("Ctrl-Z"), "{first}");
+    insta::assert_snapshot!("e_help_end_80x24", last);
+    assert_eq!(press(&mut app, KeyCode::PageUp), vec![]);
+    assert_eq!(press(&mut app, KeyCode::Home), vec![]);
+    assert_eq!(narrow(&mut app), first, "Home goes back to the top");
+    assert_eq!(press(&mut app, KeyCode::Char('x')), vec![]);
+    assert!(app.dialogs.is_empty(), "any other key closes it");
 }
 
 #[test]
@@ -1426,7 +1445,7 @@ fn dialogs_take_keys_before_the_screen() {
 #[test]
 fn the_key_hints_match_the_state() {
     let hints = |app: &App| -> Vec<&str> {
-        runbook::tui::keys::hints(app)
+        runbook::tui::bindings::hints(app)
             .into_iter()
             .map(|(k, _)| k)
             .collect()
@@ -1446,7 +1465,8 @@ fn the_key_hints_match_the_state() {
     let mut app = state_trigger_firing();
     acknowledged(&mut app);
     assert_eq!(hints(&app), ["r", "s", "R", "n", "?", "q", "z"]);
-    assert_eq!(hints(&state_finished()), ["q", "?", "z"]);
+    // `q` is drawn last whatever its place here.
+    assert_eq!(hints(&state_finished()), ["?", "q", "z"]);
 }
 
 #[test]
@@ -1929,7 +1949,7 @@ fn resuming_shows_no_countdown_from_the_last_session() {
     );
     assert!(app.auto_rollback().is_none());
     assert!(!narrow(&mut app).contains("BY ITSELF"));
-    assert_eq!(app.triggers[0].state, "not yet sampled");
+    assert_eq!(app.triggers[0].state, TriggerState::NotYetSampled);
 }
 
 #[test]
@@ -2085,4 +2105,118 @@ fn a_resumed_interrupted_step_asks_for_its_log_and_shows_it() {
         Err("no log: logs/preflight--backup--1.log does not exist".into()),
     );
     assert!(narrow(&mut app).contains("does not exist"));
+}
+
+/// The key table is the one source of keys: no key is bound twice and each is handled as the
+/// table says; every hint offered in any state is a binding of the table, and pressing it there
+/// does something; the help shows every binding.
+#[test]
+fn the_key_table_hints_and_help_agree() {
+    use runbook::tui::bindings::{TABLE, action, hints};
+    let mut seen = Vec::new();
+    for b in TABLE {
+        assert!(!b.label.is_empty() && !b.help.is_empty());
+        for (k, a) in b.keys {
+            assert!(!seen.contains(k), "{k:?} is bound twice");
+            seen.push(*k);
+            let mods = if k.ctrl {
+                KeyModifiers::CONTROL
+            } else {
+                KeyModifiers::NONE
+            };
+            assert_eq!(action(KeyEvent::new(k.code, mods)), Some(*a), "{k:?}");
+        }
+    }
+
+    // The help lists every binding, with its text (on a screen tall enough to hold it all).
+    let mut app = state_waiting_manual();
+    ch(&mut app, '?');
+    pin_clocks(&mut app);
+    let help = screen(&app, 120, 60, PLAIN);
+    for b in TABLE {
+        let first_words: String = b.help.chars().take(40).collect();
+        assert!(
+            help.contains(&format!("{}  {first_words}", b.label)),
+            "{}\n{help}",
+            b.label
+        );
+    }
+
+    let acknowledged_state = || {
+        let mut app = state_trigger_firing();
+        acknowledged(&mut app);
+        app
+    };
+    let searched = || {
+        let mut app = state_long_log();
+        ch(&mut app, '/');
+        typed(&mut app, "line");
+        press(&mut app, KeyCode::Enter);
+        app
+    };
+    let zoomed = || {
+        let mut app = state_running();
+        ch(&mut app, 'z');
+        app
+    };
+    type Build = Box<dyn Fn() -> App>;
+    let states: Vec<(&str, Build)> = vec![
+        ("waiting manual", Box::new(state_waiting_manual)),
+        ("running", Box::new(state_running)),
+        ("watching", Box::new(state_watching)),
+        ("trigger firing", Box::new(state_trigger_firing)),
+        ("acknowledged", Box::new(acknowledged_state)),
+        ("finished", Box::new(state_finished)),
+        ("rolled back", Box::new(state_rolled_back)),
+        ("resumed interrupted", Box::new(state_resumed_interrupted)),
+        ("retried", Box::new(state_retried)),
+        (
+            "waiting in another phase",
+            Box::new(state_deploy_waiting_phase_1_on_screen),
+        ),
+        ("rollback step waiting", Box::new(state_rollback_step_waiting)),
+        ("searched", Box::new(searched)),
+        ("zoomed", Box::new(zoomed)),
+    ];
+    for (name, build) in &states {
+        let mut app = build();
+        app.dialogs.clear();
+        let offered = hints(&app);
+        assert!(!offered.is_empty(), "{name}");
+        for (keys, what) in offered {
+            let binding = TABLE
+                .iter()
+                .find(|b| b.hint.as_ref().is_some_and(|h| h.keys == keys))
+                .unwrap_or_else(|| panic!("{name}: hint {keys} is not in the key table"));
+            // The hint line on screen says it (when there is room: at 120 columns).
+            let mut app = build();
+            app.dialogs.clear();
+            let before = wide(&mut app);
+            let hint_line = before.lines().last().unwrap_or("");
+            assert!(
+                hint_line.contains(&format!(" {keys}  {what}")),
+                "{name}: {hint_line}"
+            );
+            // Pressing it does what it offers: something is sent, a dialog opens or the screen
+            // changes, and it is never refused with a remark.
+            let said = app.messages.len();
+            let (k, _) = binding.keys[0];
+            let mods = if k.ctrl {
+                KeyModifiers::CONTROL
+            } else {
+                KeyModifiers::NONE
+            };
+            let effects = on_key(&mut app, KeyEvent::new(k.code, mods));
+            let after = wide(&mut app);
+            assert!(
+                !effects.is_empty() || !app.dialogs.is_empty() || after != before,
+                "{name}: {keys} ({what}) did nothing"
+            );
+            let remark = last_message(&app);
+            assert!(
+                app.messages.len() == said || remark.contains("on screen now"),
+                "{name}: {keys} ({what}) was refused: {remark}"
+            );
+        }
+    }
 }

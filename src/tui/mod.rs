@@ -5,6 +5,8 @@
 //! when something changed — so a quiet screen costs nothing and sends next to nothing over SSH.
 //! Frames are capped at 20 a second and wrapped in synchronized updates.
 
+pub mod bindings;
+pub mod dialog;
 pub mod keys;
 pub mod state;
 mod terminal;

@@ -14,7 +14,7 @@
 //! ```
 
 mod banner;
-mod dialogs;
+pub mod dialogs;
 mod header;
 pub mod log;
 mod overview;
@@ -176,7 +176,7 @@ fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 /// `q quit` always stays, last.
 fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     use ratatui::text::{Line, Span};
-    let all = super::keys::hints(app);
+    let all = super::bindings::hints(app);
     let width = |h: &(&str, &str)| h.0.width() + h.1.width() + 4;
     let quit = all.iter().find(|h| h.0 == "q").copied();
     let mut room = (area.width as usize).saturating_sub(quit.as_ref().map_or(0, width));

@@ -13,7 +13,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::theme::Theme;
 use crate::runbook::Threshold;
-use crate::tui::state::{App, MetricView, Pane, TriggerView};
+use crate::tui::state::{App, MetricView, Pane, TriggerState, TriggerView};
 
 fn value(m: &MetricView) -> String {
     match m.last {
@@ -80,24 +80,23 @@ fn trigger_text(app: &App, i: usize, now: Instant) -> String {
         return format!("ROLLBACK IN {}", super::clock(at.saturating_duration_since(now)));
     }
     match (t.state, t.since, t.window.map(|w| w.div_f64(app.speed))) {
-        ("pending", Some(since), Some(w)) => {
+        (TriggerState::Pending, Some(since), Some(w)) => {
             format!(
                 "pending, fires in {}",
                 super::clock(w.saturating_sub(now.saturating_duration_since(since)))
             )
         }
-        (s, _, _) => s.to_string(),
+        (s, _, _) => s.label().to_string(),
     }
 }
 
 fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
     match t.state {
-        "firing" => theme.alarm(),
-        "pending" | "unknown" => theme.warn(),
-        "acknowledged" => theme.warn(),
+        TriggerState::Firing => theme.alarm(),
+        TriggerState::Pending | TriggerState::Unknown | TriggerState::Acknowledged => theme.warn(),
         // Not yet sampled (after a resume) is not known to be healthy: never drawn as ok.
-        "disarmed" | "not yet sampled" => theme.dim(),
-        _ => theme.ok(),
+        TriggerState::Disarmed | TriggerState::NotYetSampled => theme.dim(),
+        TriggerState::Ok => theme.ok(),
     }
 }
 
@@ -209,14 +208,14 @@ pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: In
         // Each trigger whole, or not at all: those that do not fit are counted, and `m` shows
         // them. A firing one comes first, so that it is never the one left out.
         let mut order: Vec<usize> = (0..app.triggers.len()).collect();
-        order.sort_by_key(|&i| app.triggers[i].state != "firing");
+        order.sort_by_key(|&i| app.triggers[i].state != TriggerState::Firing);
         let items: Vec<Vec<Span>> = order
             .iter()
             .map(|&i| {
                 let t = &app.triggers[i];
                 let state = match app.auto_rollback_at(i) {
                     Some(_) => format!("firing, {}", trigger_text(app, i, now)),
-                    None => t.state.to_string(),
+                    None => t.state.label().to_string(),
                 };
                 vec![
                     Span::raw(format!("{} ", t.id)),
@@ -291,7 +290,10 @@ mod tests {
             window: None,
             kept_window: None,
         };
-        assert_ne!(trigger_style(&view("not yet sampled"), &theme), theme.ok());
-        assert_eq!(trigger_style(&view("ok"), &theme), theme.ok());
+        assert_ne!(
+            trigger_style(&view(TriggerState::NotYetSampled), &theme),
+            theme.ok()
+        );
+        assert_eq!(trigger_style(&view(TriggerState::Ok), &theme), theme.ok());
     }
 }

@@ -67,6 +67,8 @@ pub enum Action {
     Search,
     PreviousMatch,
     NextMatch,
+    /// The mouse wheel on or off.
+    Mouse,
     Help,
     Quit,
     Suspend,
@@ -223,7 +225,7 @@ pub const TABLE: &[Binding] = &[
     Binding {
         keys: &[(ch('a'), A::Acknowledge)],
         label: "a",
-        help: "acknowledge firing triggers and go on (recorded); stops an auto_rollback countdown",
+        help: "acknowledge firing triggers (recorded); stops an auto_rollback countdown",
         hint: hint(4, "a", hint_acknowledge),
     },
     Binding {
@@ -310,8 +312,7 @@ pub const TABLE: &[Binding] = &[
     Binding {
         keys: &[(ch('z'), A::Zoom)],
         label: "z",
-        help: "zoom: the pane with the keyboard takes the whole screen (z or Esc: back); \
-               the zoomed log shows its file's full path",
+        help: "zoom: the pane with the keyboard takes the whole screen (z or Esc: back)",
         hint: hint(13, "z", hint_zoom),
     },
     Binding {
@@ -343,6 +344,12 @@ pub const TABLE: &[Binding] = &[
         label: "Ctrl-P Ctrl-N",
         help: "previous (up) / next (down) match, round the ends; Esc clears the search",
         hint: hint(11, "^P ^N", hint_matches),
+    },
+    Binding {
+        keys: &[(ch('M'), A::Mouse)],
+        label: "M",
+        help: "mouse wheel on / off: on, it scrolls the pane under it (Shift-drag selects); off at start",
+        hint: None,
     },
     Binding {
         keys: &[(ch('?'), A::Help)],

@@ -21,6 +21,8 @@ pub enum Effect {
     Quit,
     /// Ctrl-Z: give the terminal back and stop until `fg`.
     Suspend,
+    /// Turn the terminal's mouse reports on (the wheel) or off.
+    Mouse(bool),
 }
 
 /// The step keys act on: the one waiting for the operator, if any.
@@ -85,6 +87,15 @@ fn act(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Suspend => return vec![Effect::Suspend],
         Action::Quit => return quit(app),
         Action::Help => app.dialogs.push(Dialog::Help { scroll: 0 }),
+        Action::Mouse => {
+            app.mouse = !app.mouse;
+            app.note(if app.mouse {
+                "mouse on: the wheel scrolls the pane under it; Shift-drag selects text; M: off"
+            } else {
+                "mouse off: the terminal selects text as always; M: the wheel scrolls again"
+            });
+            return vec![Effect::Mouse(app.mouse)];
+        }
         Action::GoAhead => return go_ahead(app),
         Action::MarkDone => match waiting(app) {
             Some((at, Wait::Interrupted)) => {
@@ -236,6 +247,41 @@ fn act(app: &mut App, action: Action) -> Vec<Effect> {
         }
     }
     Vec::new()
+}
+
+/// The mouse wheel (reported only while the operator turned the mouse on, `M`): it scrolls the
+/// pane under the pointer — the help when it is open, the log, or the list of steps — three
+/// lines a notch, as terminals scroll. Other mouse reports do nothing.
+pub fn on_mouse(app: &mut App, mouse: crossterm::event::MouseEvent) {
+    use crossterm::event::MouseEventKind;
+    let up = match mouse.kind {
+        MouseEventKind::ScrollUp => true,
+        MouseEventKind::ScrollDown => false,
+        _ => return,
+    };
+    app.dirty = true;
+    if let Some(&Dialog::Help { scroll }) = app.dialogs.last() {
+        let max = ui::dialogs::help_scroll_max(app);
+        let scroll = if up {
+            scroll.saturating_sub(3)
+        } else {
+            (scroll + 3).min(max)
+        };
+        app.dialogs.pop();
+        app.dialogs.push(Dialog::Help { scroll });
+        return;
+    }
+    if !app.dialogs.is_empty() {
+        return;
+    }
+    let at = ratatui::layout::Position::new(mouse.column, mouse.row);
+    let screen = ratatui::layout::Rect::new(0, 0, app.screen.0, app.screen.1);
+    let areas = ui::layout(app, screen);
+    if areas.log.is_some_and(|r| r.contains(at)) {
+        ui::log::scroll_by(app, if up { 3 } else { -3 });
+    } else if areas.steps.is_some_and(|r| r.contains(at)) {
+        select_step(app, if up { -1 } else { 1 });
+    }
 }
 
 /// Enter: the waiting step's go-ahead, or ending a running watch early.

@@ -336,6 +336,8 @@ pub struct App {
     pub quit_when_done: bool,
     /// A rehearsal's speed-up (watches are divided by it).
     pub speed: f64,
+    /// The terminal reports the mouse wheel (`M`; off at start, so that selecting text works).
+    pub mouse: bool,
 }
 
 fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
@@ -449,6 +451,7 @@ impl App {
             dialogs: Vec::new(),
             quit_when_done: false,
             speed: 1.0,
+            mouse: false,
         }
     }
 

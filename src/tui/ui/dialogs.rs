@@ -105,7 +105,7 @@ fn help_width(width: u16) -> u16 {
 }
 
 /// Words of `text` in rows of at most `width` columns (a word longer than a row is cut).
-fn wrap_words(text: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap_words(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let mut rows = vec![String::new()];
     for word in text.split(' ') {

@@ -124,7 +124,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
         steps::render(f, r, app, theme, now);
     }
     if let Some(r) = a.log {
-        log::render(f, r, app, theme);
+        log::render(f, r, app, theme, now);
     }
     hints_line(f, a.hints, app, theme);
     remark_line(f, a.remark, app, theme);
@@ -132,6 +132,11 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
     if theme.ascii {
         to_ascii(f.buffer_mut());
     }
+}
+
+/// Where the log's lines are on a screen of `area`, if the log is on it.
+pub fn log_lines(app: &App, area: Rect, theme: &Theme) -> Option<Rect> {
+    layout(app, area).log.map(|r| log::text_area(app, r, theme))
 }
 
 /// For a terminal without UTF-8: every symbol on screen becomes ASCII (a user's non-ASCII text

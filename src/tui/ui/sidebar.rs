@@ -74,7 +74,7 @@ pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
         .collect()
 }
 
-fn trigger_text(app: &App, i: usize, now: Instant) -> String {
+pub(super) fn trigger_text(app: &App, i: usize, now: Instant) -> String {
     let t = &app.triggers[i];
     if let Some(at) = app.auto_rollback_at(i) {
         return format!("ROLLBACK IN {}", super::clock(at.saturating_duration_since(now)));
@@ -90,7 +90,7 @@ fn trigger_text(app: &App, i: usize, now: Instant) -> String {
     }
 }
 
-fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
+pub(super) fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
     match t.state {
         TriggerState::Firing => theme.alarm(),
         TriggerState::Pending | TriggerState::Unknown | TriggerState::Acknowledged => theme.warn(),
@@ -166,7 +166,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     } else {
         " Metrics "
     };
-    let block = Block::bordered().border_set(theme.border()).title(title);
+    let block = Block::bordered()
+        .border_set(theme.border())
+        .border_style(theme.dim())
+        .title(title);
     f.render_widget(block, area);
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

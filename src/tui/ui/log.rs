@@ -549,7 +549,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: std::tim
                         // A wrapped line's further rows have blanks under its time, unstyled:
                         // they look the same and cost no style change on the wire.
                         spans.push(if k == 0 {
-                            let t = crate::headless::clock(time);
+                            let t = crate::text::clock(time);
                             Span::styled(format!("{} ", t.get(..8).unwrap_or(&t)), theme.dim())
                         } else {
                             Span::raw(" ".repeat(TIME_W))

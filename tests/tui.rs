@@ -1278,6 +1278,9 @@ fn w_toggles_wrapping_and_arrows_scroll_sideways() {
     assert!(app.wrap, "long lines wrap by default");
     let wrapped = narrow(&mut app);
     assert!(wrapped.contains("before the instance is taken"), "{wrapped}");
+    let wrapped_wide = wide(&mut app);
+    assert!(wrapped_wide.contains("before the instance is"), "{wrapped_wide}");
+    insta::assert_snapshot!("log_wrapped_120x36", wrapped_wide);
     ch(&mut app, 'w');
     assert!(!app.wrap);
     let cut = narrow(&mut app);
@@ -1286,6 +1289,9 @@ fn w_toggles_wrapping_and_arrows_scroll_sideways() {
         "{cut}"
     );
     insta::assert_snapshot!("log_unwrapped_80x24", cut);
+    let cut_wide = wide(&mut app);
+    assert!(!cut_wide.contains("before the instance is taken"), "{cut_wide}");
+    insta::assert_snapshot!("log_unwrapped_120x36", cut_wide);
     // In the log, → scrolls sideways by half the width; ← back.
     press(&mut app, KeyCode::Tab);
     press(&mut app, KeyCode::Right);
@@ -2002,6 +2008,17 @@ fn the_80x24_strip_never_hides_a_trigger_without_saying_so() {
     assert!(line.contains("more (m)"), "{line}");
     assert!(!line.contains('…'), "no id is cut: {line}");
     insta::assert_snapshot!("crowded_strip_80x24", s);
+    // At 120×36 the sidebar lists every trigger, each id whole.
+    let side = wide(&mut app);
+    assert!(
+        side.contains("queue-depth-ratio-above-"),
+        "broken after a dash: {side}"
+    );
+    for t in &app.triggers {
+        let last = t.id.rsplit('-').next().unwrap_or(&t.id);
+        assert!(side.contains(last), "{} in {side}", t.id);
+    }
+    insta::assert_snapshot!("crowded_sidebar_120x36", side);
     // m: all of them, with their titles, on the whole screen.
     ch(&mut app, 'm');
     let s = narrow(&mut app);
@@ -2026,6 +2043,9 @@ fn a_long_title_is_read_in_full_in_the_detail_line() {
     );
     assert!(s.contains("│Monitor error rates for 15 minutes "), "{s}");
     insta::assert_snapshot!("detail_full_title_80x24", s);
+    let s = wide(&mut app);
+    assert!(s.contains("Monitor error rates for 15 minutes"), "{s}");
+    insta::assert_snapshot!("detail_full_title_120x36", s);
 }
 
 /// The backup failed once ("transient network blip") and runs again.
@@ -2219,4 +2239,80 @@ fn the_key_table_hints_and_help_agree() {
             );
         }
     }
+}
+
+/// `M` turns the mouse wheel on (off at start: the terminal selects text); the wheel scrolls
+/// the pane under the pointer, the help when it is open, and nothing while it is off.
+#[test]
+fn the_mouse_wheel_scrolls_the_pane_under_it_once_turned_on() {
+    use crossterm::event::{MouseEvent, MouseEventKind};
+    use runbook::tui::keys::on_mouse;
+    let wheel = |up: bool, column: u16, row: u16| MouseEvent {
+        kind: if up {
+            MouseEventKind::ScrollUp
+        } else {
+            MouseEventKind::ScrollDown
+        },
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let mut app = state_long_log();
+    app.screen = (80, 24);
+    assert!(!app.mouse, "off at start");
+    assert_eq!(ch(&mut app, 'M'), vec![Effect::Mouse(true)]);
+    assert!(
+        last_message(&app).contains("Shift-drag"),
+        "{}",
+        last_message(&app)
+    );
+    let areas = ui::layout(&app, ratatui::layout::Rect::new(0, 0, 80, 24));
+    let log = areas.log.expect("a log pane");
+    let steps = areas.steps.expect("a steps pane");
+    // Over the log: three lines up a notch, and back down.
+    on_mouse(&mut app, wheel(true, log.x + 5, log.y + 3));
+    assert_eq!(app.log_scroll, 3);
+    assert_eq!(app.focus, Focus::Steps, "the wheel does not move the keyboard");
+    on_mouse(&mut app, wheel(false, log.x + 5, log.y + 3));
+    assert_eq!(app.log_scroll, 0);
+    // Over the steps: the selection moves.
+    let selected = app.selected;
+    on_mouse(&mut app, wheel(false, steps.x + 5, steps.y + 1));
+    assert_ne!(app.selected, selected, "the wheel over the steps selects another");
+    // The help scrolls under the wheel.
+    ch(&mut app, '?');
+    on_mouse(&mut app, wheel(false, 40, 12));
+    assert!(matches!(app.dialogs.last(), Some(Dialog::Help { scroll: 3 })));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(ch(&mut app, 'M'), vec![Effect::Mouse(false)]);
+}
+
+/// A phase the rollback cut short says what was cancelled, not `5/5`.
+#[test]
+fn a_phase_cut_short_by_the_rollback_counts_its_cancelled_steps() {
+    let mut app = state_rolled_back_by_operator();
+    let s = wide(&mut app);
+    let canary = line_of(&s, "Canary");
+    assert!(canary.contains("cancelled") || canary.contains("⊘"), "{canary}");
+    assert!(!canary.contains("2/2"), "{canary}");
+    // Two steps, one done and one cancelled: 1/2 and one cancelled.
+    let phase = app.steps.len() - 1;
+    let n = app.steps[phase].len();
+    assert!(n >= 2, "the fixture's last phase has two steps");
+    app.steps[phase][0].state = StepState::Done {
+        status: StepStatus::Succeeded,
+        took: Duration::from_secs(60),
+        attempt: 1,
+        note: None,
+    };
+    let s = wide(&mut app);
+    let canary = line_of(&s, "Canary");
+    assert!(canary.contains(&format!("1/{n} ⊘{}", n - 1)), "{canary}");
+}
+
+fn line_of<'a>(screen: &'a str, text: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("{text:?} not on screen:\n{screen}"))
 }

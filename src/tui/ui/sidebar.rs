@@ -137,9 +137,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     for (i, t) in app.triggers.iter().enumerate() {
         let state = trigger_text(app, i, now);
         let state_w = state.width();
-        // An id and its state that do not fit one row take two: the id is never cut.
+        // An id and its state that do not fit one row take two: the id is never cut (one
+        // longer than the column is broken after a `-`, where it reads as words).
         if t.id.width() + 1 + state_w > w {
-            lines.push(Line::from(Span::raw(t.id.clone())));
+            for part in id_rows(&t.id, w) {
+                lines.push(Line::from(Span::raw(part)));
+            }
             let pad = w.saturating_sub(state_w);
             lines.push(Line::from(vec![
                 Span::raw(" ".repeat(pad)),
@@ -172,6 +175,32 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         .title(title);
     f.render_widget(block, area);
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// A trigger id in rows of at most `w` columns, broken after a `-` where it can be.
+fn id_rows(id: &str, w: usize) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut rest = id;
+    while rest.width() > w && w > 0 {
+        let cut = rest
+            .char_indices()
+            .take_while(|(i, _)| rest[..*i].width() < w)
+            .filter(|(_, c)| *c == '-')
+            .map(|(i, _)| i + 1)
+            .filter(|&i| rest[..i].width() <= w)
+            .last()
+            .unwrap_or_else(|| {
+                rest.char_indices()
+                    .map(|(i, c)| i + c.len_utf8())
+                    .take_while(|&i| rest[..i].width() <= w)
+                    .last()
+                    .unwrap_or(rest.len())
+            });
+        rows.push(rest[..cut].to_string());
+        rest = &rest[cut..];
+    }
+    rows.push(rest.to_string());
+    rows
 }
 
 /// Metrics the strip has a line for; the rest are counted on the triggers' line (`m` shows all).
@@ -298,5 +327,15 @@ mod tests {
             theme.ok()
         );
         assert_eq!(trigger_style(&view(TriggerState::Ok), &theme), theme.ok());
+    }
+
+    #[test]
+    fn a_long_trigger_id_breaks_after_a_dash() {
+        assert_eq!(
+            id_rows("queue-depth-ratio-above-normal", 28),
+            ["queue-depth-ratio-above-", "normal"]
+        );
+        assert_eq!(id_rows("error-rate", 28), ["error-rate"]);
+        assert_eq!(id_rows("abcdefghij", 4), ["abcd", "efgh", "ij"]);
     }
 }

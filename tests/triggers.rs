@@ -1590,7 +1590,7 @@ async fn an_automatic_confirmation_records_the_metrics_too() {
 
 fn rehearse(fx: &Fixture, file: &Path, args: &[&str]) -> CliRun {
     let started = Instant::now();
-    let child = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
+    let child = ProcCommand::new(runbook_bin())
         .arg("rehearse")
         .arg(file)
         .args(["--headless", "--yes", "--state-dir"])
@@ -1661,7 +1661,7 @@ run = "touch full.txt"
 
 {ROLLBACK}
 "#,
-        port = unused_port()
+        port = free_port()
     );
     write_rb(fx, &[&text])
 }

@@ -16,7 +16,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use runbook::engine::{Chunk, Command, Mode, StepRef, Update, Wait};
-use runbook::journal::{Event, Outcome, Record, StepFinished, StepStatus};
+use runbook::journal::{Event, Outcome, Record, RollbackStatus, StepFinished, StepStatus};
 use runbook::metrics::SourceKind;
 use runbook::runbook::Runbook;
 use runbook::tui::dialog::Dialog;
@@ -409,7 +409,7 @@ fn state_rolled_back() -> App {
         &mut app,
         807,
         Event::RollbackFinished {
-            status: "succeeded".into(),
+            status: RollbackStatus::Succeeded,
         },
     );
     ev(
@@ -1670,7 +1670,7 @@ fn state_rolled_back_by_operator() -> App {
         &mut app,
         768,
         Event::RollbackFinished {
-            status: "succeeded".into(),
+            status: RollbackStatus::Succeeded,
         },
     );
     ev(

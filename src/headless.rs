@@ -475,7 +475,7 @@ impl<'a> Printer<'a> {
                     ms(rollback_ms)
                 )
             }
-            Event::RollbackStarted { reason } => writeln!(out, "{now} << ROLLBACK started ({reason})"),
+            Event::RollbackStarted { reason, .. } => writeln!(out, "{now} << ROLLBACK started ({reason})"),
             Event::RollbackFinished { status } => writeln!(out, "{now} << rollback {status}"),
             Event::RunFinished {
                 outcome,

@@ -20,7 +20,7 @@ fn names(d: &Driven) -> Vec<String> {
             Event::RunStarted { .. } => "run_started".into(),
             Event::RunFinished { outcome, .. } => format!("run_finished {}", outcome.as_str()),
             Event::Note { text, .. } => format!("note {text}"),
-            Event::RollbackStarted { reason } => format!("rollback_started {reason}"),
+            Event::RollbackStarted { reason, .. } => format!("rollback_started {reason}"),
             Event::RollbackFinished { status } => format!("rollback_finished {status}"),
             other => format!("{other:?}"),
         })

@@ -87,7 +87,7 @@ fn succeeded_run_with_confirmations_and_a_note_in_markdown() {
     let steps = section(&md, "Steps");
     has_line(
         steps,
-        "| Phase | Step | Status | Attempts | Start (UTC) | Duration | Confirmed by | Reason | Exit | Error |",
+        "| Phase | Step | Status | Attempts | Start (UTC) | Duration | By | Reason | Exit | Error |",
     );
     has_line(
         steps,
@@ -122,7 +122,12 @@ fn succeeded_run_with_confirmations_and_a_note_in_markdown() {
         notes,
         "| 20:02:50 | alice | CDN purge took \\| longer than usual see OPS-42 |",
     );
-    assert!(section(&md, "Triggers").contains("No trigger events."));
+    assert!(!md.contains("## Triggers"), "{md}");
+    let timeline = section(&md, "Timeline");
+    has_line(
+        timeline,
+        "| 20:03:10 | confirmed | deploy/smoke-ok | — | carol | — | — |",
+    );
     assert!(section(&md, "Metrics").contains("No metrics were sampled."));
     assert!(!md.contains("## Rollback"), "{md}");
     assert!(!md.contains("## Rehearsal"), "{md}");
@@ -243,7 +248,7 @@ fn rollback_rehearsal_with_triggers_metrics_and_figures_in_markdown() {
     );
 
     let rb = section(&md, "Rollback");
-    has_line(rb, "- **Reason:** trigger:security");
+    has_line(rb, "- **Reason:** trigger security fired (`trigger:security`)");
     has_line(rb, "- **Started:** 2026-11-26T22:00:28.000Z");
     has_line(rb, "- **Finished:** 2026-11-26T22:00:43.000Z");
     has_line(rb, "- **Status:** **succeeded**");
@@ -257,21 +262,38 @@ fn rollback_rehearsal_with_triggers_metrics_and_figures_in_markdown() {
         "| undo | confirm-old | confirmed | 1 | 22:00:31 | 8.8s | erin | — | — | — |",
     );
 
-    let triggers = section(&md, "Triggers");
-    has_line(triggers, "| Time (UTC) | Trigger | Event | Value | Details |");
-    has_line(triggers, "| 22:00:11 | — | fault injected | — | by erin |");
-    has_line(triggers, "| 22:00:15 | error-rate | unknown | — | no data |");
-    has_line(triggers, "| 22:00:20 | error-rate | pending | 0.021 | — |");
-    has_line(triggers, "| 22:00:25 | error-rate | fired | 0.0215 | — |");
+    let timeline = section(&md, "Timeline");
     has_line(
-        triggers,
-        "| 22:00:26 | error-rate | acknowledged | 0.0215 | by erin |",
+        timeline,
+        "| Time (UTC) | What | Of | Value | By | Details | Metrics then |",
     );
     has_line(
-        triggers,
-        "| 22:00:27 | security | fired | — | CVE in the new image |",
+        timeline,
+        "| 22:00:11 | fault injected | — | — | erin | — | error_rate 0.004, latency 0.31 |",
     );
-    has_line(triggers, "| 22:00:27 | error-rate | cleared | 0.003 | — |");
+    has_line(
+        timeline,
+        "| 22:00:15 | unknown | error-rate | — | — | no data | error_rate no data, latency 0.9, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:26 | acknowledged | error-rate | 0.0215 | erin | — | error_rate 0.003, latency 0.28, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:27 | fired | security | — | — | CVE in the new image | error_rate 0.003, latency 0.28, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:28 | rollback started | — | — | — | trigger security fired | error_rate 0.003, latency 0.28, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:40 | confirmed | undo/confirm-old | — | erin | — | error_rate 0.003 |",
+    );
+    let phases = section(&md, "Phases");
+    has_line(phases, "| deploy | **cancelled** | 2 | 22:00:00 | 27s |");
+    has_line(phases, "| Rollback: undo | succeeded | 2 | 22:00:28 | 11s |");
 
     let metrics = section(&md, "Metrics");
     has_line(
@@ -695,12 +717,14 @@ manual = true
     let steps = section(&md, "Steps");
     let say_hi = steps
         .lines()
-        .find(|l| l.starts_with("| deploy | say-hi | succeeded | 1 | "))
+        .find(|l| l.starts_with("| Deploy | Say hi (`deploy/say-hi`) | succeeded | 1 | "))
         .unwrap_or_else(|| panic!("{steps}"));
     assert!(say_hi.ends_with(" | — | — | 0 | — |"), "{say_hi}");
     let check = steps
         .lines()
-        .find(|l| l.starts_with("| deploy | check-the-dashboard | confirmed | 1 | "))
+        .find(|l| {
+            l.starts_with("| Deploy | Check the dashboard (`deploy/check-the-dashboard`) | confirmed | 1 | ")
+        })
         .unwrap_or_else(|| panic!("{steps}"));
     assert!(check.ends_with(" | auto | — | — | — |"), "{check}");
 

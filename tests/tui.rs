@@ -94,6 +94,7 @@ fn run_started(app: &mut App) {
             mode: "run".into(),
             vars,
             pid: 4242,
+            plan: None,
         },
     );
 }
@@ -392,6 +393,8 @@ fn state_rolled_back() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     step_started(&mut app, 800, "immediate", "traffic", true);
@@ -1616,6 +1619,8 @@ fn state_rolled_back_by_operator() -> App {
         760,
         Event::RollbackStarted {
             reason: "operator".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     for (step, attempt, took) in [("deploy", 1, 60_000), ("watch", 0, 0)] {
@@ -1885,6 +1890,8 @@ fn state_rollback_step_waiting() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     waiting(&mut app, rollback_at(0, 0), Wait::GoAhead { irreversible: false });
@@ -1925,6 +1932,7 @@ fn resuming_shows_no_countdown_from_the_last_session() {
             mode: "resume".into(),
             vars: BTreeMap::new(),
             pid: 4343,
+            plan: None,
         },
     );
     assert!(app.auto_rollback().is_none());

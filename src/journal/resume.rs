@@ -111,7 +111,7 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
                 open.retain(|k| k != &key);
                 last.insert(key, (f.status, f.attempt));
             }
-            Event::RollbackStarted { reason } => {
+            Event::RollbackStarted { reason, .. } => {
                 plan.rollback = Some(reason.clone());
                 rollback_done = false;
             }

@@ -653,7 +653,7 @@ fn a_changed_runbook_is_refused_unless_force() {
     for needle in [
         "changed since the run started",
         "changing.toml",
-        "sha256",
+        "step prep/three edited: title \"Third\" → \"Third, renamed\"",
         "--force",
     ] {
         assert!(
@@ -677,8 +677,15 @@ fn a_changed_runbook_is_refused_unless_force() {
     let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(
-        r.stderr.contains("changed since the run started") && r.stderr.contains("--force"),
+        r.stderr.contains("changed since the run started")
+            && r.stderr.contains("  - step extra/four added (\"Fourth\")\n")
+            && r.stderr.contains("--force"),
         "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("sha256"),
+        "what changed, not two hashes:\n{}",
         r.stderr
     );
     assert_eq!(file_bytes(&journal), before);
@@ -722,7 +729,7 @@ fn a_step_the_journal_knows_that_was_deleted_from_the_runbook_is_named() {
     let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(
-        r.stderr.contains("prep/one") && r.stderr.contains("no longer in the runbook"),
+        r.stderr.contains("  - step prep/one removed (\"First\")\n"),
         "the deleted step is named:\n{}",
         r.stderr
     );

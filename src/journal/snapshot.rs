@@ -286,7 +286,48 @@ pub fn differences(old: &PlanSnapshot, new: &PlanSnapshot) -> Vec<String> {
             }
         }
     }
+    for t in &old.triggers {
+        match new.trigger(&t.id) {
+            None => out.push(format!("trigger {} removed (\"{}\")", t.id, t.title)),
+            Some(now) if now != t => out.push(format!("trigger {} edited: {}", t.id, trigger_change(t, now))),
+            Some(_) => {}
+        }
+    }
+    for t in &new.triggers {
+        if old.trigger(&t.id).is_none() {
+            out.push(format!("trigger {} added (\"{}\")", t.id, t.title));
+        }
+    }
     out
+}
+
+/// What differs between two versions of a trigger, in the runbook's words.
+fn trigger_change(a: &TriggerSnapshot, b: &TriggerSnapshot) -> String {
+    let mut what = Vec::new();
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    let num = |v: Option<f64>| v.map_or("(none)".to_string(), |x| x.to_string());
+    if a.title != b.title {
+        what.push(format!("title \"{}\" → \"{}\"", a.title, b.title));
+    }
+    if a.kind != b.kind {
+        what.push(format!("kind {} → {}", a.kind, b.kind));
+    }
+    if a.metric != b.metric {
+        what.push(format!("metric {} → {}", opt(&a.metric), opt(&b.metric)));
+    }
+    if a.above != b.above {
+        what.push(format!("above {} → {}", num(a.above), num(b.above)));
+    }
+    if a.below != b.below {
+        what.push(format!("below {} → {}", num(a.below), num(b.below)));
+    }
+    if a.for_ != b.for_ {
+        what.push(format!("for {} → {}", opt(&a.for_), opt(&b.for_)));
+    }
+    if a.check != b.check {
+        what.push(format!("check `{}` → `{}`", opt(&a.check), opt(&b.check)));
+    }
+    what.join("; ")
 }
 
 #[cfg(test)]

@@ -4,17 +4,18 @@
 //! terminal escapes and control characters removed (the log file keeps the raw bytes). When the
 //! run waits for an operator, a terminal on stdin is asked; otherwise the run stops, saying why.
 
-use std::borrow::Cow;
-use std::io::{BufRead, IsTerminal, Write};
-use std::time::SystemTime;
+mod prompt;
 
-use tokio::sync::mpsc;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
+use std::time::SystemTime;
 
 use crate::duration::format_duration;
 use crate::engine::{Command, StepRef, Update, Wait};
 use crate::journal::{Event, Outcome, StepStatus};
 use crate::runbook::{Runbook, Step, StepKind};
 use crate::session::Session;
+use prompt::{Choice, Prompter, Question};
 
 /// Runs a started session to its end, printing progress; returns the exit status.
 pub async fn run(session: Session) -> i32 {
@@ -34,6 +35,8 @@ pub async fn run(session: Session) -> i32 {
         resumed_summary(&history);
     }
     let interactive = std::io::stdin().is_terminal();
+    // Questions on the terminal; dropped (the terminal put back) whatever way this returns.
+    let prompter = Prompter::new();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let mut printer = Printer {
         rb: &runbook,
@@ -42,9 +45,23 @@ pub async fn run(session: Session) -> i32 {
         cancelled: Vec::new(),
     };
     while let Some(update) = updates.recv().await {
+        // Nothing is printed into an open question's line.
+        prompter.pause();
         match update {
             Update::Output { step, chunk } => printer.output(&mut out, step, chunk.at, &chunk.bytes),
-            Update::Event(record) => printer.event(&mut out, &record.event),
+            Update::Event(record) => {
+                // The run moved on: a question still open is no longer the one to answer.
+                if matches!(
+                    record.event,
+                    Event::StepStarted { .. }
+                        | Event::StepFinished(_)
+                        | Event::RollbackStarted { .. }
+                        | Event::RunFinished { .. }
+                ) {
+                    prompter.withdraw();
+                }
+                printer.event(&mut out, &record.event)
+            }
             Update::Message(m) => {
                 let _ = writeln!(out, "{}    {m}", clock(SystemTime::now()));
             }
@@ -53,11 +70,9 @@ pub async fn run(session: Session) -> i32 {
                 let s = printer.step(step);
                 let name = printer.name(step);
                 match (why, interactive) {
-                    (Wait::GoAhead { irreversible }, true) => ask(
+                    (Wait::GoAhead { irreversible }, true) => prompter.ask(
                         commands.clone(),
-                        go_ahead_prompt(&name, s, irreversible),
-                        step,
-                        irreversible,
+                        go_ahead_question(&name, s, irreversible, step),
                     ),
                     (Wait::GoAhead { .. }, false) => {
                         let what = if matches!(s.kind, StepKind::Manual(_)) {
@@ -72,32 +87,48 @@ pub async fn run(session: Session) -> i32 {
                         crate::say!("runbook: {reason}");
                         let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
                     }
-                    (Wait::Failed { .. }, true) => ask(
+                    (Wait::Failed { .. }, true) => prompter.ask(
                         commands.clone(),
-                        format!("{name} failed. [r] retry, [s] skip, [R] roll back, [q] stop the run: "),
-                        step,
-                        false,
+                        Question {
+                            context: String::new(),
+                            choices: format!("{name} failed. [r] retry, [s] skip, [R] roll back, [q] stop the run: "),
+                            offered: vec![Choice::Retry, Choice::Skip, Choice::Rollback, Choice::Stop],
+                            at: step,
+                        },
                     ),
                     (Wait::Failed { .. }, false) => {
                         let _ = commands.send(Command::Abort { reason: None }).await;
                     }
-                    (Wait::Trigger { triggers }, true) => ask(
+                    (Wait::Trigger { triggers }, true) => prompter.ask(
                         commands.clone(),
-                        format!(
-                            "TRIGGER FIRING: {}. The run holds before {name}. [a] acknowledge and go on, [R] roll back: ",
-                            triggers.join(", ")
-                        ),
-                        step,
-                        false,
+                        Question {
+                            context: String::new(),
+                            choices: format!(
+                                "TRIGGER FIRING: {}. The run holds before {name}. [a] acknowledge and go on, [R] roll back: ",
+                                triggers.join(", ")
+                            ),
+                            offered: vec![Choice::Acknowledge, Choice::Rollback],
+                            at: step,
+                        },
                     ),
-                    (Wait::Interrupted, true) => ask(
+                    (Wait::Interrupted, true) => prompter.ask(
                         commands.clone(),
-                        format!(
-                            "{name} did not finish when the run stopped (it was in flight, or had failed).\n\
-                             [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
-                        ),
-                        step,
-                        false,
+                        Question {
+                            context: format!(
+                                "{name} did not finish when the run stopped (it was in flight, or had failed).\n"
+                            ),
+                            choices: format!(
+                                "{name}: [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
+                            ),
+                            offered: vec![
+                                Choice::Retry,
+                                Choice::MarkDone,
+                                Choice::Skip,
+                                Choice::Rollback,
+                                Choice::Stop,
+                            ],
+                            at: step,
+                        },
                     ),
                     (Wait::Interrupted, false) => {
                         let reason = format!(
@@ -115,9 +146,11 @@ pub async fn run(session: Session) -> i32 {
         }
         if updates.is_empty() {
             let _ = out.flush();
+            prompter.resume();
         }
     }
     let _ = out.flush();
+    drop(prompter);
     match engine.await {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
@@ -127,90 +160,39 @@ pub async fn run(session: Session) -> i32 {
     }
 }
 
-fn go_ahead_prompt(name: &str, step: &Step, irreversible: bool) -> String {
-    let mut p = String::new();
+/// The go-ahead: the step's title and what it does, then the choices (`y` only for a step
+/// that cannot be undone).
+fn go_ahead_question(name: &str, step: &Step, irreversible: bool, at: StepRef) -> Question {
+    let mut context = String::new();
     if irreversible {
-        p.push_str(&format!(
+        context.push_str(&format!(
             "IRREVERSIBLE: {name} cannot be undone by the rollback procedure.\n"
         ));
     }
-    p.push_str(&format!("{name}: {}\n", step.title));
+    context.push_str(&format!("{name}: {}\n", step.title));
     if let StepKind::Manual(Some(instruction)) = &step.kind {
-        p.push_str(&format!("    {instruction}\n"));
+        context.push_str(&format!("    {instruction}\n"));
     }
     if let StepKind::Run(cmd) = &step.kind {
-        p.push_str(&format!("    $ {cmd}\n"));
+        context.push_str(&format!("    $ {cmd}\n"));
     }
-    if irreversible {
-        p.push_str("[y] run it, [s] skip, [R] roll back, [q] stop the run: ");
+    let (choices, first) = if irreversible {
+        (
+            format!("{name}: [y] run it, [s] skip, [R] roll back, [q] stop the run: "),
+            Choice::ConfirmIrreversible,
+        )
     } else {
-        p.push_str("[Enter] confirm, [s] skip, [R] roll back, [q] stop the run: ");
+        (
+            format!("{name}: [Enter] confirm, [s] skip, [R] roll back, [q] stop the run: "),
+            Choice::Confirm,
+        )
+    };
+    Question {
+        context,
+        choices,
+        offered: vec![first, Choice::Skip, Choice::Rollback, Choice::Stop],
+        at,
     }
-    p
-}
-
-/// Asks on the terminal in the background, so that updates keep flowing while the operator reads.
-/// The answer names the step it was asked about; an irreversible step takes `y` only (a bare
-/// Enter, perhaps typed ahead, does not start it).
-fn ask(commands: mpsc::Sender<Command>, prompt: String, at: StepRef, irreversible: bool) {
-    tokio::task::spawn_blocking(move || {
-        let stdin = std::io::stdin();
-        loop {
-            crate::say_inline!("{prompt}");
-            let mut line = String::new();
-            if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = commands.blocking_send(Command::Abort {
-                    reason: Some("stdin closed".into()),
-                });
-                return;
-            }
-            let confirm = Some(Command::Confirm {
-                by: None,
-                step: Some(at),
-            });
-            let cmd = match line.trim_end_matches(['\n', '\r']) {
-                "y" | "yes" => confirm,
-                "" if !irreversible => confirm,
-                "" => {
-                    crate::say!("this step cannot be undone: type y to run it");
-                    None
-                }
-                "r" => Some(Command::Retry),
-                "a" => Some(Command::Acknowledge),
-                "R" => Some(Command::Rollback),
-                "q" => Some(Command::Abort {
-                    reason: Some("stopped by the operator".into()),
-                }),
-                "d" => {
-                    crate::say_inline!("why is it done? ");
-                    let mut reason = String::new();
-                    let _ = stdin.lock().read_line(&mut reason);
-                    let reason = reason.trim().to_string();
-                    if reason.is_empty() {
-                        crate::say!("marking it done needs a reason");
-                        continue;
-                    }
-                    Some(Command::MarkDone { reason })
-                }
-                "s" => {
-                    crate::say_inline!("reason for skipping: ");
-                    let mut reason = String::new();
-                    let _ = stdin.lock().read_line(&mut reason);
-                    let reason = reason.trim().to_string();
-                    if reason.is_empty() {
-                        crate::say!("a skip needs a reason");
-                        continue;
-                    }
-                    Some(Command::Skip { reason })
-                }
-                _ => None,
-            };
-            if let Some(cmd) = cmd {
-                let _ = commands.blocking_send(cmd);
-                return;
-            }
-        }
-    });
 }
 
 struct Printer<'a> {
@@ -475,7 +457,18 @@ impl<'a> Printer<'a> {
                     ms(rollback_ms)
                 )
             }
-            Event::RollbackStarted { reason, .. } => writeln!(out, "{now} << ROLLBACK started ({reason})"),
+            Event::RollbackStarted {
+                reason,
+                operator,
+                note,
+            } => {
+                let by = operator
+                    .as_deref()
+                    .map(|o| format!(" by {o}"))
+                    .unwrap_or_default();
+                let why = note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                writeln!(out, "{now} << ROLLBACK started ({reason}){by}{why}")
+            }
             Event::RollbackFinished { status } => writeln!(out, "{now} << rollback {status}"),
             Event::RunFinished {
                 outcome,

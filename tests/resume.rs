@@ -1338,6 +1338,13 @@ impl Interactive {
         }
     }
 
+    /// One key: the question takes it without Enter.
+    fn key(&mut self, key: &str) {
+        self.master.write_all(key.as_bytes()).unwrap();
+        self.master.flush().unwrap();
+    }
+
+    /// A line of text and Enter (a reason).
     fn answer(&mut self, line: &str) {
         self.master.write_all(format!("{line}\n").as_bytes()).unwrap();
         self.master.flush().unwrap();
@@ -1385,7 +1392,7 @@ fn interactive_resume_q_stops_and_r_runs_the_step_again() {
         "{}",
         ui.stderr()
     );
-    ui.answer("q");
+    ui.key("q");
     let (code, _, err) = ui.finish();
     assert_eq!(code, Some(1), "{err}");
     assert!(resumable(&dir));
@@ -1393,7 +1400,7 @@ fn interactive_resume_q_stops_and_r_runs_the_step_again() {
 
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("r");
+    ui.key("r");
     let (code, out, err) = ui.finish();
     assert_eq!(code, Some(0), "{err}\n{out}");
     assert_eq!(
@@ -1425,7 +1432,7 @@ fn interactive_resume_s_skips_the_step_with_a_reason() {
     let dir = run_until_sigint(&fx, &rb, &[]);
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("s");
+    ui.key("s");
     ui.expect("reason for skipping", 1);
     ui.answer("deployed by hand meanwhile");
     let (code, out, err) = ui.finish();
@@ -1445,7 +1452,9 @@ fn interactive_resume_capital_r_rolls_back() {
     let dir = run_until_sigint(&fx, &rb, &[]);
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("R");
+    ui.key("R");
+    ui.expect("why roll back? (Enter: no reason)", 1);
+    ui.answer("the canary looked wrong");
     let (code, out, err) = ui.finish();
     assert_eq!(code, Some(3), "{err}\n{out}");
     assert_eq!(
@@ -1458,6 +1467,7 @@ fn interactive_resume_capital_r_rolls_back() {
     );
     let j = journal_json(&journal_path(&dir));
     assert_eq!(event(&j, "rollback_started")["reason"], "step:deploy/long");
+    assert_eq!(event(&j, "rollback_started")["note"], "the canary looked wrong");
     assert_eq!(last_finished(&j, "deploy/three")["status"], "cancelled");
     assert_eq!(outcomes(&j), ["interrupted", "rolled_back"]);
 }
@@ -1469,7 +1479,7 @@ fn interactive_resume_d_marks_the_step_done_with_a_reason() {
     let dir = run_until_sigint(&fx, &rb, &[]);
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("d");
+    ui.key("d");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         ui.stderr().matches(INTERRUPTED_PROMPT).count(),

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use crate::engine::{Command, StepRef};
+use crate::runbook::{Step, StepKind};
 
 /// What a key does in a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,10 +367,13 @@ impl Reader<'_> {
         }
         let line = s.line.take().unwrap_or_default();
         s.generation += 1;
-        if !s.paused && s.redraw {
-            err(&erase(&line));
+        if s.paused {
+            // Erased while the front end prints: the line comes back with its answer.
+            err(&format!("{line}{answer}\n"));
+        } else {
+            // On screen, the cursor at its end.
+            err(&format!("{answer}\n"));
         }
-        err(&format!("{line}{answer}\n"));
         restore(&mut s);
         true
     }
@@ -543,6 +547,41 @@ impl Reader<'_> {
                 }
             }
         }
+    }
+}
+
+/// The go-ahead: the step's title and what it does, then the choices (`y` only for a step
+/// that cannot be undone).
+pub(super) fn go_ahead_question(name: &str, step: &Step, irreversible: bool, at: StepRef) -> Question {
+    let mut context = String::new();
+    if irreversible {
+        context.push_str(&format!(
+            "IRREVERSIBLE: {name} cannot be undone by the rollback procedure.\n"
+        ));
+    }
+    context.push_str(&format!("{name}: {}\n", step.title));
+    if let StepKind::Manual(Some(instruction)) = &step.kind {
+        context.push_str(&format!("    {instruction}\n"));
+    }
+    if let StepKind::Run(cmd) = &step.kind {
+        context.push_str(&format!("    $ {cmd}\n"));
+    }
+    let (choices, first) = if irreversible {
+        (
+            format!("{name}: [y] run it, [s] skip, [R] roll back, [q] stop the run: "),
+            Choice::ConfirmIrreversible,
+        )
+    } else {
+        (
+            format!("{name}: [Enter] confirm, [s] skip, [R] roll back, [q] stop the run: "),
+            Choice::Confirm,
+        )
+    };
+    Question {
+        context,
+        choices,
+        offered: vec![first, Choice::Skip, Choice::Rollback, Choice::Stop],
+        at,
     }
 }
 

@@ -120,13 +120,13 @@ fn log_tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
     Ok(lines[start..].iter().map(|l| clean_line(l)).collect())
 }
 
-/// A log line fit for a report: terminal escapes removed, a `\r` progress line shown in its last
-/// state, other control characters dropped, tabs kept.
+/// A log line fit for a report: a `\r` progress line in its last state, tabs expanded, then
+/// cleaned as the front ends clean output (escapes removed, control characters replaced).
 fn clean_line(line: &[u8]) -> String {
-    // The last state of a `\r` progress line, before the escapes go (they take `\r` with them).
+    // The last state of a `\r` progress line.
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let last = line.rsplit(|&b| b == b'\r').next().unwrap_or(b"");
-    // Tabs are expanded to the next multiple of 8 first (the escape stripper drops them).
+    // Tabs are expanded to the next multiple of 8.
     let mut expanded = Vec::with_capacity(last.len());
     let mut column = 0;
     for &b in last {
@@ -142,11 +142,7 @@ fn clean_line(line: &[u8]) -> String {
             }
         }
     }
-    let stripped = strip_ansi_escapes::strip(&expanded);
-    String::from_utf8_lossy(&stripped)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
+    crate::text::clean(&expanded).into_owned()
 }
 
 /// Everything the report says, as plain data; serialized as is for `--format json`.
@@ -434,7 +430,7 @@ mod tests {
             clean_line(b"progress 10%\rprogress 50%\rprogress 100%"),
             "progress 100%"
         );
-        assert_eq!(clean_line(b"tab\there\x07"), "tab     here");
+        assert_eq!(clean_line(b"tab\there"), "tab     here");
     }
 
     #[test]

@@ -1,201 +1,16 @@
-//! The headless front end: plain, line-oriented progress on stdout for CI, scripts and logs.
-//!
-//! Every line starts with the UTC time. Step output is shown as `TIME phase/step | line`, with
-//! terminal escapes and control characters removed (the log file keeps the raw bytes). When the
-//! run waits for an operator, a terminal on stdin is asked; otherwise the run stops, saying why.
+//! Turning the engine's updates into lines: step output as `TIME phase/step | line` (cleaned of
+//! terminal escapes), and one line per journal event.
 
-mod prompt;
-
-use std::borrow::Cow;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::SystemTime;
 
 use crate::duration::format_duration;
-use crate::engine::{Command, StepRef, Update, Wait};
-use crate::journal::{Event, Outcome, StepStatus};
+use crate::engine::StepRef;
+use crate::journal::{Event, StepStatus};
 use crate::runbook::{Runbook, Step, StepKind};
-use crate::session::Session;
-use prompt::{Choice, Prompter, Question};
+use crate::text::{clean, clock, is_plain};
 
-/// Runs a started session to its end, printing progress; returns the exit status.
-pub async fn run(session: Session) -> i32 {
-    let Session {
-        runbook,
-        run_dir: _,
-        commands,
-        mut updates,
-        engine,
-        history,
-        notices,
-    } = session;
-    for n in &notices {
-        crate::say!("runbook: {n}");
-    }
-    if !history.is_empty() {
-        resumed_summary(&history);
-    }
-    let interactive = std::io::stdin().is_terminal();
-    // Questions on the terminal; dropped (the terminal put back) whatever way this returns.
-    let prompter = Prompter::new();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let mut printer = Printer {
-        rb: &runbook,
-        last_phase: None,
-        buf: Vec::new(),
-        cancelled: Vec::new(),
-    };
-    while let Some(update) = updates.recv().await {
-        // Nothing is printed into an open question's line.
-        prompter.pause();
-        match update {
-            Update::Output { step, chunk } => printer.output(&mut out, step, chunk.at, &chunk.bytes),
-            Update::Event(record) => {
-                // The run moved on: a question still open is no longer the one to answer.
-                if matches!(
-                    record.event,
-                    Event::StepStarted { .. }
-                        | Event::StepFinished(_)
-                        | Event::RollbackStarted { .. }
-                        | Event::RunFinished { .. }
-                ) {
-                    prompter.withdraw();
-                }
-                printer.event(&mut out, &record.event)
-            }
-            Update::Message(m) => {
-                let _ = writeln!(out, "{}    {m}", clock(SystemTime::now()));
-            }
-            Update::Waiting { step, why } => {
-                let _ = out.flush();
-                let s = printer.step(step);
-                let name = printer.name(step);
-                match (why, interactive) {
-                    (Wait::GoAhead { irreversible }, true) => prompter.ask(
-                        commands.clone(),
-                        go_ahead_question(&name, s, irreversible, step),
-                    ),
-                    (Wait::GoAhead { .. }, false) => {
-                        let what = if matches!(s.kind, StepKind::Manual(_)) {
-                            "is a manual step"
-                        } else {
-                            "has confirm = true"
-                        };
-                        let reason = format!(
-                            "{name} {what} and waits for an operator, but stdin is not a terminal; \
-                             run with --yes to confirm every go-ahead automatically (recorded as \"auto\")"
-                        );
-                        crate::say!("runbook: {reason}");
-                        let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
-                    }
-                    (Wait::Failed { .. }, true) => prompter.ask(
-                        commands.clone(),
-                        Question {
-                            context: String::new(),
-                            choices: format!("{name} failed. [r] retry, [s] skip, [R] roll back, [q] stop the run: "),
-                            offered: vec![Choice::Retry, Choice::Skip, Choice::Rollback, Choice::Stop],
-                            at: step,
-                        },
-                    ),
-                    (Wait::Failed { .. }, false) => {
-                        let _ = commands.send(Command::Abort { reason: None }).await;
-                    }
-                    (Wait::Trigger { triggers }, true) => prompter.ask(
-                        commands.clone(),
-                        Question {
-                            context: String::new(),
-                            choices: format!(
-                                "TRIGGER FIRING: {}. The run holds before {name}. [a] acknowledge and go on, [R] roll back: ",
-                                triggers.join(", ")
-                            ),
-                            offered: vec![Choice::Acknowledge, Choice::Rollback],
-                            at: step,
-                        },
-                    ),
-                    (Wait::Interrupted, true) => prompter.ask(
-                        commands.clone(),
-                        Question {
-                            context: format!(
-                                "{name} did not finish when the run stopped (it was in flight, or had failed).\n"
-                            ),
-                            choices: format!(
-                                "{name}: [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
-                            ),
-                            offered: vec![
-                                Choice::Retry,
-                                Choice::MarkDone,
-                                Choice::Skip,
-                                Choice::Rollback,
-                                Choice::Stop,
-                            ],
-                            at: step,
-                        },
-                    ),
-                    (Wait::Interrupted, false) => {
-                        let reason = format!(
-                            "{name} needs a decision: it was in flight, or had failed, when the run stopped; \
-                             resume with --yes to run it again, or in a terminal to decide"
-                        );
-                        crate::say!("runbook: {reason}");
-                        let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
-                    }
-                    (Wait::Trigger { .. }, false) => {
-                        let _ = commands.send(Command::Rollback).await;
-                    }
-                }
-            }
-        }
-        if updates.is_empty() {
-            let _ = out.flush();
-            prompter.resume();
-        }
-    }
-    let _ = out.flush();
-    drop(prompter);
-    match engine.await {
-        Ok(outcome) => outcome.exit_code(),
-        Err(e) => {
-            crate::say!("runbook: internal error: {e}");
-            Outcome::Failed.exit_code()
-        }
-    }
-}
-
-/// The go-ahead: the step's title and what it does, then the choices (`y` only for a step
-/// that cannot be undone).
-fn go_ahead_question(name: &str, step: &Step, irreversible: bool, at: StepRef) -> Question {
-    let mut context = String::new();
-    if irreversible {
-        context.push_str(&format!(
-            "IRREVERSIBLE: {name} cannot be undone by the rollback procedure.\n"
-        ));
-    }
-    context.push_str(&format!("{name}: {}\n", step.title));
-    if let StepKind::Manual(Some(instruction)) = &step.kind {
-        context.push_str(&format!("    {instruction}\n"));
-    }
-    if let StepKind::Run(cmd) = &step.kind {
-        context.push_str(&format!("    $ {cmd}\n"));
-    }
-    let (choices, first) = if irreversible {
-        (
-            format!("{name}: [y] run it, [s] skip, [R] roll back, [q] stop the run: "),
-            Choice::ConfirmIrreversible,
-        )
-    } else {
-        (
-            format!("{name}: [Enter] confirm, [s] skip, [R] roll back, [q] stop the run: "),
-            Choice::Confirm,
-        )
-    };
-    Question {
-        context,
-        choices,
-        offered: vec![first, Choice::Skip, Choice::Rollback, Choice::Stop],
-        at,
-    }
-}
-
-struct Printer<'a> {
+pub(super) struct Printer<'a> {
     rb: &'a Runbook,
     last_phase: Option<(bool, usize)>,
     buf: Vec<u8>,
@@ -204,7 +19,16 @@ struct Printer<'a> {
 }
 
 impl<'a> Printer<'a> {
-    fn step(&self, at: StepRef) -> &'a Step {
+    pub(super) fn new(rb: &'a Runbook) -> Printer<'a> {
+        Printer {
+            rb,
+            last_phase: None,
+            buf: Vec::new(),
+            cancelled: Vec::new(),
+        }
+    }
+
+    pub(super) fn step(&self, at: StepRef) -> &'a Step {
         &self.phases(at.rollback)[at.phase].steps[at.step]
     }
 
@@ -212,7 +36,7 @@ impl<'a> Printer<'a> {
         self.rb.phases_of(rollback)
     }
 
-    fn name(&self, at: StepRef) -> String {
+    pub(super) fn name(&self, at: StepRef) -> String {
         let p = &self.phases(at.rollback)[at.phase];
         format!("{}/{}", p.id, p.steps[at.step].id)
     }
@@ -257,7 +81,7 @@ impl<'a> Printer<'a> {
         }
     }
 
-    fn output(&mut self, out: &mut impl Write, at: StepRef, when: SystemTime, bytes: &[u8]) {
+    pub(super) fn output(&mut self, out: &mut impl Write, at: StepRef, when: SystemTime, bytes: &[u8]) {
         let prefix = format!("{} {} | ", clock(when), self.name(at));
         let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         // One buffer, reused: a fresh one per chunk would be mapped and unmapped every time.
@@ -279,7 +103,7 @@ impl<'a> Printer<'a> {
         }
     }
 
-    fn event(&mut self, out: &mut impl Write, event: &Event) {
+    pub(super) fn event(&mut self, out: &mut impl Write, event: &Event) {
         let now = clock(SystemTime::now());
         if !self.cancelled.is_empty() && !matches!(event, Event::StepFinished(_)) {
             let n = self.cancelled.len();
@@ -482,73 +306,6 @@ impl<'a> Printer<'a> {
     }
 }
 
-/// One line on where a resumed run stood.
-fn resumed_summary(history: &[crate::journal::Record]) {
-    let mut done = std::collections::HashSet::new();
-    for r in history {
-        if let Event::StepFinished(f) = &r.event
-            && f.status.is_success()
-        {
-            done.insert((f.rollback, f.phase.clone(), f.step.clone()));
-        }
-    }
-    let sessions = history
-        .iter()
-        .filter(|r| matches!(r.event, Event::RunStarted { .. }))
-        .count();
-    crate::say!(
-        "runbook: resuming after {sessions} earlier session{}: {} step{} already done, they will not run again",
-        if sessions == 1 { "" } else { "s" },
-        done.len(),
-        if done.len() == 1 { "" } else { "s" }
-    );
-}
-
-/// `HH:MM:SS.mmm` in UTC, as in the journal.
-pub fn clock(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let s = d.as_secs() % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60,
-        d.subsec_millis()
-    )
-}
-
-/// A line fit for a log reader: terminal escapes removed, control characters and invalid UTF-8
-/// replaced. Plain text (nearly all output) is passed through untouched.
-pub fn clean(line: &[u8]) -> Cow<'_, str> {
-    if is_plain(line)
-        && let Ok(s) = std::str::from_utf8(line)
-    {
-        return Cow::Borrowed(s);
-    }
-    // The 8-bit controls (U+0080–U+009F: CSI, OSC, DCS...) act like their 7-bit escapes on many
-    // terminals; spelt as such (`ESC [` for U+009B) they are stripped the same way, whole.
-    let seven_bit;
-    let line = if memchr::memchr(0xc2, line).is_some() {
-        seven_bit = c1_as_escapes(line);
-        &seven_bit[..]
-    } else {
-        line
-    };
-    let stripped = strip_ansi_escapes::strip(line);
-    let text = String::from_utf8_lossy(&stripped);
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect(),
-    )
-}
-
 /// Appends every line of `body` (the last one may lack its newline) to `buf`, each after `prefix`.
 ///
 /// Two million short lines make this the hot loop of a chatty step: short pieces are copied as
@@ -592,70 +349,9 @@ fn prefix_lines(buf: &mut Vec<u8>, prefix: &[u8], body: &[u8]) {
     buf.push(b'\n');
 }
 
-/// No control characters but newline and tab: none of C0, DEL, nor the UTF-8 form of a C1 control
-/// (`C2 80`–`C2 9F`; any `C2` sends the line the slow way). Written without early exit so that it
-/// vectorizes.
-fn is_plain(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &b| {
-        ok & (((b >= 0x20) & (b != 0x7f) & (b != 0xc2)) | (b == b'\n') | (b == b'\t'))
-    })
-}
-
-/// Each UTF-8-encoded C1 control (`C2 80`–`C2 9F`) replaced by its 7-bit escape (`ESC` and the
-/// byte minus 0x40: U+009B becomes `ESC [`).
-fn c1_as_escapes(line: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line.len());
-    let mut i = 0;
-    while i < line.len() {
-        if line[i] == 0xc2
-            && let Some(&c) = line.get(i + 1)
-            && (0x80..=0x9f).contains(&c)
-        {
-            out.extend_from_slice(&[0x1b, c - 0x40]);
-            i += 2;
-        } else {
-            out.push(line[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clean_passes_plain_text_and_strips_escapes() {
-        assert!(matches!(clean(b"plain line"), Cow::Borrowed("plain line")));
-        assert_eq!(clean(b"\x1b[31mred\x1b[0m done"), "red done");
-        assert_eq!(clean(b"bad \xff byte"), "bad \u{fffd} byte");
-        assert_eq!(clean(b"nul\0here"), "nulhere");
-        assert_eq!(clean(b"bell\x07"), "bell");
-    }
-
-    #[test]
-    fn clean_strips_the_utf8_c1_controls_like_their_escapes() {
-        // U+009B CSI: a colour, and an erase of the screen.
-        assert_eq!(clean("\u{9b}31mred\u{9b}0m done".as_bytes()), "red done");
-        assert_eq!(clean("a\u{9b}2Jb".as_bytes()), "ab");
-        // U+009D OSC: a window title, ended by ST (U+009C) or BEL.
-        assert_eq!(clean("x\u{9d}0;pwned\u{9c}y".as_bytes()), "xy");
-        assert_eq!(clean("x\u{9d}0;pwned\x07y".as_bytes()), "xy");
-        // Every other C1 control is gone too (those that open a string, like DCS, up to the ST
-        // that ends it); text after them is kept, and so are the characters that share their
-        // lead byte (`£`, `°`, `§`).
-        for c in 0x80u32..=0x9f {
-            let line = format!("a{}b{} £ ° §", char::from_u32(c).unwrap(), "\u{9c}");
-            let out = clean(line.as_bytes());
-            assert!(
-                !out.chars().any(|ch| ('\u{80}'..='\u{9f}').contains(&ch)),
-                "U+{c:04X} passed through: {out:?}"
-            );
-            assert!(out.ends_with(" £ ° §"), "U+{c:04X}: {out:?}");
-        }
-        assert!(matches!(clean("£ 5 °C".as_bytes()), Cow::Owned(s) if s == "£ 5 °C"));
-    }
 
     #[test]
     fn every_line_gets_the_prefix() {
@@ -673,11 +369,5 @@ mod tests {
             String::from_utf8(buf).unwrap(),
             format!("{long_prefix}a\n{long_prefix}b\n")
         );
-    }
-
-    #[test]
-    fn clock_is_utc() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(3_723_004);
-        assert_eq!(clock(t), "01:02:03.004");
     }
 }

@@ -863,6 +863,30 @@ fn shift_r_then_y_rolls_back() {
 }
 
 #[test]
+fn shift_r_then_w_says_why_and_enter_rolls_back_with_it() {
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    assert_eq!(ch(&mut app, 'w'), vec![]);
+    // Esc goes back to the rollback dialog, which still asks.
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("rollback"));
+    ch(&mut app, 'w');
+    typed(&mut app, "p99 doubled");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        send(Command::RollbackWithNote {
+            note: "p99 doubled".into()
+        })
+    );
+    assert!(app.dialogs.is_empty());
+    // Nothing typed: a plain rollback.
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    ch(&mut app, 'w');
+    assert_eq!(press(&mut app, KeyCode::Enter), send(Command::Rollback));
+}
+
+#[test]
 fn shift_r_then_capital_y_rolls_back() {
     let mut app = state_running();
     ch(&mut app, 'R');

@@ -28,7 +28,7 @@ pub const HELP: &[(&str, &str)] = &[
         "mark done a step interrupted by an earlier session (asks why)",
     ),
     ("n", "add a note to the journal"),
-    ("R", "offer the rollback; y starts it, n or Esc cancels"),
+    ("R", "offer the rollback; y starts it, w why first, n/Esc cancel"),
     ("a", "acknowledge firing triggers (recorded), stops auto_rollback"),
     ("t", "raise a trigger by hand (asks for a reason)"),
     ("!", "inject a fault into simulated metrics (practice)"),
@@ -105,6 +105,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     TextPurpose::Search => {
                         " Search the log (Enter: newest match, Ctrl-U: clear, Esc: cancel) ".to_string()
                     }
+                    TextPurpose::Rollback => " Why roll back? (Enter: ROLL BACK NOW, Esc: back) ".to_string(),
                 };
                 let r = centered(area, area.width.saturating_sub(4).min(90), 3);
                 f.render_widget(Clear, r);
@@ -298,7 +299,7 @@ fn rollback(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "y: ROLL BACK NOW   n or Esc: cancel",
+        "y: ROLL BACK NOW   w: say why first   n or Esc: cancel",
         theme.bad(),
     )));
     simple(f, area, theme, " ROLL BACK? ", lines);

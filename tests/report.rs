@@ -742,3 +742,151 @@ manual = true
     // "auto" is not an operator.
     assert!(!j["operators"].as_array().unwrap().iter().any(|o| o == "auto"));
 }
+
+/// The whole Markdown report of a run with a retry, a skip, a trigger and a rollback called by an
+/// operator with their words, from a journal that carries the plan snapshot (titles, units).
+#[test]
+fn a_run_with_a_retry_a_skip_a_trigger_and_a_rollback_in_markdown() {
+    insta::assert_snapshot!("full_markdown", markdown("full"));
+}
+
+#[test]
+fn a_run_with_a_retry_a_skip_a_trigger_and_a_rollback_in_json() {
+    let j = json("full");
+    let backup = &j["steps"][0];
+    assert_eq!(backup["title"], "Back up the checkout database");
+    assert_eq!(backup["phase_title"], "Preparation");
+    assert_eq!(backup["kind"], "run");
+    assert_eq!(backup["history"][0]["log"], "logs/prep--backup--1.log");
+    assert_eq!(
+        backup["history"][0]["log_tail"],
+        serde_json::json!([
+            "taking a snapshot of checkout-db",
+            "progress 40%",
+            "error: snapshot locked by job 7731     retry later"
+        ])
+    );
+    assert!(
+        backup["history"][1].get("log_tail").is_none(),
+        "only failed attempts"
+    );
+    assert_eq!(j["steps"][1]["by"], "alice");
+    assert_eq!(j["steps"][1]["status"], "skipped");
+    let rb = &j["rollback"];
+    assert_eq!(rb["operator"], "alice");
+    assert_eq!(rb["note"], "errors climbing on the canary, 1.85% and rising");
+    assert_eq!(
+        rb["reason_text"],
+        "trigger error-rate (Error rate above 1% for 30s) fired"
+    );
+    assert_eq!(rb["title"], "Back to v2.13.2");
+    let phases: Vec<(&str, u64)> = j["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["duration_ms"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(phases, [("prep", 119_800), ("canary", 99_910), ("undo", 12_000)]);
+    let fired = j["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["event"] == "trigger_fired")
+        .unwrap();
+    assert_eq!(fired["value"], 0.0185);
+    assert_eq!(fired["unit"], "percent");
+    assert_eq!(fired["title"], "Error rate above 1% for 30s");
+    assert_eq!(fired["metrics"]["latency"], 1.55);
+    assert_eq!(j["metrics"]["latency"]["unit"], "seconds");
+    assert_eq!(j["metrics"]["error_rate"]["title"], "Error rate");
+}
+
+/// A real run: a step that fails once (printing a secret) and then succeeds. The report has the
+/// titles as shown after `${}`, values in their unit, and the failed attempt's last log lines,
+/// with the secret masked.
+#[test]
+fn report_of_a_real_run_with_a_retry_shows_the_failed_attempts_masked_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = dir.path().join("retry.toml");
+    std::fs::write(
+        &rb,
+        r#"[runbook]
+title = "Retry ${release}"
+
+[vars]
+release = "v9"
+
+[secrets]
+TOKEN = { env = "REPORT_TEST_TOKEN" }
+
+[metrics]
+interval = "1s"
+
+[[metric]]
+id = "errors"
+title = "Error rate"
+command = "echo 0.016"
+unit = "percent"
+
+[[phase]]
+id = "deploy"
+title = "Deploy ${release}"
+
+[[phase.step]]
+id = "push"
+title = "Push ${release}"
+run = 'if [ -f tried ]; then echo pushed; else touch tried; echo "using $TOKEN"; echo "error: registry busy"; exit 1; fi'
+retries = 1
+"#,
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", rb.to_str().unwrap(), "--headless", "--state-dir"])
+        .arg(&state)
+        .current_dir(dir.path())
+        .env("REPORT_TEST_TOKEN", "s3cr3t-t0ken")
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run_dir = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = runbook(&["report", run_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(!md.contains("s3cr3t-t0ken"), "{md}");
+    let steps = section(&md, "Steps");
+    assert!(
+        steps.contains("| Deploy v9 | Push v9 (`deploy/push`) | succeeded | 2 (1 failed) |"),
+        "{steps}"
+    );
+    assert!(
+        steps.contains("- Push v9 (`deploy/push`), attempt 1, at "),
+        "{steps}"
+    );
+    assert!(
+        steps.contains("  - log: `logs/deploy--push--1.log`, its last lines:"),
+        "{steps}"
+    );
+    has_line(steps, "    using ***");
+    has_line(steps, "    error: registry busy");
+    let metrics = section(&md, "Metrics");
+    assert!(
+        metrics.contains("| Error rate (`errors`) | ") && metrics.contains(" | 1.6 % | "),
+        "{metrics}"
+    );
+    let phases = section(&md, "Phases");
+    assert!(
+        phases.contains("| Deploy v9 (`deploy`) | succeeded | 1 | "),
+        "{phases}"
+    );
+}

@@ -195,10 +195,11 @@ impl Prompter {
         }
     }
 
-    /// Before the front end prints: the question line, if one shows, is erased.
+    /// Before the front end prints: the question line, if one shows, is erased. (With stderr not
+    /// a terminal nothing can be erased: the question simply stays where it was printed.)
     pub fn pause(&self) {
         let mut s = lock(&self.shared);
-        if !s.paused {
+        if !s.paused && s.redraw {
             s.paused = true;
             if let Some(line) = s.line.as_deref().filter(|_| s.redraw) {
                 err(&erase(line));
@@ -333,9 +334,11 @@ impl Reader<'_> {
             return false;
         }
         if !s.paused {
-            match s.line.as_deref().filter(|_| s.redraw) {
-                Some(old) => err(&format!("{}{line}", erase(old))),
-                None => err(&format!("\n{line}")),
+            match s.line.as_deref() {
+                Some(old) if s.redraw => err(&format!("{}{line}", erase(old))),
+                // Not a terminal: what was typed is added; anything else starts a new line.
+                Some(old) if line.starts_with(old) => err(&line[old.len()..]),
+                _ => err(&format!("\n{line}")),
             }
         }
         s.line = Some(line);

@@ -11,6 +11,14 @@ use crate::runbook::plan::count;
 use crate::runbook::{LoadError, load};
 use crate::session::{self, Request};
 
+/// What `runbook report --format` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
 /// Drive a production deploy from a runbook, and get back when it goes wrong.
 #[derive(Debug, Parser)]
 #[command(name = "runbook", version, about, max_term_width = 100)]
@@ -71,7 +79,7 @@ pub enum Cmd {
         /// The run's journal.jsonl or its folder
         journal: PathBuf,
         /// markdown or json (the same content)
-        #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ReportFormat::Markdown)]
+        #[arg(long, value_name = "FORMAT", default_value = "markdown")]
         format: ReportFormat,
         /// Write the report to FILE instead of stdout
         #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -93,13 +101,6 @@ pub enum Cmd {
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
         vars: Vec<(String, String)>,
     },
-}
-
-/// What `report` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    Markdown,
-    Json,
 }
 
 /// Flags every executing command takes.

@@ -397,7 +397,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
             Event::RollbackFinished { status } => {
                 let rb = rollback.get_or_insert_with(Default::default);
                 rb.end = Some(ts.clone());
-                rb.status = Some(status.clone());
+                rb.status = Some(status.to_string());
                 r.timeline
                     .push(at(&format!("rollback {status}"), "rollback_finished", &latest));
             }

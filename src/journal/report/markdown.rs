@@ -9,37 +9,10 @@ use std::time::Duration;
 use super::{Report, StepRow, TimelineRow};
 use crate::duration::format_duration;
 use crate::runbook::Unit;
+use crate::text::format_number;
 
 fn human_ms(ms: u64) -> String {
     format_duration(Duration::from_millis(ms))
-}
-
-/// A number as people read it: no exponent, no trailing zeros, up to 4 decimals (4 significant
-/// digits below 1, so that 0.0021 stays 0.0021).
-pub fn format_number(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    if x == 0.0 {
-        return "0".into();
-    }
-    let a = x.abs();
-    let decimals = if a >= 1.0 {
-        4
-    } else {
-        // 4 significant digits: 0.123456 → 0.1235, 0.00123456 → 0.001235.
-        (3 - a.log10().floor() as i32).clamp(4, 15) as usize
-    };
-    let mut s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        while s.ends_with('0') {
-            s.pop();
-        }
-        if s.ends_with('.') {
-            s.pop();
-        }
-    }
-    if s == "-0" { "0".into() } else { s }
 }
 
 /// A Markdown table cell: pipes escaped, line breaks flattened.
@@ -620,18 +593,6 @@ fn attempts(s: &StepRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_plain() {
-        assert_eq!(format_number(0.0), "0");
-        assert_eq!(format_number(42.0), "42");
-        assert_eq!(format_number(1.5), "1.5");
-        assert_eq!(format_number(123.456789), "123.4568");
-        assert_eq!(format_number(0.002), "0.002");
-        assert_eq!(format_number(0.00123456), "0.001235");
-        assert_eq!(format_number(-0.25), "-0.25");
-        assert_eq!(format_number(1e9), "1000000000");
-    }
 
     #[test]
     fn values_carry_their_unit() {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use build::build;
-pub use markdown::{cell, format_number, markdown};
+pub use markdown::{cell, markdown};
 
 /// How many lines of a failed attempt's log the report shows.
 pub const LOG_TAIL_LINES: usize = 10;

@@ -16,7 +16,7 @@ use common::{CliRun, Fixture, wait_output};
 
 /// `runbook ARGS` with a config folder of the test's own (so that nobody's config.toml counts).
 fn runbook(fx: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    let mut cmd = Command::new(common::runbook_bin());
     cmd.args(args)
         .env("XDG_CONFIG_HOME", fx.file("config"))
         .env_remove("RUNBOOK_STORE")

@@ -66,14 +66,7 @@ impl Status {
     }
 }
 
-/// `512 B`, `12.3 KB`, `4.5 MB`.
-pub fn bytes(n: u64) -> String {
-    match n {
-        n if n < 1000 => format!("{n} B"),
-        n if n < 1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
-        n => format!("{:.1} MB", n as f64 / 1e6),
-    }
-}
+pub use crate::journal::store_event::bytes;
 
 /// From the background tasks to the engine.
 #[derive(Debug)]
@@ -164,39 +157,6 @@ impl Link {
             )),
         }
     }
-}
-
-/// A store event in words, for the screen, the headless lines and the report.
-pub fn describe(e: &Event) -> Option<String> {
-    Some(match e {
-        Event::StoreBehind {
-            since,
-            events,
-            bytes: b,
-            error,
-        } => format!(
-            "the shared store cannot be written since {since} ({error}); the run goes on, \
-             {events} event{} and {} wait in the local files",
-            if *events == 1 { "" } else { "s" },
-            bytes(*b)
-        ),
-        Event::StoreCaughtUp { behind_ms } => format!(
-            "the shared store has caught up (it was behind for {})",
-            crate::duration::format_duration(std::time::Duration::from_millis(*behind_ms))
-        ),
-        Event::StoreLeaseLost { expired } => format!(
-            "this run's lease in the shared store expired at {expired} without renewal: no new step starts until it is renewed"
-        ),
-        Event::StoreLeaseRenewed { epoch } => {
-            format!("this run's lease in the shared store is renewed (epoch {epoch}): steps may start again")
-        }
-        Event::StoreFenced { by, epoch } => {
-            format!(
-                "{by} took over this run in the shared store (epoch {epoch}): this runbook starts nothing more"
-            )
-        }
-        _ => return None,
-    })
 }
 
 /// For line-oriented output: how far behind the store is, at most every 10 s while it lasts.

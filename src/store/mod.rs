@@ -21,8 +21,9 @@ pub mod replicate;
 pub mod restore;
 pub mod schema;
 
+pub use crate::journal::store_event::describe;
 pub use config::{StoreConfig, resolve};
-pub use link::{Gate, Link, Signal, Status, describe};
+pub use link::{Gate, Link, Signal, Status};
 
 /// What went wrong with the store, said for an operator.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -117,7 +117,7 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let pg = Postgres {
-            port: super::unused_port(),
+            port: super::free_port(),
             log: home.join("log"),
             data,
             bin,

@@ -12,6 +12,14 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// `13:18:59 UTC` of an RFC 3339 time (the journal keeps the whole of it).
+fn time_of(ts: &str) -> String {
+    match ts.get(11..19) {
+        Some(t) if ts.ends_with('Z') => format!("{t} UTC"),
+        _ => ts.to_string(),
+    }
+}
+
 /// A store event in words, for the screen, the headless lines and the report.
 pub fn describe(e: &Event) -> Option<String> {
     Some(match e {
@@ -21,8 +29,9 @@ pub fn describe(e: &Event) -> Option<String> {
             bytes: b,
             error,
         } => format!(
-            "the shared store cannot be written since {since} ({error}); the run goes on, \
+            "the shared store cannot be written since {} ({error}); the run goes on, \
              {events} event{} and {} wait in the local files",
+            time_of(since),
             if *events == 1 { "" } else { "s" },
             bytes(*b)
         ),
@@ -31,7 +40,8 @@ pub fn describe(e: &Event) -> Option<String> {
             crate::duration::format_duration(std::time::Duration::from_millis(*behind_ms))
         ),
         Event::StoreLeaseLost { expired } => format!(
-            "this run's lease in the shared store expired at {expired} without renewal: no new step starts until it is renewed"
+            "this run's lease in the shared store expired at {} without renewal: no new step starts until it is renewed",
+            time_of(expired)
         ),
         Event::StoreLeaseRenewed { epoch } => {
             format!("this run's lease in the shared store is renewed (epoch {epoch}): steps may start again")

@@ -57,7 +57,7 @@ impl Status {
         let b = self.behind.as_ref()?;
         Some(format!(
             "store behind since {}: {} event{}, {} ({})",
-            crate::text::clock(b.since),
+            crate::text::clock(b.since).get(..8).unwrap_or_default(),
             b.events,
             if b.events == 1 { "" } else { "s" },
             bytes(b.bytes),
@@ -147,7 +147,7 @@ impl Link {
             LeaseState::Lost { since, .. } => Gate::Wait(format!(
                 "the store could not be reached to renew this run's lease, which expired at {}: \
                  no new step starts until it is renewed",
-                crate::text::clock(*since)
+                crate::text::clock(*since).get(..8).unwrap_or_default()
             )),
             LeaseState::Fenced { by, epoch } => Gate::Stop(format!(
                 "{by} took over this run in the store (lease epoch {epoch}): this runbook starts nothing more"

@@ -31,7 +31,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     if let Some(b) = &app.store_behind {
         let text = format!(
             "STORE BEHIND {}: {} ev, {} ",
-            crate::text::clock(b.since),
+            crate::text::clock(b.since).get(..8).unwrap_or_default(),
             b.events,
             crate::store::link::bytes(b.bytes)
         );

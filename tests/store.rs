@@ -553,3 +553,145 @@ fn a_driver_fenced_by_a_newer_lease_starts_nothing_more_and_says_who_took_over()
     assert_eq!(late.trim(), "0");
     assert_replicated(&pg, &b.join("runs").join(&id));
 }
+
+/// `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`NAME-ca.pem`) and, signed by it, a certificate for 127.0.0.1 (`NAME.pem`, `NAME.key`).
+fn certificates(dir: &Path, name: &str) {
+    let ca = format!("{name}-ca");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ca}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+#[test]
+fn sslmode_is_honoured_over_rustls() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    certificates(fx.path(), "server");
+    certificates(fx.path(), "stranger");
+    pg.require_tls(&fx.file("server.pem"), &fx.file("server.key"));
+    let rb = fx.write(
+        "rb.toml",
+        "[runbook]\ntitle = \"T\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"echo over tls\"\n",
+    );
+    let st = state(&fx, "a");
+    let try_with = |url: &str| {
+        let child = runbook(
+            &fx,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                st.to_str().unwrap(),
+                "--store",
+                url,
+            ],
+            &[],
+        )
+        .spawn()
+        .unwrap();
+        finish(child, Duration::from_secs(30))
+    };
+    // The server takes TLS connections only: without TLS, it says no.
+    let run = try_with(&pg.url_with("sslmode=disable"));
+    run.expect_code(2);
+    assert!(run.stderr.contains("does not let user rb in"), "{}", run.stderr);
+    // require: encrypted, the certificate not checked.
+    try_with(&pg.url_with("sslmode=require")).expect_code(0);
+    // verify-full: the certificate must chain to sslrootcert and name the host.
+    let good = format!(
+        "sslmode=verify-full&sslrootcert={}",
+        fx.file("server-ca.pem").display()
+    );
+    try_with(&pg.url_with(&good)).expect_code(0);
+    let bad = format!(
+        "sslmode=verify-full&sslrootcert={}",
+        fx.file("stranger-ca.pem").display()
+    );
+    let run = try_with(&pg.url_with(&bad));
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("showed a TLS certificate that sslmode=verify-full does not accept"),
+        "{}",
+        run.stderr
+    );
+    let ssl = pg.psql("runbook", "SELECT count(*) FROM events");
+    assert!(
+        ssl.trim().parse::<u32>().unwrap() >= 8,
+        "two runs went through TLS: {ssl}"
+    );
+}

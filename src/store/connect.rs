@@ -159,6 +159,13 @@ pub fn explain(cfg: &StoreConfig, e: &tokio_postgres::Error) -> StoreError {
             "the store {at} does not offer TLS, and sslmode requires it"
         ));
     }
+    if let Some(at_cert) = text.find("invalid peer certificate") {
+        return StoreError::Message(format!(
+            "the store {at} showed a TLS certificate that sslmode=verify-full does not accept ({}); \
+             check sslrootcert and the host name in the URL",
+            &text[at_cert..]
+        ));
+    }
     StoreError::Unreachable(format!("cannot reach the store {at}: {text}"))
 }
 

@@ -153,6 +153,46 @@ impl Postgres {
         );
     }
 
+    /// Serves TLS only (`hostssl` for every client) with `cert`/`key` (PEM), and restarts.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        use std::io::Write as _;
+        let home = self.data.parent().unwrap();
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            std::fs::copy(from, self.data.join(to)).unwrap();
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data.join("postgresql.conf"))
+            .unwrap();
+        writeln!(
+            conf,
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+        )
+        .unwrap();
+        std::fs::write(
+            self.data.join("pg_hba.conf"),
+            "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", SERVICE_USER])
+                .arg(&self.data)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            self.data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let _ = home;
+        self.stop();
+        self.start_again();
+    }
+
     /// Stops the server at once (as a crash or a lost host would: no goodbye to clients).
     pub fn stop(&self) {
         let _ = as_service(&self.bin.join("pg_ctl"))
@@ -171,6 +211,11 @@ impl Postgres {
             "postgres://{USER}:{PASSWORD}@127.0.0.1:{}/runbook?sslmode=disable",
             self.port
         )
+    }
+
+    /// `url()` with another `sslmode` (and whatever else goes after it, e.g. `&sslrootcert=…`).
+    pub fn url_with(&self, ssl: &str) -> String {
+        self.url().replace("sslmode=disable", ssl)
     }
 
     /// Runs SQL with psql against `db`; returns its unaligned, tuples-only output.
@@ -194,6 +239,7 @@ impl Postgres {
             ])
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .env("PGPASSWORD", PASSWORD)
+            .env("PGSSLMODE", "prefer")
             .output()
             .expect("run psql");
         if out.status.success() {

@@ -461,10 +461,18 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             crate::headless::run(session).await
         };
         // What the shared store still lacks is copied now (briefly), then the lease is released.
-        if let Some(shared) = shared
-            && let Some(lacking) = shared.finish(std::time::Duration::from_secs(15)).await
-        {
-            crate::say!("runbook: {lacking}");
+        let mut fenced = None;
+        if let Some(shared) = shared {
+            fenced = shared.fenced_by();
+            if let Some(lacking) = shared.finish(std::time::Duration::from_secs(15)).await {
+                crate::say!("runbook: {lacking}");
+            }
+        }
+        if let Some(by) = fenced {
+            crate::say!(
+                "runbook: {by} drives this run now (the shared store says so); nothing more runs here"
+            );
+            return code;
         }
         // Stopped (q, Ctrl-C, SIGTERM), aborted, failed, or a rollback that failed: the run can
         // go on from its journal. Succeeded (0) and rolled back (3) are done.

@@ -97,6 +97,8 @@ pub struct Link {
     /// says has expired is not trusted, even before the lease task has said so: after a pause
     /// (SIGSTOP, a frozen VM) the engine may run before it.
     valid_until: watch::Receiver<Option<Instant>>,
+    /// Who fenced this driver, for the command line once the run has stopped.
+    fenced_by: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Link {
@@ -104,12 +106,14 @@ impl Link {
         signals: mpsc::Receiver<Signal>,
         nudge: Arc<Notify>,
         valid_until: watch::Receiver<Option<Instant>>,
+        fenced_by: Arc<std::sync::Mutex<Option<String>>>,
     ) -> Link {
         Link {
             signals,
             lease: LeaseState::Taking,
             nudge,
             valid_until,
+            fenced_by,
         }
     }
 
@@ -131,6 +135,11 @@ impl Link {
     }
 
     pub fn set_lease(&mut self, lease: LeaseState) {
+        if let LeaseState::Fenced { by, .. } = &lease
+            && let Ok(mut f) = self.fenced_by.lock()
+        {
+            *f = Some(by.clone());
+        }
         self.lease = lease;
     }
 
@@ -171,10 +180,12 @@ impl Throttle {
             self.last = None;
             return None;
         };
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10))
-        {
+        // The first is said by the journal's `store_behind`; then every 10 s, with fresh figures.
+        let Some(last) = self.last else {
+            self.last = Some(std::time::Instant::now());
+            return None;
+        };
+        if last.elapsed() < std::time::Duration::from_secs(10) {
             return None;
         }
         self.last = Some(std::time::Instant::now());

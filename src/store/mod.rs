@@ -80,14 +80,16 @@ pub struct Handle {
     replicator: tokio::task::JoinHandle<()>,
     lease: tokio::task::JoinHandle<()>,
     run_dir: std::path::PathBuf,
+    fenced_by: Arc<std::sync::Mutex<Option<String>>>,
 }
+
+use std::sync::Arc;
 
 impl Store {
     /// Starts the lease and the copy of the run in `run_dir` (its folder name is the run's id in
     /// the store). Must be called inside a tokio runtime. `steal`: take the lease although it has
     /// not expired (its holder was on this host and is gone).
     pub fn attach(&self, run: lease::RunRow, run_dir: &std::path::Path, steal: bool) -> (Link, Handle) {
-        use std::sync::Arc;
         use tokio::sync::{Notify, mpsc, watch};
         let (signals_tx, signals_rx) = mpsc::channel(64);
         let (epoch_tx, epoch_rx) = watch::channel(None);
@@ -95,6 +97,7 @@ impl Store {
         let (progress_tx, progress_rx) = watch::channel(Status::default());
         let (until_tx, until_rx) = watch::channel(None);
         let nudge = Arc::new(Notify::new());
+        let fenced_by = Arc::new(std::sync::Mutex::new(None));
         let replicator = replicate::Replicator {
             config: self.config.clone(),
             run_id: run.run_id.clone(),
@@ -120,12 +123,18 @@ impl Store {
             replicator: tokio::spawn(replicator.run()),
             lease: tokio::spawn(lease.run()),
             run_dir: run_dir.to_path_buf(),
+            fenced_by: fenced_by.clone(),
         };
-        (Link::new(signals_rx, nudge, until_rx), handle)
+        (Link::new(signals_rx, nudge, until_rx, fenced_by), handle)
     }
 }
 
 impl Handle {
+    /// Who took the run over, when this driver was fenced.
+    pub fn fenced_by(&self) -> Option<String> {
+        self.fenced_by.lock().ok().and_then(|f| f.clone())
+    }
+
     /// The run ended: copies what is left (waiting at most `wait`), releases the lease. Returns
     /// what the store still lacks, in words, when it lacks something.
     pub async fn finish(mut self, wait: std::time::Duration) -> Option<String> {

@@ -695,3 +695,62 @@ fn sslmode_is_honoured_over_rustls() {
         "two runs went through TLS: {ssl}"
     );
 }
+
+#[test]
+fn the_password_comes_from_pgpassfile_or_a_password_file_and_a_readable_pgpassfile_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "rb.toml",
+        "[runbook]\ntitle = \"T\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
+    );
+    let st = state(&fx, "a");
+    let bare = format!("postgres://rb@127.0.0.1:{}/runbook?sslmode=disable", pg.port);
+    let try_with = |env: &[(&str, &str)]| {
+        let child = runbook(
+            &fx,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                st.to_str().unwrap(),
+                "--store",
+                &bare,
+            ],
+            env,
+        )
+        .spawn()
+        .unwrap();
+        finish(child, Duration::from_secs(30))
+    };
+    let pass = fx.write(
+        "pgpass",
+        &format!(
+            "otherhost:*:*:*:wrong\n127.0.0.1:{}:runbook:rb:{}\n",
+            pg.port,
+            common::postgres::PASSWORD
+        ),
+    );
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    try_with(&[("PGPASSFILE", pass.to_str().unwrap())]).expect_code(0);
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = try_with(&[("PGPASSFILE", pass.to_str().unwrap())]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("can be read by others"), "{}", run.stderr);
+    let file = fx.write("store-password", &format!("{}\n", common::postgres::PASSWORD));
+    try_with(&[("RUNBOOK_STORE_PASSWORD_FILE", file.to_str().unwrap())]).expect_code(0);
+    let run = try_with(&[("HOME", fx.path().to_str().unwrap())]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("asks for user rb's password"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        common::run_dirs(&st).len(),
+        2,
+        "the two runs with a password ran, the others did not"
+    );
+}

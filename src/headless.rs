@@ -475,6 +475,12 @@ impl<'a> Printer<'a> {
                     ms(rollback_ms)
                 )
             }
+            Event::NotifyFailed { .. } => {
+                writeln!(out, "{now} !! {}", event.notify_words().unwrap_or_default())
+            }
+            Event::NotifySent { .. } | Event::NotifyRehearsed { .. } => {
+                writeln!(out, "{now}    {}", event.notify_words().unwrap_or_default())
+            }
             Event::RollbackStarted { reason } => writeln!(out, "{now} << ROLLBACK started ({reason})"),
             Event::RollbackFinished { status } => writeln!(out, "{now} << rollback {status}"),
             Event::RunFinished {

@@ -10,6 +10,8 @@
 //!
 //! The engine (`engine`) knows nothing of terminals; front ends (`headless`) send it commands and
 //! render its updates; the journal (`journal`) records every event to disk before anyone sees it.
+//! Each event, once journaled, is offered to `notify`, which delivers `[[notify]]` targets in the
+//! background (it sits beside `metrics`: under `engine`, over `journal` and `runbook`).
 
 /// `eprintln!` that never panics: after SIGHUP the terminal is gone, and a message that cannot be
 /// shown must not turn into a crash.
@@ -56,6 +58,7 @@ pub mod engine;
 pub mod headless;
 pub mod journal;
 pub mod metrics;
+pub mod notify;
 pub mod runbook;
 pub mod secrets;
 pub mod session;

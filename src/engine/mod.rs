@@ -140,6 +140,19 @@ pub enum Wait {
     Interrupted,
 }
 
+impl Wait {
+    /// Why the run waits, in a few words (the `waiting` notification's `why`).
+    pub fn words(&self) -> &'static str {
+        match self {
+            Wait::GoAhead { irreversible: false } => "go-ahead",
+            Wait::GoAhead { irreversible: true } => "go-ahead for an irreversible step",
+            Wait::Failed { .. } => "failed step",
+            Wait::Trigger { .. } => "firing trigger",
+            Wait::Interrupted => "interrupted step",
+        }
+    }
+}
+
 /// What the engine tells a front end.
 #[derive(Debug)]
 pub enum Update {
@@ -192,6 +205,9 @@ struct Recorder {
     updates: mpsc::Sender<Update>,
     /// Forward steps that have a `step_finished`, by (phase, step).
     finished: std::collections::HashSet<(String, String)>,
+    /// `[[notify]]`: offered every event once it is journaled, and told of waits for an operator.
+    notify: crate::notify::Notifier,
+    rb: Arc<Runbook>,
 }
 
 impl Recorder {
@@ -207,11 +223,17 @@ impl Recorder {
                 self.journal.run_dir().display()
             ))
         })?;
+        self.notify.offer(&record);
         let _ = self.updates.send(Update::Event(record)).await;
         Ok(())
     }
 
     async fn tell(&self, update: Update) {
+        if let Update::Waiting { step, why } = &update {
+            let phase = &self.rb.phases_of(step.rollback)[step.phase];
+            self.notify
+                .waiting(&phase.id, &phase.steps[step.step].id, why.words());
+        }
         let _ = self.updates.send(update).await;
     }
 }
@@ -245,6 +267,58 @@ pub struct Engine {
     /// For a rehearsal's figures: when a trigger first fired, when the rollback started.
     first_fired: Option<Instant>,
     rollback_began: Option<Instant>,
+}
+
+/// Starts the notifier of a run: what it journals reaches the front end as any event does.
+fn start_notify(
+    rb: &Arc<Runbook>,
+    opts: &EngineOptions,
+    journal: &Journal,
+    secrets: &Secrets,
+    redactor: &Redactor,
+    updates: &mpsc::Sender<Update>,
+) -> crate::notify::Notifier {
+    if rb.notify.is_empty() {
+        return crate::notify::Notifier::none();
+    }
+    let (shown, mut records) = mpsc::channel(UPDATE_QUEUE);
+    let updates = updates.clone();
+    tokio::spawn(async move {
+        while let Some(r) = records.recv().await {
+            if updates.send(Update::Event(r)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let now = std::time::SystemTime::now();
+    let run_dir = journal.run_dir();
+    let run = crate::runbook::notify::RunInfo {
+        id: run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        runbook: rb.id.clone(),
+        title: rb.title.clone(),
+        vars: rb.vars.iter().cloned().collect(),
+        operator: opts.operator.clone(),
+        host: opts.host.clone(),
+        mode: opts.mode.as_str().into(),
+        rehearsal: opts.rehearsal.is_some(),
+        dir: run_dir.display().to_string(),
+        started: crate::journal::timestamp(now),
+        started_ms: now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        outcome: None,
+    };
+    crate::notify::Notifier::start(crate::notify::Setup {
+        runbook: rb.clone(),
+        run,
+        secrets: secrets.clone(),
+        redactor: redactor.clone(),
+        journal: journal.appender(),
+        shown,
+    })
 }
 
 /// A check trigger's result: its index, and whether it passed (or why not).
@@ -286,14 +360,17 @@ impl Engine {
             .map(|t| Watched::new(t, speed))
             .map(|w| if resumed { w.resumed() } else { w })
             .collect();
+        let notify = start_notify(&rb, &opts, &journal, &secrets, &redactor, &updates);
         Engine {
-            rb,
-            opts,
             rec: Recorder {
                 journal,
                 updates,
                 finished: Default::default(),
+                notify,
+                rb: rb.clone(),
             },
+            rb,
+            opts,
             commands,
             secrets,
             redactor,
@@ -386,7 +463,26 @@ impl Engine {
         if let Err(Stop::Journal(e)) = self.finish(outcome, reason).await {
             self.rec.tell(Update::Message(e)).await;
         }
+        self.finish_notify().await;
         outcome
+    }
+
+    /// Notifications still pending when the run ends get a short grace period (the operator is
+    /// told), then are journaled as not sent.
+    async fn finish_notify(&mut self) {
+        let mut notify = std::mem::replace(&mut self.rec.notify, crate::notify::Notifier::none());
+        let pending = notify.close().await;
+        if pending > 0 {
+            let grace = crate::notify::GRACE;
+            self.rec
+                .tell(Update::Message(format!(
+                    "waiting up to {}s for {pending} notification{} still being sent",
+                    grace.as_secs(),
+                    if pending == 1 { "" } else { "s" }
+                )))
+                .await;
+        }
+        notify.finish(crate::notify::GRACE).await;
     }
 
     /// The last events: a step still waiting when the run stopped, a rehearsal's figures, and

@@ -118,6 +118,31 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A `[[notify]]` target took the notification of event `on` (an HTTP 2xx) at this attempt.
+    NotifySent {
+        target: String,
+        on: String,
+        status: u16,
+        attempt: u32,
+    },
+    /// A notification that was not delivered: the last attempt's HTTP status (none when there was
+    /// no answer) and error. `attempt` 0: it was never tried (the run ended first).
+    NotifyFailed {
+        target: String,
+        on: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        attempt: u32,
+        error: String,
+    },
+    /// A rehearsal sends nothing: what would have been sent, secrets masked.
+    NotifyRehearsed {
+        target: String,
+        on: String,
+        method: String,
+        url: String,
+        body: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -368,7 +393,8 @@ pub fn create_private_file(path: &Path) -> std::io::Result<File> {
 /// An open journal: appends events, each flushed to disk before `append` returns. It holds the
 /// run's lock: only one `runbook` drives a run at a time.
 pub struct Journal {
-    file: File,
+    /// Shared with `Appender`s: one line at a time, whoever writes it.
+    file: std::sync::Arc<std::sync::Mutex<File>>,
     run_dir: PathBuf,
     redactor: Redactor,
     _lock: RunLock,
@@ -469,7 +495,7 @@ impl Journal {
         // The folder entry itself must survive a crash too.
         File::open(&runs)?.sync_all()?;
         Ok(Journal {
-            file,
+            file: std::sync::Arc::new(std::sync::Mutex::new(file)),
             run_dir,
             redactor,
             _lock: lock,
@@ -494,7 +520,7 @@ impl Journal {
             _ => {}
         }
         Ok(Journal {
-            file,
+            file: std::sync::Arc::new(std::sync::Mutex::new(file)),
             run_dir: run_dir.to_path_buf(),
             redactor,
             _lock: lock,
@@ -507,29 +533,97 @@ impl Journal {
 
     /// Writes one event and fsyncs it. Returns the record as written.
     pub fn append(&mut self, event: Event) -> std::io::Result<Record> {
-        let record = Record {
-            ts: timestamp(SystemTime::now()),
-            event,
-        };
-        // Values are masked, never the JSON text: a secret that happens to read like JSON
-        // (`false`, `1`, a quote) must not turn a line into something no reader can parse.
-        let mut masked;
-        let to_write = if self.redactor.is_empty() {
-            &record
-        } else {
-            masked = record.clone();
-            masked.event.mask(&self.redactor);
-            &masked
-        };
-        let mut line = serde_json::to_string(to_write).map_err(std::io::Error::other)?;
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.file.sync_data()?;
-        Ok(record)
+        append_to(&self.file, &self.redactor, event)
+    }
+
+    /// Another writer of this journal, for events that happen outside the engine's own flow
+    /// (the outcome of a notification delivered in the background).
+    pub fn appender(&self) -> Appender {
+        Appender {
+            file: self.file.clone(),
+            redactor: self.redactor.clone(),
+        }
     }
 }
 
+/// Appends events to a run's journal alongside the engine, each line whole and fsynced.
+#[derive(Clone)]
+pub struct Appender {
+    file: std::sync::Arc<std::sync::Mutex<File>>,
+    redactor: Redactor,
+}
+
+impl Appender {
+    pub fn append(&self, event: Event) -> std::io::Result<Record> {
+        append_to(&self.file, &self.redactor, event)
+    }
+}
+
+fn append_to(file: &std::sync::Mutex<File>, redactor: &Redactor, event: Event) -> std::io::Result<Record> {
+    let record = Record {
+        ts: timestamp(SystemTime::now()),
+        event,
+    };
+    // Values are masked, never the JSON text: a secret that happens to read like JSON
+    // (`false`, `1`, a quote) must not turn a line into something no reader can parse.
+    let mut masked;
+    let to_write = if redactor.is_empty() {
+        &record
+    } else {
+        masked = record.clone();
+        masked.event.mask(redactor);
+        &masked
+    };
+    let mut line = serde_json::to_string(to_write).map_err(std::io::Error::other)?;
+    line.push('\n');
+    let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    file.write_all(line.as_bytes())?;
+    file.sync_data()?;
+    Ok(record)
+}
+
 impl Event {
+    /// A notification's outcome in words, for the screen and the report; `None` for other events.
+    pub fn notify_words(&self) -> Option<String> {
+        Some(match self {
+            Event::NotifySent {
+                target,
+                on,
+                status,
+                attempt,
+            } => format!("notified {target} of {on} (HTTP {status}, attempt {attempt})"),
+            Event::NotifyFailed {
+                target,
+                on,
+                attempt: 0,
+                error,
+                ..
+            } => format!("notification of {on} to {target} NOT SENT: {error}"),
+            Event::NotifyFailed {
+                target,
+                on,
+                attempt,
+                error,
+                ..
+            } => format!("notification of {on} to {target} FAILED (attempt {attempt}): {error}"),
+            Event::NotifyRehearsed {
+                target,
+                on,
+                method,
+                url,
+                body,
+            } => {
+                let body: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+                let shown = match body.char_indices().nth(160) {
+                    Some((i, _)) => format!("{}…", &body[..i]),
+                    None => body,
+                };
+                format!("rehearsal, not sent: would notify {target} of {on}: {method} {url} {shown}")
+            }
+            _ => return None,
+        })
+    }
+
     /// Masks secrets in every text of the event (map keys included). Every field is named, so
     /// that a field added to an event cannot be forgotten here.
     pub fn mask(&mut self, r: &Redactor) {
@@ -651,6 +745,37 @@ impl Event {
                 exit_code: _,
                 reason,
             } => mo(reason),
+            Event::NotifySent {
+                target,
+                on,
+                status: _,
+                attempt: _,
+            } => {
+                m(target);
+                m(on);
+            }
+            Event::NotifyFailed {
+                target,
+                on,
+                status: _,
+                attempt: _,
+                error,
+            } => {
+                for s in [target, on, error] {
+                    m(s);
+                }
+            }
+            Event::NotifyRehearsed {
+                target,
+                on,
+                method,
+                url,
+                body,
+            } => {
+                for s in [target, on, method, url, body] {
+                    m(s);
+                }
+            }
         }
     }
 }

@@ -524,6 +524,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                     reason.clone(),
                 ));
             }
+            Event::NotifySent { .. } | Event::NotifyFailed { .. } | Event::NotifyRehearsed { .. } => {}
         }
     }
 
@@ -710,6 +711,9 @@ fn summarize(e: &Event) -> String {
         Event::RollbackFinished { status } => format!("rollback {status}"),
         Event::RehearsalFigures { .. } => "rehearsal figures".into(),
         Event::RunFinished { outcome, .. } => format!("run {}", outcome.as_str()),
+        Event::NotifySent { .. } | Event::NotifyFailed { .. } | Event::NotifyRehearsed { .. } => {
+            e.notify_words().unwrap_or_default()
+        }
     }
 }
 

@@ -16,6 +16,8 @@ use super::diagnostic::{Diagnostic, suggestion};
 use super::model::*;
 use crate::duration::parse_duration;
 
+mod notify;
+
 /// The largest runbook file read; anything bigger is surely not a runbook.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -167,7 +169,7 @@ type Table<'i> = DeTable<'i>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &[
-    "runbook", "vars", "secrets", "settings", "metrics", "metric", "trigger", "phase", "rollback",
+    "runbook", "vars", "secrets", "settings", "metrics", "metric", "trigger", "phase", "rollback", "notify",
 ];
 const RUNBOOK_KEYS: &[&str] = &["title", "description", "id"];
 const SETTINGS_KEYS: &[&str] = &["shell", "workdir", "kill_grace"];
@@ -805,7 +807,10 @@ impl<'s> Parser<'s> {
             }
         }
 
+        let notify = self.notify_targets(root.get("notify"), &title);
+
         Ok(Runbook {
+            notify,
             id,
             title,
             description,

@@ -213,6 +213,7 @@ pub fn render(template: &str, ctx: &Value, secrets: &[(String, String)]) -> Resu
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     env.add_filter("json_escape", json_escape);
+    env.add_filter("tojson", tojson);
     let tmpl = env.template_from_str(&source).map_err(describe)?;
     let mut ctx = ctx.clone();
     if let Value::Object(m) = &mut ctx {
@@ -221,16 +222,30 @@ pub fn render(template: &str, ctx: &Value, secrets: &[(String, String)]) -> Resu
     tmpl.render(minijinja::value::Serde(&ctx)).map_err(describe)
 }
 
+/// `{{ x|tojson }}`: the value as JSON (a string with its quotes). Unlike the built-in one, an
+/// undefined name is an error, not `null`: a misspelt field is found by `validate`.
+fn tojson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Error> {
+    if value.is_undefined() {
+        return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
+    }
+    serde_json::to_string(&value)
+        .map(minijinja::Value::from_safe_string)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+}
+
 /// `{{ text|json_escape }}`: the text escaped for the inside of a JSON string (no quotes around it;
-/// `tojson` gives a whole JSON value, quotes included).
-fn json_escape(value: minijinja::Value) -> String {
+/// `tojson` gives a whole JSON value, quotes included). None is the empty text.
+fn json_escape(value: minijinja::Value) -> Result<String, minijinja::Error> {
+    if value.is_undefined() {
+        return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
+    }
     let text = match value.as_str() {
         Some(s) => s.to_string(),
-        None if value.is_none() || value.is_undefined() => String::new(),
+        None if value.is_none() => String::new(),
         None => value.to_string(),
     };
     let quoted = serde_json::to_string(&text).unwrap_or_default();
-    quoted[1..quoted.len() - 1].to_string()
+    Ok(quoted[1..quoted.len() - 1].to_string())
 }
 
 /// A template error in a sentence, with its line in the template.

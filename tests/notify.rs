@@ -1,0 +1,709 @@
+//! Notifications (SPEC §6) against a real HTTP receiver on 127.0.0.1 that records every request,
+//! and answers at once, slowly (30 s), with a failure (500, 400), or not at all (a closed port):
+//! the bodies of each format, retries and attempts, the journal, that a slow receiver delays no
+//! step, that a rehearsal sends nothing, the `waiting` event, and that no secret reaches the
+//! journal, the run folder or the screen. And `validate`'s errors, at their line and column.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command as ProcCommand;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const HOOK: &str = "hook-T0K3N-9f8e7d";
+const TOKEN: &str = "bearer-S3CR3T-4242";
+
+/// One request as the receiver read it.
+#[derive(Debug, Clone)]
+struct Req {
+    at: Instant,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A receiver on 127.0.0.1: `/slow...` answers after 30 s, `/fail...` 500, `/bad...` 400, anything
+/// else 200. Every request is recorded when it arrives.
+struct Receiver {
+    port: u16,
+    seen: Arc<Mutex<Vec<Req>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Req>>> = Arc::default();
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || answer(conn, &s));
+            }
+        });
+        Receiver { port, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn requests(&self, prefix: &str) -> Vec<Req> {
+        let all = self.seen.lock().unwrap();
+        all.iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+fn answer(conn: TcpStream, seen: &Mutex<Vec<Req>>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(conn.try_clone().expect("clone the connection"));
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    seen.lock().unwrap().push(Req {
+        at: Instant::now(),
+        method,
+        path: path.clone(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let (status, text) = if path.starts_with("/slow") {
+        std::thread::sleep(Duration::from_secs(30));
+        (200, "late")
+    } else if path.starts_with("/fail") {
+        (500, "receiver is down")
+    } else if path.starts_with("/bad") {
+        (400, "invalid_payload")
+    } else {
+        (200, "ok")
+    };
+    let mut conn = conn;
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = conn.flush();
+}
+
+const SECRETS_ENV: &[(&str, &str)] = &[("NOTIFY_TEST_HOOK", HOOK), ("NOTIFY_TEST_TOKEN", TOKEN)];
+
+fn header(title: &str) -> String {
+    format!(
+        r#"[runbook]
+title = '{title}'
+
+[vars]
+release = "v2.14.0"
+
+[secrets]
+HOOK = {{ env = "NOTIFY_TEST_HOOK" }}
+TOKEN = {{ env = "NOTIFY_TEST_TOKEN" }}
+"#
+    )
+}
+
+/// Every file of the run folder, as text.
+fn run_folder_text(fx: &Fixture) -> String {
+    let mut all = String::new();
+    let mut dirs = vec![fx.run_dir()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+fn assert_no_secret(fx: &Fixture, run: &CliRun) {
+    let files = run_folder_text(fx);
+    for secret in [HOOK, TOKEN] {
+        assert!(!files.contains(secret), "a secret is in the run folder:\n{files}");
+        assert!(
+            !run.stdout.contains(secret),
+            "a secret is on stdout:\n{}",
+            run.stdout
+        );
+        assert!(
+            !run.stderr.contains(secret),
+            "a secret is on stderr:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn each_format_sends_its_body_and_the_journal_says_so_without_a_secret() {
+    let rx = Receiver::start();
+    let fx = Fixture::new();
+    let text = format!(
+        r#"{}
+[[notify]]
+id = "slack"
+url = "{}/${{HOOK}}"
+on = ["run_started", "run_finished"]
+
+[[notify]]
+id = "raw"
+url = "{}"
+format = "json"
+on = ["step_finished"]
+
+[[notify]]
+id = "tmpl"
+url = "{}"
+format = "template"
+method = "PUT"
+on = ["run_finished"]
+headers = {{ Authorization = "Bearer ${{TOKEN}}" }}
+template = '''
+{{"text": {{{{ summary|tojson }}}}, "title": "{{{{ run.title|json_escape }}}}",
+ "release": {{{{ run.vars.release|tojson }}}}, "outcome": {{{{ run.outcome|tojson }}}},
+ "key": "${{TOKEN}}", "run": {{{{ run.id|tojson }}}}, "at": {{{{ ts_ms }}}}}}
+'''
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "Say"
+run = 'echo "deploying with $TOKEN"'
+"#,
+        header(r#"Checkout "canary""#),
+        rx.url("/ok/slack"),
+        rx.url("/ok/json"),
+        rx.url("/ok/tmpl"),
+    );
+    let file = fx.write("rb.toml", &text);
+    let run = fx.run_cli_env(&file, &[], SECRETS_ENV);
+    run.expect_code(0);
+    let j = fx.journal();
+    let started = event(&j, "run_started");
+    let who = format!(
+        "{}@{}",
+        started["operator"].as_str().unwrap(),
+        started["host"].as_str().unwrap()
+    );
+
+    let slack = rx.requests("/ok/slack");
+    assert_eq!(slack.len(), 2, "{slack:#?}");
+    assert_eq!(
+        slack[0].path,
+        format!("/ok/slack/{HOOK}"),
+        "the url's secret reaches the receiver"
+    );
+    assert_eq!(slack[0].method, "POST");
+    assert_eq!(slack[0].header("content-type"), Some("application/json"));
+    assert_eq!(
+        slack[0].json(),
+        serde_json::json!({"text": format!(r#"*Checkout "canary"* · {who} started Checkout "canary" (run)"#)})
+    );
+    assert_eq!(
+        slack[1].json(),
+        serde_json::json!({"text": format!(r#"*Checkout "canary"* · run succeeded (exit 0) · {who}"#)})
+    );
+
+    // json: the journal's line, as it is (the step's output, with the secret, is not in it).
+    let raw = rx.requests("/ok/json");
+    assert_eq!(raw.len(), 1, "{raw:#?}");
+    assert_eq!(&raw[0].json(), event(&j, "step_finished"));
+
+    let tmpl = rx.requests("/ok/tmpl");
+    assert_eq!(tmpl.len(), 1, "{tmpl:#?}");
+    assert_eq!(tmpl[0].method, "PUT");
+    assert_eq!(
+        tmpl[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let body = tmpl[0].json();
+    assert_eq!(body["text"], "run succeeded (exit 0)");
+    assert_eq!(body["title"], r#"Checkout "canary""#);
+    assert_eq!(body["release"], "v2.14.0");
+    assert_eq!(body["outcome"], "succeeded");
+    assert_eq!(body["key"], TOKEN);
+    let run_dir = fx.run_dir();
+    assert_eq!(body["run"], run_dir.file_name().unwrap().to_str().unwrap());
+    assert!(body["at"].as_u64().unwrap() > 1_700_000_000_000, "{body}");
+
+    let sent: Vec<(String, String, u64, u64)> = events(&j, "notify_sent")
+        .iter()
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap().to_string(),
+                e["on"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap(),
+                e["attempt"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut sorted = sent.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("raw".into(), "step_finished".into(), 200, 1),
+            ("slack".into(), "run_finished".into(), 200, 1),
+            ("slack".into(), "run_started".into(), 200, 1),
+            ("tmpl".into(), "run_finished".into(), 200, 1),
+        ]
+    );
+    assert!(events(&j, "notify_failed").is_empty());
+    assert!(
+        run.stdout
+            .contains("notified slack of run_started (HTTP 200, attempt 1)"),
+        "{}",
+        run.stdout
+    );
+    // The secret was in the step's output: masked in its log and on screen as everywhere.
+    assert!(run.stdout.contains("deploying with ***"), "{}", run.stdout);
+    assert_no_secret(&fx, &run);
+}
+
+#[test]
+fn failures_are_retried_three_times_then_journaled_and_shown_and_the_run_goes_on() {
+    let rx = Receiver::start();
+    let closed = unused_port();
+    let fx = Fixture::new();
+    let text = format!(
+        r#"{}
+[[notify]]
+id = "down"
+url = "{}"
+on = ["run_started"]
+
+[[notify]]
+id = "rejects"
+url = "{}"
+on = ["run_started"]
+
+[[notify]]
+id = "closed"
+url = "http://127.0.0.1:{closed}/${{HOOK}}"
+on = ["run_started"]
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "Work"
+run = "echo done > done.txt"
+"#,
+        header("Failing receivers"),
+        rx.url("/fail"),
+        rx.url("/bad"),
+    );
+    let file = fx.write("rb.toml", &text);
+    let run = fx.run_cli_env(&file, &[], SECRETS_ENV);
+    run.expect_code(0);
+    assert_eq!(fx.read("done.txt"), "done\n", "the run went on");
+    let j = fx.journal();
+
+    // 500: three attempts, one second and then two seconds apart.
+    let down = rx.requests("/fail");
+    assert_eq!(down.len(), 3, "{down:#?}");
+    let gap1 = down[1].at - down[0].at;
+    let gap2 = down[2].at - down[1].at;
+    assert!(
+        gap1 >= Duration::from_millis(950) && gap1 < Duration::from_secs(3),
+        "{gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(1950) && gap2 < Duration::from_secs(4),
+        "{gap2:?}"
+    );
+    // 400: the receiver's final word, not retried.
+    assert_eq!(rx.requests("/bad").len(), 1);
+
+    let failed = |target: &str| -> Value {
+        let found: Vec<&Value> = events(&j, "notify_failed")
+            .into_iter()
+            .filter(|e| e["target"] == target)
+            .collect();
+        assert_eq!(found.len(), 1, "{target}: {found:#?}");
+        found[0].clone()
+    };
+    let e = failed("down");
+    assert_eq!(
+        (e["on"].as_str(), e["status"].as_u64(), e["attempt"].as_u64()),
+        (Some("run_started"), Some(500), Some(3))
+    );
+    assert_eq!(e["error"], "HTTP 500: receiver is down");
+    let e = failed("rejects");
+    assert_eq!(
+        (e["status"].as_u64(), e["attempt"].as_u64()),
+        (Some(400), Some(1))
+    );
+    assert_eq!(e["error"], "HTTP 400: invalid_payload");
+    let e = failed("closed");
+    assert_eq!((e.get("status"), e["attempt"].as_u64()), (None, Some(3)));
+    assert!(e["error"].as_str().unwrap().starts_with("cannot connect"), "{e}");
+    assert!(events(&j, "notify_sent").is_empty());
+
+    assert!(
+        run.stdout.contains(
+            "!! notification of run_started to down FAILED (attempt 3): HTTP 500: receiver is down"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("to closed FAILED (attempt 3): cannot connect"),
+        "{}",
+        run.stdout
+    );
+    assert_no_secret(&fx, &run);
+}
+
+#[test]
+fn a_receiver_that_takes_30_seconds_delays_no_step_and_the_end_waits_only_5_seconds() {
+    let rx = Receiver::start();
+    let fx = Fixture::new();
+    let text = format!(
+        r#"{}
+[[notify]]
+id = "slow"
+url = "{}"
+on = ["run_started", "step_started", "step_finished", "run_finished"]
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "One"
+run = "true"
+
+[[phase.step]]
+title = "Two"
+run = "true"
+
+[[phase.step]]
+title = "Three"
+run = "true"
+"#,
+        header("Slow receiver"),
+        rx.url("/slow"),
+    );
+    let file = fx.write("rb.toml", &text);
+    let run = fx.run_cli_env(&file, &[], SECRETS_ENV);
+    run.expect_code(0);
+    let j = fx.journal();
+    let ts = |name: &str| event(&j, name)["ts"].as_str().unwrap().to_string();
+    let run_ms = ms_between(&ts("run_started"), &ts("run_finished"));
+    assert!(
+        run_ms < 2_000,
+        "three `true` steps took {run_ms} ms with a slow receiver"
+    );
+    // The end: 5 s of grace, then what is left is journaled as not sent.
+    assert!(
+        run.elapsed >= Duration::from_millis(4_500) && run.elapsed < Duration::from_secs(12),
+        "{:?}",
+        run.elapsed
+    );
+    assert!(
+        run.stdout
+            .contains("waiting up to 5s for 8 notifications still being sent"),
+        "{}",
+        run.stdout
+    );
+    let failed = events(&j, "notify_failed");
+    assert_eq!(failed.len(), 8, "{failed:#?}");
+    // The first was in flight (its first attempt); the others never started.
+    assert_eq!(failed[0]["on"], "run_started");
+    assert_eq!(failed[0]["attempt"], 1);
+    assert!(failed[1..].iter().all(|e| e["attempt"] == 0), "{failed:#?}");
+    assert!(
+        failed.iter().all(
+            |e| e["error"] == "not sent: the run ended and the 5s given to pending notifications ran out"
+        ),
+        "{failed:#?}"
+    );
+    // They follow run_finished.
+    let names = event_names(&j);
+    let end = names.iter().position(|n| n == "run_finished").unwrap();
+    assert!(names[end + 1..].iter().all(|n| n == "notify_failed"), "{names:?}");
+    assert_eq!(rx.requests("/slow").len(), 1);
+    assert!(
+        run.stdout
+            .contains("notification of step_started to slow NOT SENT"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_rehearsal_sends_nothing_and_shows_what_it_would_send_masked() {
+    let rx = Receiver::start();
+    let fx = Fixture::new();
+    let text = format!(
+        r#"{}
+[[notify]]
+id = "pager"
+url = "{}/${{HOOK}}"
+format = "template"
+on = ["run_started"]
+template = '{{"routing_key": "${{TOKEN}}", "summary": {{{{ summary|tojson }}}}}}'
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "Work"
+run = "echo hi"
+"#,
+        header("Rehearsed"),
+        rx.url("/ok"),
+    );
+    let file = fx.write("rb.toml", &text);
+    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
+        .arg("rehearse")
+        .arg(&file)
+        .args(["--headless", "--state-dir"])
+        .arg(fx.state())
+        .envs(SECRETS_ENV.iter().copied())
+        .output()
+        .unwrap();
+    let run = CliRun::new(out, Duration::ZERO);
+    run.expect_code(0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.requests("/").is_empty(), "a rehearsal sent a request");
+    let j = fx.journal();
+    let r = events(&j, "notify_rehearsed");
+    assert_eq!(r.len(), 1, "{r:#?}");
+    assert_eq!(r[0]["target"], "pager");
+    assert_eq!(r[0]["on"], "run_started");
+    assert_eq!(r[0]["method"], "POST");
+    assert_eq!(r[0]["url"], format!("{}/${{HOOK}}", rx.url("/ok")));
+    let body: Value = serde_json::from_str(r[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["routing_key"], "***");
+    assert!(
+        body["summary"]
+            .as_str()
+            .unwrap()
+            .contains("started Rehearsed (rehearse)"),
+        "{body}"
+    );
+    assert!(
+        run.stdout
+            .contains("rehearsal, not sent: would notify pager of run_started: POST"),
+        "{}",
+        run.stdout
+    );
+    assert!(events(&j, "notify_sent").is_empty() && events(&j, "notify_failed").is_empty());
+    assert_no_secret(&fx, &run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_is_sent_once_the_run_has_waited_longer_than_waiting_after() {
+    let rx = Receiver::start();
+    let fx = Fixture::new();
+    let text = format!(
+        r#"[runbook]
+title = "Waits"
+
+[[notify]]
+id = "oncall"
+url = "{}"
+format = "template"
+on = ["waiting"]
+waiting_after = "1s"
+template = '{{"text": {{{{ summary|tojson }}}}, "step": "{{{{ phase }}}}/{{{{ step }}}}", "why": "{{{{ why }}}}", "waited_s": {{{{ waited_s }}}}}}'
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "Check the dashboard"
+manual = true
+
+[[phase.step]]
+title = "Check the logs"
+manual = true
+"#,
+        rx.url("/ok/waiting"),
+    );
+    let file = fx.write("rb.toml", &text);
+    let req = request(&file, &fx.state(), &[], false);
+    let mut s = runbook::session::start(req).expect("start");
+    let mut first = true;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(u) = tokio::time::timeout_at(deadline.into(), s.updates.recv())
+        .await
+        .expect("the run ends in time")
+    {
+        if let runbook::engine::Update::Waiting { step, .. } = u {
+            let confirm = runbook::engine::Command::Confirm {
+                by: None,
+                step: Some(step),
+            };
+            // The first step is confirmed after 1.8 s (past waiting_after); the second at once.
+            if first {
+                first = false;
+                let commands = s.commands.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(1800)).await;
+                    let _ = commands.send(confirm).await;
+                });
+            } else {
+                s.commands.send(confirm).await.unwrap();
+            }
+        }
+    }
+    let outcome = s.engine.await.unwrap();
+    assert_eq!(outcome, runbook::journal::Outcome::Succeeded);
+    let got = rx.requests("/ok/waiting");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let body = got[0].json();
+    assert_eq!(body["step"], "deploy/check-the-dashboard");
+    assert_eq!(body["why"], "go-ahead");
+    assert_eq!(body["waited_s"], 1);
+    assert_eq!(
+        body["text"],
+        "waiting for an operator for 1s at deploy/check-the-dashboard (go-ahead)"
+    );
+    let j = journal_json(&fx.run_dir().join("journal.jsonl"));
+    let sent = events(&j, "notify_sent");
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0]["on"], "waiting");
+}
+
+// ── validate ───────────────────────────────────────────────────────────────────────────────────
+
+fn validate(name: &str) -> (i32, String) {
+    let path = format!("tests/fixtures/invalid/{name}.toml");
+    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["validate", &path])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The fixture has exactly one problem, and it is this one.
+fn one_problem(name: &str, at: &str, message: &str) {
+    let (code, stderr) = validate(name);
+    assert_eq!(code, 2, "{stderr}");
+    let path = format!("tests/fixtures/invalid/{name}.toml");
+    let first = stderr.lines().next().unwrap_or("");
+    assert_eq!(first, format!("{path}:{at}: {message}"), "\n{stderr}");
+    assert!(
+        stderr.ends_with(&format!("{path}: 1 problem found; nothing was run\n")),
+        "\n{stderr}"
+    );
+}
+
+#[test]
+fn validate_a_target_without_url() {
+    one_problem("notify-no-url", "4:1", "[[notify]] needs a `url`");
+}
+
+#[test]
+fn validate_an_unknown_format() {
+    one_problem(
+        "notify-unknown-format",
+        "7:10",
+        r#"format `teams` is not one of "slack", "json", "template""#,
+    );
+}
+
+#[test]
+fn validate_an_unknown_event() {
+    one_problem(
+        "notify-unknown-event",
+        "7:22",
+        "`rollback_startd` is not an event a target can be sent; did you mean `rollback_started`?",
+    );
+}
+
+#[test]
+fn validate_a_template_that_prints_what_an_event_lacks() {
+    one_problem(
+        "notify-template-undefined",
+        "12:1",
+        "the template does not render for `run_started`: undefined value (template line 3)",
+    );
+}
+
+#[test]
+fn validate_a_template_whose_body_is_not_json() {
+    let (code, stderr) = validate("notify-template-not-json");
+    assert_eq!(code, 2, "{stderr}");
+    let first = stderr.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with(
+            "tests/fixtures/invalid/notify-template-not-json.toml:9:13: the template's body for `trigger_fired` is not JSON ("
+        ),
+        "\n{stderr}"
+    );
+    assert!(
+        first.ends_with("escape text with `|tojson` or `|json_escape`, or set a Content-Type header"),
+        "{first}"
+    );
+}
+
+#[test]
+fn validate_an_undefined_reference_in_a_url() {
+    one_problem(
+        "notify-undefined-reference",
+        "6:34",
+        "`${SLACK_HOOK}` is not defined in [vars] or [secrets]",
+    );
+}

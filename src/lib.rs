@@ -62,4 +62,5 @@ pub mod notify;
 pub mod runbook;
 pub mod secrets;
 pub mod session;
+pub mod text;
 pub mod tui;

@@ -8,20 +8,11 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::super::notify::{self as format, DEFAULT_ON, EVENT_NAMES};
-use super::{Parser, Subst, Table, Value, misspelt, suggestion};
+use super::schema::{NOTIFY_KEYS, misspelt};
+use super::{Parser, Subst, Table, Value};
+use crate::runbook::diagnostic::suggestion;
 use crate::runbook::model::{NotifyFormat, NotifyTarget};
-
-const NOTIFY_KEYS: &[&str] = &[
-    "id",
-    "url",
-    "format",
-    "on",
-    "template",
-    "headers",
-    "method",
-    "waiting_after",
-];
+use crate::runbook::notify::{self as format, DEFAULT_ON, EVENT_NAMES};
 const FORMATS: &[&str] = &["slack", "json", "template"];
 const METHODS: &[&str] = &["POST", "PUT", "PATCH", "GET", "DELETE"];
 

@@ -707,3 +707,374 @@ fn validate_an_undefined_reference_in_a_url() {
         "`${SLACK_HOOK}` is not defined in [vars] or [secrets]",
     );
 }
+
+// ── The README's templates, run for real ───────────────────────────────────────────────────────
+
+/// The README's `[[notify]]` example whose `id` is `id`, from its Notifications section.
+fn readme_template(id: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("\n## Notifications\n")
+        .expect("a Notifications section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |i| i + 1)];
+    section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .find(|b| b.contains(&format!("id = \"{id}\"")))
+        .unwrap_or_else(|| panic!("no [[notify]] with id {id} in the README"))
+        .to_string()
+}
+
+/// Runs the README's template `id` in a runbook whose trigger fires at once, so that the run goes
+/// through run_started, trigger_fired, rollback_started, rollback_finished and run_finished (rolled
+/// back), with its url pointed at the receiver. Returns what the receiver got, and the journal.
+fn run_readme_template(id: &str) -> (Vec<Req>, Vec<Value>) {
+    let rx = Receiver::start();
+    let fx = Fixture::new();
+    let block = readme_template(id);
+    let url = rx.url(&format!("/ok/{id}"));
+    let block: String = block
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{url}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Every secret the example reads, from a test value.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for l in block.lines() {
+        if let Some(i) = l.find("{ env = \"") {
+            let name = &l[i + 9..];
+            let name = &name[..name.find('"').unwrap()];
+            env.push((name.to_string(), format!("test-secret-{}", name.to_lowercase())));
+        }
+    }
+    let text = format!(
+        r#"[runbook]
+title = "Checkout rollout"
+
+{block}
+
+[metrics]
+interval = "1s"
+
+[[metric]]
+id = "error_rate"
+title = "Error rate"
+query = "x"
+unit = "percent"
+simulate = {{ baseline = 0.5, jitter = 0.0 }}
+
+[[trigger]]
+id = "error-rate"
+title = "Error rate above 10%"
+metric = "error_rate"
+above = 0.1
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "Wait"
+watch = "10s"
+
+[rollback]
+[[rollback.phase]]
+title = "Back"
+
+[[rollback.phase.step]]
+title = "Undo"
+run = "true"
+"#
+    );
+    let file = fx.write("rb.toml", &text);
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = fx.run_cli_env(&file, &[], &envs);
+    run.expect_code(3);
+    let j = fx.journal();
+    assert!(
+        events(&j, "notify_failed").is_empty(),
+        "{:#?}",
+        events(&j, "notify_failed")
+    );
+    for (_, secret) in &env {
+        assert!(
+            !run_folder_text(&fx).contains(secret.as_str()),
+            "a secret is in the run folder"
+        );
+        assert!(!run.stdout.contains(secret.as_str()));
+    }
+    (rx.requests("/ok/"), j)
+}
+
+fn sent_on(j: &[Value]) -> Vec<String> {
+    events(j, "notify_sent")
+        .iter()
+        .map(|e| e["on"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn readme_slack_template() {
+    let (got, j) = run_readme_template("slack");
+    assert_eq!(
+        sent_on(&j),
+        [
+            "run_started",
+            "trigger_fired",
+            "rollback_started",
+            "rollback_finished",
+            "run_finished"
+        ]
+    );
+    let texts: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        texts[0].starts_with(":rocket: *Checkout rollout* — "),
+        "{texts:?}"
+    );
+    assert!(
+        texts[1].starts_with(":rotating_light: *Checkout rollout* — trigger error-rate FIRED (value 0.5)"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[4].starts_with(":warning: *Checkout rollout* — run rolled back (exit 3)"),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn readme_teams_template() {
+    let (got, j) = run_readme_template("teams");
+    assert_eq!(
+        sent_on(&j),
+        [
+            "run_started",
+            "trigger_fired",
+            "rollback_started",
+            "rollback_finished",
+            "run_finished"
+        ]
+    );
+    for r in &got {
+        let b = r.json();
+        assert_eq!(b["type"], "message");
+        let a = &b["attachments"][0];
+        assert_eq!(a["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(a["content"]["type"], "AdaptiveCard");
+        assert_eq!(a["content"]["body"][0]["text"], "Checkout rollout");
+    }
+    assert_eq!(
+        got[1].json()["attachments"][0]["content"]["body"][1]["text"],
+        "trigger error-rate FIRED (value 0.5)"
+    );
+}
+
+#[test]
+fn readme_pagerduty_template() {
+    let (got, j) = run_readme_template("pagerduty");
+    assert_eq!(sent_on(&j), ["trigger_fired", "rollback_started", "run_finished"]);
+    let bodies: Vec<Value> = got.iter().map(Req::json).collect();
+    let key = "test-secret-pagerduty_routing_key";
+    for b in &bodies {
+        assert_eq!(b["routing_key"], key);
+        assert_eq!(b["dedup_key"], bodies[0]["dedup_key"]);
+    }
+    assert_eq!(bodies[0]["event_action"], "trigger");
+    assert_eq!(bodies[0]["payload"]["severity"], "critical");
+    assert_eq!(
+        bodies[0]["payload"]["summary"],
+        "Checkout rollout: trigger error-rate FIRED (value 0.5)"
+    );
+    assert!(
+        bodies[0]["payload"]["source"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert_eq!(bodies[2]["event_action"], "resolve");
+    assert!(bodies[2].get("payload").is_none());
+}
+
+#[test]
+fn readme_grafana_template() {
+    let (got, j) = run_readme_template("grafana");
+    assert_eq!(sent_on(&j), ["trigger_fired", "rollback_started", "run_finished"]);
+    assert!(
+        got.iter()
+            .all(|r| r.header("authorization") == Some("Bearer test-secret-grafana_token"))
+    );
+    let point = got[0].json();
+    assert!(
+        point["time"].as_u64().is_some() && point.get("timeEnd").is_none(),
+        "{point}"
+    );
+    assert_eq!(
+        point["tags"],
+        serde_json::json!(["runbook", "rb", "trigger_fired"])
+    );
+    let region = got[2].json();
+    let (from, to) = (
+        region["time"].as_u64().unwrap(),
+        region["timeEnd"].as_u64().unwrap(),
+    );
+    assert!(
+        from <= point["time"].as_u64().unwrap() && point["time"].as_u64().unwrap() <= to,
+        "{region}"
+    );
+    assert_eq!(
+        region["tags"],
+        serde_json::json!(["runbook", "rb", "rolled_back"])
+    );
+}
+
+#[test]
+fn readme_statuspage_template() {
+    let (got, j) = run_readme_template("statuspage");
+    assert_eq!(sent_on(&j), ["run_started", "trigger_fired", "run_finished"]);
+    let status: Vec<String> = got
+        .iter()
+        .map(|r| {
+            assert_eq!(r.method, "PATCH");
+            assert_eq!(
+                r.header("authorization"),
+                Some("OAuth test-secret-statuspage_api_key")
+            );
+            r.json()["component"]["status"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        status,
+        ["under_maintenance", "degraded_performance", "operational"]
+    );
+}
+
+// ── The shipped runbooks ───────────────────────────────────────────────────────────────────────
+
+#[test]
+fn the_kubernetes_canary_rehearses_its_slack_and_grafana_notifications_without_sending() {
+    let fx = Fixture::new();
+    let hook = "https://hooks.slack.com/services/T000/B000/canary-hook-secret";
+    let token = "glsa_canary_token_secret";
+    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "rehearse",
+            "runbooks/kubernetes-canary.toml",
+            "--headless",
+            "--yes",
+            "--speed",
+            "1000",
+        ])
+        .arg("--state-dir")
+        .arg(fx.state())
+        .env("SLACK_WEBHOOK_URL", hook)
+        .env("GRAFANA_TOKEN", token)
+        .output()
+        .unwrap();
+    let run = CliRun::new(out, Duration::ZERO);
+    run.expect_code(0);
+    let j = fx.journal();
+    let r: Vec<(String, String)> = events(&j, "notify_rehearsed")
+        .iter()
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap().into(),
+                e["on"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        r,
+        [
+            ("slack".to_string(), "run_started".to_string()),
+            ("slack".into(), "run_finished".into()),
+            ("grafana".into(), "run_finished".into()),
+        ]
+    );
+    let grafana = events(&j, "notify_rehearsed")[2];
+    assert_eq!(grafana["url"], "https://grafana.example.com/api/annotations");
+    let body: Value = serde_json::from_str(grafana["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["tags"],
+        serde_json::json!(["runbook", "deploy", "storefront", "succeeded"])
+    );
+    let files = run_folder_text(&fx);
+    for secret in [hook, token] {
+        assert!(!files.contains(secret) && !run.stdout.contains(secret) && !run.stderr.contains(secret));
+    }
+}
+
+#[test]
+fn the_demo_notifies_its_local_receiver_which_goes_away_with_the_run() {
+    let fx = Fixture::new();
+    let port = unused_port();
+    let log = fx.file("notifications.log");
+    let out = ProcCommand::new("./assets/demo/with-receiver.sh")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "runbooks/production-rollout.toml", "--headless", "--yes"])
+        .args(["--var", "canary_watch=1s", "--var", "monitoring_window=1s"])
+        .args(["--var", &format!("notify_url=http://127.0.0.1:{port}")])
+        .arg("--state-dir")
+        .arg(fx.state())
+        .env("DEMO_PACE", "0")
+        .env("DEMO_NOTIFY_PORT", port.to_string())
+        .env("DEMO_NOTIFY_LOG", &log)
+        .output()
+        .unwrap();
+    let run = CliRun::new(out, Duration::ZERO);
+    run.expect_code(0);
+    let j = fx.journal();
+    let mut sent: Vec<(String, String)> = events(&j, "notify_sent")
+        .iter()
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap().into(),
+                e["on"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            ("deploys-channel".to_string(), "run_finished".to_string()),
+            ("deploys-channel".into(), "run_started".into()),
+            ("status-page".into(), "run_finished".into()),
+            ("status-page".into(), "run_started".into()),
+        ]
+    );
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(got.lines().count(), 4, "{got}");
+    assert!(
+        got.contains(
+            r#"PATCH /statuspage/components/checkout {"component": {"status": "under_maintenance"}}"#
+        ),
+        "{got}"
+    );
+    assert!(
+        got.contains(r#"PATCH /statuspage/components/checkout {"component": {"status": "operational"}}"#),
+        "{got}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "the demo receiver on 127.0.0.1:{port} got 4 notifications"
+        )),
+        "{}",
+        run.stderr
+    );
+    // The receiver is gone: nothing listens on its port any more.
+    assert!(
+        wait_for(Duration::from_secs(2), || TcpStream::connect(("127.0.0.1", port))
+            .is_err()),
+        "the demo receiver outlived the run"
+    );
+}

@@ -468,21 +468,24 @@ impl Engine {
     }
 
     /// Notifications still pending when the run ends get a short grace period (the operator is
-    /// told), then are journaled as not sent.
+    /// told when it is more than a moment), then are journaled as not sent.
     async fn finish_notify(&mut self) {
         let mut notify = std::mem::replace(&mut self.rec.notify, crate::notify::Notifier::none());
-        let pending = notify.close().await;
+        let quiet = Duration::from_millis(300);
+        let mut pending = notify.close().await;
         if pending > 0 {
-            let grace = crate::notify::GRACE;
+            pending = notify.settle(quiet).await;
+        }
+        if pending > 0 {
             self.rec
                 .tell(Update::Message(format!(
                     "waiting up to {}s for {pending} notification{} still being sent",
-                    grace.as_secs(),
+                    crate::notify::GRACE.as_secs(),
                     if pending == 1 { "" } else { "s" }
                 )))
                 .await;
         }
-        notify.finish(crate::notify::GRACE).await;
+        notify.finish(crate::notify::GRACE - quiet).await;
     }
 
     /// The last events: a step still waiting when the run stopped, a rehearsal's figures, and

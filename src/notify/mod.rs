@@ -154,6 +154,18 @@ impl Notifier {
         r.pending.lock().map_or(0, |p| p.len())
     }
 
+    /// Waits up to `limit` for the pending notifications to be journaled; returns how many are
+    /// still pending.
+    pub async fn settle(&self, limit: Duration) -> usize {
+        let Some(r) = &self.inner else { return 0 };
+        let count = || r.pending.lock().map_or(0, |p| p.len());
+        let deadline = Instant::now() + limit;
+        while count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        count()
+    }
+
     /// Waits up to `grace` for what is pending, then journals what is left as not sent. Returns
     /// how many were not sent.
     pub async fn finish(mut self, grace: Duration) -> usize {
@@ -187,7 +199,7 @@ impl Notifier {
         for (target, on, attempt) in left {
             let error = format!(
                 "not sent: the run ended and the {}s given to pending notifications ran out",
-                grace.as_secs()
+                GRACE.as_secs()
             );
             let event = Event::NotifyFailed {
                 target,

@@ -395,15 +395,14 @@ run = "echo done > done.txt"
     assert!(events(&j, "notify_sent").is_empty());
 
     assert!(
-        run.stdout.contains(
-            "!! notification of run_started to down FAILED (attempt 3): HTTP 500: receiver is down"
-        ),
+        run.stdout
+            .contains("!! notify down FAILED for run_started (attempt 3): HTTP 500: receiver is down"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("to closed FAILED (attempt 3): cannot connect"),
+            .contains("!! notify closed FAILED for run_started (attempt 3): cannot connect"),
         "{}",
         run.stdout
     );
@@ -468,9 +467,9 @@ run = "true"
     assert_eq!(failed[0]["attempt"], 1);
     assert!(failed[1..].iter().all(|e| e["attempt"] == 0), "{failed:#?}");
     assert!(
-        failed.iter().all(
-            |e| e["error"] == "not sent: the run ended and the 5s given to pending notifications ran out"
-        ),
+        failed
+            .iter()
+            .all(|e| e["error"] == "the run ended and the 5s given to pending notifications ran out"),
         "{failed:#?}"
     );
     // They follow run_finished.
@@ -480,7 +479,7 @@ run = "true"
     assert_eq!(rx.requests("/slow").len(), 1);
     assert!(
         run.stdout
-            .contains("notification of step_started to slow NOT SENT"),
+            .contains("!! notify slow NOT SENT for step_started: the run ended"),
         "{}",
         run.stdout
     );

@@ -250,14 +250,14 @@ impl Event {
                 attempt: 0,
                 error,
                 ..
-            } => format!("notification of {on} to {target} NOT SENT: {error}"),
+            } => format!("notify {target} NOT SENT for {on}: {error}"),
             Event::NotifyFailed {
                 target,
                 on,
                 attempt,
                 error,
                 ..
-            } => format!("notification of {on} to {target} FAILED (attempt {attempt}): {error}"),
+            } => format!("notify {target} FAILED for {on} (attempt {attempt}): {error}"),
             Event::NotifyRehearsed {
                 target,
                 on,

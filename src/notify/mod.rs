@@ -198,7 +198,7 @@ impl Notifier {
         let n = left.len();
         for (target, on, attempt) in left {
             let error = format!(
-                "not sent: the run ended and the {}s given to pending notifications ran out",
+                "the run ended and the {}s given to pending notifications ran out",
                 GRACE.as_secs()
             );
             let event = Event::NotifyFailed {
@@ -296,7 +296,7 @@ async fn dispatch(
                 on: on.to_string(),
                 status: None,
                 attempt: 0,
-                error: format!("not sent: {TARGET_QUEUE} notifications already wait for this target"),
+                error: format!("{TARGET_QUEUE} notifications already wait for this target"),
             };
             if let Ok(rec) = journal.append(event) {
                 let _ = shown.try_send(rec);
@@ -316,7 +316,7 @@ async fn dispatch(
                             on: "?".into(),
                             status: None,
                             attempt: 0,
-                            error: format!("not sent: {lost} events found the notification queue full"),
+                            error: format!("{lost} events found the notification queue full"),
                         };
                         if let Ok(rec) = journal.append(event) {
                             let _ = shown.try_send(rec);

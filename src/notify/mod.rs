@@ -71,9 +71,23 @@ struct Running {
     dropped: Arc<AtomicU64>,
     dispatcher: Option<tokio::task::JoinHandle<Vec<tokio::task::JoinHandle<()>>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Every worker, to be stopped if the notifier is dropped without `finish` (the run could not
+    /// be journaled): a worker retrying a slow receiver must not keep the front end waiting.
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     pending: Pending,
     journal: Appender,
     shown: mpsc::Sender<Record>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dispatcher {
+            d.abort();
+        }
+        if let Ok(tasks) = self.tasks.lock() {
+            tasks.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+    }
 }
 
 /// What the notifier needs of the run.
@@ -103,13 +117,21 @@ impl Notifier {
         let pending: Pending = Arc::default();
         let journal = setup.journal.clone();
         let shown = setup.shown.clone();
-        let dispatcher = tokio::spawn(dispatch(setup, rx, dropped.clone(), pending.clone()));
+        let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let dispatcher = tokio::spawn(dispatch(
+            setup,
+            rx,
+            dropped.clone(),
+            pending.clone(),
+            tasks.clone(),
+        ));
         Notifier {
             inner: Some(Running {
                 offers,
                 dropped,
                 dispatcher: Some(dispatcher),
                 workers: Vec::new(),
+                tasks,
                 pending,
                 journal,
                 shown,
@@ -170,9 +192,9 @@ impl Notifier {
     /// how many were not sent.
     pub async fn finish(mut self, grace: Duration) -> usize {
         self.close().await;
-        let Some(r) = self.inner else { return 0 };
+        let Some(mut r) = self.inner.take() else { return 0 };
         let deadline = Instant::now() + grace;
-        let workers = r.workers;
+        let workers = std::mem::take(&mut r.workers);
         for w in &workers {
             let _ = tokio::time::timeout_at(deadline, async {
                 while !w.is_finished() {
@@ -243,6 +265,7 @@ async fn dispatch(
     mut offers: mpsc::Receiver<Offer>,
     dropped: Arc<AtomicU64>,
     pending: Pending,
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let Setup {
         runbook,
@@ -268,7 +291,11 @@ async fn dispatch(
             shown: shown.clone(),
             pending: pending.clone(),
         };
-        workers.push(tokio::spawn(worker.run(rx)));
+        let handle = tokio::spawn(worker.run(rx));
+        if let Ok(mut t) = tasks.lock() {
+            t.push(handle.abort_handle());
+        }
+        workers.push(handle);
     }
     let targets: &[NotifyTarget] = &runbook.notify;
     let mut next_id = 0u64;

@@ -1077,3 +1077,52 @@ fn the_demo_notifies_its_local_receiver_which_goes_away_with_the_run() {
         "the demo receiver outlived the run"
     );
 }
+
+#[test]
+fn a_resumed_run_notifies_as_a_run_does() {
+    let rx = Receiver::start();
+    let fx = Fixture::new();
+    let text = format!(
+        r#"[runbook]
+title = "Resumed"
+
+[[notify]]
+id = "raw"
+url = "{}"
+format = "json"
+on = ["run_started", "run_finished"]
+
+[[phase]]
+title = "Deploy"
+
+[[phase.step]]
+title = "Check by hand"
+manual = true
+"#,
+        rx.url("/ok/raw"),
+    );
+    let file = fx.write("rb.toml", &text);
+    // Nobody at the terminal: the manual step stops the run (resumably).
+    fx.run_cli(&file, &[]).expect_code(1);
+    let dir = fx.run_dir();
+    fx.resume(&[dir.to_str().unwrap(), "--yes"]).expect_code(0);
+    let got: Vec<Value> = rx.requests("/ok/raw").iter().map(Req::json).collect();
+    let seen: Vec<(String, String)> = got
+        .iter()
+        .map(|b| {
+            let what = b["mode"].as_str().or(b["outcome"].as_str()).unwrap_or("");
+            (b["event"].as_str().unwrap().to_string(), what.to_string())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("run_started".to_string(), "run".to_string()),
+            ("run_finished".into(), "aborted".into()),
+            ("run_started".into(), "resume".into()),
+            ("run_finished".into(), "succeeded".into()),
+        ]
+    );
+    let j = fx.journal();
+    assert_eq!(events(&j, "notify_sent").len(), 4);
+}

@@ -1126,3 +1126,27 @@ manual = true
     let j = fx.journal();
     assert_eq!(events(&j, "notify_sent").len(), 4);
 }
+
+#[test]
+fn plan_lists_the_targets_without_their_urls() {
+    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["plan", "runbooks/kubernetes-canary.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    let at = stdout.find("\n## Notifications\n").expect("a Notifications part");
+    let part: Vec<&str> = stdout[at..].lines().skip(2).take(2).collect();
+    assert_eq!(
+        part,
+        [
+            "  slack            template, POST; on run_started, trigger_fired, rollback_started, rollback_finished, run_finished, waiting (after 5m)",
+            "  grafana          template, POST; on trigger_fired, rollback_started, run_finished",
+        ]
+    );
+    assert!(
+        !stdout.contains("${SLACK_WEBHOOK}") && !stdout.contains("/api/annotations"),
+        "{stdout}"
+    );
+}

@@ -343,6 +343,42 @@ pub fn sample_run(title: &str, vars: &[(String, String)], event: &str) -> RunInf
     }
 }
 
+/// The `## Notifications` part of `plan`: each target, its format and method, and the events it is
+/// sent. Never its url or headers: they usually hold a secret.
+pub fn outline(targets: &[NotifyTarget]) -> String {
+    if targets.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("\n## Notifications\n");
+    for t in targets {
+        let format = match t.format {
+            NotifyFormat::Slack => "slack",
+            NotifyFormat::Json => "json",
+            NotifyFormat::Template(_) => "template",
+        };
+        let on: Vec<String> =
+            t.on.iter()
+                .map(|e| {
+                    if e == WAITING {
+                        format!(
+                            "waiting (after {})",
+                            crate::duration::format_duration(t.waiting_after)
+                        )
+                    } else {
+                        e.clone()
+                    }
+                })
+                .collect();
+        o.push_str(&format!(
+            "  {:<16} {format}, {}; on {}\n",
+            t.id,
+            t.method,
+            on.join(", ")
+        ));
+    }
+    o
+}
+
 /// Whether the target's headers set a Content-Type (else a body is sent as `application/json`).
 pub fn content_type(target: &NotifyTarget) -> Option<&str> {
     target

@@ -38,5 +38,6 @@ done
 status=$?
 n=$(wc -l <"$log")
 echo "with-receiver: the demo receiver on 127.0.0.1:$port got $n notification$([ "$n" = 1 ] || echo s) ($log):" >&2
-cut -c1-160 "$log" | sed 's/^/  /' >&2
+width=$(tput cols 2>/dev/null || echo 100)
+cut -c1-$((width > 20 ? width - 3 : 77)) "$log" | sed 's/^/  /' >&2
 exit "$status"

@@ -11,6 +11,14 @@ use crate::runbook::plan::count;
 use crate::runbook::{LoadError, load};
 use crate::session::{self, Request};
 
+/// What `runbook report --format` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
 /// Drive a production deploy from a runbook, and get back when it goes wrong.
 #[derive(Debug, Parser)]
 #[command(name = "runbook", version, about, max_term_width = 100)]
@@ -71,8 +79,8 @@ pub enum Cmd {
         /// The run's journal.jsonl or its folder
         journal: PathBuf,
         /// markdown or json
-        #[arg(long, value_name = "FORMAT", default_value = "markdown", value_parser = ["markdown", "json"])]
-        format: String,
+        #[arg(long, value_name = "FORMAT", default_value = "markdown")]
+        format: ReportFormat,
         /// Write the report to FILE instead of stdout
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
@@ -155,7 +163,7 @@ pub fn main() -> ExitCode {
             journal,
             format,
             output,
-        } => crate::journal::report::main(&journal, &format, output.as_deref()),
+        } => crate::journal::report::main(&journal, format.into(), output.as_deref()),
         Cmd::Import { checklist } => import(&checklist),
         Cmd::Rehearse {
             file,

@@ -150,7 +150,7 @@ impl Engine {
             match step.on_failure {
                 OnFailure::Continue => return Ok(()),
                 OnFailure::Rollback if !at.rollback => {
-                    return Err(Stop::Rollback(format!("step:{step_name}")));
+                    return Err(Stop::Rollback(RollbackReason::Step(step_name)));
                 }
                 _ => {}
             }
@@ -182,8 +182,8 @@ impl Engine {
                     }
                     Input::Command(Command::Rollback) if !at.rollback => {
                         let reason = match self.firing().first() {
-                            Some(id) => format!("trigger:{id}"),
-                            None => format!("step:{step_name}"),
+                            Some(id) => RollbackReason::Trigger(id.to_string()),
+                            None => RollbackReason::Step(step_name),
                         };
                         return Err(Stop::Rollback(reason));
                     }
@@ -300,9 +300,8 @@ enum GoAhead {
 /// "trigger x" for a stop caused by a trigger.
 fn trigger_of(stop: &Stop) -> String {
     match stop {
-        Stop::Rollback(r) => r
-            .strip_prefix("trigger:")
-            .map_or_else(|| r.clone(), |t| format!("trigger {t}")),
+        Stop::Rollback(RollbackReason::Trigger(t)) => format!("trigger {t}"),
+        Stop::Rollback(r) => r.to_string(),
         other => format!("{other:?}"),
     }
 }

@@ -1150,3 +1150,12 @@ fn plan_lists_the_targets_without_their_urls() {
         "{stdout}"
     );
 }
+
+#[test]
+fn validate_a_header_name_that_is_not_one() {
+    one_problem(
+        "notify-bad-header",
+        "7:13",
+        "`X Token` is not an HTTP header name",
+    );
+}

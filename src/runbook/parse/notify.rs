@@ -81,6 +81,14 @@ impl Parser<'_> {
             }
         };
         let headers = self.string_map(t, "headers", what, Some(Subst::Request));
+        if let Some(DeValue::Table(h)) = t.get("headers").map(|v| v.get_ref()) {
+            for (k, _) in h.iter() {
+                let name: &str = k.get_ref();
+                if !is_header_name(name) {
+                    self.err(k.span(), format!("`{name}` is not an HTTP header name"));
+                }
+            }
+        }
         let template = self.text(t, "template", what, Subst::Request);
         let format = match self.raw_str(t, "format", what) {
             None | Some(("slack", _)) => Some(NotifyFormat::Slack),
@@ -247,4 +255,12 @@ impl Parser<'_> {
             .unwrap_or(raw.len() - offset.min(raw.len()));
         start..start + len.max(1)
     }
+}
+
+/// An HTTP header name: a token (RFC 9110: letters, digits and ``!#$%&'*+-.^_`|~``).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -317,7 +317,7 @@ run = 'echo "deploying with $TOKEN"'
 #[test]
 fn failures_are_retried_three_times_then_journaled_and_shown_and_the_run_goes_on() {
     let rx = Receiver::start();
-    let closed = unused_port();
+    let closed = free_port();
     let fx = Fixture::new();
     let text = format!(
         r#"{}
@@ -1014,7 +1014,7 @@ fn the_kubernetes_canary_rehearses_its_slack_and_grafana_notifications_without_s
 #[test]
 fn the_demo_notifies_its_local_receiver_which_goes_away_with_the_run() {
     let fx = Fixture::new();
-    let port = unused_port();
+    let port = free_port();
     let log = fx.file("notifications.log");
     let out = ProcCommand::new("./assets/demo/with-receiver.sh")
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -407,6 +407,17 @@ run = "echo done > done.txt"
         run.stdout
     );
     assert_no_secret(&fx, &run);
+    // The report's timeline has them too.
+    let report = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
+        .arg("report")
+        .arg(fx.run_dir())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.contains("| notify down FAILED for run_started (attempt 3): HTTP 500: receiver is down |"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -331,27 +331,14 @@ fn start_notify(
             }
         }
     });
-    let now = std::time::SystemTime::now();
-    let run_dir = journal.run_dir();
-    let run = crate::runbook::notify::RunInfo {
-        id: run_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        runbook: rb.id.clone(),
-        title: rb.title.clone(),
-        vars: rb.vars.iter().cloned().collect(),
-        operator: opts.operator.clone(),
-        host: opts.host.clone(),
-        mode: opts.mode.as_str().into(),
-        rehearsal: opts.rehearsal.is_some(),
-        dir: run_dir.display().to_string(),
-        started: crate::journal::timestamp(now),
-        started_ms: now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        outcome: None,
-    };
+    let run = crate::notify::run_info(
+        rb,
+        journal.run_dir(),
+        &opts.operator,
+        &opts.host,
+        opts.mode.as_str(),
+        opts.rehearsal.is_some(),
+    );
     crate::notify::Notifier::start(crate::notify::Setup {
         runbook: rb.clone(),
         run,

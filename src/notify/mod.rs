@@ -101,6 +101,37 @@ pub struct Setup {
     pub shown: mpsc::Sender<Record>,
 }
 
+/// What a template sees of the run under `run`, as it starts (`outcome` is filled in at its end).
+pub fn run_info(
+    rb: &Runbook,
+    run_dir: &std::path::Path,
+    operator: &str,
+    host: &str,
+    mode: &str,
+    rehearsal: bool,
+) -> RunInfo {
+    let now = std::time::SystemTime::now();
+    RunInfo {
+        id: run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        runbook: rb.id.clone(),
+        title: rb.title.clone(),
+        vars: rb.vars.iter().cloned().collect(),
+        operator: operator.into(),
+        host: host.into(),
+        mode: mode.into(),
+        rehearsal,
+        dir: run_dir.display().to_string(),
+        started: crate::journal::timestamp(now),
+        started_ms: now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        outcome: None,
+    }
+}
+
 impl Notifier {
     /// A notifier that sends nothing (a runbook without `[[notify]]`).
     pub fn none() -> Notifier {
@@ -388,7 +419,7 @@ async fn dispatch(
                     }
                 }
             }
-            _ = sleep_until_opt(next_due) => {
+            _ = crate::duration::sleep_until_opt(next_due) => {
                 let Some(w) = &mut wait else { continue };
                 let now = Instant::now();
                 let waited = now.duration_since(w.since);
@@ -413,12 +444,4 @@ async fn dispatch(
         }
     }
     workers
-}
-
-/// Sleeps until `at`, or forever without a deadline.
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

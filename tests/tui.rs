@@ -55,7 +55,10 @@ fn rollback_at(phase: usize, step: usize) -> StepRef {
 
 fn fixture() -> Arc<Runbook> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tui/checkout.toml");
-    Arc::new(runbook::runbook::load(&path, &[]).expect("the UI fixture runbook loads"))
+    let mut rb = runbook::runbook::load(&path, &[]).expect("the UI fixture runbook loads");
+    // As an operator gives it (relative): the screen is the same wherever the repository is.
+    rb.file = "tests/fixtures/tui/checkout.toml".into();
+    Arc::new(rb)
 }
 
 /// A fresh screen for the fixture, with simulated metrics (no `[metrics] url`).
@@ -95,6 +98,7 @@ fn run_started(app: &mut App) {
             mode: "run".into(),
             vars,
             pid: 4242,
+            plan: None,
         },
     );
 }
@@ -393,6 +397,8 @@ fn state_rolled_back() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     step_started(&mut app, 800, "immediate", "traffic", true);
@@ -876,6 +882,30 @@ fn shift_r_then_y_rolls_back() {
     assert_eq!(top(&app).as_deref(), Some("rollback"));
     assert_eq!(ch(&mut app, 'y'), send(Command::Rollback));
     assert!(app.dialogs.is_empty());
+}
+
+#[test]
+fn shift_r_then_w_says_why_and_enter_rolls_back_with_it() {
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    assert_eq!(ch(&mut app, 'w'), vec![]);
+    // Esc goes back to the rollback dialog, which still asks.
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("rollback"));
+    ch(&mut app, 'w');
+    typed(&mut app, "p99 doubled");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        send(Command::RollbackWithNote {
+            note: "p99 doubled".into()
+        })
+    );
+    assert!(app.dialogs.is_empty());
+    // Nothing typed: a plain rollback.
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    ch(&mut app, 'w');
+    assert_eq!(press(&mut app, KeyCode::Enter), send(Command::Rollback));
 }
 
 #[test]
@@ -1642,6 +1672,8 @@ fn state_rolled_back_by_operator() -> App {
         760,
         Event::RollbackStarted {
             reason: "operator".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     for (step, attempt, took) in [("deploy", 1, 60_000), ("watch", 0, 0)] {
@@ -1911,6 +1943,8 @@ fn state_rollback_step_waiting() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     waiting(&mut app, rollback_at(0, 0), Wait::GoAhead { irreversible: false });
@@ -1951,6 +1985,7 @@ fn resuming_shows_no_countdown_from_the_last_session() {
             mode: "resume".into(),
             vars: BTreeMap::new(),
             pid: 4343,
+            plan: None,
         },
     );
     assert!(app.auto_rollback().is_none());

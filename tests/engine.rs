@@ -547,7 +547,7 @@ async fn http_expect_body_substring() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_refused_connection_fails_clearly() {
     let fx = Fixture::new();
-    let port = unused_port();
+    let port = free_port();
     let (d, f) = http_step(
         &fx,
         &format!(r#"{{ url = "http://127.0.0.1:{port}/healthz" }}"#),

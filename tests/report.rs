@@ -1,22 +1,18 @@
 //! `runbook report`: hand-written journals under tests/fixtures/report/ rendered as Markdown and
 //! JSON, a real journal written by `runbook run`, and the error cases.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{runbook, runbook_bin};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/report")
         .join(name)
-}
-
-fn runbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .output()
-        .expect("run the runbook binary")
 }
 
 /// The Markdown report of a fixture; the command must succeed and say nothing on stderr.
@@ -634,7 +630,7 @@ fn a_device_or_a_fifo_is_refused_without_reading_it() {
             "is a named pipe (FIFO), not a regular file",
         ),
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        let mut child = Command::new(runbook_bin())
             .args(["report", &path])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -22,8 +22,6 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runbook");
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
@@ -1597,7 +1595,8 @@ fn hang_up_in_tmux() -> HungUp {
     let rb = fx.write("hup.toml", HUP);
     let err = fx.file("ui-stderr.txt");
     let shell = format!(
-        "exec '{BIN}' run '{}' --state-dir '{}' 2>'{}'",
+        "exec '{}' run '{}' --state-dir '{}' 2>'{}'",
+        runbook_bin().display(),
         rb.display(),
         fx.state().display(),
         err.display()

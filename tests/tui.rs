@@ -2340,6 +2340,7 @@ fn a_phase_cut_short_by_the_rollback_counts_its_cancelled_steps() {
     let s = wide(&mut app);
     let canary = line_of(&s, "Canary");
     assert!(canary.contains(&format!("1/{n} ⊘{}", n - 1)), "{canary}");
+    assert!(canary.contains("│⊘ Canary"), "cut short, not done: {canary}");
 }
 
 fn line_of<'a>(screen: &'a str, text: &str) -> &'a str {

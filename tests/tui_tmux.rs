@@ -5,6 +5,10 @@
 //!
 //! tmux must be installed (`.ci/run` installs it); these tests fail, not skip, without it.
 
+mod common;
+
+use common::events;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +86,7 @@ impl Tmux {
              echo \"EXIT=$?\" > '{dir}/exit.tmp' && mv '{dir}/exit.tmp' '{dir}/exit'\n\
              exec sleep 600\n",
             dir = dir.path().display(),
-            bin = env!("CARGO_BIN_EXE_runbook"),
+            bin = common::runbook_bin().display(),
             file = file.display(),
         );
         let script_path = dir.path().join("run.sh");
@@ -245,10 +249,6 @@ fn wait_gone(pid: i32) {
         );
         std::thread::sleep(POLL);
     }
-}
-
-fn events<'a>(journal: &'a [Value], name: &str) -> Vec<&'a Value> {
-    journal.iter().filter(|e| e["event"] == name).collect()
 }
 
 fn step_finished<'a>(journal: &'a [Value], phase: &str, step: &str) -> &'a Value {

@@ -9,8 +9,10 @@
 //!
 //! - `step`: one step — its go-ahead, attempts, retries and failure handling.
 //! - `watch`: the wait loop, trigger evaluation, holds, fault injection.
+//! - `alerts`: polling the alerts of alert triggers.
 //! - `process`, `http`: running commands and requests.
 
+mod alerts;
 pub mod http;
 pub mod monitor;
 pub mod process;
@@ -234,6 +236,8 @@ pub struct Engine {
     /// Check trigger results: (trigger index, passed or why not).
     checks: (mpsc::Sender<CheckResult>, mpsc::Receiver<CheckResult>),
     check_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Alert trigger readings: (trigger index, what its alerts say). Polled by `check_tasks` too.
+    alerts: (mpsc::Sender<AlertResult>, mpsc::Receiver<AlertResult>),
     triggers: Vec<Watched>,
     /// The latest value of each metric, as on screen (for confirmations).
     latest: BTreeMap<String, Option<f64>>,
@@ -249,6 +253,9 @@ pub struct Engine {
 
 /// A check trigger's result: its index, and whether it passed (or why not).
 type CheckResult = (usize, Result<(), String>);
+
+/// An alert trigger's poll: its index, and what its alerts say.
+type AlertResult = (usize, crate::metrics::alerts::AlertReading);
 
 /// Sleeps until `at`, or forever when there is no deadline: a `select!` branch that is there only
 /// sometimes.
@@ -304,6 +311,7 @@ impl Engine {
             samples: None,
             checks: mpsc::channel(16),
             check_tasks: Vec::new(),
+            alerts: mpsc::channel(16),
             triggers,
             latest: BTreeMap::new(),
             fault: Fault::default(),

@@ -454,6 +454,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                 trigger,
                 value,
                 reason,
+                ..
             } => {
                 let mut t = trigger_row(ts, "trigger_fired", Some(trigger), *value);
                 t.reason.clone_from(reason);

@@ -16,6 +16,8 @@ use super::diagnostic::{Diagnostic, suggestion};
 use super::model::*;
 use crate::duration::parse_duration;
 
+mod alert;
+
 /// The largest runbook file read; anything bigger is surely not a runbook.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -187,6 +189,10 @@ const TRIGGER_KEYS: &[&str] = &[
     "check",
     "interval",
     "timeout",
+    "alert",
+    "labels",
+    "source",
+    "alertmanager",
 ];
 const PHASE_KEYS: &[&str] = &["id", "title", "section", "step"];
 const STEP_KEYS: &[&str] = &[
@@ -774,7 +780,7 @@ impl<'s> Parser<'s> {
         let mut triggers: Vec<Trigger> = Vec::new();
         if let Some(v) = root.get("trigger") {
             for (span, t) in self.tables(v, "trigger") {
-                if let Some(tr) = self.trigger(t, span.clone(), &metric_list, &phases) {
+                if let Some(tr) = self.trigger(t, span.clone(), &metric_list, &phases, &metrics) {
                     if triggers.iter().any(|o| o.id == tr.id) {
                         self.err(span, format!("duplicate trigger id `{}`", tr.id));
                     }
@@ -928,6 +934,7 @@ impl<'s> Parser<'s> {
         span: Range<usize>,
         metrics: &[Metric],
         phases: &[Phase],
+        settings: &MetricsSettings,
     ) -> Option<Trigger> {
         let what = "[[trigger]]";
         self.check_keys(t, TRIGGER_KEYS, what);
@@ -949,6 +956,17 @@ impl<'s> Parser<'s> {
             None => None,
         };
         let auto_rollback = self.duration(t, "auto_rollback", what);
+        if t.get("alert").is_some() {
+            let kind = self.alert_trigger(t, &span, &id, settings)?;
+            return Some(Trigger {
+                id,
+                title,
+                kind,
+                armed_from,
+                auto_rollback,
+            });
+        }
+        self.refuse_alert_keys(t, &id);
         let metric_only = ["above", "below", "for", "on_no_data"];
         let check_only = ["interval", "timeout"];
         let kind = match (metric, check) {
@@ -989,20 +1007,7 @@ impl<'s> Parser<'s> {
                     }
                 };
                 let for_ = self.duration(t, "for", what).unwrap_or_default();
-                let on_no_data = match self.raw_str(t, "on_no_data", what) {
-                    None | Some(("warn", _)) => OnNoData::Warn,
-                    Some(("hold", _)) => OnNoData::Hold,
-                    Some(("rollback", _)) => OnNoData::Rollback,
-                    Some((o, s)) => {
-                        let hint = suggestion(o, ["warn", "hold", "rollback"]);
-                        let o = o.to_string();
-                        self.err(
-                            s,
-                            format!("on_no_data `{o}` is not one of \"warn\", \"hold\", \"rollback\"{hint}"),
-                        );
-                        OnNoData::Warn
-                    }
-                };
+                let on_no_data = self.on_no_data(t, what);
                 TriggerKind::Metric {
                     metric: m,
                     threshold,

@@ -764,6 +764,7 @@ impl App {
                 trigger,
                 value,
                 reason,
+                ..
             } => {
                 self.bell = true;
                 self.trigger(&trigger, "firing", value, reason);

@@ -50,6 +50,7 @@ macro_rules! out_inline {
     }};
 }
 
+pub mod backtest;
 pub mod cli;
 pub mod duration;
 pub mod engine;

@@ -60,4 +60,5 @@ pub mod metrics;
 pub mod runbook;
 pub mod secrets;
 pub mod session;
+pub mod text;
 pub mod tui;

@@ -7,7 +7,9 @@
 
 use std::ops::Range;
 
-use super::*;
+use super::{Parser, Subst, Table};
+use crate::runbook::diagnostic::suggestion;
+use crate::runbook::model::*;
 
 /// Keys only an alert trigger has.
 const ALERT_ONLY: &[&str] = &["labels", "source", "alertmanager"];

@@ -232,10 +232,13 @@ impl AlertQuery {
                     ("active".to_string(), "true".to_string()),
                     ("silenced".to_string(), "false".to_string()),
                     ("inhibited".to_string(), "false".to_string()),
-                    ("filter".to_string(), format!("alertname={:?}", self.spec.alert)),
+                    (
+                        "filter".to_string(),
+                        format!("alertname={}", quoted(&self.spec.alert)),
+                    ),
                 ];
                 for (k, v) in &self.spec.labels {
-                    params.push(("filter".to_string(), format!("{k}={v:?}")));
+                    params.push(("filter".to_string(), format!("{k}={}", quoted(v))));
                 }
                 (
                     "Alertmanager",
@@ -284,6 +287,12 @@ impl AlertQuery {
             AlertSource::Alertmanager(_) => parse_alertmanager(&self.spec, status, &body),
         }
     }
+}
+
+/// A label value as Alertmanager's matchers quote it (Go's rules: backslash, quote, newline).
+fn quoted(v: &str) -> String {
+    let escaped = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    format!("\"{escaped}\"")
 }
 
 /// What a rehearsal (or `--simulate-metrics`) reads: nothing fires until the fault is injected,
@@ -436,6 +445,13 @@ mod tests {
             parse_prometheus(&spec(OnNoData::Warn), 502, b"<html>bad gateway</html>"),
             AlertReading::Error(e) if e.contains("HTTP 502") && e.contains("not JSON")
         ));
+    }
+
+    #[test]
+    fn alertmanager_matchers_are_quoted() {
+        assert_eq!(quoted("checkout"), r#""checkout""#);
+        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quoted("é\n"), "\"é\\n\"");
     }
 
     #[test]

@@ -11,6 +11,14 @@ use crate::runbook::plan::count;
 use crate::runbook::{LoadError, load};
 use crate::session::{self, Request};
 
+/// What `runbook report --format` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
 /// Drive a production deploy from a runbook, and get back when it goes wrong.
 #[derive(Debug, Parser)]
 #[command(name = "runbook", version, about, max_term_width = 100)]
@@ -71,8 +79,8 @@ pub enum Cmd {
         /// The run's journal.jsonl or its folder
         journal: PathBuf,
         /// markdown or json
-        #[arg(long, value_name = "FORMAT", default_value = "markdown", value_parser = ["markdown", "json"])]
-        format: String,
+        #[arg(long, value_name = "FORMAT", default_value = "markdown")]
+        format: ReportFormat,
         /// Write the report to FILE instead of stdout
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
@@ -157,7 +165,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Cmd::Validate { files } => validate(&files),
-        Cmd::Monitor => crate::engine::monitor::main(),
+        Cmd::Monitor => crate::process::monitor::main(),
         Cmd::Plan { file, vars } => match load(&file, &vars) {
             Ok(rb) => {
                 crate::out_inline!("{}", crate::runbook::plan::outline(&rb));
@@ -175,8 +183,8 @@ pub fn main() -> ExitCode {
             journal,
             format,
             output,
-        } => crate::journal::report::main(&journal, &format, output.as_deref()),
-        Cmd::Import { checklist } => crate::runbook::import::main(&checklist),
+        } => crate::journal::report::main(&journal, format.into(), output.as_deref()),
+        Cmd::Import { checklist } => import(&checklist),
         Cmd::Backtest {
             file,
             since,
@@ -406,7 +414,38 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         code
     });
     // Whatever path led here, no command of ours outlives us.
-    crate::engine::process::kill_all_now();
+    crate::process::kill_all_now();
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     code
+}
+
+/// `runbook import`: the runbook TOML on stdout, what the operator should know on stderr.
+fn import(checklist: &std::path::Path) -> i32 {
+    match crate::runbook::import::import(checklist) {
+        Ok(imported) => {
+            for notice in &imported.notices {
+                crate::say!("runbook: {}: {notice}", checklist.display());
+            }
+            write_stdout(imported.toml.as_bytes(), "the runbook")
+        }
+        Err(message) => {
+            crate::say!("runbook: {message}");
+            2
+        }
+    }
+}
+
+/// Writes a command's result to stdout: 0, or 2 with a message when it cannot be written. A reader
+/// that stopped reading (`runbook import x.md | head`) has what it wanted: no error.
+fn write_stdout(bytes: &[u8], what: &str) -> i32 {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            crate::say!("runbook: cannot write {what} to stdout: {e}");
+            2
+        }
+    }
 }

@@ -3,13 +3,32 @@
 //! ```text
 //! runbook file ──parse/validate──▶ Runbook (plain data)
 //!                                      │
-//! front end (headless) ──Command──▶ Engine ──Event──▶ journal (JSONL, fsync)
-//!        ▲                             │
-//!        └────────── Update ───────────┘
+//! front end (tui | headless) ──Command──▶ Engine ──Event──▶ journal (JSONL, fsync)
+//!        ▲                                  │
+//!        └──────────── Update ──────────────┘
 //! ```
 //!
-//! The engine (`engine`) knows nothing of terminals; front ends (`headless`) send it commands and
-//! render its updates; the journal (`journal`) records every event to disk before anyone sees it.
+//! The engine (`engine`) knows nothing of terminals; front ends (`tui`, `headless`) send it
+//! commands and render its updates; the journal (`journal`) records every event to disk before
+//! anyone sees it.
+//!
+//! ## Layers
+//!
+//! A module uses only modules of the layers below its own, never one above it nor, for the front
+//! ends, one beside it (`tests/layering.rs` reads this list and checks every `crate::` path under
+//! `src/` against it; a new module must be given its line here):
+//!
+//! ```text
+//! cli                                      the command line: parsing, dispatch, stdout, exit codes
+//! tui | headless | backtest                the front ends; backtest replays triggers over history
+//! session                                  starting an execution, signals
+//! engine                                   the run: steps, waits, triggers, rollback
+//! metrics | journal                        metric sources and triggers; the journal, resume, report
+//! secrets                                  reading `[secrets]`
+//! runbook                                  the format: model, parse, validate, plan, import
+//! process                                  running commands, the step monitor
+//! files | mask | duration | text | identity   private files, masking, durations, text, who/where
+//! ```
 
 /// `eprintln!` that never panics: after SIGHUP the terminal is gone, and a message that cannot be
 /// shown must not turn into a crash.
@@ -54,9 +73,13 @@ pub mod backtest;
 pub mod cli;
 pub mod duration;
 pub mod engine;
+pub mod files;
 pub mod headless;
+pub mod identity;
 pub mod journal;
+pub mod mask;
 pub mod metrics;
+pub mod process;
 pub mod runbook;
 pub mod secrets;
 pub mod session;

@@ -1747,7 +1747,7 @@ fn trigger_on_screen(file: &Path, records: &[runbook::journal::Record]) -> (Stri
         app.apply(runbook::engine::Update::Event(r.clone()));
     }
     let t = &app.triggers[0];
-    (t.state.to_string(), t.value)
+    (t.state.label().to_string(), t.value)
 }
 
 #[test]

@@ -1904,7 +1904,7 @@ fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigg
     let began = app.triggers[0].since.expect("pending since");
     std::thread::sleep(Duration::from_millis(20));
     apply(&mut app, unknown("Prometheus answered HTTP 503"));
-    assert_eq!(app.triggers[0].state, "unknown");
+    assert_eq!(app.triggers[0].state, runbook::tui::state::TriggerState::Unknown);
     apply(&mut app, pending.clone());
     assert_eq!(
         app.triggers[0].since,
@@ -1926,7 +1926,11 @@ fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigg
         },
     );
     apply(&mut app, unknown("no data"));
-    assert_eq!(app.triggers[0].state, "firing", "data lost does not clear it");
+    assert_eq!(
+        app.triggers[0].state,
+        runbook::tui::state::TriggerState::Firing,
+        "data lost does not clear it"
+    );
     assert_eq!(app.firing().len(), 1);
     assert_eq!(app.triggers[0].reason.as_deref(), Some("data lost: no data"));
     apply(
@@ -1936,6 +1940,6 @@ fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigg
             errors: Default::default(),
         },
     );
-    assert_eq!(app.triggers[0].state, "firing");
+    assert_eq!(app.triggers[0].state, runbook::tui::state::TriggerState::Firing);
     assert_eq!(app.triggers[0].reason, None, "the data came back");
 }

@@ -982,3 +982,90 @@ run = 'if [ -f tried ]; then echo second try; else touch tried; for i in $(seq 1
     t.keys(&["q"]);
     assert_eq!(t.exit_code(), 0);
 }
+
+/// Following a log, frames move it by scrolling the terminal (a scrolling region spans whole
+/// rows) and repair what moved beside it: on a real terminal every row keeps the overview's and
+/// the sidebar's columns as they were, and the log shows its lines in order, none lost or doubled.
+#[test]
+fn a_followed_log_scrolls_and_leaves_the_panes_beside_it_intact() {
+    let runbook = r#"
+[runbook]
+title = "Following a log"
+
+[[metric]]
+id = "errors"
+title = "Error rate"
+query = "x"
+unit = "percent"
+simulate = { baseline = 0.002, jitter = 0.0 }
+
+[[trigger]]
+id = "errors"
+title = "Error rate above 5%"
+metric = "errors"
+above = 0.05
+
+[[phase]]
+id = "p"
+title = "Build"
+
+[[phase.step]]
+id = "flood"
+title = "A step that prints steadily"
+run = 'echo start; sleep 1; i=100; while [ $i -lt 400 ]; do echo "n=$i $(printf %0${i}d 0 | cut -c1-$((i % 40)))"; i=$((i+1)); sleep 0.01; done; echo done; sleep 30'
+"#;
+    for (width, height) in [(120u16, 36u16), (80, 24)] {
+        let t = Tmux::start(Run {
+            runbook,
+            width,
+            height,
+            no_color: false,
+        });
+        let before = t.wait_until("the step's first line", |s| {
+            s.lines().any(|l| l.contains(" start") && !l.contains("echo"))
+        });
+        let after = t.wait_until("the step's last line", |s| {
+            s.lines()
+                .any(|l| l.ends_with("│") && l.contains(" done") && !l.contains("echo"))
+        });
+        let chars = |s: &str| {
+            s.lines()
+                .map(|l| l.chars().collect::<Vec<char>>())
+                .collect::<Vec<_>>()
+        };
+        let (b, a) = (chars(&before), chars(&after));
+        let title = a
+            .iter()
+            .position(|r| r.iter().collect::<String>().contains("Log: p/flood"))
+            .expect("the log pane's title");
+        let left = a[title]
+            .iter()
+            .position(|&c| c == '┌' || c == '┐')
+            .expect("a corner");
+        let left = if a[title][left] == '┐' { left + 1 } else { left };
+        let right = a[title].iter().rposition(|&c| c == '┐').expect("its corner");
+        let mut numbers = Vec::new();
+        for (y, row) in a.iter().enumerate().skip(title + 1) {
+            let text: String = row.iter().collect();
+            let Some(n) = text.split("n=").nth(1) else {
+                continue;
+            };
+            numbers.push(n[..3].parse::<u32>().expect("a number"));
+            assert_eq!(
+                row[..=left],
+                b[y][..=left],
+                "{width}x{height} row {y}: the columns left of the log changed\n{before}\n{after}"
+            );
+            assert_eq!(
+                row[right..],
+                b[y][right..],
+                "{width}x{height} row {y}: the columns right of the log changed\n{before}\n{after}"
+            );
+        }
+        assert!(numbers.len() > 5, "{after}");
+        assert_eq!(numbers.last(), Some(&399), "{after}");
+        for w in numbers.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "lines in order, none lost or doubled:\n{after}");
+        }
+    }
+}

@@ -10,12 +10,10 @@
 //! - `step`: one step — its go-ahead, attempts, retries and failure handling.
 //! - `watch`: the wait loop, trigger evaluation, holds, fault injection.
 //! - `alerts`: polling the alerts of alert triggers.
-//! - `process`, `http`: running commands and requests.
+//! - `http`: requests; commands are run by `crate::process`.
 
 mod alerts;
 pub mod http;
-pub mod monitor;
-pub mod process;
 mod step;
 mod watch;
 
@@ -27,16 +25,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::journal::{Event, Journal, Outcome, Record, StepFinished, StepStatus};
+use crate::journal::{Event, Journal, Outcome, Record, RollbackStatus, StepFinished, StepStatus};
 use crate::metrics::triggers::Watched;
 use crate::metrics::{Sample, SourceOptions, simulated::Fault};
+use crate::process;
+pub use crate::process::Chunk;
 use crate::runbook::{Phase, Runbook};
 use crate::secrets::{Redactor, Secrets};
-pub use process::Chunk;
 pub use step::log_file;
 
 /// Which kind of execution this is; recorded as `mode` in `run_started`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Mode {
     Run,
     Rehearse,
@@ -45,11 +45,7 @@ pub enum Mode {
 
 impl Mode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Run => "run",
-            Mode::Rehearse => "rehearse",
-            Mode::Resume => "resume",
-        }
+        self.into()
     }
 }
 
@@ -183,9 +179,47 @@ pub struct EngineOptions {
 enum Stop {
     Failed(Option<String>),
     Aborted(Option<String>),
-    Rollback(String),
+    Rollback(RollbackReason),
     Interrupted(String),
     Journal(String),
+}
+
+/// Who or what called for a rollback. Journaled as `rollback_started`'s `reason`: `trigger:ID`,
+/// `step:PHASE/STEP` (its `on_failure`, or the operator's call on a failed step), `operator`.
+#[derive(Debug, Clone, PartialEq)]
+enum RollbackReason {
+    Trigger(String),
+    /// `phase/step`.
+    Step(String),
+    Operator,
+    /// Read back from a journal in a form this version does not write: kept as it was.
+    Other(String),
+}
+
+impl RollbackReason {
+    /// The reason as a journal records it (a rollback that was under way when the run stopped).
+    fn from_journal(text: &str) -> RollbackReason {
+        if let Some(id) = text.strip_prefix("trigger:") {
+            RollbackReason::Trigger(id.to_string())
+        } else if let Some(step) = text.strip_prefix("step:") {
+            RollbackReason::Step(step.to_string())
+        } else if text == "operator" {
+            RollbackReason::Operator
+        } else {
+            RollbackReason::Other(text.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for RollbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollbackReason::Trigger(id) => write!(f, "trigger:{id}"),
+            RollbackReason::Step(step) => write!(f, "step:{step}"),
+            RollbackReason::Operator => f.write_str("operator"),
+            RollbackReason::Other(text) => f.write_str(text),
+        }
+    }
 }
 
 /// Journal and front end together: every event is on disk before anyone sees it.
@@ -257,14 +291,7 @@ type CheckResult = (usize, Result<(), String>);
 /// An alert trigger's poll: its index, and what its alerts say.
 type AlertResult = (usize, crate::metrics::alerts::AlertReading);
 
-/// Sleeps until `at`, or forever when there is no deadline: a `select!` branch that is there only
-/// sometimes.
-pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
+pub(crate) use crate::duration::sleep_until_opt;
 
 /// How many updates may wait for a slow front end before a chatty step is slowed down.
 pub const UPDATE_QUEUE: usize = 64;
@@ -355,7 +382,9 @@ impl Engine {
                 self.rolling_back = true;
                 self.rollback_began = Some(Instant::now());
                 self.stop_checks();
-                Err(Stop::Rollback(resumed_rollback.unwrap_or_default()))
+                Err(Stop::Rollback(RollbackReason::from_journal(
+                    &resumed_rollback.unwrap_or_default(),
+                )))
             }
             Ok(()) => self.run_phases(&rb.phases, false).await,
             // A trigger already firing at the first sample: the rollback starts before any step,
@@ -469,7 +498,7 @@ impl Engine {
         self.stop_checks();
         self.rec
             .emit(Event::RollbackStarted {
-                reason: reason.clone(),
+                reason: reason.to_string(),
             })
             .await?;
         if let Some((at, attempt, started)) = self.unfinished.take() {
@@ -512,7 +541,7 @@ impl Engine {
         self.rec.emit(Event::StepFinished(Box::new(fin))).await
     }
 
-    async fn roll_back(&mut self, reason: String) -> Result<(Outcome, Option<String>), Stop> {
+    async fn roll_back(&mut self, reason: RollbackReason) -> Result<(Outcome, Option<String>), Stop> {
         let rb = self.rb.clone();
         let Some(procedure) = &rb.rollback else {
             let why =
@@ -522,16 +551,12 @@ impl Engine {
         };
         let result = self.run_phases(&procedure.phases, true).await;
         let status = match &result {
-            Ok(()) => "succeeded",
+            Ok(()) => RollbackStatus::Succeeded,
             Err(Stop::Interrupted(r)) => return Ok((Outcome::Interrupted, Some(r.clone()))),
             Err(Stop::Journal(e)) => return Err(Stop::Journal(e.clone())),
-            Err(_) => "failed",
+            Err(_) => RollbackStatus::Failed,
         };
-        self.rec
-            .emit(Event::RollbackFinished {
-                status: status.into(),
-            })
-            .await?;
+        self.rec.emit(Event::RollbackFinished { status }).await?;
         Ok(match result {
             Ok(()) => (Outcome::RolledBack, None),
             Err(Stop::Failed(r) | Stop::Aborted(r)) => (Outcome::RollbackFailed, r),

@@ -135,7 +135,7 @@ impl Engine {
                                 "trigger {id} was not acknowledged within {after}: rolling back (auto_rollback)"
                             )))
                             .await;
-                        return Ok(Input::Stop(Stop::Rollback(format!("trigger:{id}"))));
+                        return Ok(Input::Stop(Stop::Rollback(RollbackReason::Trigger(id))));
                     }
                 }
                 Ev::Fault => {
@@ -376,7 +376,9 @@ impl Engine {
                     .await?;
                 self.first_fired.get_or_insert_with(Instant::now);
                 if roll_back_now || self.opts.on_fire == OnFire::RollBack {
-                    Ok(Some(Input::Stop(Stop::Rollback(format!("trigger:{trigger}")))))
+                    Ok(Some(Input::Stop(Stop::Rollback(RollbackReason::Trigger(
+                        trigger,
+                    )))))
                 } else {
                     Ok(Some(Input::Fired))
                 }
@@ -430,10 +432,10 @@ impl Engine {
     }
 
     /// The reason a rollback called for now is recorded with.
-    pub(super) fn rollback_reason(&self) -> String {
+    pub(super) fn rollback_reason(&self) -> RollbackReason {
         match self.firing().first() {
-            Some(id) => format!("trigger:{id}"),
-            None => "operator".into(),
+            Some(id) => RollbackReason::Trigger(id.to_string()),
+            None => RollbackReason::Operator,
         }
     }
 

@@ -86,7 +86,7 @@ pub enum Event {
         reason: String,
     },
     RollbackFinished {
-        status: String,
+        status: RollbackStatus,
     },
     /// A rehearsal's figures, journaled just before `run_finished`.
     RehearsalFigures {
@@ -133,7 +133,8 @@ pub struct StepFinished {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     #[default]
@@ -148,15 +149,7 @@ pub enum StepStatus {
 
 impl StepStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Succeeded => "succeeded",
-            StepStatus::Failed => "failed",
-            StepStatus::TimedOut => "timed_out",
-            StepStatus::Skipped => "skipped",
-            StepStatus::Confirmed => "confirmed",
-            StepStatus::Cancelled => "cancelled",
-            StepStatus::Interrupted => "interrupted",
-        }
+        self.into()
     }
 
     /// Whether the step counts as done for the run going on.
@@ -168,8 +161,18 @@ impl StepStatus {
     }
 }
 
+/// How the rollback procedure ended (`rollback_finished`'s `status`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackStatus {
+    Succeeded,
+    Failed,
+}
+
 /// How a run ended, with its exit status (SPEC §1).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Succeeded,
@@ -192,14 +195,7 @@ impl Outcome {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Aborted => "aborted",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::RollbackFailed => "rollback_failed",
-            Outcome::Interrupted => "interrupted",
-        }
+        self.into()
     }
 
     /// As people read it: "rolled back", "rollback failed".
@@ -329,7 +325,7 @@ impl Event {
             }
             Event::FaultInjected { by } => m(by),
             Event::RollbackStarted { reason } => m(reason),
-            Event::RollbackFinished { status } => m(status),
+            Event::RollbackFinished { status: _ } => {}
             Event::RehearsalFigures {
                 fired_to_decision_ms: _,
                 rollback_ms: _,
@@ -408,5 +404,42 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"event":"metrics_sampled","values":{"***":1.0},"errors":{"m":"said ***"}}"#
         );
+    }
+
+    #[test]
+    fn statuses_read_as_the_journal_writes_them() {
+        fn json(v: &impl Serialize) -> String {
+            serde_json::to_string(v).unwrap()
+        }
+        for s in [
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::TimedOut,
+            StepStatus::Skipped,
+            StepStatus::Confirmed,
+            StepStatus::Cancelled,
+            StepStatus::Interrupted,
+        ] {
+            assert_eq!(json(&s), format!("\"{}\"", s.as_str()));
+        }
+        for o in [
+            Outcome::Succeeded,
+            Outcome::Failed,
+            Outcome::Aborted,
+            Outcome::RolledBack,
+            Outcome::RollbackFailed,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(json(&o), format!("\"{}\"", o.as_str()));
+        }
+        assert_eq!(Outcome::RolledBack.as_str(), "rolled_back");
+        assert_eq!(StepStatus::TimedOut.as_str(), "timed_out");
+        let e = Event::RollbackFinished {
+            status: RollbackStatus::Succeeded,
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(line, r#"{"event":"rollback_finished","status":"succeeded"}"#);
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
+        assert_eq!(RollbackStatus::Failed.to_string(), "failed");
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::{Event, Outcome, Record, StepStatus};
+use super::{Event, Outcome, Record, RollbackStatus, StepStatus};
 use crate::runbook::{OnFailure, Runbook};
 
 /// A step by (rollback, phase id, step id).
@@ -116,7 +116,7 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
                 rollback_done = false;
             }
             // A rollback that failed goes on when the run is resumed.
-            Event::RollbackFinished { status } => rollback_done = status == "succeeded",
+            Event::RollbackFinished { status } => rollback_done = *status == RollbackStatus::Succeeded,
             _ => {}
         }
     }

@@ -74,7 +74,8 @@ pub enum MetricSource {
     Command(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Unit {
     Percent,
     Seconds,
@@ -83,11 +84,7 @@ pub enum Unit {
 
 impl Unit {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Percent => "percent",
-            Unit::Seconds => "seconds",
-            Unit::Number => "number",
-        }
+        self.into()
     }
 
     /// A value in this unit as an operator reads it: ratios as percentages, seconds with ms.
@@ -97,15 +94,7 @@ impl Unit {
             Unit::Seconds if value < 1.0 => format!("{:.0}ms", value * 1000.0),
             Unit::Seconds => format!("{value:.2}s"),
             // Six decimals at most, trailing zeros dropped: 7, 0.001574, 123.5.
-            Unit::Number => {
-                let s = format!("{value:.6}");
-                let s = s.trim_end_matches('0').trim_end_matches('.');
-                if s.is_empty() || s == "-" || s == "-0" {
-                    "0".to_string()
-                } else {
-                    s.to_string()
-                }
-            }
+            Unit::Number => crate::text::decimal(value, 6),
         }
     }
 }
@@ -189,7 +178,8 @@ pub enum Threshold {
     Below(f64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum OnNoData {
     Warn,
     Hold,
@@ -198,11 +188,7 @@ pub enum OnNoData {
 
 impl OnNoData {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OnNoData::Warn => "warn",
-            OnNoData::Hold => "hold",
-            OnNoData::Rollback => "rollback",
-        }
+        self.into()
     }
 }
 
@@ -237,7 +223,8 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum StepKind {
     Run(String),
     /// A checklist item; the instruction, when one is given.
@@ -248,12 +235,7 @@ pub enum StepKind {
 
 impl StepKind {
     pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::Run(_) => "run",
-            StepKind::Manual(_) => "manual",
-            StepKind::Watch(_) => "watch",
-            StepKind::Http(_) => "http",
-        }
+        self.into()
     }
 }
 
@@ -267,7 +249,8 @@ pub struct HttpSpec {
     pub expect_body: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum OnFailure {
     Ask,
     Continue,
@@ -276,11 +259,7 @@ pub enum OnFailure {
 
 impl OnFailure {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OnFailure::Ask => "ask",
-            OnFailure::Continue => "continue",
-            OnFailure::Rollback => "rollback",
-        }
+        self.into()
     }
 }
 

@@ -14,10 +14,10 @@ mod wait;
 
 use std::pin::pin;
 
-use super::monitor::{self, Ended};
 use super::watch::Input;
 use super::*;
 use crate::duration::format_duration;
+use crate::process::monitor::{self, Ended};
 use crate::runbook::{OnFailure, Step, StepKind};
 
 impl Engine {
@@ -150,7 +150,7 @@ impl Engine {
             match step.on_failure {
                 OnFailure::Continue => return Ok(()),
                 OnFailure::Rollback if !at.rollback => {
-                    return Err(Stop::Rollback(format!("step:{step_name}")));
+                    return Err(Stop::Rollback(RollbackReason::Step(step_name)));
                 }
                 _ => {}
             }
@@ -182,8 +182,8 @@ impl Engine {
                     }
                     Input::Command(Command::Rollback) if !at.rollback => {
                         let reason = match self.firing().first() {
-                            Some(id) => format!("trigger:{id}"),
-                            None => format!("step:{step_name}"),
+                            Some(id) => RollbackReason::Trigger(id.to_string()),
+                            None => RollbackReason::Step(step_name),
                         };
                         return Err(Stop::Rollback(reason));
                     }
@@ -243,6 +243,16 @@ impl Engine {
         self.rec.emit(Event::StepFinished(Box::new(fin))).await
     }
 
+    /// Where a step's command sends its output besides its log: the front end, tagged with the
+    /// step; a log that cannot be written as a message.
+    pub(super) fn sink(&self, at: StepRef) -> process::Sink<Update> {
+        process::Sink {
+            tx: self.rec.updates.clone(),
+            output: Box::new(move |chunk| Update::Output { step: at, chunk }),
+            remark: Update::Message,
+        }
+    }
+
     /// Sends text to the front end as the step's output and writes it to its log.
     pub(super) async fn show(&mut self, at: StepRef, log: &std::path::Path, text: &str) {
         let bytes = self.redactor.redact_str(text).into_bytes();
@@ -290,9 +300,8 @@ enum GoAhead {
 /// "trigger x" for a stop caused by a trigger.
 fn trigger_of(stop: &Stop) -> String {
     match stop {
-        Stop::Rollback(r) => r
-            .strip_prefix("trigger:")
-            .map_or_else(|| r.clone(), |t| format!("trigger {t}")),
+        Stop::Rollback(RollbackReason::Trigger(t)) => format!("trigger {t}"),
+        Stop::Rollback(r) => r.to_string(),
         other => format!("{other:?}"),
     }
 }

@@ -14,7 +14,7 @@
 //! ```
 
 mod banner;
-mod dialogs;
+pub mod dialogs;
 mod header;
 pub mod log;
 mod overview;
@@ -22,13 +22,14 @@ mod sidebar;
 mod steps;
 pub mod theme;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthStr;
 
 use super::state::{App, Pane};
+pub use crate::text::{elapsed as clock, fit};
 use theme::Theme;
 
 /// Below this width the overview column goes and the sidebar folds into a strip.
@@ -124,7 +125,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
         steps::render(f, r, app, theme, now);
     }
     if let Some(r) = a.log {
-        log::render(f, r, app, theme);
+        log::render(f, r, app, theme, now);
     }
     hints_line(f, a.hints, app, theme);
     remark_line(f, a.remark, app, theme);
@@ -132,6 +133,11 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
     if theme.ascii {
         to_ascii(f.buffer_mut());
     }
+}
+
+/// Where the log's lines are on a screen of `area`, if the log is on it.
+pub fn log_lines(app: &App, area: Rect, theme: &Theme) -> Option<Rect> {
+    layout(app, area).log.map(|r| log::text_area(app, r, theme))
 }
 
 /// For a terminal without UTF-8: every symbol on screen becomes ASCII (a user's non-ASCII text
@@ -176,7 +182,7 @@ fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 /// `q quit` always stays, last.
 fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     use ratatui::text::{Line, Span};
-    let all = super::keys::hints(app);
+    let all = super::bindings::hints(app);
     let width = |h: &(&str, &str)| h.0.width() + h.1.width() + 4;
     let quit = all.iter().find(|h| h.0 == "q").copied();
     let mut room = (area.width as usize).saturating_sub(quit.as_ref().map_or(0, width));
@@ -196,40 +202,10 @@ fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     f.render_widget(Line::from(spans), area);
 }
 
-/// `h:mm:ss`, or `m:ss` under an hour.
-pub fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-/// Cuts text to a display width, with an ellipsis when it was cut.
-pub fn fit(text: &str, width: usize) -> String {
-    if text.width() <= width {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut w = 0;
-    for c in text.chars() {
-        let cw = c.width().unwrap_or(0);
-        if w + cw + 1 > width {
-            break;
-        }
-        out.push(c);
-        w += cw;
-    }
-    if width > 0 {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn fit_counts_display_width() {

@@ -8,8 +8,9 @@
 //!
 //! The history streams through one chunk at a time; what is kept is the episodes, one count per
 //! day and a fixed number of sparkline buckets, so memory does not grow with the window.
-//! `Replay` is the pure part (readings in, episodes out); `main` reads, prints and exits 0, or 2
-//! when it cannot backtest (an invalid runbook, no Prometheus, a failed query).
+//! `Replay` is the pure part (readings in, episodes out); `run` reads the history and returns the
+//! report, or why it cannot backtest (an invalid runbook, no Prometheus, a failed query), for
+//! `cli` to print.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -280,17 +281,16 @@ pub struct Skipped {
     pub why: String,
 }
 
-/// `runbook backtest`: prints the result; 0 when the backtest ran, 2 when it could not.
-pub fn main(req: Request) -> i32 {
+/// `runbook backtest`: the report to print, or why it could not run (the text for stderr; the
+/// command exits 2).
+pub fn run(req: Request) -> Result<String, String> {
     let rb = match crate::runbook::load(req.file, req.vars) {
         Ok(rb) => rb,
         Err(e @ crate::runbook::LoadError::Invalid { .. }) => {
-            crate::say_inline!("{}", e.render());
-            return 2;
+            return Err(e.render());
         }
         Err(e) => {
-            crate::say_inline!("runbook: {}", e.render());
-            return 2;
+            return Err(format!("runbook: {}", e.render()));
         }
     };
     let file = req.file.display();
@@ -298,8 +298,7 @@ pub fn main(req: Request) -> i32 {
     let until = match req.until.map(|u| parse_time(u, now)).transpose() {
         Ok(u) => u.unwrap_or(now),
         Err(e) => {
-            crate::say!("runbook: --until: {e}");
-            return 2;
+            return Err(format!("runbook: --until: {e}") + "\n");
         }
     };
     let since = match crate::duration::parse_duration(req.since) {
@@ -307,8 +306,7 @@ pub fn main(req: Request) -> i32 {
         Err(_) => match parse_time(req.since, now) {
             Ok(at) => at,
             Err(e) => {
-                crate::say!("runbook: --since: {e}");
-                return 2;
+                return Err(format!("runbook: --since: {e}") + "\n");
             }
         },
     };
@@ -318,26 +316,24 @@ pub fn main(req: Request) -> i32 {
     let start_ms = ms(since).div_euclid(step_ms) * step_ms;
     let end_ms = ms(until);
     if end_ms <= start_ms {
-        crate::say!(
+        return Err(format!(
             "runbook: the window is empty: --since {} is not before --until {}",
             rfc3339(start_ms),
             rfc3339(end_ms)
-        );
-        return 2;
+        ) + "\n");
     }
     let Some(base) = req.prometheus.clone().or_else(|| rb.metrics.url.clone()) else {
-        crate::say!(
+        return Err(format!(
             "runbook: {file}: its metrics have no Prometheus ([metrics] url), and backtest replays Prometheus history: give --prometheus URL"
-        );
-        return 2;
+        ) + "\n");
     };
     let secrets = match crate::secrets::Secrets::resolve(&rb) {
         Ok(s) => s,
         Err(errors) if rb.metrics.headers.iter().any(|(_, v)| v.contains("${")) => {
-            for e in errors {
-                crate::say!("runbook: {file}: {}", e.message);
-            }
-            return 2;
+            return Err(errors
+                .iter()
+                .map(|e| format!("runbook: {file}: {}\n", e.message))
+                .collect());
         }
         Err(_) => crate::secrets::Secrets { values: Vec::new() },
     };
@@ -383,18 +379,18 @@ pub fn main(req: Request) -> i32 {
         });
     }
     if by_metric.is_empty() {
-        crate::say!("runbook: {file}: no metric trigger watches a Prometheus query: nothing to backtest");
+        let mut msg =
+            format!("runbook: {file}: no metric trigger watches a Prometheus query: nothing to backtest\n");
         for s in &skipped {
-            crate::say!("  {}: {}", s.trigger, s.why);
+            msg.push_str(&format!("  {}: {}\n", s.trigger, s.why));
         }
-        return 2;
+        return Err(msg);
     }
 
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            crate::say!("runbook: cannot start: {e}");
-            return 2;
+            return Err(format!("runbook: cannot start: {e}") + "\n");
         }
     };
     let client = crate::metrics::prometheus::client(Duration::from_secs(60));
@@ -438,8 +434,7 @@ pub fn main(req: Request) -> i32 {
     let outcomes = match result {
         Ok(o) => o,
         Err(e) => {
-            crate::say!("runbook: backtest stopped: {}", secrets.redactor().redact_str(&e));
-            return 2;
+            return Err(format!("runbook: backtest stopped: {}", secrets.redactor().redact_str(&e)) + "\n");
         }
     };
     let window = Window {
@@ -448,12 +443,11 @@ pub fn main(req: Request) -> i32 {
         step: rb.metrics.interval,
         prometheus: secrets.redactor().redact_str(&base),
     };
-    if req.json {
-        crate::out!("{}", json(&file.to_string(), &window, &outcomes, &skipped));
+    Ok(if req.json {
+        json(&file.to_string(), &window, &outcomes, &skipped) + "\n"
     } else {
-        crate::out_inline!("{}", text(&file.to_string(), &window, &outcomes, &skipped));
-    }
-    0
+        text(&file.to_string(), &window, &outcomes, &skipped)
+    })
 }
 
 /// The window replayed.

@@ -192,7 +192,7 @@ pub fn main() -> ExitCode {
             prometheus,
             format,
             vars,
-        } => crate::backtest::main(crate::backtest::Request {
+        } => backtest(crate::backtest::Request {
             file: &file,
             vars: &vars,
             since: &since,
@@ -430,6 +430,16 @@ fn import(checklist: &std::path::Path) -> i32 {
         }
         Err(message) => {
             crate::say!("runbook: {message}");
+            2
+        }
+    }
+}
+
+fn backtest(req: crate::backtest::Request) -> i32 {
+    match crate::backtest::run(req) {
+        Ok(report) => write_stdout(report.as_bytes(), "the backtest"),
+        Err(message) => {
+            crate::say_inline!("{message}");
             2
         }
     }

@@ -303,6 +303,10 @@ pub fn run(req: Request) -> Result<String, String> {
     };
     let since = match crate::duration::parse_duration(req.since) {
         Ok(d) => until.checked_sub(d).unwrap_or(UNIX_EPOCH),
+        // A duration, only too long: say so, not that it is no time.
+        Err(e) if humantime::parse_duration(req.since.trim()).is_ok() => {
+            return Err(format!("runbook: --since: {e}\n"));
+        }
         Err(_) => match parse_time(req.since, now) {
             Ok(at) => at,
             Err(e) => {

@@ -313,6 +313,12 @@ fn metrics_without_prometheus_are_refused() {
             && stderr.contains(&format!("cannot reach Prometheus at {closed}")),
         "{stderr}"
     );
+    let (code, _, stderr) = backtest(&[file.to_str().unwrap(), "--since", "40d"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "runbook: --since: duration \"40d\" is longer than 30 days, the longest a runbook may use\n"
+    );
     let (code, _, stderr) = backtest(&[file.to_str().unwrap(), "--since", "last week"]);
     assert_eq!(code, Some(2));
     assert!(

@@ -12,13 +12,14 @@
 //!
 //! These tests fail, never skip, when Prometheus or Alertmanager is missing.
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use common::events;
+use common::prometheus::{Alertmanager, Exporter, Prometheus, Run, Setup, http_get, ms, ts};
 use serde_json::Value;
-use support::{Alertmanager, Exporter, Prometheus, Run, Setup, events, http_get, ms, ts};
 use tempfile::TempDir;
 
 fn tempdir() -> TempDir {
@@ -141,7 +142,7 @@ labels = { service = "search" }
     // Watch Prometheus' own view, 50 ms apart: when did it say pending, when firing?
     let mut pending_at: Option<SystemTime> = None;
     let mut firing_at: Option<SystemTime> = None;
-    let watched = support::wait_for(Duration::from_secs(30), || {
+    let watched = common::wait_for(Duration::from_secs(30), || {
         let now = SystemTime::now();
         match prometheus_state(&prom).as_deref() {
             Some("pending") => {
@@ -245,7 +246,7 @@ fn firing_in_alertmanager() -> (Exporter, Alertmanager, Prometheus) {
         alertmanager: Some(am.port),
         ..Setup::default()
     });
-    let both = support::wait_for(Duration::from_secs(30), || am.alerts("CheckoutErrors").len() == 2);
+    let both = common::wait_for(Duration::from_secs(30), || am.alerts("CheckoutErrors").len() == 2);
     assert!(
         both,
         "Alertmanager did not receive both alerts: {:?}\n{}",
@@ -274,7 +275,7 @@ on_no_data = "{on_no_data}"
 fn a_silence_in_alertmanager_keeps_the_trigger_ok_while_an_unsilenced_alert_fires() {
     let (_exporter, am, _prom) = firing_in_alertmanager();
     am.silence("CheckoutErrors", &[("service", "checkout")]);
-    let silenced = support::wait_for(Duration::from_secs(10), || {
+    let silenced = common::wait_for(Duration::from_secs(10), || {
         am.alerts("CheckoutErrors")
             .iter()
             .any(|a| a["labels"]["service"] == "checkout" && a["status"]["state"] == "suppressed")
@@ -330,7 +331,7 @@ fn alertmanager_down_is_unknown_and_obeys_on_no_data() {
     let (_exporter, mut am, _prom) = firing_in_alertmanager();
     // The silenced alert keeps the trigger ok while Alertmanager is up.
     am.silence("CheckoutErrors", &[("service", "checkout")]);
-    assert!(support::wait_for(Duration::from_secs(10), || {
+    assert!(common::wait_for(Duration::from_secs(10), || {
         am.alerts("CheckoutErrors")
             .iter()
             .any(|a| a["labels"]["service"] == "checkout" && a["status"]["state"] == "suppressed")

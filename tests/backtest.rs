@@ -6,14 +6,14 @@
 //!
 //! Prometheus and promtool must be installed (`.ci/run` does it): these tests fail, never skip.
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::prometheus::{Prometheus, Setup};
 use serde_json::Value;
-use support::{Prometheus, Setup};
 use tempfile::TempDir;
 
 const MIN: u64 = 60;
@@ -304,7 +304,7 @@ fn metrics_without_prometheus_are_refused() {
         )
     );
     // A Prometheus that is not there stops it too, saying where.
-    let closed = format!("http://127.0.0.1:{}", support::free_port());
+    let closed = format!("http://127.0.0.1:{}", common::free_port());
     let (code, stdout, stderr) =
         backtest(&[file.to_str().unwrap(), "--since", "1h", "--prometheus", &closed]);
     assert_eq!(code, Some(2), "{stdout}{stderr}");

@@ -47,7 +47,7 @@ TOML
 cd "$DIR"
 hyperfine --warmup 1 --runs "$RUNS" \
   -n "no store" "$BIN run flood.toml --headless --state-dir $DIR/state-local >/dev/null" \
-  -n "--store (local PostgreSQL)" "$BIN run flood.toml --headless --state-dir $DIR/state-store --store '$STORE' >/dev/null"
+  -n "with store (local PostgreSQL)" "$BIN run flood.toml --headless --state-dir $DIR/state-store --store '$STORE' >/dev/null"
 
 # Everything of the last run is in the store.
 last=$(ls "$DIR/state-store/runs" | sort | tail -1)

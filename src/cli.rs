@@ -78,7 +78,7 @@ pub enum Cmd {
     Report {
         /// The run's journal.jsonl or its folder
         journal: PathBuf,
-        /// markdown or json
+        /// markdown or json (the same content)
         #[arg(long, value_name = "FORMAT", default_value = "markdown")]
         format: ReportFormat,
         /// Write the report to FILE instead of stdout
@@ -163,7 +163,7 @@ pub fn main() -> ExitCode {
             journal,
             format,
             output,
-        } => crate::journal::report::main(&journal, format.into(), output.as_deref()),
+        } => report(&journal, format, output.as_deref()),
         Cmd::Import { checklist } => import(&checklist),
         Cmd::Rehearse {
             file,
@@ -255,6 +255,49 @@ enum FrontEnd {
     Headless,
     /// Headless because stdout or stdin is not a terminal.
     HeadlessNoTerminal,
+}
+
+/// `runbook report`: the report of a journal, as Markdown or JSON, on stdout or into a file.
+fn report(journal: &std::path::Path, format: ReportFormat, output: Option<&std::path::Path>) -> i32 {
+    use std::io::Write as _;
+    let report = match crate::journal::report::load(journal) {
+        Ok(r) => r,
+        Err(e) => {
+            crate::say!("runbook: {e}");
+            return 2;
+        }
+    };
+    let text = match format {
+        ReportFormat::Markdown => crate::journal::report::markdown(&report),
+        ReportFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                crate::say!("runbook: cannot write the report as JSON: {e}");
+                return 2;
+            }
+        },
+    };
+    match output {
+        Some(file) => match std::fs::write(file, text) {
+            Ok(()) => 0,
+            Err(e) => {
+                crate::say!("runbook: cannot write {}: {e}", file.display());
+                2
+            }
+        },
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => 0,
+                // `runbook report J | head` is fine.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+                Err(e) => {
+                    crate::say!("runbook: cannot write the report: {e}");
+                    2
+                }
+            }
+        }
+    }
 }
 
 fn report_load_error(e: &LoadError) -> i32 {

@@ -95,6 +95,7 @@ fn run_started(app: &mut App) {
             mode: "run".into(),
             vars,
             pid: 4242,
+            plan: None,
         },
     );
 }
@@ -393,6 +394,8 @@ fn state_rolled_back() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     step_started(&mut app, 800, "immediate", "traffic", true);
@@ -876,6 +879,30 @@ fn shift_r_then_y_rolls_back() {
     assert_eq!(top(&app).as_deref(), Some("rollback"));
     assert_eq!(ch(&mut app, 'y'), send(Command::Rollback));
     assert!(app.dialogs.is_empty());
+}
+
+#[test]
+fn shift_r_then_w_says_why_and_enter_rolls_back_with_it() {
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    assert_eq!(ch(&mut app, 'w'), vec![]);
+    // Esc goes back to the rollback dialog, which still asks.
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("rollback"));
+    ch(&mut app, 'w');
+    typed(&mut app, "p99 doubled");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        send(Command::RollbackWithNote {
+            note: "p99 doubled".into()
+        })
+    );
+    assert!(app.dialogs.is_empty());
+    // Nothing typed: a plain rollback.
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    ch(&mut app, 'w');
+    assert_eq!(press(&mut app, KeyCode::Enter), send(Command::Rollback));
 }
 
 #[test]
@@ -1642,6 +1669,8 @@ fn state_rolled_back_by_operator() -> App {
         760,
         Event::RollbackStarted {
             reason: "operator".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     for (step, attempt, took) in [("deploy", 1, 60_000), ("watch", 0, 0)] {
@@ -1911,6 +1940,8 @@ fn state_rollback_step_waiting() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     waiting(&mut app, rollback_at(0, 0), Wait::GoAhead { irreversible: false });
@@ -1951,6 +1982,7 @@ fn resuming_shows_no_countdown_from_the_last_session() {
             mode: "resume".into(),
             vars: BTreeMap::new(),
             pid: 4343,
+            plan: None,
         },
     );
     assert!(app.auto_rollback().is_none());
@@ -2308,6 +2340,7 @@ fn a_phase_cut_short_by_the_rollback_counts_its_cancelled_steps() {
     let s = wide(&mut app);
     let canary = line_of(&s, "Canary");
     assert!(canary.contains(&format!("1/{n} ⊘{}", n - 1)), "{canary}");
+    assert!(canary.contains("│⊘ Canary"), "cut short, not done: {canary}");
 }
 
 fn line_of<'a>(screen: &'a str, text: &str) -> &'a str {

@@ -103,6 +103,11 @@ pub enum Command {
     InjectFault,
     /// The operator's call to roll back.
     Rollback,
+    /// The operator's call to roll back, with their words for why (journaled in
+    /// `rollback_started`); otherwise exactly `Rollback`.
+    RollbackWithNote {
+        note: String,
+    },
     /// For a step that was in flight when an earlier session stopped: record it as done without
     /// running it again (the operator checked it), with a reason.
     MarkDone {
@@ -279,6 +284,8 @@ pub struct Engine {
     /// For a rehearsal's figures: when a trigger first fired, when the rollback started.
     first_fired: Option<Instant>,
     rollback_began: Option<Instant>,
+    /// The operator called for the rollback (and why, when they said): for `rollback_started`.
+    rollback_call: Option<Option<String>>,
 }
 
 /// A check trigger's result: its index, and whether it passed (or why not).
@@ -338,6 +345,7 @@ impl Engine {
             rolling_back: false,
             first_fired: None,
             rollback_began: None,
+            rollback_call: None,
         }
     }
 
@@ -362,6 +370,7 @@ impl Engine {
             mode: self.opts.mode.as_str().into(),
             vars: rb.vars.iter().cloned().collect(),
             pid: std::process::id(),
+            plan: Some(Box::new(crate::journal::snapshot::PlanSnapshot::of(&rb))),
         };
         if let Err(Stop::Journal(e)) = self.rec.emit(started).await {
             self.rec.tell(Update::Message(e)).await;
@@ -491,6 +500,8 @@ impl Engine {
         self.rec
             .emit(Event::RollbackStarted {
                 reason: reason.to_string(),
+                operator: self.rollback_call.is_some().then(|| self.opts.operator.clone()),
+                note: self.rollback_call.take().flatten(),
             })
             .await?;
         if let Some((at, attempt, started)) = self.unfinished.take() {

@@ -96,6 +96,17 @@ impl Engine {
                     }
                 }
                 Ev::Cmd(Some(Command::InjectFault)) => self.inject_fault("operator").await?,
+                // Who called for a rollback (and why) is kept for `rollback_started`; the call
+                // itself goes on as a plain `Rollback`.
+                Ev::Cmd(Some(Command::RollbackWithNote { note })) => {
+                    let note = Some(note.trim().to_string()).filter(|n| !n.is_empty());
+                    self.rollback_call = Some(note);
+                    return Ok(Input::Command(Command::Rollback));
+                }
+                Ev::Cmd(Some(Command::Rollback)) => {
+                    self.rollback_call.get_or_insert(None);
+                    return Ok(Input::Command(Command::Rollback));
+                }
                 Ev::Cmd(Some(c)) => return Ok(Input::Command(c)),
                 Ev::Sample(None) => self.samples = None,
                 Ev::Sample(Some(s)) => {

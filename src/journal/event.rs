@@ -21,6 +21,10 @@ pub enum Event {
         mode: String,
         vars: BTreeMap<String, String>,
         pid: u32,
+        /// The runbook as this session saw it (titles after `${}`, kinds, units, thresholds), so
+        /// that a reader needs no runbook file. Absent from journals written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<Box<super::snapshot::PlanSnapshot>>,
     },
     StepStarted {
         phase: String,
@@ -81,6 +85,13 @@ pub enum Event {
     },
     RollbackStarted {
         reason: String,
+        /// Who decided it, when an operator did (absent for a trigger's own or a step's
+        /// `on_failure = "rollback"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator: Option<String>,
+        /// The operator's words, when they gave any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     RollbackFinished {
         status: RollbackStatus,
@@ -238,9 +249,13 @@ impl Event {
                 mode,
                 vars,
                 pid: _,
+                plan,
             } => {
                 for s in [runbook, title, file, sha256, operator, host, mode] {
                     m(s);
+                }
+                if let Some(plan) = plan {
+                    plan.texts_mut().into_iter().for_each(m);
                 }
                 vars.values_mut().for_each(m);
                 keys(vars, r);
@@ -316,7 +331,15 @@ impl Event {
                 m(error);
             }
             Event::FaultInjected { by } => m(by),
-            Event::RollbackStarted { reason } => m(reason),
+            Event::RollbackStarted {
+                reason,
+                operator,
+                note,
+            } => {
+                m(reason);
+                mo(operator);
+                mo(note);
+            }
             Event::RollbackFinished { status: _ } => {}
             Event::RehearsalFigures {
                 fired_to_decision_ms: _,

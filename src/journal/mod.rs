@@ -7,12 +7,14 @@
 //! - `event`: the events and their statuses, and masking secrets in them;
 //! - `writer`: the open journal, its run lock, appending a line;
 //! - `reader`: reading a journal back;
-//! - `resume` and `report`: what is made of a journal read back.
+//! - `resume` and `report`: what is made of a journal read back;
+//! - `snapshot`: the plan snapshot `run_started` carries, so that a reader needs no runbook file.
 
 mod event;
 mod reader;
 pub mod report;
 pub mod resume;
+pub mod snapshot;
 mod writer;
 
 use std::path::PathBuf;

@@ -219,7 +219,7 @@ pub const TABLE: &[Binding] = &[
     Binding {
         keys: &[(ch('R'), A::Rollback)],
         label: "R",
-        help: "offer the rollback: what it cancels and runs; y starts it, n or Esc cancels",
+        help: "offer the rollback: what it cancels and runs; y starts it, w: why first, Esc cancels",
         hint: hint(5, "R", hint_rollback),
     },
     Binding {

@@ -19,6 +19,8 @@ pub enum TextPurpose {
     Note,
     Raise(String),
     Search,
+    /// Why the operator rolls back (optional); Enter starts the rollback.
+    Rollback,
 }
 
 pub enum Dialog {

@@ -398,6 +398,10 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
             if yes {
                 return vec![Effect::Send(Command::Rollback)];
             }
+            if key.code == KeyCode::Char('w') {
+                app.dialogs.push(Dialog::text(TextPurpose::Rollback, ""));
+                return Vec::new();
+            }
             if !no {
                 app.dialogs.push(Dialog::Rollback);
             }
@@ -470,7 +474,23 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
             _ => app.dialogs.push(Dialog::PickTrigger { selected }),
         },
         Dialog::Text { purpose, mut area } => match key.code {
+            // Back to the rollback dialog, which still asks.
+            KeyCode::Esc if purpose == TextPurpose::Rollback => app.dialogs.push(Dialog::Rollback),
             KeyCode::Esc => {}
+            KeyCode::Enter if purpose == TextPurpose::Rollback => {
+                if app.finished.is_some() || app.rollback_reason.is_some() {
+                    app.note(
+                        "the rollback cannot be started now (already rolling back, or the run has ended)",
+                    );
+                    return Vec::new();
+                }
+                let note = area.lines().join(" ").trim().to_string();
+                return vec![Effect::Send(if note.is_empty() {
+                    Command::Rollback
+                } else {
+                    Command::RollbackWithNote { note }
+                })];
+            }
             KeyCode::Enter => {
                 let text = area.lines().join(" ").trim().to_string();
                 if text.is_empty() && purpose != TextPurpose::Search {
@@ -506,6 +526,7 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                         search(app, &text);
                         Vec::new()
                     }
+                    TextPurpose::Rollback => Vec::new(),
                 };
             }
             // Ctrl-U clears the box, as in a shell.

@@ -822,7 +822,7 @@ impl App {
                     "fault injected ({by}): the simulated metrics rise past their thresholds"
                 ));
             }
-            Event::RollbackStarted { reason } => {
+            Event::RollbackStarted { reason, .. } => {
                 self.rollback_reason = Some(reason);
                 self.waiting = None;
             }

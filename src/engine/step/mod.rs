@@ -236,6 +236,8 @@ impl Engine {
             rollback: at.rollback,
             status,
             duration_ms: since.elapsed().as_millis() as u64,
+            // A skip or a step marked done is the operator's decision: say whose.
+            by: reason.is_some().then(|| self.opts.operator.clone()),
             reason,
             ..Default::default()
         };

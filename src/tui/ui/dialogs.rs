@@ -58,6 +58,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     TextPurpose::Search => {
                         " Search the log (Enter: newest match, Ctrl-U: clear, Esc: cancel) ".to_string()
                     }
+                    TextPurpose::Rollback => " Why roll back? (Enter: ROLL BACK NOW, Esc: back) ".to_string(),
                 };
                 let r = centered(area, area.width.saturating_sub(4).min(90), 3);
                 f.render_widget(Clear, r);
@@ -360,7 +361,7 @@ fn rollback(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "y: ROLL BACK NOW   n or Esc: cancel",
+        "y: ROLL BACK NOW   w: say why first   n or Esc: cancel",
         theme.bad(),
     )));
     simple(f, area, theme, " ROLL BACK? ", lines);

@@ -78,12 +78,12 @@ fn phase_line<'a>(app: &App, theme: &Theme, rollback: bool, pi: usize, title: &s
     let active = views
         .iter()
         .any(|v| matches!(v.state, StepState::Running { .. } | StepState::Waiting(_)));
-    let all_cancelled = !views.is_empty() && cancelled == views.len();
     let (glyph, style) = if active {
         (theme.glyph(Glyph::Running), theme.accent())
     } else if failed {
         (theme.glyph(Glyph::Failed), theme.bad())
-    } else if all_cancelled {
+    } else if cancelled > 0 {
+        // Cut short by the rollback, wholly or in part: not done.
         (theme.glyph(Glyph::Cancelled), theme.dim())
     } else if done + cancelled == views.len() && done > 0 {
         (theme.glyph(Glyph::Done), theme.ok())

@@ -10,7 +10,8 @@
 //!
 //! The engine (`engine`) knows nothing of terminals; front ends (`tui`, `headless`) send it
 //! commands and render its updates; the journal (`journal`) records every event to disk before
-//! anyone sees it.
+//! anyone sees it. Each event, once journaled, is offered to `notify`, which delivers the
+//! `[[notify]]` targets in the background.
 //!
 //! ## Layers
 //!
@@ -23,6 +24,7 @@
 //! tui | headless                           the front ends
 //! session                                  starting an execution, signals
 //! engine                                   the run: steps, waits, triggers, rollback
+//! notify                                   delivering notifications in the background
 //! metrics | journal                        metric sources and triggers; the journal, resume, report
 //! secrets                                  reading `[secrets]`
 //! runbook                                  the format: model, parse, validate, plan, import
@@ -78,6 +80,7 @@ pub mod identity;
 pub mod journal;
 pub mod mask;
 pub mod metrics;
+pub mod notify;
 pub mod process;
 pub mod runbook;
 pub mod secrets;

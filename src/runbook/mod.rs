@@ -4,6 +4,7 @@
 pub mod diagnostic;
 pub mod import;
 pub mod model;
+pub mod notify;
 pub mod parse;
 pub mod plan;
 

@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! cli                                      the command line: parsing, dispatch, stdout, exit codes
-//! tui | headless                           the front ends
+//! tui | headless | backtest                the front ends; backtest replays triggers over history
 //! session                                  starting an execution, signals
 //! engine                                   the run: steps, waits, triggers, rollback
 //! notify                                   delivering notifications in the background
@@ -71,6 +71,7 @@ macro_rules! out_inline {
     }};
 }
 
+pub mod backtest;
 pub mod cli;
 pub mod duration;
 pub mod engine;

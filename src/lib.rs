@@ -59,4 +59,5 @@ pub mod metrics;
 pub mod runbook;
 pub mod secrets;
 pub mod session;
+pub mod team;
 pub mod tui;

@@ -307,6 +307,8 @@ pub struct App {
     pub quit_when_done: bool,
     /// A rehearsal's speed-up (watches are divided by it).
     pub speed: f64,
+    /// The run was handed over to this operator: this screen no longer drives it.
+    pub handed_over: Option<String>,
 }
 
 fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
@@ -416,6 +418,7 @@ impl App {
             dialogs: Vec::new(),
             quit_when_done: false,
             speed: 1.0,
+            handed_over: None,
         }
     }
 
@@ -630,7 +633,7 @@ impl App {
                 // A failed step stays `Done` (failed): that it waits for a decision is
                 // `self.waiting`, which goes away when the run moves on or rolls back.
                 if let Some(v) = self.view_mut(step)
-                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted)
+                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted | Wait::Approval(_))
                 {
                     v.state = StepState::Waiting(why.clone());
                 }
@@ -647,6 +650,7 @@ impl App {
             }
             Update::Message(m) => self.note(m),
             Update::Event(record) => self.event(record.event),
+            Update::Team(t) => self.team(t),
         }
     }
 
@@ -795,6 +799,9 @@ impl App {
                 self.waiting = None;
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
+            Event::Approval { .. } | Event::Handover { .. } => {
+                self.note(crate::team::describe(&event).unwrap_or_default())
+            }
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             Event::RunStarted { mode, .. } => {
                 if mode == crate::engine::Mode::Resume.as_str() {

@@ -163,7 +163,7 @@ fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         return;
     }
     if let Some((at, text)) = app.messages.back() {
-        let time = crate::headless::clock(*at);
+        let time = crate::text::clock(*at);
         let line = format!(" {} {text}", time.get(..8).unwrap_or(&time));
         f.render_widget(
             ratatui::text::Span::styled(fit(&line, area.width as usize), theme.warn()),

@@ -893,3 +893,143 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
         text(&out)
     );
 }
+
+#[test]
+fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
+    let dir = scratch();
+    let deep = dir
+        .path()
+        .join("a-state-dir-nested-deep-enough".repeat(3))
+        .join("x".repeat(40));
+    let rb = dir.path().join("deep.toml");
+    std::fs::write(
+        &rb,
+        FOUR_EYES.replace("approvers = [\"USER_alice\", \"USER_bob\"]\n", ""),
+    )
+    .unwrap();
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args([
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            deep.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run_dir = None;
+    wait_for(TIMEOUT, || {
+        run_dir = runs(&deep).pop();
+        run_dir.as_ref().is_some_and(|d| d.join("control.sock").exists())
+    });
+    let run_dir = run_dir.expect("a run folder");
+    let socket = run_dir.join("control.sock");
+    assert!(
+        socket.as_os_str().len() > 108,
+        "{} is not deep enough",
+        socket.display()
+    );
+    // Root drives: its own approval is refused, which only the driver can say.
+    let mut out = None;
+    wait_for(TIMEOUT, || {
+        let o = runbook_cmd(&["approve", run_dir.to_str().unwrap(), "migrate"]);
+        let done = String::from_utf8_lossy(&o.stderr).contains("drives this run");
+        out = Some(o);
+        done
+    });
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("an approval must come from another operator"),
+        "{}",
+        text(&out)
+    );
+    let _ = driver.kill();
+    let _ = driver.wait();
+}
+
+#[test]
+fn a_resumed_run_keeps_the_approvals_already_given() {
+    let team = Team::new(&["alice", "bob", "carol"]);
+    let text_ = FOUR_EYES
+        .replace("approval = { count = 1 }", "approval = { count = 2 }")
+        .replace("approvers = [\"USER_alice\", \"USER_bob\"]\n", "");
+    let rb = team.runbook("two.toml", &text_);
+    let state = team.state();
+    let state = state.to_str().unwrap();
+    let mut first = team
+        .as_user(
+            "alice",
+            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = team.run_dir();
+    let run = run_dir.to_str().unwrap().to_string();
+    let mut bob = None;
+    wait_for(TIMEOUT, || {
+        let o = team.run_as("bob", &["approve", &run, "migrate"]);
+        let ok = o.status.success();
+        bob = Some(o);
+        ok
+    });
+    let bob = bob.unwrap();
+    assert!(
+        String::from_utf8_lossy(&bob.stdout).contains("it is still waiting for 1 approval"),
+        "{}",
+        text(&bob)
+    );
+    let pid = team
+        .journal()
+        .iter()
+        .find(|e| e["event"] == "run_started")
+        .and_then(|e| e["pid"].as_i64())
+        .unwrap();
+    check(Command::new("kill").args(["-9", &pid.to_string()]));
+    let _ = first.wait();
+
+    let resumed = team
+        .as_user("alice", &["resume", &run, "--headless", "--state-dir", state])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    team.wait_event("the resumed session", |e| {
+        e["event"] == "run_started" && e["mode"] == "resume"
+    });
+    // bob's approval still counts: a second one from bob does not, carol's completes it.
+    let mut again = None;
+    wait_for(TIMEOUT, || {
+        let o = team.run_as("bob", &["approve", &run, "migrate"]);
+        let answered = !String::from_utf8_lossy(&o.stderr).contains("driver gone");
+        again = Some(o);
+        answered
+    });
+    let again = again.unwrap();
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already approved"),
+        "{}",
+        text(&again)
+    );
+    let carol = team.run_as("carol", &["approve", &run, "migrate"]);
+    assert_eq!(carol.status.code(), Some(0), "{}", text(&carol));
+    let out = resumed.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = team.journal();
+    let who: Vec<&str> = events(&j, "approval")
+        .iter()
+        .map(|e| e["operator"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, [team.user("bob"), team.user("carol")]);
+    let started = events(&j, "step_started")
+        .into_iter()
+        .filter(|e| e["step"] == "migrate")
+        .count();
+    assert_eq!(started, 1, "{j:#?}");
+}

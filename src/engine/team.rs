@@ -347,9 +347,7 @@ impl Engine {
             )));
             return;
         }
-        if peer.uid == self.team.driver_uid && peer.user == self.opts.operator {
-            // Allowed: the same user on another terminal (a lost tmux pane) may take over too.
-        }
+        // The driver's own user may ask too: from another terminal, after losing this one.
         let from = peer.origin.describe();
         self.rec
             .tell(Update::Team(TeamUpdate::TakeoverAsked {

@@ -1033,3 +1033,125 @@ fn a_resumed_run_keeps_the_approvals_already_given() {
         .count();
     assert_eq!(started, 1, "{j:#?}");
 }
+
+#[test]
+fn a_headless_driver_without_a_terminal_refuses_a_takeover_and_one_on_a_terminal_asks() {
+    let team = Team::new(&["alice", "bob"]);
+    let rb = team.runbook("four-eyes.toml", FOUR_EYES);
+    let state = team.state();
+    let state = state.to_str().unwrap();
+    // Without a terminal nobody can agree: refused at once, the run goes on.
+    let mut first = team
+        .as_user(
+            "alice",
+            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = team.run_dir();
+    let run = run_dir.to_str().unwrap().to_string();
+    let mut out = None;
+    wait_for(TIMEOUT, || {
+        let o = team.run_as(
+            "bob",
+            &["takeover", &run, "--reason", "mine now", "--state-dir", state],
+        );
+        let answered = !String::from_utf8_lossy(&o.stderr).contains("driver gone");
+        out = Some(o);
+        answered
+    });
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("runs headless with no terminal: nobody there can agree"),
+        "{}",
+        text(&out)
+    );
+    assert!(events(&team.journal(), "handover").is_empty());
+    assert!(first.try_wait().unwrap().is_none(), "the driver stopped");
+    let _ = first.kill();
+    let _ = first.wait();
+    std::fs::remove_dir_all(&run_dir).unwrap();
+
+    // Headless on a terminal: asked on stdin.
+    team.tmux_as(
+        "driver",
+        "alice",
+        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
+    );
+    team.wait_screen("driver", "waiting for 1 approval");
+    let run = team.run_dir().to_str().unwrap().to_string();
+    let taker = team
+        .as_user(
+            "bob",
+            &[
+                "takeover",
+                &run,
+                "--reason",
+                "end of shift",
+                "--headless",
+                "--state-dir",
+                state,
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    team.wait_screen("driver", &format!("hand this run over to {}?", team.user("bob")));
+    team.keys("driver", &["y", "Enter"]);
+    let screen = team.wait_screen("driver", "handed over to");
+    assert!(screen.contains("watch with: runbook attach"), "{screen}");
+    assert_eq!(team.exit_of("driver"), 0);
+    // bob drives now; alice approves (she no longer drives), and bob's run ends.
+    let ok = team.run_as("alice", &["approve", &run, "migrate"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let out = taker.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = team.journal();
+    assert_eq!(events(&j, "handover")[0]["consent"], true);
+    assert_eq!(events(&j, "approval")[0]["operator"], team.user("alice"));
+}
+
+#[test]
+fn an_operator_outside_the_group_is_told_why_and_a_finished_run_says_so() {
+    let team = Team::new(&["alice"]);
+    let rb = team.runbook("done.toml", LONG_STEP.replace("sleep 3", "true").as_str());
+    let state = team.state();
+    let out = team.run_as(
+        "alice",
+        &[
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = team.run_dir();
+    let run = run.to_str().unwrap();
+    let ended = team.run_as("alice", &["approve", run, "rollout"]);
+    assert_eq!(ended.status.code(), Some(1), "{}", text(&ended));
+    assert!(
+        String::from_utf8_lossy(&ended.stderr).contains("this run has ended (succeeded)"),
+        "{}",
+        text(&ended)
+    );
+    let outsider = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&team.bin)
+        .args(["approve", run, "rollout"])
+        .output()
+        .unwrap();
+    assert_eq!(outsider.status.code(), Some(2), "{}", text(&outsider));
+    assert!(
+        String::from_utf8_lossy(&outsider.stderr)
+            .contains("permission denied: runs in a shared state dir are for the members of its group"),
+        "{}",
+        text(&outsider)
+    );
+}

@@ -50,6 +50,14 @@ pub fn find_run(run: &std::path::Path, state_dir: &std::path::Path) -> Result<st
     if run.is_dir() {
         return Ok(run.to_path_buf());
     }
+    if let Err(e) = std::fs::metadata(run)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        return Err(format!(
+            "{}: permission denied: runs in a shared state dir are for the members of its group (see the README: a shared state dir)",
+            run.display()
+        ));
+    }
     if run.is_file() && run.file_name().is_some_and(|n| n == "journal.jsonl") {
         return Ok(run.parent().map(std::path::PathBuf::from).unwrap_or_default());
     }

@@ -116,7 +116,7 @@ fn peer(uid: u32, pid: Option<u32>) -> Peer {
 /// and root: left out otherwise).
 pub fn origin(pid: Option<u32>) -> Origin {
     let mut o = Origin {
-        host: crate::session::host(),
+        host: crate::identity::host(),
         pid,
         ..Default::default()
     };

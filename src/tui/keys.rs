@@ -140,13 +140,9 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 held_by_trigger(app, "confirm");
             }
             // Four eyes: the driver's own key never approves.
-            Some((_, Wait::Approval(w))) => app.note(format!(
-                "{} is {}: Enter does not approve; another operator runs: runbook approve {} {}",
-                w.step,
-                w.describe(),
-                app.run_dir,
-                w.step
-            )),
+            Some((_, Wait::Approval(_))) => {
+                app.note("Enter does not approve: another operator must (four eyes; see the log pane)")
+            }
             _ => {
                 if let Some(at) = app.running()
                     && matches!(app.step(at).kind, StepKind::Watch(_))

@@ -1155,3 +1155,86 @@ fn an_operator_outside_the_group_is_told_why_and_a_finished_run_says_so() {
         text(&outsider)
     );
 }
+
+/// One request on a run's control socket, as a watcher's program sends it.
+fn ask(run_dir: &Path, line: &str) -> Value {
+    use std::io::{BufRead as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(run_dir.join("control.sock")).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(s).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
+}
+
+#[test]
+fn hello_says_who_drives_and_a_watchers_note_is_journaled_with_the_watchers_name() {
+    let team = Team::new(&["alice", "bob"]);
+    let rb = team.runbook("four-eyes.toml", FOUR_EYES);
+    let state = team.state();
+    let mut driver = team
+        .as_user(
+            "alice",
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = team.run_dir();
+    assert!(wait_for(TIMEOUT, || run_dir.join("control.sock").exists()));
+    let mut hello = Value::Null;
+    wait_for(TIMEOUT, || {
+        hello = ask(&run_dir, r#"{"op":"hello"}"#);
+        hello["driver"]["waiting"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty())
+    });
+    assert_eq!(hello["ok"], true, "{hello}");
+    let d = &hello["driver"];
+    assert_eq!(d["operator"], team.user("alice"));
+    assert!(d["pid"].as_u64().is_some(), "{hello}");
+    assert_eq!(d["waiting"][0]["step"], "deploy/migrate");
+    assert_eq!(d["waiting"][0]["needed"], 1);
+    assert_eq!(
+        d["waiting"][0]["may_approve"],
+        serde_json::json!([team.user("bob")])
+    );
+
+    // The test runs as root: root is the watcher here. Escapes in the text never reach the
+    // driver's screen or the journal.
+    let note = ask(
+        &run_dir,
+        r#"{"op":"note","text":"db looks fine \u001b]0;pwned\u0007from here"}"#,
+    );
+    assert_eq!(
+        note,
+        serde_json::json!({"ok": true, "message": "note added to the run's journal"})
+    );
+    let bad = ask(&run_dir, r#"{"op":"approve"}"#);
+    assert_eq!(bad["ok"], false);
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a request this driver understands"),
+        "{bad}"
+    );
+    let j = team.journal();
+    let notes = events(&j, "note");
+    assert_eq!(notes.len(), 1, "{j:#?}");
+    assert_eq!(notes[0]["operator"], "root");
+    let text_ = notes[0]["text"].as_str().unwrap();
+    assert!(
+        text_.starts_with("db looks fine") && text_.ends_with("from here"),
+        "{text_:?}"
+    );
+    assert!(!text_.contains('\u{1b}') && !text_.contains('\u{7}'), "{text_:?}");
+    let _ = driver.kill();
+    let _ = driver.wait();
+}

@@ -7,8 +7,8 @@
 
 use super::watch::Input;
 use super::*;
+use crate::control::{ApprovalWaiting, Asked, DriverInfo, Origin, Peer, Reply, Request, Response};
 use crate::runbook::Step;
-use crate::team::protocol::{ApprovalWaiting, Asked, DriverInfo, Origin, Peer, Reply, Request, Response};
 
 /// What the front end hears about the team.
 #[derive(Debug, Clone, PartialEq)]

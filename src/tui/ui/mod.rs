@@ -14,7 +14,7 @@
 //! ```
 
 mod banner;
-mod dialogs;
+pub mod dialogs;
 mod header;
 pub mod log;
 mod overview;
@@ -125,7 +125,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
         steps::render(f, r, app, theme, now);
     }
     if let Some(r) = a.log {
-        log::render(f, r, app, theme);
+        log::render(f, r, app, theme, now);
     }
     hints_line(f, a.hints, app, theme);
     remark_line(f, a.remark, app, theme);
@@ -133,6 +133,11 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
     if theme.ascii {
         to_ascii(f.buffer_mut());
     }
+}
+
+/// Where the log's lines are on a screen of `area`, if the log is on it.
+pub fn log_lines(app: &App, area: Rect, theme: &Theme) -> Option<Rect> {
+    layout(app, area).log.map(|r| log::text_area(app, r, theme))
 }
 
 /// For a terminal without UTF-8: every symbol on screen becomes ASCII (a user's non-ASCII text
@@ -177,7 +182,7 @@ fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 /// `q quit` always stays, last.
 fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     use ratatui::text::{Line, Span};
-    let all = super::keys::hints(app);
+    let all = super::bindings::hints(app);
     let width = |h: &(&str, &str)| h.0.width() + h.1.width() + 4;
     let quit = all.iter().find(|h| h.0 == "q").copied();
     let mut room = (area.width as usize).saturating_sub(quit.as_ref().map_or(0, width));

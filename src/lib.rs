@@ -10,9 +10,10 @@
 //!
 //! The engine (`engine`) knows nothing of terminals; front ends (`tui`, `headless`) send it
 //! commands and render its updates; the journal (`journal`) records every event to disk before
-//! anyone sees it. Other operators reach a run's driver through its control socket (`team`):
-//! their requests become engine commands like the front end's, so the driver alone writes the
-//! journal.
+//! anyone sees it. Each event, once journaled, is offered to `notify`, which delivers the
+//! `[[notify]]` targets in the background. Other operators reach a run's driver through its
+//! control socket (`team`): their requests become engine commands like the front end's, so the
+//! driver alone writes the journal.
 //!
 //! ## Layers
 //!
@@ -26,6 +27,7 @@
 //! session                                  starting an execution, signals
 //! team                                     the control socket's server and client, deploy locks, approve, takeover
 //! engine                                   the run: steps, waits, triggers, rollback
+//! notify                                   delivering notifications in the background
 //! metrics | journal                        metric sources and triggers; the journal, resume, report
 //! secrets                                  reading `[secrets]`
 //! runbook                                  the format: model, parse, validate, plan, import
@@ -82,6 +84,7 @@ pub mod identity;
 pub mod journal;
 pub mod mask;
 pub mod metrics;
+pub mod notify;
 pub mod process;
 pub mod runbook;
 pub mod secrets;

@@ -23,7 +23,7 @@
 //!
 //! ```text
 //! cli                                      the command line: parsing, dispatch, stdout, exit codes
-//! tui | headless                           the front ends
+//! tui | headless | backtest                the front ends; backtest replays triggers over history
 //! session                                  starting an execution, signals
 //! team                                     the control socket's server and client, deploy locks, approve, takeover
 //! engine                                   the run: steps, waits, triggers, rollback
@@ -74,6 +74,7 @@ macro_rules! out_inline {
     }};
 }
 
+pub mod backtest;
 pub mod cli;
 pub mod control;
 pub mod duration;

@@ -15,6 +15,7 @@ mod reader;
 pub mod report;
 pub mod resume;
 pub mod snapshot;
+pub mod team;
 mod writer;
 
 use std::path::PathBuf;

@@ -34,6 +34,8 @@ struct Groups {
     created: HashSet<i32>,
     /// Step monitors still running (they left our session; they are not orphans).
     monitors: HashSet<i32>,
+    /// Step monitors left to run on after a hand-over: never ended by us.
+    released: HashSet<i32>,
 }
 
 static GROUPS: Mutex<Option<Groups>> = Mutex::new(None);
@@ -82,6 +84,7 @@ fn orphans() -> Vec<i32> {
         if ppid == me
             && !g.live.contains(&pid)
             && !g.monitors.contains(&pid)
+            && !g.released.contains(&pid)
             && !g.live.contains(&pgrp)
             && (g.created.contains(&pgrp) || session != our_session)
         {

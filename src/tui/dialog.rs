@@ -42,6 +42,12 @@ pub enum Dialog {
     },
     /// `t`: which trigger to raise.
     PickTrigger { selected: usize },
+    /// Another operator asks to take the run over (`runbook takeover`): `y` hands it over.
+    Handover {
+        by: String,
+        from: String,
+        reason: String,
+    },
 }
 
 impl Dialog {

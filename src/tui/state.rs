@@ -336,6 +336,8 @@ pub struct App {
     pub quit_when_done: bool,
     /// A rehearsal's speed-up (watches are divided by it).
     pub speed: f64,
+    /// The run was handed over to this operator: this screen no longer drives it.
+    pub handed_over: Option<String>,
     /// The terminal reports the mouse wheel (`M`; off at start, so that selecting text works).
     pub mouse: bool,
 }
@@ -451,6 +453,7 @@ impl App {
             dialogs: Vec::new(),
             quit_when_done: false,
             speed: 1.0,
+            handed_over: None,
             mouse: false,
         }
     }
@@ -669,7 +672,7 @@ impl App {
                 // A failed step stays `Done` (failed): that it waits for a decision is
                 // `self.waiting`, which goes away when the run moves on or rolls back.
                 if let Some(v) = self.view_mut(step)
-                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted)
+                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted | Wait::Approval(_))
                 {
                     v.state = StepState::Waiting(why.clone());
                 }
@@ -686,6 +689,7 @@ impl App {
             }
             Update::Message(m) => self.note(m),
             Update::Event(record) => self.event(record.event),
+            Update::Team(t) => self.team(t),
         }
     }
 
@@ -839,6 +843,9 @@ impl App {
                 self.waiting = None;
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
+            Event::Approval { .. } | Event::Handover { .. } => {
+                self.note(crate::journal::team::describe(&event).unwrap_or_default())
+            }
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             // Only what needs the operator's eye: a failure, or what a rehearsal would send.
             Event::NotifySent { .. } => {}

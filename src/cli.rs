@@ -82,6 +82,23 @@ pub enum Cmd {
         /// The Markdown file to turn into a runbook
         checklist: PathBuf,
     },
+    /// The runs in the state dir: runbook, start, who drives it (and whether that process is alive), where it stands
+    Ls {
+        /// text or json
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Watch a run from another terminal: the same screen, read-only, live (the latest live run when none is named)
+    Attach {
+        /// The run: its id (as `runbook ls` shows it), a unique part of it, or its folder
+        run: Option<String>,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Runs one step's command for `runbook` itself (its spec on stdin); not for people
     #[command(name = "__monitor", hide = true)]
     Monitor,
@@ -157,6 +174,14 @@ pub fn main() -> ExitCode {
             output,
         } => crate::journal::report::main(&journal, &format, output.as_deref()),
         Cmd::Import { checklist } => crate::runbook::import::main(&checklist),
+        Cmd::Ls { format, state_dir } => crate::runs::ls::main(
+            &state_dir.unwrap_or_else(crate::journal::default_state_dir),
+            &format,
+        ),
+        Cmd::Attach { run, state_dir } => crate::tui::attach::main(
+            &state_dir.unwrap_or_else(crate::journal::default_state_dir),
+            run.as_deref(),
+        ),
         Cmd::Rehearse {
             file,
             headless,

@@ -57,6 +57,7 @@ pub mod headless;
 pub mod journal;
 pub mod metrics;
 pub mod runbook;
+pub mod runs;
 pub mod secrets;
 pub mod session;
 pub mod tui;

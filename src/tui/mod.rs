@@ -5,10 +5,12 @@
 //! when something changed — so a quiet screen costs nothing and sends next to nothing over SSH.
 //! Frames are capped at 20 a second and wrapped in synchronized updates.
 
+pub mod attach;
 pub mod keys;
 pub mod state;
 mod terminal;
 pub mod ui;
+pub mod watching;
 
 use std::io::Write;
 use std::pin::Pin;

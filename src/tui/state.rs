@@ -307,6 +307,8 @@ pub struct App {
     pub quit_when_done: bool,
     /// A rehearsal's speed-up (watches are divided by it).
     pub speed: f64,
+    /// Set on a watcher's screen (`runbook attach`): read-only, with who drives.
+    pub watching: Option<super::watching::Watching>,
 }
 
 fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
@@ -416,6 +418,7 @@ impl App {
             dialogs: Vec::new(),
             quit_when_done: false,
             speed: 1.0,
+            watching: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use crate::duration::format_duration;
-use crate::engine::{Command, StepRef, Update, Wait};
+use crate::engine::{Command, StepRef, TeamUpdate, Update, Wait};
 use crate::journal::{Event, Outcome, StepStatus};
 use crate::runbook::{Runbook, Step, StepKind};
 use crate::session::Session;
@@ -20,7 +20,7 @@ use crate::session::Session;
 pub async fn run(session: Session) -> i32 {
     let Session {
         runbook,
-        run_dir: _,
+        run_dir,
         commands,
         mut updates,
         engine,
@@ -41,8 +41,24 @@ pub async fn run(session: Session) -> i32 {
         buf: Vec::new(),
         cancelled: Vec::new(),
     };
+    // The run was handed over to this operator (`runbook takeover`, agreed to here).
+    let mut handed_over: Option<String> = None;
     while let Some(update) = updates.recv().await {
         match update {
+            Update::Team(t) => {
+                let now = clock(SystemTime::now());
+                match t {
+                    TeamUpdate::TakeoverAsked { by, from, reason } => {
+                        let _ = writeln!(out, "{now} ?? {by} ({from}) asks to take the run over: {reason}");
+                        let _ = out.flush();
+                        ask_handover(commands.clone(), by);
+                    }
+                    TeamUpdate::TakeoverWithdrawn { why, .. } => {
+                        let _ = writeln!(out, "{now}    {why}");
+                    }
+                    TeamUpdate::HandedOver { to } => handed_over = Some(to),
+                }
+            }
             Update::Output { step, chunk } => printer.output(&mut out, step, chunk.at, &chunk.bytes),
             Update::Event(record) => printer.event(&mut out, &record.event),
             Update::Message(m) => {
@@ -110,6 +126,26 @@ pub async fn run(session: Session) -> i32 {
                     (Wait::Trigger { .. }, false) => {
                         let _ = commands.send(Command::Rollback).await;
                     }
+                    (Wait::Approval(w), interactive) => {
+                        let now = clock(SystemTime::now());
+                        let _ = writeln!(
+                            out,
+                            "{now} .. {name} is {}; another operator approves with: runbook approve {} {name}",
+                            w.describe(),
+                            run_dir.display()
+                        );
+                        let nobody = w.may_approve.as_ref().is_some_and(|l| l.is_empty());
+                        if nobody && !interactive {
+                            let reason = format!(
+                                "{name} needs {} approval(s) from operators other than the driver, \
+                                 and none of its approvers may give them (the driver cannot approve its own run); \
+                                 stdin is not a terminal, so nobody can skip it either",
+                                w.missing()
+                            );
+                            crate::say!("runbook: {reason}");
+                            let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
+                        }
+                    }
                 }
             }
         }
@@ -118,6 +154,14 @@ pub async fn run(session: Session) -> i32 {
         }
     }
     let _ = out.flush();
+    if let Some(to) = handed_over {
+        let _ = engine.await;
+        crate::say!(
+            "runbook: handed over to {to} — watch with: runbook attach {}",
+            run_dir.display()
+        );
+        return 0;
+    }
     match engine.await {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
@@ -152,6 +196,17 @@ fn go_ahead_prompt(name: &str, step: &Step, irreversible: bool) -> String {
 /// Asks on the terminal in the background, so that updates keep flowing while the operator reads.
 /// The answer names the step it was asked about; an irreversible step takes `y` only (a bare
 /// Enter, perhaps typed ahead, does not start it).
+/// Another operator asks to take the run over: `y` hands it over, anything else keeps it.
+fn ask_handover(commands: mpsc::Sender<Command>, by: String) {
+    tokio::task::spawn_blocking(move || {
+        crate::say_inline!("hand this run over to {by}? they drive it from here [y/N]: ");
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        let accept = matches!(line.trim(), "y" | "Y" | "yes");
+        let _ = commands.blocking_send(Command::Handover { accept });
+    });
+}
+
 fn ask(commands: mpsc::Sender<Command>, prompt: String, at: StepRef, irreversible: bool) {
     tokio::task::spawn_blocking(move || {
         let stdin = std::io::stdin();
@@ -399,6 +454,13 @@ impl<'a> Printer<'a> {
                 writeln!(out, "{now} {mark} {name} {}{facts}{tail}{log}", f.status.as_str())
             }
             Event::Note { text, operator } => writeln!(out, "{now}    note by {operator}: {text}"),
+            Event::Approval { .. } | Event::Handover { .. } => {
+                writeln!(
+                    out,
+                    "{now} ok {}",
+                    crate::team::describe(event).unwrap_or_default()
+                )
+            }
             Event::WriteFailed { file, error } => writeln!(out, "{now} !! cannot write {file}: {error}"),
             Event::MetricsSampled { values, errors } => {
                 let shown: Vec<String> = values

@@ -60,4 +60,5 @@ pub mod runbook;
 pub mod runs;
 pub mod secrets;
 pub mod session;
+pub mod team;
 pub mod tui;

@@ -46,6 +46,8 @@ pub enum StartError {
     Journal { dir: String, source: std::io::Error },
     #[error("{0}")]
     Resume(String),
+    #[error("{0}")]
+    Lock(#[from] crate::team::lock::LockError),
 }
 
 /// A started execution: the front end reads `updates` and sends `commands`.
@@ -153,6 +155,19 @@ pub fn start(req: Request) -> Result<Session, StartError> {
                 .collect(),
         }
     })?;
+    // The deploy lock before the run folder: a refused run leaves nothing behind.
+    let mut deploy_lock = match &rb.lock {
+        Some(name) => {
+            let state_dir = match &resume_dir {
+                Some(dir) => crate::team::lock::state_dir_of(dir)
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_else(|| dir.join("..").join("..")),
+                None => req.state_dir.clone().unwrap_or_else(default_state_dir),
+            };
+            Some(crate::team::lock::acquire(&state_dir, name)?)
+        }
+        None => None,
+    };
     let journal = match &resume_dir {
         Some(dir) => {
             let lock = lock
@@ -188,8 +203,28 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         },
         resume: plan,
     };
+    if let Some(lock) = deploy_lock.as_mut() {
+        let _ = lock.record_run(&run_dir);
+    }
+    // Other operators reach the driver here (notes, approvals, takeover): SPEC §8.
+    let control = match crate::team::server::serve(&run_dir, cmd_tx.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            notices.push(format!(
+                "the control socket {} could not be created ({e}): other operators cannot approve, add notes or take over from their terminals",
+                run_dir.join(crate::team::SOCKET).display()
+            ));
+            None
+        }
+    };
     let engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
-    let engine = tokio::spawn(engine.run());
+    // The socket and the deploy lock live as long as the engine drives the run, and go with it.
+    let engine = tokio::spawn(async move {
+        let outcome = engine.run().await;
+        drop(control);
+        drop(deploy_lock);
+        outcome
+    });
     Ok(Session {
         runbook: rb,
         run_dir,

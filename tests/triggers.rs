@@ -230,6 +230,7 @@ async fn drive_simulated(req: Request, mut react: impl FnMut(&Update) -> Vec<Com
                 Update::Output { step, chunk } => d.output.push((step, chunk.bytes)),
                 Update::Waiting { step, why } => d.waits.push((step, why)),
                 Update::Message(m) => d.messages.push(m),
+                Update::Team(t) => d.messages.push(format!("{t:?}")),
             }
         }
         (&mut s.engine).await.expect("engine task")

@@ -15,6 +15,7 @@ pub mod http;
 pub mod monitor;
 pub mod process;
 mod step;
+mod team;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use crate::runbook::{Phase, Runbook};
 use crate::secrets::{Redactor, Secrets};
 pub use process::Chunk;
 pub use step::log_file;
+pub use team::TeamUpdate;
 
 /// Which kind of execution this is; recorded as `mode` in `run_started`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +122,12 @@ pub enum Command {
     Interrupt,
     /// SIGHUP: let the step in flight finish, start nothing further, stop resumably.
     Detach,
+    /// A request from the control socket (another operator: a note, an approval, a takeover).
+    Team(crate::team::protocol::Asked),
+    /// The driver's operator answers a takeover request: hand the run over, or not.
+    Handover {
+        accept: bool,
+    },
 }
 
 /// Why the run is waiting for the operator.
@@ -138,6 +146,8 @@ pub enum Wait {
     /// Resuming: this step was in flight when the run stopped. Retry it, mark it done or skip it
     /// (with a reason), or roll back.
     Interrupted,
+    /// After its go-ahead, the step waits for other operators' approvals (SPEC §8).
+    Approval(crate::team::protocol::ApprovalWaiting),
 }
 
 /// What the engine tells a front end.
@@ -156,6 +166,8 @@ pub enum Update {
     },
     /// A remark for the operator that is not an event (a retry delay, leftover processes ended).
     Message(String),
+    /// Operators as a team: a takeover request, a hand-over.
+    Team(TeamUpdate),
 }
 
 /// Settings of one execution.
@@ -184,6 +196,8 @@ enum Stop {
     Rollback(String),
     Interrupted(String),
     Journal(String),
+    /// The driver's operator handed the run over (to this user): stop here, finish nothing.
+    HandedOver(String),
 }
 
 /// Journal and front end together: every event is on disk before anyone sees it.
@@ -245,6 +259,7 @@ pub struct Engine {
     /// For a rehearsal's figures: when a trigger first fired, when the rollback started.
     first_fired: Option<Instant>,
     rollback_began: Option<Instant>,
+    team: team::Team,
 }
 
 /// A check trigger's result: its index, and whether it passed (or why not).
@@ -278,6 +293,11 @@ impl Engine {
         env.push(("RUNBOOK_MODE".into(), opts.mode.as_str().into()));
         env.push(("RUNBOOK_OPERATOR".into(), opts.operator.clone()));
         let speed = opts.rehearsal.map_or(1.0, |r| r.speed);
+        let given = opts
+            .resume
+            .as_ref()
+            .map(|p| p.approvals.clone())
+            .unwrap_or_default();
         // A resumed run watches every trigger afresh (nothing shown from the last session holds).
         let resumed = opts.mode == Mode::Resume;
         let triggers = rb
@@ -311,6 +331,7 @@ impl Engine {
             rolling_back: false,
             first_fired: None,
             rollback_began: None,
+            team: team::Team::new(given),
         }
     }
 
@@ -369,8 +390,17 @@ impl Engine {
             Err(Stop::Failed(r)) => (Outcome::Failed, r),
             Err(Stop::Aborted(r)) => (Outcome::Aborted, r),
             Err(Stop::Interrupted(r)) => (Outcome::Interrupted, Some(r)),
+            // Handed over: the new driver goes on from here; this session ends without a word more.
+            Err(Stop::HandedOver(to)) => {
+                self.handed_over(&to).await;
+                return Outcome::Interrupted;
+            }
             Err(Stop::Rollback(reason)) => match self.roll_back(reason).await {
                 Ok(o) => o,
+                Err(Stop::HandedOver(to)) => {
+                    self.handed_over(&to).await;
+                    return Outcome::Interrupted;
+                }
                 Err(Stop::Journal(e)) => {
                     self.rec.tell(Update::Message(e)).await;
                     return Outcome::Failed;
@@ -517,6 +547,7 @@ impl Engine {
             Ok(()) => "succeeded",
             Err(Stop::Interrupted(r)) => return Ok((Outcome::Interrupted, Some(r.clone()))),
             Err(Stop::Journal(e)) => return Err(Stop::Journal(e.clone())),
+            Err(Stop::HandedOver(to)) => return Err(Stop::HandedOver(to.clone())),
             Err(_) => "failed",
         };
         self.rec

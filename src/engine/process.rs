@@ -31,6 +31,8 @@ struct Groups {
     created: HashSet<i32>,
     /// Step monitors still running (they left our session; they are not orphans).
     monitors: HashSet<i32>,
+    /// Step monitors left to run on after a hand-over: never ended by us.
+    released: HashSet<i32>,
 }
 
 static GROUPS: Mutex<Option<Groups>> = Mutex::new(None);
@@ -94,6 +96,7 @@ fn orphans() -> Vec<i32> {
         if ppid == me
             && !g.live.contains(&pid)
             && !g.monitors.contains(&pid)
+            && !g.released.contains(&pid)
             && !g.live.contains(&pgrp)
             && (g.created.contains(&pgrp) || session != our_session)
         {
@@ -493,6 +496,19 @@ impl RunningCommand {
         }
         self.how = Following::Done;
         result
+    }
+
+    /// Lets the command run on under its monitor without this process (the run was handed over:
+    /// the new driver follows it). It is no longer ours to end when we exit.
+    pub fn release(&mut self) {
+        if let Some(g) = groups().as_mut() {
+            g.monitors.remove(&self.monitor);
+            g.released.insert(self.monitor);
+        }
+        if let Following::Adopted { tail, .. } = &self.how {
+            tail.abort();
+        }
+        self.how = Following::Done;
     }
 
     /// Asks the monitor to end the step's whole tree (SIGTERM, SIGKILL after the grace period);

@@ -73,6 +73,15 @@ impl Engine {
                     }
                 }
             }
+            if let Some(reason) = self.await_approvals(at, phase, step).await? {
+                let attempt = u32::from(manual);
+                return self
+                    .finish_simple(at, attempt, StepStatus::Skipped, waited, Some(reason))
+                    .await;
+            }
+            if step.approval.is_some() {
+                self.hold(at).await?;
+            }
             if manual {
                 let fin = StepFinished {
                     phase: phase.id.clone(),
@@ -90,6 +99,16 @@ impl Engine {
             }
             // No hold here: a go-ahead counts only when nothing fires (`go_ahead`), so the step
             // starts now or not at all.
+        } else if adopted.is_none() && step.approval.is_some() {
+            let waited = std::time::Instant::now();
+            if let Some(reason) = self.await_approvals(at, phase, step).await? {
+                return self
+                    .finish_simple(at, 0, StepStatus::Skipped, waited, Some(reason))
+                    .await;
+            }
+            // The last approval may come while a trigger fires: nothing starts until it is
+            // acknowledged (or the run rolls back).
+            self.hold(at).await?;
         }
         // Retries count from this session's first attempt: an adopted one is that attempt.
         let base = if adopted.is_some() { earlier - 1 } else { earlier };
@@ -488,6 +507,9 @@ impl Engine {
             fin.reason = Some("followed to its end after runbook was restarted".into());
             stop
         };
+        if let Some(s @ Stop::HandedOver(_)) = stop {
+            return Err(s);
+        }
         let status = fin.status;
         self.unfinished = None;
         self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
@@ -516,6 +538,11 @@ impl Engine {
             };
             match input {
                 Ok(Input::Work(r)) => break r,
+                // Handed over: the command runs on under its monitor; the new driver follows it.
+                Ok(Input::Stop(s @ Stop::HandedOver(_))) => {
+                    running.release();
+                    return Some(s);
+                }
                 Ok(Input::Stop(s)) => {
                     stop.get_or_insert(s);
                     cancelled.get_or_insert(StepStatus::Cancelled);
@@ -786,6 +813,10 @@ impl Engine {
                 }
             }
             (StepKind::Manual(_), _) => unreachable!("manual steps finish in run_step"),
+        }
+        // Handed over mid-step: it stays unfinished in the journal, for the new driver to follow.
+        if let Some(s @ Stop::HandedOver(_)) = stop {
+            return Err(s);
         }
         fin.duration_ms = began.elapsed().as_millis() as u64;
         let status = fin.status;

@@ -112,6 +112,29 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rollback_ms: Option<u64>,
     },
+    /// An operator other than the driver approved a step that waits for approvals (SPEC §8):
+    /// who (the Unix user the kernel named), from where, and the metric values at that moment.
+    Approval {
+        phase: String,
+        step: String,
+        rollback: bool,
+        operator: String,
+        from: crate::team::protocol::Origin,
+        metrics: BTreeMap<String, Option<f64>>,
+        /// A rehearsal's approval: nobody approved, the rehearsal played it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        simulated: bool,
+    },
+    /// The run changed hands: `from` stopped driving it, `to` drives it from here.
+    Handover {
+        from: String,
+        to: String,
+        reason: String,
+        /// Where the new driver is.
+        at: crate::team::protocol::Origin,
+        /// The driver's operator agreed (`true`), or the driver was gone (`false`).
+        consent: bool,
+    },
     RunFinished {
         outcome: Outcome,
         exit_code: i32,
@@ -363,6 +386,28 @@ fn open_private(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
 /// whatever the umask: step logs and every other file `runbook` writes in a run folder.
 pub fn create_private_file(path: &Path) -> std::io::Result<File> {
     open_private(path, OpenOptions::new().write(true).create(true).truncate(true))
+}
+
+/// Creates a folder below the state dir (`locks/`) as the run folders are: `0700`, or `2770` for
+/// the group when the state dir is shared (creating the state dir itself first when missing).
+pub fn create_folder(state_dir: &Path, dir: &Path) -> std::io::Result<()> {
+    create_state_dirs(state_dir, &state_dir.join("runs"))?;
+    match create_run_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Opens a file for reading and writing without emptying it, creating it `0600` (`0660` for a
+/// shared state dir's group) when it is missing: lock files.
+pub fn open_private_rw(path: &Path) -> std::io::Result<File> {
+    open_private(path, OpenOptions::new().read(true).write(true).create(true))
+}
+
+/// Gives something `runbook` created in a run folder by other means than `create_private_file`
+/// (the control socket) the same access: `0600`, or `0660` for a shared state dir's group.
+pub fn give_access(path: &Path) -> std::io::Result<()> {
+    set_access(path, None, sharing_of(folder_of(path))?, 0o600, 0o660)
 }
 
 /// An open journal: appends events, each flushed to disk before `append` returns. It holds the
@@ -646,6 +691,33 @@ impl Event {
                 fired_to_decision_ms: _,
                 rollback_ms: _,
             } => {}
+            Event::Approval {
+                phase,
+                step,
+                rollback: _,
+                operator,
+                from,
+                metrics,
+                simulated: _,
+            } => {
+                for s in [phase, step, operator] {
+                    m(s);
+                }
+                from.mask(&m, &mo);
+                keys(metrics, r);
+            }
+            Event::Handover {
+                from,
+                to,
+                reason,
+                at,
+                consent: _,
+            } => {
+                for s in [from, to, reason] {
+                    m(s);
+                }
+                at.mask(&m, &mo);
+            }
             Event::RunFinished {
                 outcome: _,
                 exit_code: _,

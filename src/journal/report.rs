@@ -410,6 +410,14 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                 operator: "runbook".into(),
                 text: format!("could not write {file}: {error}"),
             }),
+            Event::Approval { operator, .. } | Event::Handover { to: operator, .. } => {
+                person(&mut r, operator);
+                r.notes.push(NoteRow {
+                    ts: ts.clone(),
+                    operator: operator.clone(),
+                    text: crate::team::describe(&rec.event).unwrap_or_default(),
+                });
+            }
             Event::Note { text, operator } => {
                 person(&mut r, operator);
                 r.notes.push(NoteRow {
@@ -710,6 +718,7 @@ fn summarize(e: &Event) -> String {
         Event::RollbackFinished { status } => format!("rollback {status}"),
         Event::RehearsalFigures { .. } => "rehearsal figures".into(),
         Event::RunFinished { outcome, .. } => format!("run {}", outcome.as_str()),
+        Event::Approval { .. } | Event::Handover { .. } => crate::team::describe(e).unwrap_or_default(),
     }
 }
 

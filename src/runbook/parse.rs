@@ -169,7 +169,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 const TOP_KEYS: &[&str] = &[
     "runbook", "vars", "secrets", "settings", "metrics", "metric", "trigger", "phase", "rollback",
 ];
-const RUNBOOK_KEYS: &[&str] = &["title", "description", "id"];
+const RUNBOOK_KEYS: &[&str] = &["title", "description", "id", "lock"];
 const SETTINGS_KEYS: &[&str] = &["shell", "workdir", "kill_grace"];
 const METRICS_KEYS: &[&str] = &["url", "interval", "headers"];
 const METRIC_KEYS: &[&str] = &["id", "title", "query", "command", "unit", "simulate"];
@@ -204,6 +204,8 @@ const STEP_KEYS: &[&str] = &[
     "env",
     "irreversible",
     "workdir",
+    "approval",
+    "approvers",
 ];
 const STEP_KINDS: &[&str] = &["run", "manual", "watch", "http"];
 const HTTP_KEYS: &[&str] = &["url", "method", "headers", "body", "expect_status", "expect_body"];
@@ -640,6 +642,7 @@ impl<'s> Parser<'s> {
         let mut title = String::new();
         let mut description = None;
         let mut id = None;
+        let mut lock = None;
         match root.get("runbook") {
             None if misspelt(root, "runbook") => {}
             None => self.err(0..0, "missing [runbook] table with a `title`"),
@@ -650,6 +653,9 @@ impl<'s> Parser<'s> {
                         .required_text(t, &v.span(), "title", "[runbook]", Subst::Display)
                         .unwrap_or_default();
                     description = self.text(t, "description", "[runbook]", Subst::Display);
+                    let (name, problems) = super::approval::lock_name(t, "[runbook]");
+                    self.diags.extend(problems);
+                    lock = name;
                     if let Some((raw, span)) = self.raw_str(t, "id", "[runbook]") {
                         let raw = raw.to_string();
                         self.check_id(&raw, span);
@@ -809,6 +815,7 @@ impl<'s> Parser<'s> {
             id,
             title,
             description,
+            lock,
             file: path.to_path_buf(),
             sha256: String::new(),
             vars: self.vars.clone(),
@@ -1173,6 +1180,8 @@ impl<'s> Parser<'s> {
         let workdir = self
             .text(t, "workdir", what, Subst::Display)
             .map(|w| normalize(&base.join(w)));
+        let (approval, problems) = super::approval::step_approval(t, &span, what);
+        self.diags.extend(problems);
         Some(Step {
             id: id?,
             title: title?,
@@ -1185,6 +1194,7 @@ impl<'s> Parser<'s> {
             env,
             irreversible,
             workdir,
+            approval,
         })
     }
 

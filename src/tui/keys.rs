@@ -52,6 +52,12 @@ pub enum Dialog {
     PickTrigger {
         selected: usize,
     },
+    /// Another operator asks to take the run over (`runbook takeover`): `y` hands it over.
+    Handover {
+        by: String,
+        from: String,
+        reason: String,
+    },
 }
 
 impl Dialog {
@@ -415,6 +421,7 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                 app.dialogs.push(Dialog::Irreversible(at));
             }
         }
+        Dialog::Handover { by, from, reason } => return super::team::on_key(app, by, from, reason, key),
         Dialog::PickTrigger { selected } => match key.code {
             KeyCode::Esc => {}
             KeyCode::Up | KeyCode::Char('k') => app.dialogs.push(Dialog::PickTrigger {
@@ -566,6 +573,7 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
             h.push(("s", "skip"));
         }
         Some((_, Wait::Trigger { .. })) => h.push(("a", "acknowledge")),
+        Some((_, Wait::Approval(_))) => h.push(("s", "skip")),
         Some((_, Wait::Interrupted)) => {
             h.push(("r", "run again"));
             h.push(("d", "mark done"));

@@ -8,6 +8,7 @@
 pub mod attach;
 pub mod keys;
 pub mod state;
+mod team;
 mod terminal;
 pub mod ui;
 pub mod watching;
@@ -224,6 +225,13 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         std::mem::forget(guard);
     }
     let o = outcome.unwrap_or(Outcome::Failed);
+    if let Some(to) = &app.handed_over {
+        crate::out!(
+            "runbook: handed over to {to} — watch with: runbook attach {}",
+            run_dir.display()
+        );
+        return 0;
+    }
     crate::out!(
         "runbook: run {} (exit {}); journal: {}",
         o.as_str().replace('_', " "),

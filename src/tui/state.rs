@@ -309,6 +309,8 @@ pub struct App {
     pub speed: f64,
     /// Set on a watcher's screen (`runbook attach`): read-only, with who drives.
     pub watching: Option<super::watching::Watching>,
+    /// The run was handed over to this operator: this screen no longer drives it.
+    pub handed_over: Option<String>,
 }
 
 fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
@@ -419,6 +421,7 @@ impl App {
             quit_when_done: false,
             speed: 1.0,
             watching: None,
+            handed_over: None,
         }
     }
 
@@ -633,7 +636,7 @@ impl App {
                 // A failed step stays `Done` (failed): that it waits for a decision is
                 // `self.waiting`, which goes away when the run moves on or rolls back.
                 if let Some(v) = self.view_mut(step)
-                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted)
+                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted | Wait::Approval(_))
                 {
                     v.state = StepState::Waiting(why.clone());
                 }
@@ -650,6 +653,7 @@ impl App {
             }
             Update::Message(m) => self.note(m),
             Update::Event(record) => self.event(record.event),
+            Update::Team(t) => self.team(t),
         }
     }
 
@@ -798,6 +802,9 @@ impl App {
                 self.waiting = None;
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
+            Event::Approval { .. } | Event::Handover { .. } => {
+                self.note(crate::team::describe(&event).unwrap_or_default())
+            }
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             Event::RunStarted { mode, .. } => {
                 if mode == crate::engine::Mode::Resume.as_str() {

@@ -523,6 +523,7 @@ pub async fn drive(req: Request, mut react: impl FnMut(&Update) -> Vec<Command>)
                 Update::Output { step, chunk } => d.output.push((step, chunk.bytes)),
                 Update::Waiting { step, why } => d.waits.push((step, why)),
                 Update::Message(m) => d.messages.push(m),
+                Update::Team(t) => d.messages.push(format!("{t:?}")),
             }
         }
         (&mut s.engine).await.expect("engine task")

@@ -79,6 +79,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Dialog::Rollback => rollback(f, area, app, theme),
             Dialog::Quit => quit(f, area, app, theme),
             Dialog::Irreversible(at) => irreversible(f, area, app, theme, *at),
+            Dialog::Handover { by, from, reason } => simple(
+                f,
+                area,
+                theme,
+                " Hand this run over? ",
+                crate::tui::team::lines(app, by, from, reason, theme),
+            ),
             Dialog::EndWatch(_) => simple(
                 f,
                 area,
@@ -133,7 +140,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
 }
 
-fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<Line>) {
+pub fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<Line>) {
     let w = area.width.saturating_sub(4).min(96);
     // Rows after wrapping, so that the last line (the keys) is never cut off.
     let inner = w.saturating_sub(2).max(1) as usize;

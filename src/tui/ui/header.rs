@@ -104,6 +104,14 @@ fn status(app: &App, theme: &Theme, now: Instant) -> (String, Style) {
             theme.bad().add_modifier(Modifier::REVERSED),
         ),
         Some((_, Wait::Trigger { .. })) => (" HELD BY TRIGGER ".into(), theme.alarm()),
+        Some((_, Wait::Approval(w))) => (
+            format!(
+                " WAITING FOR {} APPROVAL{} ",
+                w.missing(),
+                if w.missing() == 1 { "" } else { "S" }
+            ),
+            theme.warn().add_modifier(Modifier::REVERSED),
+        ),
         None => (" RUNNING ".into(), theme.ok()),
     }
 }

@@ -139,6 +139,11 @@ fn row_state(app: &App, theme: &Theme, si: usize, now: Instant) -> (&'static str
                 what,
             )
         }
+        StepState::Waiting(Wait::Approval(w)) => (
+            theme.glyph(Glyph::Waiting),
+            theme.warn().add_modifier(Modifier::BOLD),
+            w.describe(),
+        ),
         StepState::Waiting(Wait::Interrupted) => (
             theme.glyph(Glyph::Interrupted),
             theme.bad(),

@@ -20,15 +20,15 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::time::Instant;
 
-use super::keys::Effect;
 use super::state::{App, StepState};
-use super::watching::Watching;
+use super::watching::{Action, Watching};
 use super::{FRAME, draw, load_wanted_log, next_event, recv_hangup, terminal};
 use crate::engine::{Mode, StepRef, Update, Wait};
 use crate::journal::{Event, Record};
 use crate::runbook::StepKind;
 use crate::runs::follow::{DriverExit, Followed, Follower};
 use crate::runs::{Liveness, Standing, WaitFor};
+use crate::team::protocol::{Request, Response};
 
 /// `runbook attach [RUN]`: returns the exit status (0, or 2 when there is nothing to watch).
 pub fn main(state_dir: &Path, run: Option<&str>) -> i32 {
@@ -70,6 +70,8 @@ struct Watcher {
     records: Vec<Record>,
     following: Option<StepRef>,
     follower: Follower,
+    /// Events arrived since the driver was last asked about approvals.
+    moved: bool,
 }
 
 impl Watcher {
@@ -89,6 +91,7 @@ impl Watcher {
             }
         }
         if events {
+            self.moved = true;
             self.standing();
         }
     }
@@ -268,6 +271,7 @@ async fn watch(dir: &Path) -> i32 {
         run: id,
         driver: driver.clone(),
         ended: false,
+        me: unix_user(),
     });
     if let Some(d) = &driver {
         app.operator = d.operator.clone();
@@ -281,6 +285,7 @@ async fn watch(dir: &Path) -> i32 {
         records: Vec::new(),
         following: None,
         follower,
+        moved: false,
     };
     w.take(now, false);
     // Attached in the middle of a step: its output so far (the end of it), then as it comes.
@@ -337,6 +342,10 @@ async fn run(mut w: Watcher) -> i32 {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gone = false;
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut hello_at: Option<Instant> = None;
+    let mut hello_out = false;
+    w.moved = w.app.finished.is_none();
     loop {
         if w.app.finished.is_some()
             && let Some(ws) = &mut w.app.watching
@@ -362,16 +371,15 @@ async fn run(mut w: Watcher) -> i32 {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
                     key_pressed = true;
                     let mut quit = false;
-                    for effect in super::watching::on_key(&mut w.app, key) {
-                        match effect {
-                            Effect::Quit => quit = true,
-                            Effect::Suspend => {
+                    for action in super::watching::on_key(&mut w.app, key) {
+                        match action {
+                            Action::Quit => quit = true,
+                            Action::Suspend => {
                                 let _ = guard.suspend();
                                 let _ = term.clear();
                                 w.app.dirty = true;
                             }
-                            Effect::Send(crate::engine::Command::Note { text }) => send_note(&mut w, text).await,
-                            Effect::Send(_) => {}
+                            Action::Ask(request) => ask(&run_dir, request, &answers_tx),
                         }
                     }
                     if quit {
@@ -418,7 +426,26 @@ async fn run(mut w: Watcher) -> i32 {
                     w.app.note(text);
                 }
             }
+            Some((request, answer)) = answers.recv() => {
+                if request == Request::Hello {
+                    hello_out = false;
+                }
+                w.answer(request, answer);
+            }
+            _ = crate::engine::sleep_until_opt(hello_at), if !hello_out => {
+                hello_at = None;
+                hello_out = true;
+                ask(&run_dir, Request::Hello, &answers_tx);
+            }
             _ = tick.tick(), if w.app.finished.is_none() => w.app.dirty = true,
+        }
+        // Whether a step waits for approvals is the driver's to say (`hello`): asked when the run
+        // moved, and every few seconds only while a step that needs approvals waits for its
+        // go-ahead (given on the driver's screen, it is journaled nowhere).
+        if std::mem::take(&mut w.moved) && w.approvals_matter() {
+            hello_at = Some(Instant::now());
+        } else if hello_at.is_none() && !hello_out && w.approval_soon() {
+            hello_at = Some(Instant::now() + HELLO_EVERY);
         }
         // A new driver (a takeover, a resume): watch its process instead.
         if let Some(new) = driver_exit(&w.app, exit.as_ref().map(|e| e.0)) {
@@ -446,8 +473,77 @@ fn driver_exit(app: &App, watched: Option<u32>) -> Option<(u32, DriverExit)> {
     Some((d.pid, DriverExit::watch(d.pid)?))
 }
 
-/// A note for the driver to journal, with this watcher's name.
-async fn send_note(w: &mut Watcher, _text: String) {
-    w.app
-        .note("notes from a watcher need the driver's control socket, which this runbook does not serve yet");
+/// This process's Unix user, as the driver will name it (from the kernel, never `$USER`).
+fn unix_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid{uid}"), |u| u.name)
+}
+
+/// How often a watcher asks the driver whether a step waits for approvals, while one may.
+const HELLO_EVERY: Duration = Duration::from_secs(2);
+
+type Answer = (Request, Result<Response, String>);
+
+/// Sends a request to the driver in the background; its answer comes back on `answers`.
+fn ask(run_dir: &Path, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
+    let dir = run_dir.to_path_buf();
+    let answers = answers.clone();
+    tokio::task::spawn_blocking(move || {
+        let answer = crate::team::client::request(&dir, &request).map_err(|e| e.to_string());
+        let _ = answers.send((request, answer));
+    });
+}
+
+impl Watcher {
+    /// The driver's answer to a request of this watcher.
+    fn answer(&mut self, request: Request, answer: Result<Response, String>) {
+        match (request, answer) {
+            (Request::Hello, Ok(r)) => {
+                let waiting = r.driver.map(|d| d.waiting).unwrap_or_default();
+                if let Some(aw) = waiting.into_iter().next() {
+                    let (phase, step) = aw.step.split_once('/').unwrap_or(("", &aw.step));
+                    if let Some(at) = find(&self.app, aw.rollback, phase, step)
+                        && self.app.waiting.as_ref() != Some(&(at, Wait::Approval(aw.clone())))
+                    {
+                        self.app.apply(Update::Waiting {
+                            step: at,
+                            why: Wait::Approval(aw),
+                        });
+                    }
+                }
+            }
+            // Asked on its own: nothing to say when it gets no answer.
+            (Request::Hello, Err(_)) => {}
+            (request, Ok(r)) if r.ok => {
+                let text = r.text().to_string();
+                self.app.note(match request {
+                    Request::Note { .. } => format!("note sent: {text}"),
+                    _ => text,
+                });
+            }
+            (_, Ok(r)) => self.app.note(format!("refused: {}", r.text())),
+            (request, Err(e)) => self.app.note(format!("{} not sent: {e}", request.op())),
+        }
+    }
+
+    /// Whether any step of the runbook needs approvals (then the driver is asked about them).
+    fn approvals_matter(&self) -> bool {
+        self.app.finished.is_none()
+            && [false, true].iter().any(|&rb| {
+                self.app
+                    .phases(rb)
+                    .iter()
+                    .any(|p| p.steps.iter().any(|s| s.approval.is_some()))
+            })
+    }
+
+    /// A step that needs approvals waits for its go-ahead: once the driver gives it, it waits
+    /// for approvals, and nothing is journaled about that.
+    fn approval_soon(&self) -> bool {
+        self.app.finished.is_none()
+            && matches!(&self.app.waiting, Some((at, Wait::GoAhead { .. })) if self.app.step(*at).approval.is_some())
+    }
 }

@@ -1,16 +1,21 @@
 //! The screen of a watcher (`runbook attach`): who drives, and what the keys of a watcher do. A
 //! key that would change the run (a go-ahead, skip, retry, roll back, acknowledge, raise a
 //! trigger) does nothing but say who can do it; reading keys work as for the driver; `n` writes a
-//! note that the driver journals with the watcher's name.
+//! note and `A` approves the step that waits for approvals (after a confirmation that names it):
+//! both are requests to the driver, who journals them with the watcher's name.
 //!
 //! The key table of the driver (`keys`) stays the driver's; this module is consulted first when
 //! `App::watching` is set.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::text::{Line, Span};
 
-use super::keys::{self, Effect};
+use super::keys::{self, Dialog, Effect};
 use super::state::App;
+use super::ui::theme::Theme;
+use crate::engine::{StepRef, Wait};
 use crate::runs::{Driver, Liveness};
+use crate::team::protocol::Request;
 
 /// What the screen knows about being a watcher.
 #[derive(Debug, Clone)]
@@ -21,6 +26,25 @@ pub struct Watching {
     pub driver: Option<Driver>,
     /// The run has ended: nothing more will come.
     pub ended: bool,
+    /// This watcher's Unix user (what the driver will journal).
+    pub me: String,
+}
+
+/// What a watcher's key asks the event loop to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Quit,
+    /// Ctrl-Z.
+    Suspend,
+    /// A request to the driver, over its control socket.
+    Ask(Request),
+}
+
+/// A watcher's question on screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ask {
+    /// `A`: approve this step? `y` sends the approval.
+    Approve { at: StepRef, step: String },
 }
 
 impl Watching {
@@ -72,7 +96,9 @@ fn change(app: &App, key: &KeyEvent) -> Option<&'static str> {
     let running_watch = app
         .running()
         .is_some_and(|at| matches!(app.step(at).kind, crate::runbook::StepKind::Watch(_)));
+    let approval = matches!(app.waiting, Some((_, Wait::Approval(_))));
     Some(match key.code {
+        KeyCode::Enter if approval => "give the go-ahead (an approval is A)",
         KeyCode::Enter if app.waiting.is_some() => "confirm",
         KeyCode::Enter if running_watch => "end the watch",
         KeyCode::Enter => return None,
@@ -88,44 +114,156 @@ fn change(app: &App, key: &KeyEvent) -> Option<&'static str> {
     })
 }
 
+/// The step that waits for approvals now, if one does.
+fn awaiting_approval(app: &App) -> Option<(StepRef, &crate::team::protocol::ApprovalWaiting)> {
+    match &app.waiting {
+        Some((at, Wait::Approval(w))) => Some((*at, w)),
+        _ => None,
+    }
+}
+
+/// `A`: the confirmation that names the step, or why there is nothing to approve.
+fn approve_key(app: &mut App, watching: &Watching) {
+    let Some((at, w)) = awaiting_approval(app) else {
+        app.note("no step waits for an approval now (A approves one when it does)");
+        return;
+    };
+    if watching.driver_name() == watching.me {
+        app.note(format!(
+            "you ({}) drive this run: an approval must come from another operator",
+            watching.me
+        ));
+        return;
+    }
+    if let Some(list) = &w.may_approve
+        && !list.contains(&watching.me)
+    {
+        let text = format!("{} may not approve {}: {}", watching.me, w.step, w.describe());
+        app.note(text);
+        return;
+    }
+    let step = w.step.clone();
+    app.selected = at;
+    app.dialogs.push(Dialog::Watcher(Ask::Approve { at, step }));
+}
+
 /// Handles a key on a watcher's screen.
-pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
     let Some(watching) = app.watching.clone() else {
-        return keys::on_key(app, key);
+        return Vec::new();
     };
     app.dirty = true;
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if let Some(Dialog::Watcher(ask)) = app.dialogs.last() {
+        let ask = ask.clone();
+        app.dialogs.pop();
+        return on_ask_key(app, ask, key);
+    }
     if app.dialogs.is_empty() {
         // Leaving changes nothing for the run: no question asked.
         if key.code == KeyCode::Char('q') || (ctrl && key.code == KeyCode::Char('c')) {
-            return vec![Effect::Quit];
+            return vec![Action::Quit];
         }
         if !ctrl && let Some(what) = change(app, &key) {
             app.note(watching.refusal(what));
             return Vec::new();
         }
-        if key.code == KeyCode::Char('n') && !ctrl && watching.ended {
-            app.note(watching.refusal("take a note"));
+        if key.code == KeyCode::Char('A') {
+            if watching.ended {
+                app.note("the run has ended: there is nothing to approve");
+            } else {
+                approve_key(app, &watching);
+            }
+            return Vec::new();
+        }
+        if key.code == KeyCode::Char('n') && !ctrl && (watching.ended || watching.driver_gone()) {
+            app.note(format!(
+                "{}: a note goes to the driver, and there is none to journal it",
+                if watching.ended {
+                    "the run has ended"
+                } else {
+                    "the driver is gone"
+                }
+            ));
             return Vec::new();
         }
     }
     // Whatever a dialog would still send, only a note leaves a watcher's screen.
-    keys::on_key(app, key)
-        .into_iter()
-        .filter(|e| match e {
-            Effect::Send(crate::engine::Command::Note { .. }) | Effect::Quit | Effect::Suspend => true,
-            Effect::Send(_) => {
-                app.note(watching.refusal("do that"));
-                false
+    let mut out = Vec::new();
+    for e in keys::on_key(app, key) {
+        match e {
+            Effect::Send(crate::engine::Command::Note { text }) => {
+                out.push(Action::Ask(Request::Note { text }))
             }
-        })
-        .collect()
+            Effect::Quit => out.push(Action::Quit),
+            Effect::Suspend => out.push(Action::Suspend),
+            Effect::Send(_) => app.note(watching.refusal("do that")),
+        }
+    }
+    out
+}
+
+fn on_ask_key(app: &mut App, ask: Ask, key: KeyEvent) -> Vec<Action> {
+    let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'));
+    let no = matches!(key.code, KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc);
+    match ask {
+        Ask::Approve { at, step } => {
+            if yes {
+                // Only for the step that still waits: the driver checks it again anyway.
+                if awaiting_approval(app).is_some_and(|(w, _)| w == at) {
+                    app.note(format!("approving {step}…"));
+                    return vec![Action::Ask(Request::Approve { step })];
+                }
+                app.note(format!("{step} no longer waits for an approval: nothing sent"));
+            } else if !no {
+                app.dialogs.push(Dialog::Watcher(Ask::Approve { at, step }));
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// A watcher's dialog: its title and lines.
+pub fn dialog<'a>(app: &App, ask: &Ask, theme: &Theme) -> (String, Vec<Line<'a>>) {
+    match ask {
+        Ask::Approve { at, step } => {
+            let title = app.step(*at).title.clone();
+            let me = app.watching.as_ref().map_or("you", |w| w.me.as_str()).to_string();
+            let state = awaiting_approval(app)
+                .filter(|(w, _)| w == at)
+                .map(|(_, w)| w.describe())
+                .unwrap_or_else(|| "no longer waiting".into());
+            (
+                format!(" Approve {step}? "),
+                vec![
+                    Line::from(format!("{step}: {title}")),
+                    Line::from(format!("It is {state}.")),
+                    Line::from(""),
+                    Line::from(format!(
+                        "Your approval is journaled as {me}'s, with where you are and the metric values now."
+                    )),
+                    Line::from(""),
+                    Line::from(Span::styled(
+                        format!("y: approve {step}   n or Esc: do not"),
+                        theme.warn(),
+                    )),
+                ],
+            )
+        }
+    }
 }
 
 /// The key hints of a watcher's screen.
 pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     let mut h = Vec::new();
-    if app.watching.as_ref().is_some_and(|w| !w.ended) {
+    if awaiting_approval(app).is_some() {
+        h.push(("A", "approve"));
+    }
+    if app
+        .watching
+        .as_ref()
+        .is_some_and(|w| !w.ended && !w.driver_gone())
+    {
         h.push(("n", "note to the driver"));
     }
     h.push(("?", "keys"));

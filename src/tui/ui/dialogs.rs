@@ -86,6 +86,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 " Hand this run over? ",
                 crate::tui::team::lines(app, by, from, reason, theme),
             ),
+            Dialog::Watcher(ask) => {
+                let (title, lines) = crate::tui::watching::dialog(app, ask, theme);
+                simple(f, area, theme, &title, lines)
+            }
             Dialog::EndWatch(_) => simple(
                 f,
                 area,

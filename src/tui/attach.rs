@@ -517,13 +517,9 @@ impl Watcher {
             }
             // Asked on its own: nothing to say when it gets no answer.
             (Request::Hello, Err(_)) => {}
-            (request, Ok(r)) if r.ok => {
-                let text = r.text().to_string();
-                self.app.note(match request {
-                    Request::Note { .. } => format!("note sent: {text}"),
-                    _ => text,
-                });
-            }
+            // The journal's `note` event shows it, as the driver recorded it.
+            (Request::Note { .. }, Ok(r)) if r.ok => {}
+            (_, Ok(r)) if r.ok => self.app.note(r.text().to_string()),
             (_, Ok(r)) => self.app.note(format!("refused: {}", r.text())),
             (request, Err(e)) => self.app.note(format!("{} not sent: {e}", request.op())),
         }

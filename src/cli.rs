@@ -99,6 +99,32 @@ pub enum Cmd {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Approve a step that waits for another operator's approval (you: this shell's Unix user)
+    Approve {
+        /// The run: its folder, its journal.jsonl, or its id (the folder's name under STATE_DIR/runs)
+        run: PathBuf,
+        /// The step: its id, or phase/step
+        step: String,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Take over driving a run: its driver's operator is asked, or it happens at once if the driver is gone
+    Takeover {
+        /// The run: its folder, its journal.jsonl, or its id (the folder's name under STATE_DIR/runs)
+        run: PathBuf,
+        /// Why (journaled, and shown to the driver's operator)
+        #[arg(long, value_name = "TEXT", required = true)]
+        reason: String,
+        /// Plain, line-oriented progress on stdout instead of the terminal UI
+        #[arg(long)]
+        headless: bool,
+        /// Go on even though the runbook file changed since the run started
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        exec: ExecFlags,
+    },
     /// Runs one step's command for `runbook` itself (its spec on stdin); not for people
     #[command(name = "__monitor", hide = true)]
     Monitor,
@@ -182,6 +208,39 @@ pub fn main() -> ExitCode {
             &state_dir.unwrap_or_else(crate::journal::default_state_dir),
             run.as_deref(),
         ),
+        Cmd::Approve { run, step, state_dir } => {
+            let state_dir = state_dir.unwrap_or_else(crate::journal::default_state_dir);
+            crate::team::approve::main(&run, &step, &state_dir)
+        }
+        Cmd::Takeover {
+            run,
+            reason,
+            headless,
+            force,
+            exec,
+        } => {
+            let state_dir = exec
+                .state_dir
+                .clone()
+                .unwrap_or_else(crate::journal::default_state_dir);
+            match crate::team::takeover::prepare(&run, &reason, &state_dir) {
+                Err(code) => code,
+                Ok(taken) => {
+                    // A rehearsal stays one: nothing it shows is run for real after a hand-over.
+                    let rehearsal = taken.rehearsal.then_some(crate::engine::Rehearsal {
+                        speed: 1.0,
+                        inject_fault_at: None,
+                    });
+                    let how = How {
+                        mode: Mode::Resume,
+                        rehearsal,
+                        resume: Some((taken.run_dir, force)),
+                        front: front_end(headless),
+                    };
+                    execute(PathBuf::new(), exec, how)
+                }
+            }
+        }
         Cmd::Rehearse {
             file,
             headless,

@@ -49,7 +49,10 @@ pub async fn run(session: Session) -> i32 {
                 let now = clock(SystemTime::now());
                 match t {
                     TeamUpdate::TakeoverAsked { by, from, reason } => {
-                        let _ = writeln!(out, "{now} ?? {by} ({from}) asks to take the run over: {reason}");
+                        let _ = writeln!(
+                            out,
+                            "{now} ?? {by} asks to take the run over (from {from}): {reason}"
+                        );
                         let _ = out.flush();
                         ask_handover(commands.clone(), by);
                     }

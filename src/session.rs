@@ -164,7 +164,10 @@ pub fn start(req: Request) -> Result<Session, StartError> {
                     .unwrap_or_else(|| dir.join("..").join("..")),
                 None => req.state_dir.clone().unwrap_or_else(default_state_dir),
             };
-            Some(crate::team::lock::acquire(&state_dir, name)?)
+            // Resuming (or taking over): the last driver may be letting go of it this moment.
+            let patience = if resume_dir.is_some() { 3 } else { 0 };
+            let patience = std::time::Duration::from_secs(patience);
+            Some(crate::team::lock::acquire_within(&state_dir, name, patience)?)
         }
         None => None,
     };

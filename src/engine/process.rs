@@ -505,8 +505,11 @@ impl RunningCommand {
             g.monitors.remove(&self.monitor);
             g.released.insert(self.monitor);
         }
-        if let Following::Adopted { tail, .. } = &self.how {
-            tail.abort();
+        // Nothing of ours reads its output any more (the monitor goes on writing its log).
+        match &self.how {
+            Following::Adopted { tail, .. } => tail.abort(),
+            Following::Child { frames, .. } => frames.abort(),
+            Following::Done => {}
         }
         self.how = Following::Done;
     }

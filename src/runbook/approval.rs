@@ -39,6 +39,8 @@ pub fn step_approval(t: &DeTable, span: &Range<usize>, what: &str) -> (Option<Ap
                     }
                 }
                 match a.get("count") {
+                    // A misspelt `count` was reported just above.
+                    None if !diags.is_empty() => {}
                     None => diags.push(Diagnostic::new(
                         v.span(),
                         format!("`approval` in {what} needs a `count` (approval = {{ count = 1 }})"),

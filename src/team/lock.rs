@@ -101,6 +101,24 @@ pub fn acquire(state_dir: &Path, name: &str) -> Result<DeployLock, LockError> {
     }
 }
 
+/// `acquire`, trying again for up to `patience` while another holds it: a driver that just
+/// handed the run over lets go of its lock a moment after its run's.
+pub fn acquire_within(
+    state_dir: &Path,
+    name: &str,
+    patience: std::time::Duration,
+) -> Result<DeployLock, LockError> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match acquire(state_dir, name) {
+            Err(LockError::Held { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// "alice@bastion (pid 4242), driving the run /var/lib/runbook/runs/…" from the lock file's line.
 fn describe_holder(line: &str) -> String {
     if line.is_empty() {

@@ -15,10 +15,12 @@
 //! It leaves the waiting for approvals and the hand-over itself to the engine, and the dialogs to
 //! the front ends.
 
+pub mod approve;
 pub mod client;
 pub mod lock;
 pub mod protocol;
 pub mod server;
+pub mod takeover;
 
 /// The socket's name in a run folder.
 pub const SOCKET: &str = "control.sock";

@@ -179,14 +179,14 @@ impl Origin {
         mo(ssh);
     }
 
-    /// "pts/3 on bastion (pid 4242), ssh from 10.0.0.7".
+    /// "pts/3 on bastion, pid 4242, ssh from 10.0.0.7".
     pub fn describe(&self) -> String {
         let mut s = match &self.tty {
             Some(t) => format!("{t} on {}", self.host),
             None => self.host.clone(),
         };
         if let Some(pid) = self.pid {
-            s.push_str(&format!(" (pid {pid})"));
+            s.push_str(&format!(", pid {pid}"));
         }
         if let Some(ssh) = &self.ssh
             && let Some(ip) = ssh.split_whitespace().next()

@@ -14,7 +14,7 @@ impl App {
     pub fn team(&mut self, update: TeamUpdate) {
         match update {
             TeamUpdate::TakeoverAsked { by, from, reason } => {
-                self.note(format!("{by} ({from}) asks to take the run over: {reason}"));
+                self.note(format!("{by} asks to take the run over (from {from}): {reason}"));
                 self.bell = true;
                 let dialog = Dialog::Handover { by, from, reason };
                 // Never on top of something being typed: a `y` in a note must not hand the run

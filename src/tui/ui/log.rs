@@ -439,6 +439,16 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let room = text_area.height as usize;
     let mut lines: Vec<Line> = Vec::new();
     match log.filter(|l| !l.is_empty()) {
+        // Four eyes: who may approve, and how, in full (the step's line may be cut at 80 columns).
+        None if matches!(view.state, StepState::Waiting(crate::engine::Wait::Approval(_))) => {
+            if let StepState::Waiting(crate::engine::Wait::Approval(w)) = &view.state {
+                lines.push(Line::from(Span::styled(w.describe(), theme.warn())));
+                lines.push(Line::from(format!(
+                    "another operator approves it with: runbook approve {} {}",
+                    app.run_dir, w.step
+                )));
+            }
+        }
         None => {
             let text = match &view.state {
                 _ if log.is_some() => "no output",

@@ -132,16 +132,13 @@ pub enum Standing {
     },
     Waiting {
         step: StepName,
+        #[serde(rename = "waiting_for")]
         for_: WaitFor,
     },
     /// Triggers fire: the driver acknowledges them or rolls back.
-    Held {
-        triggers: Vec<String>,
-    },
+    Held { triggers: Vec<String> },
     /// Between two steps (the next one starts, or the driver is gone).
-    Between {
-        after: Option<StepName>,
-    },
+    Between { after: Option<StepName> },
     Finished {
         outcome: Outcome,
         exit_code: i32,

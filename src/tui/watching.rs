@@ -91,6 +91,27 @@ impl Watching {
     }
 }
 
+/// Every key of a watcher's screen, for `?`.
+pub const HELP: &[(&str, &str)] = &[
+    ("n", "a note: the driver journals it with your Unix user"),
+    (
+        "A",
+        "approve the step that waits for approvals (asks first, naming it)",
+    ),
+    (
+        "Enter s r R a",
+        "the driver's alone (so are d t !): each says who drives, and how to take over",
+    ),
+    (
+        "↑ ↓ ← → Tab",
+        "select a step, a phase; move between the steps and the log",
+    ),
+    ("PgUp PgDn g f", "scroll the log; follow the run again"),
+    ("/ ^P ^N", "search the log"),
+    ("[ ]  w  z  m", "earlier attempts, wrap, zoom, metrics"),
+    ("q", "leave (the run goes on: nothing changes for the driver)"),
+];
+
 /// What a key that would change the run would have done, in words.
 fn change(app: &App, key: &KeyEvent) -> Option<&'static str> {
     let running_watch = app

@@ -158,7 +158,11 @@ pub fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<
 }
 
 fn help(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let lines: Vec<Line> = HELP
+    let keys = match app.watching {
+        Some(_) => crate::tui::watching::HELP,
+        None => HELP,
+    };
+    let lines: Vec<Line> = keys
         .iter()
         .map(|(k, what)| {
             Line::from(vec![

@@ -279,3 +279,47 @@ fn attach_without_a_live_run_names_the_problem() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no run `nosuchrun`"), "{err}");
 }
+
+#[test]
+fn a_step_waiting_for_approvals_is_listed_with_who_may_approve() {
+    let f = Fixture::new();
+    let rb = f.write(
+        "approve.toml",
+        r#"
+[runbook]
+title = "Four eyes"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "ship"
+title = "Ship it"
+run = "echo shipped"
+approval = { count = 1 }
+approvers = ["dana", "erin"]
+"#,
+    );
+    let mut cmd = f.cli_command(&rb, &[], &[("USER", "alice")]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut driver = cmd.spawn().expect("spawn the driver");
+    // The journal says nothing of the wait: ls asks the driver.
+    let listed = wait_for(Duration::from_secs(20), || {
+        let (_, text, _) = ls(&f, &[]);
+        text.contains("deploy/ship is waiting for 1 approval (dana, erin may approve)")
+    });
+    let (_, text, _) = ls(&f, &[]);
+    let waiting = ls_json(&f);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(driver.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = driver.wait();
+    assert!(listed, "{text}");
+    assert_eq!(waiting[0]["state"], "waiting", "{waiting:#?}");
+    assert_eq!(waiting[0]["waiting_for"], "approvals");
+    assert_eq!(waiting[0]["step"]["step"], "ship");
+    let runs = ls_json(&f);
+    assert_eq!(runs[0]["state"], "finished", "{runs:#?}");
+}

@@ -118,7 +118,11 @@ pub fn text(runs: &[RunSummary], width: Option<usize>) -> String {
     for (r, row) in runs.iter().zip(&rows) {
         out.push_str(&fit(line(row)));
         out.push('\n');
-        let title = r.title.as_deref().unwrap_or("(no run_started in its journal)");
+        let title = match (&r.title, &r.error) {
+            (Some(t), _) => t.as_str(),
+            (None, Some(_)) => "?",
+            (None, None) => "(no run_started in its journal yet)",
+        };
         let about = match &r.error {
             Some(e) => format!("  {title}: {e}"),
             None => format!("  {title}: {}", r.text),

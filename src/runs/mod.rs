@@ -116,6 +116,8 @@ pub enum WaitFor {
     GoAhead,
     /// A step failed: retry, skip or roll back.
     Decision,
+    /// Other operators' approvals (the driver says so when asked: the journal does not).
+    Approvals,
 }
 
 /// Where a run stands, as its journal (and its runbook, where it can be read) tells.
@@ -369,8 +371,30 @@ pub fn summarize(dir: &Path) -> RunSummary {
         }
         _ => None,
     };
+    let mut pos = pos;
+    let mut approvals = None;
+    let alive = driver.as_ref().is_some_and(|d| d.alive == Liveness::Alive);
+    if alive
+        && !matches!(pos.standing, Standing::Finished { .. })
+        && rb.as_ref().is_some_and(has_approvals)
+        && let Some(w) = awaited_approvals(dir)
+    {
+        let (phase, step) = w.step.split_once('/').unwrap_or(("", &w.step));
+        pos.standing = Standing::Waiting {
+            step: StepName {
+                phase: phase.to_string(),
+                step: step.to_string(),
+                rollback: w.rollback,
+            },
+            for_: WaitFor::Approvals,
+        };
+        approvals = Some(w.describe());
+    }
     let who = driver.as_ref().map(|d| d.operator.clone());
-    let text = describe(&pos, who.as_deref(), stale);
+    let mut text = describe(&pos, who.as_deref(), stale);
+    if let (Some(a), Standing::Waiting { step, .. }) = (&approvals, &pos.standing) {
+        text = format!("{step} is {a}");
+    }
     RunSummary {
         id,
         dir: dir.to_path_buf(),
@@ -406,6 +430,10 @@ pub fn describe(pos: &Position, driver: Option<&str>, stale: bool) -> String {
             step,
             for_: WaitFor::Decision,
         } => format!("{step} failed; waiting for {whom}: retry, skip or roll back"),
+        Standing::Waiting {
+            step,
+            for_: WaitFor::Approvals,
+        } => format!("{step} is waiting for approvals"),
         Standing::Held { triggers } => format!(
             "held: {} firing; waiting for {whom}: acknowledge or roll back",
             triggers.join(", ")
@@ -424,6 +452,27 @@ pub fn describe(pos: &Position, driver: Option<&str>, stale: bool) -> String {
         text = format!("driver gone (stale lock) — was {text}");
     }
     text
+}
+
+fn has_approvals(rb: &Runbook) -> bool {
+    [false, true].iter().any(|&r| {
+        rb.phases_of(r)
+            .iter()
+            .any(|p| p.steps.iter().any(|s| s.approval.is_some()))
+    })
+}
+
+/// What waits for approvals, as the driver tells it (`hello` on its control socket). A driver
+/// that does not answer within a second (stopped, say) is not waited for: `ls` goes on without.
+fn awaited_approvals(dir: &Path) -> Option<crate::team::protocol::ApprovalWaiting> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let answer = crate::team::client::request(&dir, &crate::team::protocol::Request::Hello);
+        let _ = tx.send(answer);
+    });
+    let answer = rx.recv_timeout(std::time::Duration::from_secs(1)).ok()?.ok()?;
+    answer.driver?.waiting.into_iter().next()
 }
 
 /// Every run folder under `STATE_DIR/runs`, oldest first (by when it started).

@@ -163,6 +163,8 @@ impl Watcher {
             let why = match for_ {
                 // Never opens the driver's irreversible confirmation on a watcher's screen.
                 WaitFor::GoAhead => Wait::GoAhead { irreversible: false },
+                // Known from the driver's answer to `hello`, never from the journal.
+                WaitFor::Approvals => return,
                 WaitFor::Decision => Wait::Failed {
                     status: match &self.app.view(at).state {
                         StepState::Done { status, .. } => *status,

@@ -10,6 +10,8 @@
 //!
 //! The engine (`engine`) knows nothing of terminals; front ends (`headless`) send it commands and
 //! render its updates; the journal (`journal`) records every event to disk before anyone sees it.
+//! Other operators reach a run's driver through its control socket (`team`): their requests become
+//! engine commands like the front end's, so the driver alone writes the journal.
 
 /// `eprintln!` that never panics: after SIGHUP the terminal is gone, and a message that cannot be
 /// shown must not turn into a crash.
@@ -61,4 +63,5 @@ pub mod runs;
 pub mod secrets;
 pub mod session;
 pub mod team;
+pub mod text;
 pub mod tui;

@@ -494,8 +494,15 @@ fn a_run_whose_driver_was_killed_is_taken_over_at_once_and_its_step_followed_not
     team.wait_event("the rollout's start", |e| {
         e["event"] == "step_started" && e["step"] == "rollout"
     });
-    // runuser's child is the driver: kill -9 it (no chance to clean up: the socket stays).
+    // runuser's child is the driver: kill -9 it (no chance to clean up: the socket stays), once
+    // the step's command runs under its monitor.
     let run_dir = team.run_dir();
+    let log = run_dir.join("logs/deploy--rollout--1.log");
+    assert!(
+        wait_for(TIMEOUT, || std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("started"))),
+        "the rollout never printed"
+    );
     let pid = journal(&run_dir)
         .iter()
         .find(|e| e["event"] == "run_started")

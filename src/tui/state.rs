@@ -88,7 +88,7 @@ const TAB: usize = 8;
 pub fn shown_line(raw: &str) -> String {
     let raw = raw.strip_suffix('\r').unwrap_or(raw);
     let last = raw.rsplit('\r').next().unwrap_or(raw);
-    let clean = crate::headless::clean(last.as_bytes());
+    let clean = crate::text::clean(last.as_bytes());
     if !clean.contains('\t') {
         return clean.into_owned();
     }

@@ -481,7 +481,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     let mut spans = Vec::new();
                     if g.timed {
                         let stamp = if k == 0 {
-                            let t = crate::headless::clock(time);
+                            let t = crate::text::clock(time);
                             format!("{} ", t.get(..8).unwrap_or(&t))
                         } else {
                             " ".repeat(TIME_W)

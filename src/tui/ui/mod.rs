@@ -168,7 +168,7 @@ fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         return;
     }
     if let Some((at, text)) = app.messages.back() {
-        let time = crate::headless::clock(*at);
+        let time = crate::text::clock(*at);
         let line = format!(" {} {text}", time.get(..8).unwrap_or(&time));
         if area.height > 1 {
             let p = ratatui::widgets::Paragraph::new(line)

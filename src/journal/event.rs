@@ -1,0 +1,454 @@
+//! The vocabulary of the journal: every event a run records (field names are the contract of SPEC
+//! §4), a step's status, a run's outcome, and masking secrets in an event before it is written.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::Redactor;
+
+/// Everything that matters after a crash. Field names are the contract of SPEC §4.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        runbook: String,
+        title: String,
+        file: String,
+        sha256: String,
+        operator: String,
+        host: String,
+        mode: String,
+        vars: BTreeMap<String, String>,
+        pid: u32,
+    },
+    StepStarted {
+        phase: String,
+        step: String,
+        attempt: u32,
+        rollback: bool,
+    },
+    StepFinished(Box<StepFinished>),
+    Note {
+        text: String,
+        operator: String,
+    },
+    /// One poll of every metric: the values (`null` when there was none) and, per metric, why not.
+    MetricsSampled {
+        values: BTreeMap<String, Option<f64>>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        errors: BTreeMap<String, String>,
+    },
+    /// A metric trigger's threshold is breached; it fires when the breach has lasted `for`.
+    TriggerPending {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+    },
+    TriggerFired {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+        /// Why, for a trigger raised by the operator or a failing check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    TriggerCleared {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+    },
+    TriggerAcknowledged {
+        trigger: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator: Option<String>,
+    },
+    /// The trigger's metric has no data, or its source failed: never taken as healthy.
+    TriggerUnknown {
+        trigger: String,
+        error: String,
+    },
+    /// A simulated fault was injected (rehearsals, or `!` where metrics are simulated).
+    FaultInjected {
+        by: String,
+    },
+    /// A file of the run (a step's log) could not be written: it is incomplete from here on.
+    WriteFailed {
+        file: String,
+        error: String,
+    },
+    RollbackStarted {
+        reason: String,
+    },
+    RollbackFinished {
+        status: String,
+    },
+    /// A rehearsal's figures, journaled just before `run_finished`.
+    RehearsalFigures {
+        /// From the first trigger firing to the decision to roll back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fired_to_decision_ms: Option<u64>,
+        /// From `rollback_started` to `rollback_finished`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollback_ms: Option<u64>,
+    },
+    /// An operator other than the driver approved a step that waits for approvals (SPEC §8):
+    /// who (the Unix user the kernel named), from where, and the metric values at that moment.
+    Approval {
+        phase: String,
+        step: String,
+        rollback: bool,
+        operator: String,
+        from: crate::team::protocol::Origin,
+        metrics: BTreeMap<String, Option<f64>>,
+        /// A rehearsal's approval: nobody approved, the rehearsal played it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        simulated: bool,
+    },
+    /// The run changed hands: `from` stopped driving it, `to` drives it from here.
+    Handover {
+        from: String,
+        to: String,
+        reason: String,
+        /// Where the new driver is.
+        at: crate::team::protocol::Origin,
+        /// The driver's operator agreed (`true`), or the driver was gone (`false`).
+        consent: bool,
+    },
+    RunFinished {
+        outcome: Outcome,
+        exit_code: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct StepFinished {
+    pub phase: String,
+    pub step: String,
+    /// From 1; 0 for a step that was cancelled before any attempt started.
+    pub attempt: u32,
+    pub rollback: bool,
+    pub status: StepStatus,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// Who gave the go-ahead: an operator's name, or "auto" under `--yes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Metric values on screen when a step was confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<BTreeMap<String, Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What went wrong, in words (timeout, HTTP error, unexpected status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    #[default]
+    Succeeded,
+    Failed,
+    TimedOut,
+    Skipped,
+    Confirmed,
+    Cancelled,
+    Interrupted,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Confirmed => "confirmed",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the step counts as done for the run going on.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::Confirmed | StepStatus::Skipped
+        )
+    }
+}
+
+/// How a run ended, with its exit status (SPEC §1).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Aborted,
+    RolledBack,
+    RollbackFailed,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed | Outcome::Aborted => 1,
+            Outcome::RolledBack => 3,
+            Outcome::RollbackFailed => 4,
+            Outcome::Interrupted => 130,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Aborted => "aborted",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    /// As people read it: "rolled back", "rollback failed".
+    pub fn words(self) -> &'static str {
+        match self {
+            Outcome::RolledBack => "rolled back",
+            Outcome::RollbackFailed => "rollback failed",
+            other => other.as_str(),
+        }
+    }
+}
+
+impl Event {
+    /// Masks secrets in every text of the event (map keys included). Every field is named, so
+    /// that a field added to an event cannot be forgotten here.
+    pub fn mask(&mut self, r: &Redactor) {
+        let m = |s: &mut String| {
+            if let Some(v) = r.redact(s.as_bytes()) {
+                *s = String::from_utf8_lossy(&v).into_owned();
+            }
+        };
+        let mo = |s: &mut Option<String>| {
+            if let Some(s) = s {
+                m(s);
+            }
+        };
+        fn keys<V>(map: &mut BTreeMap<String, V>, r: &Redactor) {
+            if map.keys().any(|k| r.redact(k.as_bytes()).is_some()) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (r.redact_str(&k), v))
+                    .collect();
+            }
+        }
+        match self {
+            Event::RunStarted {
+                runbook,
+                title,
+                file,
+                sha256,
+                operator,
+                host,
+                mode,
+                vars,
+                pid: _,
+            } => {
+                for s in [runbook, title, file, sha256, operator, host, mode] {
+                    m(s);
+                }
+                vars.values_mut().for_each(m);
+                keys(vars, r);
+            }
+            Event::StepStarted {
+                phase,
+                step,
+                attempt: _,
+                rollback: _,
+            } => {
+                m(phase);
+                m(step);
+            }
+            Event::StepFinished(f) => {
+                let StepFinished {
+                    phase,
+                    step,
+                    attempt: _,
+                    rollback: _,
+                    status: _,
+                    duration_ms: _,
+                    exit_code: _,
+                    http_status: _,
+                    log,
+                    by,
+                    metrics,
+                    reason,
+                    error,
+                } = &mut **f;
+                m(phase);
+                m(step);
+                for s in [log, by, reason, error] {
+                    mo(s);
+                }
+                if let Some(metrics) = metrics {
+                    keys(metrics, r);
+                }
+            }
+            Event::Note { text, operator } => {
+                m(text);
+                m(operator);
+            }
+            Event::WriteFailed { file, error } => {
+                m(file);
+                m(error);
+            }
+            Event::MetricsSampled { values, errors } => {
+                keys(values, r);
+                errors.values_mut().for_each(m);
+                keys(errors, r);
+            }
+            Event::TriggerPending { trigger, value: _ } | Event::TriggerCleared { trigger, value: _ } => {
+                m(trigger)
+            }
+            Event::TriggerFired {
+                trigger,
+                value: _,
+                reason,
+            } => {
+                m(trigger);
+                mo(reason);
+            }
+            Event::TriggerAcknowledged {
+                trigger,
+                value: _,
+                operator,
+            } => {
+                m(trigger);
+                mo(operator);
+            }
+            Event::TriggerUnknown { trigger, error } => {
+                m(trigger);
+                m(error);
+            }
+            Event::FaultInjected { by } => m(by),
+            Event::RollbackStarted { reason } => m(reason),
+            Event::RollbackFinished { status } => m(status),
+            Event::RehearsalFigures {
+                fired_to_decision_ms: _,
+                rollback_ms: _,
+            } => {}
+            Event::Approval {
+                phase,
+                step,
+                rollback: _,
+                operator,
+                from,
+                metrics,
+                simulated: _,
+            } => {
+                for s in [phase, step, operator] {
+                    m(s);
+                }
+                from.mask(&m, &mo);
+                keys(metrics, r);
+            }
+            Event::Handover {
+                from,
+                to,
+                reason,
+                at,
+                consent: _,
+            } => {
+                for s in [from, to, reason] {
+                    m(s);
+                }
+                at.mask(&m, &mo);
+            }
+            Event::RunFinished {
+                outcome: _,
+                exit_code: _,
+                reason,
+            } => mo(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Record;
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_the_spec_names() {
+        let r = Record {
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            event: Event::StepStarted {
+                phase: "p".into(),
+                step: "s".into(),
+                attempt: 1,
+                rollback: false,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"ts":"2026-01-01T00:00:00.000Z","event":"step_started","phase":"p","step":"s","attempt":1,"rollback":false}"#
+        );
+        let f = Event::StepFinished(Box::new(StepFinished {
+            phase: "p".into(),
+            step: "s".into(),
+            attempt: 2,
+            status: StepStatus::TimedOut,
+            duration_ms: 5,
+            exit_code: Some(143),
+            ..Default::default()
+        }));
+        let s = serde_json::to_string(&f).unwrap();
+        assert_eq!(
+            s,
+            r#"{"event":"step_finished","phase":"p","step":"s","attempt":2,"rollback":false,"status":"timed_out","duration_ms":5,"exit_code":143}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), f);
+    }
+
+    #[test]
+    fn masking_touches_values_never_the_json_around_them() {
+        let r = Redactor::new(["false", "step-1"]);
+        let mut e = Event::StepStarted {
+            phase: "p".into(),
+            step: "step-1".into(),
+            attempt: 1,
+            rollback: false,
+        };
+        e.mask(&r);
+        let line = serde_json::to_string(&Record {
+            ts: "t".into(),
+            event: e,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"ts":"t","event":"step_started","phase":"p","step":"***","attempt":1,"rollback":false}"#
+        );
+        let mut e = Event::MetricsSampled {
+            values: [("false".to_string(), Some(1.0))].into(),
+            errors: [("m".to_string(), "said false".to_string())].into(),
+        };
+        e.mask(&r);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"metrics_sampled","values":{"***":1.0},"errors":{"m":"said ***"}}"#
+        );
+    }
+}

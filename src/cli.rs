@@ -180,7 +180,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Cmd::Validate { files } => validate(&files),
-        Cmd::Monitor => crate::engine::monitor::main(),
+        Cmd::Monitor => crate::process::monitor::main(),
         Cmd::Plan { file, vars } => match load(&file, &vars) {
             Ok(rb) => {
                 crate::out_inline!("{}", crate::runbook::plan::outline(&rb));
@@ -199,7 +199,7 @@ pub fn main() -> ExitCode {
             format,
             output,
         } => crate::journal::report::main(&journal, &format, output.as_deref()),
-        Cmd::Import { checklist } => crate::runbook::import::main(&checklist),
+        Cmd::Import { checklist } => import(&checklist),
         Cmd::Ls { format, state_dir } => crate::runs::ls::main(
             &state_dir.unwrap_or_else(crate::journal::default_state_dir),
             &format,
@@ -455,7 +455,38 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         code
     });
     // Whatever path led here, no command of ours outlives us.
-    crate::engine::process::kill_all_now();
+    crate::process::kill_all_now();
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     code
+}
+
+/// `runbook import`: the runbook TOML on stdout, what the operator should know on stderr.
+fn import(checklist: &std::path::Path) -> i32 {
+    match crate::runbook::import::import(checklist) {
+        Ok(imported) => {
+            for notice in &imported.notices {
+                crate::say!("runbook: {}: {notice}", checklist.display());
+            }
+            write_stdout(imported.toml.as_bytes(), "the runbook")
+        }
+        Err(message) => {
+            crate::say!("runbook: {message}");
+            2
+        }
+    }
+}
+
+/// Writes a command's result to stdout: 0, or 2 with a message when it cannot be written. A reader
+/// that stopped reading (`runbook import x.md | head`) has what it wanted: no error.
+fn write_stdout(bytes: &[u8], what: &str) -> i32 {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            crate::say!("runbook: cannot write {what} to stdout: {e}");
+            2
+        }
+    }
 }

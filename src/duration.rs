@@ -1,4 +1,5 @@
-//! Durations as runbooks write them: `"250ms"`, `"90s"`, `"5m"`, `"1h30m"`, and how they are shown.
+//! Durations as runbooks write them: `"250ms"`, `"90s"`, `"5m"`, `"1h30m"`, how they are shown,
+//! and waiting for an optional deadline.
 
 use std::time::Duration;
 
@@ -50,6 +51,15 @@ pub fn format_duration(d: Duration) -> String {
         (h, 0, 0) => format!("{h}h"),
         (h, m, 0) => format!("{h}h{m:02}m"),
         (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no deadline: a `select!` branch that is there only
+/// sometimes.
+pub async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

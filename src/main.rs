@@ -2,7 +2,7 @@
 
 fn main() -> std::process::ExitCode {
     std::panic::set_hook(Box::new(|info| {
-        runbook::engine::process::kill_all_now();
+        runbook::process::kill_all_now();
         runbook::say!("runbook: internal error: {info}");
         runbook::say!(
             "runbook: the journal of this run is intact; `runbook resume` can carry on. Please report this."

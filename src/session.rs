@@ -7,6 +7,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::engine::{Command, Engine, EngineOptions, Mode, OnFire, UPDATE_QUEUE, Update};
+/// Who drives, where: kept reachable from here, where front ends have always asked.
+pub use crate::identity::{host, operator};
 use crate::journal::{Journal, Outcome, default_state_dir};
 use crate::runbook::diagnostic::Diagnostic;
 use crate::runbook::{LoadError, Runbook, load};
@@ -61,29 +63,6 @@ pub struct Session {
     pub history: Vec<crate::journal::Record>,
     /// Remarks about the start (a torn journal line that was ignored, a changed runbook under --force).
     pub notices: Vec<String>,
-}
-
-/// The operator's name: `$USER`, `$LOGNAME`, or the account of this process.
-pub fn operator() -> String {
-    for var in ["USER", "LOGNAME"] {
-        if let Ok(v) = std::env::var(var)
-            && !v.is_empty()
-        {
-            return v;
-        }
-    }
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| format!("uid{}", nix::unistd::getuid()))
-}
-
-pub fn host() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Checks everything, then starts the engine. Must be called inside a tokio runtime.
@@ -187,7 +166,7 @@ pub fn start(req: Request) -> Result<Session, StartError> {
         }
     };
     let run_dir = journal.run_dir().to_path_buf();
-    crate::engine::process::become_subreaper();
+    crate::process::become_subreaper();
     let rb = Arc::new(rb);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (upd_tx, upd_rx) = mpsc::channel(UPDATE_QUEUE);

@@ -9,11 +9,9 @@
 //!
 //! - `step`: one step — its go-ahead, attempts, retries and failure handling.
 //! - `watch`: the wait loop, trigger evaluation, holds, fault injection.
-//! - `process`, `http`: running commands and requests.
+//! - `http`: requests; commands are run by `crate::process`.
 
 pub mod http;
-pub mod monitor;
-pub mod process;
 mod step;
 mod team;
 mod watch;
@@ -29,9 +27,10 @@ use tokio::time::Instant;
 use crate::journal::{Event, Journal, Outcome, Record, StepFinished, StepStatus};
 use crate::metrics::triggers::Watched;
 use crate::metrics::{Sample, SourceOptions, simulated::Fault};
+use crate::process;
+pub use crate::process::Chunk;
 use crate::runbook::{Phase, Runbook};
 use crate::secrets::{Redactor, Secrets};
-pub use process::Chunk;
 pub use step::log_file;
 pub use team::TeamUpdate;
 
@@ -265,14 +264,7 @@ pub struct Engine {
 /// A check trigger's result: its index, and whether it passed (or why not).
 type CheckResult = (usize, Result<(), String>);
 
-/// Sleeps until `at`, or forever when there is no deadline: a `select!` branch that is there only
-/// sometimes.
-pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
+pub(crate) use crate::duration::sleep_until_opt;
 
 /// How many updates may wait for a slow front end before a chatty step is slowed down.
 pub const UPDATE_QUEUE: usize = 64;

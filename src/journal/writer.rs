@@ -41,8 +41,8 @@ pub fn lock_run(run_dir: &Path) -> Result<RunLock, OpenError> {
         Ok(mut held) => {
             let me = format!(
                 "{}@{} (pid {})\n",
-                crate::session::operator(),
-                crate::session::host(),
+                crate::identity::operator(),
+                crate::identity::host(),
                 std::process::id()
             );
             held.set_len(0)?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Reading;
-use crate::engine::process;
+use crate::process;
 
 pub struct MetricCommand {
     pub shell: String,

@@ -47,8 +47,7 @@ impl Engine {
             fin.reason = Some("ended while runbook was not running; result read from its monitor".into());
             self.judge(Ok(ended), None, step, &mut fin).await
         } else {
-            let tag: process::OutputSink = Box::new(move |chunk| Update::Output { step: at, chunk });
-            let Some(running) = process::adopt(&status_file, &log_abs, self.rec.updates.clone(), tag) else {
+            let Some(running) = process::adopt(&status_file, &log_abs, self.sink(at)) else {
                 return Ok(None);
             };
             self.rec

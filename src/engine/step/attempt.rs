@@ -145,8 +145,7 @@ impl Engine {
                     grace,
                     label: format!("{}/{}", phase.id, step.id),
                 };
-                let tag: process::OutputSink = Box::new(move |chunk| Update::Output { step: at, chunk });
-                match process::spawn(spec, &self.redactor, self.rec.updates.clone(), tag).await {
+                match process::spawn(spec, &self.redactor, self.sink(at)).await {
                     Err(e) => {
                         let msg = self.redactor.redact_str(&e.to_string());
                         let _ = crate::journal::create_private_file(&log_abs).and_then(|mut f| {

@@ -14,10 +14,10 @@ mod wait;
 
 use std::pin::pin;
 
-use super::monitor::{self, Ended};
 use super::watch::Input;
 use super::*;
 use crate::duration::format_duration;
+use crate::process::monitor::{self, Ended};
 use crate::runbook::{OnFailure, Step, StepKind};
 
 impl Engine {
@@ -260,6 +260,16 @@ impl Engine {
         };
         self.unfinished = None;
         self.rec.emit(Event::StepFinished(Box::new(fin))).await
+    }
+
+    /// Where a step's command sends its output besides its log: the front end, tagged with the
+    /// step; a log that cannot be written as a message.
+    pub(super) fn sink(&self, at: StepRef) -> process::Sink<Update> {
+        process::Sink {
+            tx: self.rec.updates.clone(),
+            output: Box::new(move |chunk| Update::Output { step: at, chunk }),
+            remark: Update::Message,
+        }
     }
 
     /// Sends text to the front end as the step's output and writes it to its log.

@@ -17,7 +17,7 @@
 //!   and records how the step ended in the step's status file (`logs/<step>.status`, JSON), which
 //!   `runbook resume` reads when `runbook` was not there to see the end.
 //!
-//! The engine's side (spawning it, reading its frames, asking it to stop) is in `process`.
+//! The side of `runbook` (spawning it, reading its frames, asking it to stop) is in `step`.
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -112,7 +112,7 @@ pub fn main() -> i32 {
     // Out of the terminal's session: a hang-up or Ctrl-C of `runbook`'s terminal is `runbook`'s
     // to handle, and never reaches the step behind its back.
     let _ = nix::unistd::setsid();
-    super::process::become_subreaper();
+    super::become_subreaper();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(_) => return 2,
@@ -325,12 +325,12 @@ async fn run(spec: MonitorSpec) -> i32 {
                 signal_tree(shell, Signal::SIGTERM);
                 kill_at = Some(Instant::now() + grace);
             }
-            _ = crate::engine::sleep_until_opt(deadline), if !stopping => {
+            _ = crate::duration::sleep_until_opt(deadline), if !stopping => {
                 timed_out = true;
                 signal_tree(shell, Signal::SIGTERM);
                 kill_at = Some(Instant::now() + grace);
             }
-            _ = crate::engine::sleep_until_opt(kill_at) => {
+            _ = crate::duration::sleep_until_opt(kill_at) => {
                 signal_tree(shell, Signal::SIGKILL);
                 kill_at = Some(Instant::now() + Duration::from_millis(100));
             }

@@ -1,18 +1,10 @@
-//! Running commands. A step's command runs under its own monitor process (`monitor`), which owns
-//! its output, its log, its timeout and its whole process tree, and survives us; here is the
-//! engine's side of it: starting a monitor, reading its frames (output, a log that cannot be
-//! written, how the step ended), asking it to end the step, and finding a monitor that an earlier
-//! `runbook` started (`adopt`, for `resume`).
-//!
-//! Short commands (a metric or a check) run here directly, each in its own process group, ended
-//! with the whole group. Every live group and monitor is registered so that an exit path that
-//! skipped the normal one (a panic) can still end them.
+//! A step's command under its monitor: starting it, reading its frames, following one an earlier
+//! `runbook` started, and asking it to end.
 
-use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{Signal, killpg};
@@ -21,167 +13,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::monitor::{self, Ended, MonitorSpec};
-use crate::secrets::Redactor;
-
-/// Process groups of this process's commands: those still running, and every one ever made (an
-/// orphan adopted from one of those is ours to end).
-#[derive(Default)]
-struct Groups {
-    live: HashSet<i32>,
-    created: HashSet<i32>,
-    /// Step monitors still running (they left our session; they are not orphans).
-    monitors: HashSet<i32>,
-    /// Step monitors left to run on after a hand-over: never ended by us.
-    released: HashSet<i32>,
-}
-
-static GROUPS: Mutex<Option<Groups>> = Mutex::new(None);
-
-fn groups() -> std::sync::MutexGuard<'static, Option<Groups>> {
-    GROUPS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn unregister(pgid: i32) {
-    if let Some(g) = groups().as_mut() {
-        g.live.remove(&pgid);
-    }
-}
-
-/// Makes this process the reaper of its orphaned descendants: a step's process that leaves its
-/// group (`setsid`, a daemon's double fork) is re-parented to us instead of to init, so that
-/// [`sweep_orphans`] can still find and end it.
-pub fn become_subreaper() {
-    // SAFETY: prctl with integer arguments only; no memory is shared with the kernel.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
-}
-
-/// Adopted orphans: our children that no running command owns and that came from a group we made
-/// (or left our session with `setsid`). Children that the embedding program spawned itself are
-/// neither, and are never touched.
-fn orphans() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let our_session = nix::unistd::getsid(None).map(|s| s.as_raw()).unwrap_or(0);
-    // Held during the scan, so that a command being spawned is never mistaken for an orphan.
-    let guard = groups();
-    let Some(g) = guard.as_ref() else {
-        return Vec::new();
-    };
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let fields: Vec<i32> = rest
-            .split_whitespace()
-            .skip(1)
-            .take(3)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        let [ppid, pgrp, session] = fields[..] else {
-            continue;
-        };
-        // An orphan in a group that still runs belongs to that step, which ends it when it ends.
-        if ppid == me
-            && !g.live.contains(&pid)
-            && !g.monitors.contains(&pid)
-            && !g.released.contains(&pid)
-            && !g.live.contains(&pgrp)
-            && (g.created.contains(&pgrp) || session != our_session)
-        {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Reaps adopted orphans that have already exited, without waiting.
-fn reap_adopted() {
-    use nix::sys::wait::{WaitPidFlag, waitpid};
-    for pid in orphans() {
-        let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-    }
-}
-
-/// Ends (SIGTERM, SIGKILL after `grace`) and reaps every orphan adopted from finished steps.
-/// Returns how many there were.
-pub async fn sweep_orphans(grace: Duration) -> usize {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    let pids = orphans();
-    for &pid in &pids {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    let deadline = tokio::time::Instant::now() + grace;
-    let mut left: Vec<i32> = pids.clone();
-    while !left.is_empty() {
-        left.retain(|&pid| {
-            !matches!(
-                waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
-                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
-            )
-        });
-        if left.is_empty() {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            for &pid in &left {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = waitpid(Pid::from_raw(pid), None);
-            }
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    pids.len()
-}
-
-/// Kills every running group and adopted orphan at once (SIGKILL), and asks every step monitor to
-/// end its step (it does so by itself, with the grace period). For exit paths that cannot wait.
-pub fn kill_all_now() {
-    let monitors: Vec<i32> = groups()
-        .as_ref()
-        .map(|g| g.monitors.iter().copied().collect())
-        .unwrap_or_default();
-    for pid in monitors {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    for pid in orphans() {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    let live: Vec<i32> = groups()
-        .as_ref()
-        .map(|g| g.live.iter().copied().collect())
-        .unwrap_or_default();
-    for g in live {
-        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
-    }
-}
-
-/// Spawns a command (already set to start its own process group) and registers its group, both
-/// under the registry's lock, so that a concurrent `orphans` scan never sees it unregistered.
-fn spawn_registered(cmd: &mut tokio::process::Command) -> std::io::Result<(tokio::process::Child, i32)> {
-    let mut guard = groups();
-    let child = cmd.spawn()?;
-    let pgid = child
-        .id()
-        .map(|p| p as i32)
-        .ok_or_else(|| std::io::Error::other("the command exited before it could be tracked"))?;
-    let g = guard.get_or_insert_with(Groups::default);
-    g.live.insert(pgid);
-    g.created.insert(pgid);
-    Ok((child, pgid))
-}
+use super::{Groups, groups, sweep_orphans};
+use crate::mask::Redactor;
 
 /// Output read from a command: whole lines (or a piece of a very long line), already masked.
 #[derive(Debug)]
@@ -190,17 +23,13 @@ pub struct Chunk {
     pub bytes: Vec<u8>,
 }
 
-/// Where a command's output goes besides its log: the front end, tagged with the step.
-pub type OutputSink = Box<dyn Fn(Chunk) -> super::Update + Send + Sync>;
-
-/// A short command's exit code, or 128 + the signal that killed it.
-fn exit_code(s: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
-        (Some(c), _) => c,
-        (None, Some(sig)) => 128 + sig,
-        _ => -1,
-    }
+/// Where a command's output goes besides its log, as the caller's own messages `U`: `output`
+/// wraps a chunk of output (tagged with the step, say), `remark` a line for the operator (a log
+/// that cannot be written).
+pub struct Sink<U> {
+    pub tx: mpsc::Sender<U>,
+    pub output: Box<dyn Fn(Chunk) -> U + Send + Sync>,
+    pub remark: fn(String) -> U,
 }
 
 /// The program that monitors a step: this very binary, unless an embedding program (the tests)
@@ -272,11 +101,10 @@ enum Following {
 }
 
 /// Starts the command under a monitor. Output goes to `spec.log` and, as chunks, to `out`.
-pub async fn spawn(
+pub async fn spawn<U: Send + 'static>(
     spec: CommandSpec<'_>,
     redactor: &Redactor,
-    out: mpsc::Sender<super::Update>,
-    tag: OutputSink,
+    sink: Sink<U>,
 ) -> std::io::Result<RunningCommand> {
     use tokio::io::AsyncWriteExt;
     let program = monitor_program();
@@ -332,7 +160,7 @@ pub async fn spawn(
         .ok_or_else(|| std::io::Error::other("the step monitor has no stdout"))?;
     // A larger pipe lets a chatty step run ahead of the front end; failure to grow it is harmless.
     let _ = nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-    let frames = tokio::spawn(read_frames(stdout, out, tag, spec.label));
+    let frames = tokio::spawn(read_frames(stdout, sink, spec.label));
     Ok(RunningCommand {
         monitor: pid,
         monitor_start: monitor::start_time(pid).unwrap_or(0),
@@ -347,10 +175,9 @@ pub async fn spawn(
 /// Reads the monitor's frames until it closes its stdout: output to the front end (while it
 /// listens; the frames are read to the end either way, so the monitor never blocks on us), a
 /// log that cannot be written as a remark, and how the step ended.
-async fn read_frames(
+async fn read_frames<U: Send + 'static>(
     rx: tokio::process::ChildStdout,
-    out: mpsc::Sender<super::Update>,
-    tag: OutputSink,
+    sink: Sink<U>,
     label: String,
 ) -> Option<Ended> {
     // Buffered: a frame's header and a chatty step's small frames take one read, not one each.
@@ -368,11 +195,11 @@ async fn read_frames(
             break;
         }
         let update = match head[0] {
-            monitor::FRAME_OUTPUT => tag(Chunk {
+            monitor::FRAME_OUTPUT => (sink.output)(Chunk {
                 at: SystemTime::now(),
                 bytes: payload,
             }),
-            monitor::FRAME_LOG_ERROR => super::Update::Message(format!(
+            monitor::FRAME_LOG_ERROR => (sink.remark)(format!(
                 "{label}: {}; the step goes on, nothing further will start after it",
                 String::from_utf8_lossy(&payload)
             )),
@@ -382,7 +209,7 @@ async fn read_frames(
             }
             _ => continue,
         };
-        if front_open && out.send(update).await.is_err() {
+        if front_open && sink.tx.send(update).await.is_err() {
             front_open = false;
         }
     }
@@ -391,12 +218,7 @@ async fn read_frames(
 
 /// Finds a step's command that an earlier `runbook` started and that is still running under its
 /// monitor; `None` when its monitor is gone.
-pub fn adopt(
-    status: &Path,
-    log: &Path,
-    out: mpsc::Sender<super::Update>,
-    tag: OutputSink,
-) -> Option<RunningCommand> {
+pub fn adopt<U: Send + 'static>(status: &Path, log: &Path, sink: Sink<U>) -> Option<RunningCommand> {
     let record = monitor::read_status(status)?;
     if record.ended.is_some() || !monitor::monitor_alive(&record) {
         return None;
@@ -412,7 +234,7 @@ pub fn adopt(
     let pidfd =
         unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
             .ok()?;
-    let tail = tokio::spawn(tail_log(log.to_path_buf(), out, tag));
+    let tail = tokio::spawn(tail_log(log.to_path_buf(), sink));
     Some(RunningCommand {
         monitor: record.monitor_pid,
         monitor_start: record.monitor_start,
@@ -428,7 +250,7 @@ pub fn adopt(
 const TAIL_BACKLOG: u64 = 64 * 1024;
 
 /// Shows an adopted step's log as it grows: its last part first, then whole lines as they come.
-async fn tail_log(log: PathBuf, out: mpsc::Sender<super::Update>, tag: OutputSink) {
+async fn tail_log<U: Send + 'static>(log: PathBuf, sink: Sink<U>) {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut file) = std::fs::File::open(&log) else {
         return;
@@ -451,7 +273,7 @@ async fn tail_log(log: PathBuf, out: mpsc::Sender<super::Update>, tag: OutputSin
                 at: SystemTime::now(),
                 bytes: ready,
             };
-            if out.send(tag(chunk)).await.is_err() {
+            if sink.tx.send((sink.output)(chunk)).await.is_err() {
                 return;
             }
         }
@@ -532,90 +354,5 @@ impl Drop for RunningCommand {
         if let Following::Adopted { tail, .. } = &self.how {
             tail.abort();
         }
-    }
-}
-
-/// What a short command (a metric or a check) printed, and how it ended.
-pub struct Captured {
-    pub exit: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-/// The most output kept from a metric or check command.
-const CAPTURE_LIMIT: usize = 64 * 1024;
-
-/// Runs a short command in its own process group and captures its output. Past `timeout` the
-/// group is killed and the error says so. Nothing of it is left running.
-pub async fn run_captured(
-    shell: &str,
-    command: &str,
-    workdir: &Path,
-    env: &[(String, String)],
-    timeout: Duration,
-) -> Result<Captured, String> {
-    use tokio::io::AsyncReadExt as _;
-    let mut cmd = tokio::process::Command::new(shell);
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(workdir)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    let (mut child, pgid) = spawn_registered(&mut cmd)
-        .map_err(|e| format!("cannot start `{shell}` in {}: {e}", workdir.display()))?;
-    // If this future is dropped (the run stopped watching), the command goes with it.
-    let _group = GroupGuard(pgid);
-    let mut stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut stderr = child.stderr.take().ok_or("no stderr")?;
-    let work = async {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let read_out = async {
-            let _ = (&mut stdout)
-                .take(CAPTURE_LIMIT as u64)
-                .read_to_end(&mut out)
-                .await;
-        };
-        let read_err = async {
-            let _ = (&mut stderr)
-                .take(CAPTURE_LIMIT as u64)
-                .read_to_end(&mut err)
-                .await;
-        };
-        tokio::join!(read_out, read_err);
-        let status = child.wait().await;
-        (status, out, err)
-    };
-    let result = tokio::time::timeout(timeout, work).await;
-    let outcome = match result {
-        Ok((Ok(status), stdout, stderr)) => Ok(Captured {
-            exit: exit_code(status),
-            stdout,
-            stderr,
-        }),
-        Ok((Err(e), _, _)) => Err(format!("waiting for the command: {e}")),
-        Err(_) => Err(format!(
-            "no answer within {}",
-            crate::duration::format_duration(timeout)
-        )),
-    };
-    // Whatever it left behind in its group goes with it (the guard kills the group).
-    drop(_group);
-    reap_adopted();
-    outcome
-}
-
-/// Kills a short command's whole group when dropped, however its future ended.
-struct GroupGuard(i32);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if self.0 > 0 {
-            let _ = killpg(Pid::from_raw(self.0), Signal::SIGKILL);
-        }
-        unregister(self.0);
     }
 }

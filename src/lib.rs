@@ -11,7 +11,9 @@
 //! The engine (`engine`) knows nothing of terminals; front ends (`headless`) send it commands and
 //! render its updates; the journal (`journal`) records every event to disk before anyone sees it.
 //! Other operators reach a run's driver through its control socket (`team`): their requests become
-//! engine commands like the front end's, so the driver alone writes the journal.
+//! engine commands like the front end's, so the driver alone writes the journal. A watcher
+//! (`runbook attach`, `runbook ls`: `runs`, `tui::attach`) only reads the run folder — the journal
+//! and the running step's log as they grow — and sends its notes and approvals through that socket.
 
 /// `eprintln!` that never panics: after SIGHUP the terminal is gone, and a message that cannot be
 /// shown must not turn into a crash.

@@ -62,7 +62,7 @@ fn runbook_alive(pid: u32) -> bool {
 }
 
 fn liveness(host: &str, pid: u32) -> Liveness {
-    if host != crate::session::host() {
+    if host != crate::identity::host() {
         Liveness::Unknown
     } else if runbook_alive(pid) {
         Liveness::Alive

@@ -297,3 +297,150 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     );
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::team::protocol::ApprovalWaiting;
+
+    const RUNBOOK: &str = r#"
+[runbook]
+title = "Watched"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "check"
+title = "Check"
+manual = true
+
+[[phase.step]]
+id = "ship"
+title = "Ship it"
+run = "true"
+approval = { count = 1 }
+"#;
+
+    fn watcher(me: &str) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rb.toml");
+        std::fs::write(&file, RUNBOOK).unwrap();
+        let rb = crate::runbook::load(&file, &[]).unwrap();
+        let mut app = App::new(Arc::new(rb), crate::engine::Mode::Run, &[], "/run".into());
+        app.watching = Some(Watching {
+            run: "20261129T120000Z-rb".into(),
+            driver: Some(Driver {
+                operator: "alice".into(),
+                host: "bastion".into(),
+                pid: 42,
+                alive: Liveness::Alive,
+            }),
+            ended: false,
+            me: me.into(),
+        });
+        app
+    }
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    fn at(step: usize) -> StepRef {
+        StepRef {
+            rollback: false,
+            phase: 0,
+            step,
+        }
+    }
+
+    fn last_message(app: &App) -> String {
+        app.messages.back().map(|m| m.1.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn keys_that_change_the_run_say_who_can_and_send_nothing() {
+        let mut app = watcher("bob");
+        app.apply(crate::engine::Update::Waiting {
+            step: at(0),
+            why: Wait::GoAhead { irreversible: false },
+        });
+        for (k, what) in [
+            (KeyCode::Enter, "confirm"),
+            (KeyCode::Char('s'), "skip a step"),
+            (KeyCode::Char('R'), "roll back"),
+            (KeyCode::Char('a'), "acknowledge a trigger"),
+        ] {
+            assert_eq!(on_key(&mut app, key(k)), Vec::new());
+            assert_eq!(
+                last_message(&app),
+                format!(
+                    "only alice (driving) can {what} — ask, or: runbook takeover 20261129T120000Z-rb --reason …"
+                )
+            );
+            assert!(app.dialogs.is_empty(), "no dialog opens for {k:?}");
+        }
+        // Leaving asks nothing.
+        assert_eq!(on_key(&mut app, key(KeyCode::Char('q'))), vec![Action::Quit]);
+    }
+
+    #[test]
+    fn a_note_is_a_request_to_the_driver() {
+        let mut app = watcher("bob");
+        assert_eq!(on_key(&mut app, key(KeyCode::Char('n'))), Vec::new());
+        for c in "db ok".chars() {
+            on_key(&mut app, key(KeyCode::Char(c)));
+        }
+        assert_eq!(
+            on_key(&mut app, key(KeyCode::Enter)),
+            vec![Action::Ask(Request::Note { text: "db ok".into() })]
+        );
+    }
+
+    #[test]
+    fn an_approval_is_confirmed_naming_the_step_and_refused_to_the_driver_user() {
+        let waiting = ApprovalWaiting {
+            step: "deploy/ship".into(),
+            title: "Ship it".into(),
+            needed: 1,
+            ..Default::default()
+        };
+        let mut app = watcher("bob");
+        assert_eq!(on_key(&mut app, key(KeyCode::Char('A'))), Vec::new());
+        assert!(last_message(&app).starts_with("no step waits for an approval"));
+        app.apply(crate::engine::Update::Waiting {
+            step: at(1),
+            why: Wait::Approval(waiting.clone()),
+        });
+        assert_eq!(on_key(&mut app, key(KeyCode::Char('A'))), Vec::new());
+        assert!(matches!(
+            app.dialogs.last(),
+            Some(Dialog::Watcher(Ask::Approve { step, .. })) if step == "deploy/ship"
+        ));
+        // Any other key leaves the question open; Esc closes it, sending nothing.
+        assert_eq!(on_key(&mut app, key(KeyCode::Char('x'))), Vec::new());
+        assert_eq!(on_key(&mut app, key(KeyCode::Esc)), Vec::new());
+        assert!(app.dialogs.is_empty());
+        on_key(&mut app, key(KeyCode::Char('A')));
+        assert_eq!(
+            on_key(&mut app, key(KeyCode::Char('y'))),
+            vec![Action::Ask(Request::Approve {
+                step: "deploy/ship".into()
+            })]
+        );
+
+        let mut own = watcher("alice");
+        own.apply(crate::engine::Update::Waiting {
+            step: at(1),
+            why: Wait::Approval(waiting),
+        });
+        assert_eq!(on_key(&mut own, key(KeyCode::Char('A'))), Vec::new());
+        assert!(own.dialogs.is_empty());
+        assert!(last_message(&own).contains("you (alice) drive this run"));
+    }
+}

@@ -413,7 +413,12 @@ async fn run(mut w: Watcher) -> i32 {
                     following = false;
                 }
             },
-            _ = async { exit.as_ref().expect("guarded").1.exited().await }, if exit.is_some() => {
+            _ = async {
+                match &exit {
+                    Some((_, e)) => e.exited().await,
+                    None => std::future::pending().await,
+                }
+            }, if exit.is_some() => {
                 exit = None;
                 // Whatever it managed to journal before it died.
                 if let Some(d) = w.app.watching.as_mut().and_then(|ws| ws.driver.as_mut()) {

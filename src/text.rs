@@ -1,8 +1,12 @@
-//! Text as the front ends show it, below both of them: a line of program output cleaned for a
-//! reader (escapes and control characters gone), and the UTC clock that starts every line.
+//! Text as the front ends, the report and the import show it, below all of them: a line of
+//! program output cleaned for a reader (escapes and control characters gone), clocks (the UTC time
+//! that starts every line, a running time), text fitted to a display width, and numbers as people
+//! read them.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// `HH:MM:SS.mmm` in UTC, as in the journal.
 pub fn clock(t: SystemTime) -> String {
@@ -15,6 +19,73 @@ pub fn clock(t: SystemTime) -> String {
         s % 60,
         d.subsec_millis()
     )
+}
+
+/// A running time: `h:mm:ss`, or `m:ss` under an hour.
+pub fn elapsed(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// Cuts text to a display width (not bytes, not characters), with an ellipsis when it was cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in text.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// `x` with at most `decimals` decimals, trailing zeros dropped (7, 0.001574, 123.5), never `-0`.
+pub fn decimal(x: f64, decimals: usize) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let mut s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    if s == "-0" { "0".into() } else { s }
+}
+
+/// A number as people read it: no exponent, no trailing zeros, up to 4 decimals (4 significant
+/// digits below 1, so that 0.0021 stays 0.0021).
+pub fn format_number(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let a = x.abs();
+    let decimals = if a >= 1.0 {
+        4
+    } else {
+        // 4 significant digits: 0.123456 → 0.1235, 0.00123456 → 0.001235.
+        (3 - a.log10().floor() as i32).clamp(4, 15) as usize
+    };
+    decimal(x, decimals)
 }
 
 /// A line fit for a log reader: terminal escapes removed, control characters and invalid UTF-8
@@ -118,5 +189,39 @@ mod tests {
     fn clock_is_utc() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(3_723_004);
         assert_eq!(clock(t), "01:02:03.004");
+    }
+
+    #[test]
+    fn elapsed_is_minutes_and_seconds_under_an_hour() {
+        assert_eq!(elapsed(Duration::from_secs(3725)), "1:02:05");
+        assert_eq!(elapsed(Duration::from_secs(65)), "1:05");
+        assert_eq!(elapsed(Duration::ZERO), "0:00");
+    }
+
+    #[test]
+    fn fit_counts_display_width() {
+        assert_eq!(fit("hello", 10), "hello");
+        assert_eq!(fit("hello world", 6), "hello…");
+        assert_eq!(fit("日本語テキスト", 7), "日本語…");
+        assert_eq!(fit("anything", 0), "");
+    }
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(format_number(0.0), "0");
+        assert_eq!(format_number(42.0), "42");
+        assert_eq!(format_number(1.5), "1.5");
+        assert_eq!(format_number(123.456789), "123.4568");
+        assert_eq!(format_number(0.002), "0.002");
+        assert_eq!(format_number(0.00123456), "0.001235");
+        assert_eq!(format_number(-0.25), "-0.25");
+        assert_eq!(format_number(1e9), "1000000000");
+        assert_eq!(format_number(-0.00001), "-0.00001");
+        assert_eq!(format_number(f64::INFINITY), "inf");
+        assert_eq!(decimal(7.0, 6), "7");
+        assert_eq!(decimal(0.0015744, 6), "0.001574");
+        assert_eq!(decimal(123.5, 6), "123.5");
+        assert_eq!(decimal(-0.0000001, 6), "0");
+        assert_eq!(decimal(100.0, 0), "100");
     }
 }

@@ -893,3 +893,348 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
         text(&out)
     );
 }
+
+#[test]
+fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
+    let dir = scratch();
+    let deep = dir
+        .path()
+        .join("a-state-dir-nested-deep-enough".repeat(3))
+        .join("x".repeat(40));
+    let rb = dir.path().join("deep.toml");
+    std::fs::write(
+        &rb,
+        FOUR_EYES.replace("approvers = [\"USER_alice\", \"USER_bob\"]\n", ""),
+    )
+    .unwrap();
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args([
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            deep.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run_dir = None;
+    wait_for(TIMEOUT, || {
+        run_dir = runs(&deep).pop();
+        run_dir.as_ref().is_some_and(|d| d.join("control.sock").exists())
+    });
+    let run_dir = run_dir.expect("a run folder");
+    let socket = run_dir.join("control.sock");
+    assert!(
+        socket.as_os_str().len() > 108,
+        "{} is not deep enough",
+        socket.display()
+    );
+    // Root drives: its own approval is refused, which only the driver can say.
+    let mut out = None;
+    wait_for(TIMEOUT, || {
+        let o = runbook_cmd(&["approve", run_dir.to_str().unwrap(), "migrate"]);
+        let done = String::from_utf8_lossy(&o.stderr).contains("drives this run");
+        out = Some(o);
+        done
+    });
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("an approval must come from another operator"),
+        "{}",
+        text(&out)
+    );
+    let _ = driver.kill();
+    let _ = driver.wait();
+}
+
+#[test]
+fn a_resumed_run_keeps_the_approvals_already_given() {
+    let team = Team::new(&["alice", "bob", "carol"]);
+    let text_ = FOUR_EYES
+        .replace("approval = { count = 1 }", "approval = { count = 2 }")
+        .replace("approvers = [\"USER_alice\", \"USER_bob\"]\n", "");
+    let rb = team.runbook("two.toml", &text_);
+    let state = team.state();
+    let state = state.to_str().unwrap();
+    let mut first = team
+        .as_user(
+            "alice",
+            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = team.run_dir();
+    let run = run_dir.to_str().unwrap().to_string();
+    let mut bob = None;
+    wait_for(TIMEOUT, || {
+        let o = team.run_as("bob", &["approve", &run, "migrate"]);
+        let ok = o.status.success();
+        bob = Some(o);
+        ok
+    });
+    let bob = bob.unwrap();
+    assert!(
+        String::from_utf8_lossy(&bob.stdout).contains("it is still waiting for 1 approval"),
+        "{}",
+        text(&bob)
+    );
+    let pid = team
+        .journal()
+        .iter()
+        .find(|e| e["event"] == "run_started")
+        .and_then(|e| e["pid"].as_i64())
+        .unwrap();
+    check(Command::new("kill").args(["-9", &pid.to_string()]));
+    let _ = first.wait();
+
+    let resumed = team
+        .as_user("alice", &["resume", &run, "--headless", "--state-dir", state])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    team.wait_event("the resumed session", |e| {
+        e["event"] == "run_started" && e["mode"] == "resume"
+    });
+    // bob's approval still counts: a second one from bob does not, carol's completes it.
+    let mut again = None;
+    wait_for(TIMEOUT, || {
+        let o = team.run_as("bob", &["approve", &run, "migrate"]);
+        let answered = !String::from_utf8_lossy(&o.stderr).contains("driver gone");
+        again = Some(o);
+        answered
+    });
+    let again = again.unwrap();
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already approved"),
+        "{}",
+        text(&again)
+    );
+    let carol = team.run_as("carol", &["approve", &run, "migrate"]);
+    assert_eq!(carol.status.code(), Some(0), "{}", text(&carol));
+    let out = resumed.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = team.journal();
+    let who: Vec<&str> = events(&j, "approval")
+        .iter()
+        .map(|e| e["operator"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, [team.user("bob"), team.user("carol")]);
+    let started = events(&j, "step_started")
+        .into_iter()
+        .filter(|e| e["step"] == "migrate")
+        .count();
+    assert_eq!(started, 1, "{j:#?}");
+}
+
+#[test]
+fn a_headless_driver_without_a_terminal_refuses_a_takeover_and_one_on_a_terminal_asks() {
+    let team = Team::new(&["alice", "bob"]);
+    let rb = team.runbook("four-eyes.toml", FOUR_EYES);
+    let state = team.state();
+    let state = state.to_str().unwrap();
+    // Without a terminal nobody can agree: refused at once, the run goes on.
+    let mut first = team
+        .as_user(
+            "alice",
+            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = team.run_dir();
+    let run = run_dir.to_str().unwrap().to_string();
+    let mut out = None;
+    wait_for(TIMEOUT, || {
+        let o = team.run_as(
+            "bob",
+            &["takeover", &run, "--reason", "mine now", "--state-dir", state],
+        );
+        let answered = !String::from_utf8_lossy(&o.stderr).contains("driver gone");
+        out = Some(o);
+        answered
+    });
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("runs headless with no terminal: nobody there can agree"),
+        "{}",
+        text(&out)
+    );
+    assert!(events(&team.journal(), "handover").is_empty());
+    assert!(first.try_wait().unwrap().is_none(), "the driver stopped");
+    let _ = first.kill();
+    let _ = first.wait();
+    std::fs::remove_dir_all(&run_dir).unwrap();
+
+    // Headless on a terminal: asked on stdin.
+    team.tmux_as(
+        "driver",
+        "alice",
+        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
+    );
+    team.wait_screen("driver", "waiting for 1 approval");
+    let run = team.run_dir().to_str().unwrap().to_string();
+    let taker = team
+        .as_user(
+            "bob",
+            &[
+                "takeover",
+                &run,
+                "--reason",
+                "end of shift",
+                "--headless",
+                "--state-dir",
+                state,
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    team.wait_screen("driver", &format!("hand this run over to {}?", team.user("bob")));
+    team.keys("driver", &["y", "Enter"]);
+    let screen = team.wait_screen("driver", "handed over to");
+    assert!(screen.contains("watch with: runbook attach"), "{screen}");
+    assert_eq!(team.exit_of("driver"), 0);
+    // bob drives now; alice approves (she no longer drives), and bob's run ends.
+    let ok = team.run_as("alice", &["approve", &run, "migrate"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let out = taker.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = team.journal();
+    assert_eq!(events(&j, "handover")[0]["consent"], true);
+    assert_eq!(events(&j, "approval")[0]["operator"], team.user("alice"));
+}
+
+#[test]
+fn an_operator_outside_the_group_is_told_why_and_a_finished_run_says_so() {
+    let team = Team::new(&["alice"]);
+    let rb = team.runbook("done.toml", LONG_STEP.replace("sleep 3", "true").as_str());
+    let state = team.state();
+    let out = team.run_as(
+        "alice",
+        &[
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = team.run_dir();
+    let run = run.to_str().unwrap();
+    let ended = team.run_as("alice", &["approve", run, "rollout"]);
+    assert_eq!(ended.status.code(), Some(1), "{}", text(&ended));
+    assert!(
+        String::from_utf8_lossy(&ended.stderr).contains("this run has ended (succeeded)"),
+        "{}",
+        text(&ended)
+    );
+    let outsider = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&team.bin)
+        .args(["approve", run, "rollout"])
+        .output()
+        .unwrap();
+    assert_eq!(outsider.status.code(), Some(2), "{}", text(&outsider));
+    assert!(
+        String::from_utf8_lossy(&outsider.stderr)
+            .contains("permission denied: runs in a shared state dir are for the members of its group"),
+        "{}",
+        text(&outsider)
+    );
+}
+
+/// One request on a run's control socket, as a watcher's program sends it.
+fn ask(run_dir: &Path, line: &str) -> Value {
+    use std::io::{BufRead as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(run_dir.join("control.sock")).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(s).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
+}
+
+#[test]
+fn hello_says_who_drives_and_a_watchers_note_is_journaled_with_the_watchers_name() {
+    let team = Team::new(&["alice", "bob"]);
+    let rb = team.runbook("four-eyes.toml", FOUR_EYES);
+    let state = team.state();
+    let mut driver = team
+        .as_user(
+            "alice",
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = team.run_dir();
+    assert!(wait_for(TIMEOUT, || run_dir.join("control.sock").exists()));
+    let mut hello = Value::Null;
+    wait_for(TIMEOUT, || {
+        hello = ask(&run_dir, r#"{"op":"hello"}"#);
+        hello["driver"]["waiting"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty())
+    });
+    assert_eq!(hello["ok"], true, "{hello}");
+    let d = &hello["driver"];
+    assert_eq!(d["operator"], team.user("alice"));
+    assert!(d["pid"].as_u64().is_some(), "{hello}");
+    assert_eq!(d["waiting"][0]["step"], "deploy/migrate");
+    assert_eq!(d["waiting"][0]["needed"], 1);
+    assert_eq!(
+        d["waiting"][0]["may_approve"],
+        serde_json::json!([team.user("bob")])
+    );
+
+    // The test runs as root: root is the watcher here. Escapes in the text never reach the
+    // driver's screen or the journal.
+    let note = ask(
+        &run_dir,
+        r#"{"op":"note","text":"db looks fine \u001b]0;pwned\u0007from here"}"#,
+    );
+    assert_eq!(
+        note,
+        serde_json::json!({"ok": true, "message": "note added to the run's journal"})
+    );
+    let bad = ask(&run_dir, r#"{"op":"approve"}"#);
+    assert_eq!(bad["ok"], false);
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a request this driver understands"),
+        "{bad}"
+    );
+    let j = team.journal();
+    let notes = events(&j, "note");
+    assert_eq!(notes.len(), 1, "{j:#?}");
+    assert_eq!(notes[0]["operator"], "root");
+    let text_ = notes[0]["text"].as_str().unwrap();
+    assert!(
+        text_.starts_with("db looks fine") && text_.ends_with("from here"),
+        "{text_:?}"
+    );
+    assert!(!text_.contains('\u{1b}') && !text_.contains('\u{7}'), "{text_:?}");
+    let _ = driver.kill();
+    let _ = driver.wait();
+}

@@ -9,7 +9,7 @@
 Usage: assets/bench/measure.py [output|validate|startup ...]   (all by default)
 Run from the repository root after `cargo build --release`.
 """
-import os, statistics, subprocess, sys, tempfile, time, json, glob
+import atexit, glob, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 BIN = os.path.abspath("target/release/runbook")
 LINES = 2_000_000
@@ -28,8 +28,15 @@ def run_measured(argv, **kw):
         return wall, int(rss.read().strip().splitlines()[-1]), rc
 
 
-def bench_output():
+def scratch():
+    """A scratch folder removed when the script ends (a run of the output benchmark leaves ~230 MB)."""
     d = tempfile.mkdtemp(prefix="rb-bench-")
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def bench_output():
+    d = scratch()
     rb = os.path.join(d, "output.toml")
     with open(rb, "w") as f:
         f.write(f'[runbook]\ntitle = "Output benchmark"\n\n[[phase]]\ntitle = "Print"\n\n'
@@ -60,7 +67,7 @@ def bench_output():
 
 
 def bench_validate():
-    d = tempfile.mkdtemp(prefix="rb-bench-")
+    d = scratch()
     rb = os.path.join(d, "big.toml")
     with open(rb, "w") as f:
         f.write('[runbook]\ntitle = "A thousand steps"\n\n[vars]\nrelease = "v1"\n\n')
@@ -89,7 +96,7 @@ def bench_validate():
 
 
 def bench_startup():
-    d = tempfile.mkdtemp(prefix="rb-bench-")
+    d = scratch()
     rb = os.path.join(d, "first.toml")
     stamp = os.path.join(d, "stamp")
     with open(rb, "w") as f:

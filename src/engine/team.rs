@@ -87,7 +87,8 @@ impl Engine {
                 Ok(None)
             }
             Request::Note { text } => {
-                let text = text.trim().to_string();
+                // Shown on the driver's screen: another user's escape sequences never reach it.
+                let text = crate::text::clean(text.trim().as_bytes()).into_owned();
                 if text.is_empty() {
                     reply.send(Response::refused("an empty note is not added"));
                     return Ok(None);
@@ -103,6 +104,11 @@ impl Engine {
             }
             Request::Approve { step } => self.approve(peer, &step, reply).await,
             Request::Takeover { reason } => {
+                let reason = crate::text::clean(reason.trim().replace('\n', " ").as_bytes()).into_owned();
+                if reason.is_empty() {
+                    reply.send(Response::refused("a takeover needs a reason"));
+                    return Ok(None);
+                }
                 self.takeover_asked(peer, reason, reply).await;
                 Ok(None)
             }
@@ -347,9 +353,7 @@ impl Engine {
             )));
             return;
         }
-        if peer.uid == self.team.driver_uid && peer.user == self.opts.operator {
-            // Allowed: the same user on another terminal (a lost tmux pane) may take over too.
-        }
+        // The driver's own user may ask too: from another terminal, after losing this one.
         let from = peer.origin.describe();
         self.rec
             .tell(Update::Team(TeamUpdate::TakeoverAsked {

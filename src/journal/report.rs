@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{Event, Record};
 use crate::duration::format_duration;
+use crate::text::format_number;
 
 /// Entry point of the `report` command; returns the exit status.
 pub fn main(journal: &Path, format: &str, output: Option<&Path>) -> i32 {
@@ -733,34 +734,6 @@ fn span_ms(from: Option<&str>, to: Option<&str>) -> Option<u64> {
 
 fn human_ms(ms: u64) -> String {
     format_duration(Duration::from_millis(ms))
-}
-
-/// A number as people read it: no exponent, no trailing zeros, up to 4 decimals (4 significant
-/// digits below 1, so that 0.0021 stays 0.0021).
-pub fn format_number(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    if x == 0.0 {
-        return "0".into();
-    }
-    let a = x.abs();
-    let decimals = if a >= 1.0 {
-        4
-    } else {
-        // 4 significant digits: 0.123456 → 0.1235, 0.00123456 → 0.001235.
-        (3 - a.log10().floor() as i32).clamp(4, 15) as usize
-    };
-    let mut s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        while s.ends_with('0') {
-            s.pop();
-        }
-        if s.ends_with('.') {
-            s.pop();
-        }
-    }
-    if s == "-0" { "0".into() } else { s }
 }
 
 fn num(x: Option<f64>) -> String {

@@ -99,15 +99,7 @@ impl Unit {
             Unit::Seconds if value < 1.0 => format!("{:.0}ms", value * 1000.0),
             Unit::Seconds => format!("{value:.2}s"),
             // Six decimals at most, trailing zeros dropped: 7, 0.001574, 123.5.
-            Unit::Number => {
-                let s = format!("{value:.6}");
-                let s = s.trim_end_matches('0').trim_end_matches('.');
-                if s.is_empty() || s == "-" || s == "-0" {
-                    "0".to_string()
-                } else {
-                    s.to_string()
-                }
-            }
+            Unit::Number => crate::text::decimal(value, 6),
         }
     }
 }

@@ -31,6 +31,13 @@ pub fn main(run: &Path, step: &str, state_dir: &Path) -> i32 {
             crate::say!("runbook: not approved: {}", r.text());
             1
         }
+        Err(ClientError::NoDriver) if ended(&dir).is_some() => {
+            let outcome = ended(&dir).unwrap_or_default();
+            crate::say!(
+                "runbook: not approved: this run has ended ({outcome}); nothing waits for an approval"
+            );
+            1
+        }
         Err(ClientError::NoDriver) => {
             crate::say!(
                 "runbook: not approved: nobody drives this run (driver gone); an approval is given to a live driver: \
@@ -44,4 +51,11 @@ pub fn main(run: &Path, step: &str, state_dir: &Path) -> i32 {
             1
         }
     }
+}
+
+/// How the run ended, if its journal says it did (and no session started after that).
+fn ended(run_dir: &Path) -> Option<String> {
+    let (records, _) = crate::journal::read(&run_dir.join("journal.jsonl")).ok()?;
+    let info = crate::journal::resume::info(&records)?;
+    info.finished.map(|o| o.as_str().replace('_', " "))
 }

@@ -40,7 +40,11 @@ pub fn request(run_dir: &Path, req: &Request) -> Result<Response, ClientError> {
         socket: socket.clone(),
         source,
     };
-    let mut stream = match UnixStream::connect(&socket) {
+    let (address, _dir) = super::socket_address(run_dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ClientError::NoDriver,
+        _ => io(e),
+    })?;
+    let mut stream = match UnixStream::connect(&address) {
         Ok(s) => s,
         Err(e) => {
             return Err(match e.kind() {

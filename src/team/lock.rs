@@ -22,8 +22,8 @@ impl DeployLock {
     fn write(&mut self, run_dir: Option<&Path>) -> std::io::Result<()> {
         let mut me = format!(
             "{}@{} (pid {})",
-            crate::session::operator(),
-            crate::session::host(),
+            crate::identity::operator(),
+            crate::identity::host(),
             std::process::id()
         );
         if let Some(dir) = run_dir {

@@ -25,11 +25,38 @@ pub mod takeover;
 /// The socket's name in a run folder.
 pub const SOCKET: &str = "control.sock";
 
+/// The longest path a Unix socket address holds (`sun_path`, with its terminating NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// The address of a run's control socket. A run folder deep enough to make it longer than a
+/// socket address can hold is reached through an open descriptor of the folder instead
+/// (`/proc/self/fd/N/control.sock`); the descriptor must stay open while the address is used.
+pub fn socket_address(
+    run_dir: &std::path::Path,
+) -> std::io::Result<(std::path::PathBuf, Option<std::fs::File>)> {
+    use std::os::fd::AsRawFd as _;
+    let path = run_dir.join(SOCKET);
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return Ok((path, None));
+    }
+    let dir = std::fs::File::open(run_dir)?;
+    let short = std::path::PathBuf::from(format!("/proc/self/fd/{}/{SOCKET}", dir.as_raw_fd()));
+    Ok((short, Some(dir)))
+}
+
 /// A run named on the command line: a run folder, its `journal.jsonl`, or a run id (the folder's
 /// name under `STATE_DIR/runs`).
 pub fn find_run(run: &std::path::Path, state_dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
     if run.is_dir() {
         return Ok(run.to_path_buf());
+    }
+    if let Err(e) = std::fs::metadata(run)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        return Err(format!(
+            "{}: permission denied: runs in a shared state dir are for the members of its group (see the README: a shared state dir)",
+            run.display()
+        ));
     }
     if run.is_file() && run.file_name().is_some_and(|n| n == "journal.jsonl") {
         return Ok(run.parent().map(std::path::PathBuf::from).unwrap_or_default());

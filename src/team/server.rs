@@ -35,7 +35,8 @@ pub fn serve(run_dir: &Path, commands: mpsc::Sender<Command>) -> std::io::Result
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let listener = UnixListener::bind(&path)?;
+    let (address, _dir) = super::socket_address(run_dir)?;
+    let listener = UnixListener::bind(&address)?;
     // The run folder (0700 or 2770) keeps everyone else out until the socket's own mode is set.
     crate::journal::give_access(&path)?;
     let task = tokio::spawn(async move {
@@ -115,7 +116,7 @@ fn peer(uid: u32, pid: Option<u32>) -> Peer {
 /// and root: left out otherwise).
 pub fn origin(pid: Option<u32>) -> Origin {
     let mut o = Origin {
-        host: crate::session::host(),
+        host: crate::identity::host(),
         pid,
         ..Default::default()
     };

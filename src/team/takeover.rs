@@ -117,7 +117,7 @@ fn take_from_gone(dir: &Path, driver: &str, reason: &str) -> Result<(), i32> {
         crate::say!("runbook: cannot open the journal in {}: {e}", dir.display());
         2
     })?;
-    let me = crate::session::operator();
+    let me = crate::identity::operator();
     let event = Event::Handover {
         from: driver.split('@').next().unwrap_or(driver).to_string(),
         to: me.clone(),

@@ -141,6 +141,10 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             Some((_, Wait::Trigger { .. })) => {
                 held_by_trigger(app, "confirm");
             }
+            // Four eyes: the driver's own key never approves.
+            Some((_, Wait::Approval(_))) => {
+                app.note("Enter does not approve: another operator must (four eyes; see the log pane)")
+            }
             _ => {
                 if let Some(at) = app.running()
                     && matches!(app.step(at).kind, StepKind::Watch(_))
@@ -159,7 +163,10 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             _ => app.note("d marks done a step that was in flight when an earlier session stopped"),
         },
         KeyCode::Char('s') => match waiting(app) {
-            Some((at, Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted)) => {
+            Some((
+                at,
+                Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted | Wait::Approval(_),
+            )) => {
                 if in_view(app, at, "s again skips it") {
                     app.dialogs.push(Dialog::text(TextPurpose::Skip(at), ""));
                 }

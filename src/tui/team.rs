@@ -81,3 +81,78 @@ pub fn lines<'a>(app: &App, by: &str, from: &str, reason: &str, theme: &Theme) -
         )),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::tui::keys::on_key;
+
+    fn app() -> App {
+        let text = "[runbook]\ntitle = \"t\"\n[[phase]]\ntitle = \"p\"\n[[phase.step]]\ntitle = \"s\"\nrun = \"true\"\n";
+        let rb = crate::runbook::parse::parse_str(std::path::Path::new("t.toml"), text, &[]).unwrap();
+        App::new(Arc::new(rb), crate::engine::Mode::Run, &[], "/runs/r1".into())
+    }
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    fn asked() -> TeamUpdate {
+        TeamUpdate::TakeoverAsked {
+            by: "bob".into(),
+            from: "pts/3 on bastion, pid 42".into(),
+            reason: "end of shift".into(),
+        }
+    }
+
+    fn sent(effects: &[Effect]) -> Vec<Command> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn y_hands_over_n_keeps_the_run_and_other_keys_leave_the_question_open() {
+        let mut a = app();
+        a.team(asked());
+        assert!(matches!(a.dialogs.last(), Some(Dialog::Handover { by, .. }) if by == "bob"));
+        assert!(sent(&on_key(&mut a, key('x'))).is_empty());
+        assert!(matches!(a.dialogs.last(), Some(Dialog::Handover { .. })));
+        assert_eq!(
+            sent(&on_key(&mut a, key('n'))),
+            [Command::Handover { accept: false }]
+        );
+        assert!(a.dialogs.is_empty());
+        a.team(asked());
+        assert_eq!(
+            sent(&on_key(&mut a, key('y'))),
+            [Command::Handover { accept: true }]
+        );
+        a.team(TeamUpdate::HandedOver { to: "bob".into() });
+        assert_eq!(a.handed_over.as_deref(), Some("bob"));
+        assert!(a.quit_when_done);
+    }
+
+    #[test]
+    fn a_y_typed_in_a_note_never_hands_the_run_over() {
+        let mut a = app();
+        on_key(&mut a, key('n'));
+        a.team(asked());
+        // The note keeps the keyboard: typing "yes" writes it, and hands nothing over.
+        for c in "yes".chars() {
+            assert!(sent(&on_key(&mut a, key(c))).is_empty());
+        }
+        let saved = sent(&on_key(&mut a, KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert_eq!(saved, [Command::Note { text: "yes".into() }]);
+        // Then the question shows.
+        assert!(matches!(a.dialogs.last(), Some(Dialog::Handover { .. })));
+    }
+}

@@ -209,15 +209,20 @@ pub(super) fn threshold_in(text: &str) -> Option<String> {
             } else {
                 n
             };
-            return Some(format_number(value));
+            return Some(toml_float(value));
         }
         i += 1;
     }
     None
 }
 
-pub(super) fn format_number(v: f64) -> String {
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0');
-    s.strip_suffix('.').map_or(s.to_string(), |x| format!("{x}.0"))
+/// A threshold as a TOML float: six decimals at most, and always a decimal point (`1.0`), so that
+/// it reads as a float.
+pub(super) fn toml_float(v: f64) -> String {
+    let s = crate::text::decimal(v, 6);
+    if s.contains('.') || !v.is_finite() {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }

@@ -22,13 +22,14 @@ mod sidebar;
 mod steps;
 pub mod theme;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthStr;
 
 use super::state::{App, Pane};
+pub use crate::text::{elapsed as clock, fit};
 use theme::Theme;
 
 /// Below this width the overview column goes and the sidebar folds into a strip.
@@ -211,40 +212,10 @@ fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     f.render_widget(Line::from(spans), area);
 }
 
-/// `h:mm:ss`, or `m:ss` under an hour.
-pub fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-/// Cuts text to a display width, with an ellipsis when it was cut.
-pub fn fit(text: &str, width: usize) -> String {
-    if text.width() <= width {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut w = 0;
-    for c in text.chars() {
-        let cw = c.width().unwrap_or(0);
-        if w + cw + 1 > width {
-            break;
-        }
-        out.push(c);
-        w += cw;
-    }
-    if width > 0 {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn fit_counts_display_width() {

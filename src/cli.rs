@@ -11,6 +11,14 @@ use crate::runbook::plan::count;
 use crate::runbook::{LoadError, load};
 use crate::session::{self, Request};
 
+/// What `runbook report --format` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
 /// Drive a production deploy from a runbook, and get back when it goes wrong.
 #[derive(Debug, Parser)]
 #[command(name = "runbook", version, about, max_term_width = 100)]
@@ -70,9 +78,9 @@ pub enum Cmd {
     Report {
         /// The run's journal.jsonl or its folder
         journal: PathBuf,
-        /// markdown or json
-        #[arg(long, value_name = "FORMAT", default_value = "markdown", value_parser = ["markdown", "json"])]
-        format: String,
+        /// markdown or json (the same content)
+        #[arg(long, value_name = "FORMAT", default_value = "markdown")]
+        format: ReportFormat,
         /// Write the report to FILE instead of stdout
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
@@ -198,7 +206,7 @@ pub fn main() -> ExitCode {
             journal,
             format,
             output,
-        } => crate::journal::report::main(&journal, &format, output.as_deref()),
+        } => report(&journal, format, output.as_deref()),
         Cmd::Import { checklist } => import(&checklist),
         Cmd::Ls { format, state_dir } => crate::runs::ls::main(
             &state_dir.unwrap_or_else(crate::journal::default_state_dir),
@@ -331,6 +339,49 @@ enum FrontEnd {
     Headless,
     /// Headless because stdout or stdin is not a terminal.
     HeadlessNoTerminal,
+}
+
+/// `runbook report`: the report of a journal, as Markdown or JSON, on stdout or into a file.
+fn report(journal: &std::path::Path, format: ReportFormat, output: Option<&std::path::Path>) -> i32 {
+    use std::io::Write as _;
+    let report = match crate::journal::report::load(journal) {
+        Ok(r) => r,
+        Err(e) => {
+            crate::say!("runbook: {e}");
+            return 2;
+        }
+    };
+    let text = match format {
+        ReportFormat::Markdown => crate::journal::report::markdown(&report),
+        ReportFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                crate::say!("runbook: cannot write the report as JSON: {e}");
+                return 2;
+            }
+        },
+    };
+    match output {
+        Some(file) => match std::fs::write(file, text) {
+            Ok(()) => 0,
+            Err(e) => {
+                crate::say!("runbook: cannot write {}: {e}", file.display());
+                2
+            }
+        },
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => 0,
+                // `runbook report J | head` is fine.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+                Err(e) => {
+                    crate::say!("runbook: cannot write the report: {e}");
+                    2
+                }
+            }
+        }
+    }
 }
 
 fn report_load_error(e: &LoadError) -> i32 {

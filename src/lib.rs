@@ -3,17 +3,37 @@
 //! ```text
 //! runbook file ──parse/validate──▶ Runbook (plain data)
 //!                                      │
-//! front end (headless) ──Command──▶ Engine ──Event──▶ journal (JSONL, fsync)
-//!        ▲                             │
-//!        └────────── Update ───────────┘
+//! front end (tui | headless) ──Command──▶ Engine ──Event──▶ journal (JSONL, fsync)
+//!        ▲                                  │
+//!        └──────────── Update ──────────────┘
 //! ```
 //!
-//! The engine (`engine`) knows nothing of terminals; front ends (`headless`) send it commands and
-//! render its updates; the journal (`journal`) records every event to disk before anyone sees it.
-//! Other operators reach a run's driver through its control socket (`team`): their requests become
-//! engine commands like the front end's, so the driver alone writes the journal. A watcher
-//! (`runbook attach`, `runbook ls`: `runs`, `tui::attach`) only reads the run folder — the journal
-//! and the running step's log as they grow — and sends its notes and approvals through that socket.
+//! The engine (`engine`) knows nothing of terminals; front ends (`tui`, `headless`) send it
+//! commands and render its updates; the journal (`journal`) records every event to disk before
+//! anyone sees it. Other operators reach a run's driver through its control socket (`team`):
+//! their requests become engine commands like the front end's, so the driver alone writes the
+//! journal. A watcher (`runbook attach`, `runbook ls`: `runs`, `tui::attach`) only reads the run
+//! folder — the journal and the running step's log as they grow — and sends its notes and
+//! approvals through that socket.
+//!
+//! ## Layers
+//!
+//! A module uses only modules of the layers below its own, never one above it nor, for the front
+//! ends, one beside it (`tests/layering.rs` reads this list and checks every `crate::` path under
+//! `src/` against it; a new module must be given its line here):
+//!
+//! ```text
+//! cli                                      the command line: parsing, dispatch, stdout, exit codes
+//! tui | headless                           the front ends
+//! session | runs                           starting an execution, signals; the runs of a state dir as a watcher sees them
+//! team                                     the control socket's server and client, deploy locks, approve, takeover
+//! engine                                   the run: steps, waits, triggers, rollback
+//! metrics | journal                        metric sources and triggers; the journal, resume, report
+//! secrets                                  reading `[secrets]`
+//! runbook                                  the format: model, parse, validate, plan, import
+//! process | control                        running commands, the step monitor; the control socket's words
+//! files | mask | duration | text | identity   private files, masking, durations, text, who/where
+//! ```
 
 /// `eprintln!` that never panics: after SIGHUP the terminal is gone, and a message that cannot be
 /// shown must not turn into a crash.
@@ -55,8 +75,10 @@ macro_rules! out_inline {
 }
 
 pub mod cli;
+pub mod control;
 pub mod duration;
 pub mod engine;
+pub mod files;
 pub mod headless;
 pub mod identity;
 pub mod journal;

@@ -765,10 +765,10 @@ run = "echo bye"
 #[test]
 fn one_run_folder_per_run() {
     let fx = Fixture::new();
-    let rb = fx.write(
-        "twice.toml",
-        "[runbook]\ntitle = \"Twice\"\n[[phase]]\nid = \"p\"\ntitle = \"P\"\n[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nrun = \"true\"\n",
-    );
+    let twice = RunbookToml::new("Twice")
+        .phase("p", "P")
+        .step("s", "S", r#"run = "true""#);
+    let rb = fx.write("twice.toml", &twice.build());
     fx.run_cli(&rb, &[]).expect_code(0);
     fx.run_cli(&rb, &[]).expect_code(0);
     let dirs = fx.run_dirs();
@@ -1160,7 +1160,7 @@ run = 'head -c {before} /dev/zero | tr "\0" x; printf "%s" "$TOKEN"; head -c 700
 fn secret_in_an_http_request_is_not_leaked() {
     let fx = Fixture::new();
     let secret = "Zq9-http-secret-77";
-    let port = unused_port();
+    let port = free_port();
     let srv = TestServer::start(vec![("/echo", Reply::Fixed(500, "boom"))]);
     let rb = fx.write(
         "http.toml",
@@ -1374,7 +1374,7 @@ run = "true"
 
 /// `runbook ARGS...` in `dir`, stdin null: (exit code, stdout, stderr).
 fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+    let child = std::process::Command::new(runbook_bin())
         .args(args)
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
@@ -1415,21 +1415,21 @@ fn plan_counts_of_one_are_singular() {
 
 /// Eleven phases (two-digit numbering), a watch step, a rollback phase (`R1.1`).
 fn crowded_runbook() -> String {
-    let mut s = String::from("[runbook]\ntitle = \"Crowded\"\n");
+    let mut rb = RunbookToml::new("Crowded");
     for p in 1..=11 {
-        s.push_str(&format!("\n[[phase]]\nid = \"p{p}\"\ntitle = \"Phase {p}\"\n"));
-        s.push_str(&format!(
-            "\n[[phase.step]]\nid = \"build-{p}\"\ntitle = \"Build {p}\"\nrun = \"echo {p}\"\n"
-        ));
-        s.push_str(&format!(
-            "\n[[phase.step]]\nid = \"watch-{p}\"\ntitle = \"Watch {p}\"\nwatch = \"15m\"\n"
-        ));
+        rb = rb
+            .phase(&format!("p{p}"), &format!("Phase {p}"))
+            .step(
+                &format!("build-{p}"),
+                &format!("Build {p}"),
+                &format!("run = \"echo {p}\""),
+            )
+            .step(&format!("watch-{p}"), &format!("Watch {p}"), "watch = \"15m\"");
     }
-    s.push_str(
-        "\n[rollback]\ntitle = \"Back\"\n\n[[rollback.phase]]\nid = \"undo\"\ntitle = \"Undo\"\n\n\
-         [[rollback.phase.step]]\nid = \"undo-it\"\ntitle = \"Undo it\"\nrun = \"echo undo\"\n",
-    );
-    s
+    rb.rollback("Back")
+        .phase("undo", "Undo")
+        .step("undo-it", "Undo it", "run = \"echo undo\"")
+        .build()
 }
 
 #[test]

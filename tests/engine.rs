@@ -20,7 +20,7 @@ fn names(d: &Driven) -> Vec<String> {
             Event::RunStarted { .. } => "run_started".into(),
             Event::RunFinished { outcome, .. } => format!("run_finished {}", outcome.as_str()),
             Event::Note { text, .. } => format!("note {text}"),
-            Event::RollbackStarted { reason } => format!("rollback_started {reason}"),
+            Event::RollbackStarted { reason, .. } => format!("rollback_started {reason}"),
             Event::RollbackFinished { status } => format!("rollback_finished {status}"),
             other => format!("{other:?}"),
         })
@@ -547,7 +547,7 @@ async fn http_expect_body_substring() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_refused_connection_fails_clearly() {
     let fx = Fixture::new();
-    let port = unused_port();
+    let port = free_port();
     let (d, f) = http_step(
         &fx,
         &format!(r#"{{ url = "http://127.0.0.1:{port}/healthz" }}"#),
@@ -950,6 +950,37 @@ async fn rollback_while_a_manual_step_waits() {
     assert!(fx.exists("reverted.txt"));
     let j = d.journal();
     assert_eq!(event(&j, "rollback_started")["reason"], "operator");
+}
+
+/// The operator's words for a rollback go into `rollback_started` with who called it; `reason`
+/// stays as SPEC §4 has it. The plan snapshot is in `run_started`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_with_the_operators_words_journals_who_and_why() {
+    let fx = Fixture::new();
+    let rb = fx.write(
+        "mrb.toml",
+        &LONG_RUNBOOK.replace(
+            r#"run = "echo $$ > long.pid; echo ready; exec sleep 30""#,
+            r#"manual = "Check the dashboards""#,
+        ),
+    );
+    let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
+        Update::Waiting { .. } => vec![Command::RollbackWithNote {
+            note: "  dashboards red  ".into(),
+        }],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(d.outcome, Outcome::RolledBack);
+    let j = d.journal();
+    let rb = event(&j, "rollback_started");
+    assert_eq!(rb["reason"], "operator");
+    assert_eq!(rb["operator"], runbook::identity::operator());
+    assert_eq!(rb["note"], "dashboards red");
+    let plan = &event(&j, "run_started")["plan"];
+    assert_eq!(plan["phases"][0]["id"], "p");
+    assert_eq!(plan["phases"][0]["steps"][0]["kind"], "manual");
+    assert_eq!(plan["rollback"][0]["steps"][0]["kind"], "run");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,27 +2,16 @@
 //! small checklists in `tests/fixtures/import/`. Every import must be accepted by `runbook validate`
 //! and `runbook plan`, and must keep every checklist item in its own words.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{runbook, text};
 use runbook::runbook::{Runbook, StepKind, TriggerKind};
 
 const FIXTURES: &str = "tests/fixtures/import";
 const SEED: &str = "tests/fixtures/import/production-rollout-plan.md";
-
-fn runbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the runbook binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")

@@ -140,7 +140,7 @@ run = "sleep 1.5"
 
 fn refused_at_once(args: &[&str], says: &str) {
     let fx = Fixture::new();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    let mut cmd = Command::new(runbook_bin());
     cmd.args(args).current_dir(fx.path());
     let (out, peak_kib) = run_measured(&mut cmd, Duration::from_secs(5));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -48,7 +48,7 @@ fn run_with_umask(fx: &Fixture, rb: &Path, state: &Path, umask: &str) {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_runbook"))
+        .arg(runbook_bin())
         .args(["run", rb.to_str().unwrap(), "--headless", "--state-dir"])
         .arg(state)
         .current_dir(fx.path())

@@ -11,15 +11,16 @@
 //!
 //! Prometheus must be installed (`.ci/run` does it): these tests fail, never skip, without it.
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use common::prometheus::{Exporter, Finished, Prometheus, Run, ms, sampled, ts};
+use common::{events, free_port, runbook_bin};
 use serde_json::Value;
-use support::{Exporter, Finished, Prometheus, Run, events, free_port, ms, sampled, ts};
 use tempfile::TempDir;
 
 const INTERVAL_MS: i64 = 1000;
@@ -187,9 +188,9 @@ fn healthy_traffic_never_fires_and_what_is_sampled_is_what_prometheus_has() {
     // The rate needs two scrapes in its window before it has a value.
     let mut last = None;
     assert!(
-        support::wait_for(Duration::from_secs(10), || {
+        common::wait_for(Duration::from_secs(10), || {
             last = prom.query(RATE_RATIO).ok();
-            last.as_ref().and_then(support::scalar_value).is_some()
+            last.as_ref().and_then(common::prometheus::scalar_value).is_some()
         }),
         "the rate-based ratio has no value in Prometheus: {last:?}"
     );
@@ -625,7 +626,7 @@ impl FlakyProxy {
                 let (status, body) = if fail_this {
                     (503, "Service Unavailable".to_string())
                 } else {
-                    support::http_get(upstream, &path).unwrap_or_else(|e| (502, e))
+                    common::prometheus::http_get(upstream, &path).unwrap_or_else(|e| (502, e))
                 };
                 let _ = write!(
                     conn,
@@ -922,7 +923,7 @@ fn query_problems_are_reported_as_what_they_are() {
 fn plan_says_where_a_prometheus_metric_comes_from() {
     let dir = tempdir();
     let plan = |file: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        let out = std::process::Command::new(runbook_bin())
             .arg("plan")
             .arg(file)
             .output()
@@ -972,11 +973,14 @@ fn the_exporter_and_journal_helpers_work() {
     exporter.set("a", 1.5);
     exporter.set(r#"b{x="y"}"#, 2.0);
     exporter.add("a", 1.0);
-    let (status, body) = support::http_get(exporter.port, "/metrics").expect("GET /metrics");
+    let (status, body) = common::prometheus::http_get(exporter.port, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
     assert_eq!(body, "a 2.5\nb{x=\"y\"} 2\n");
     assert_eq!(exporter.scrapes(), 1);
-    assert_eq!(support::http_get(exporter.port, "/other").unwrap().0, 404);
+    assert_eq!(
+        common::prometheus::http_get(exporter.port, "/other").unwrap().0,
+        404
+    );
     let j: Vec<Value> = vec![serde_json::json!({"ts": "2026-01-01T00:00:00.000Z", "event": "x"})];
     assert_eq!(events(&j, "x").len(), 1);
 }

@@ -1,22 +1,18 @@
 //! `runbook report`: hand-written journals under tests/fixtures/report/ rendered as Markdown and
 //! JSON, a real journal written by `runbook run`, and the error cases.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{runbook, runbook_bin};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/report")
         .join(name)
-}
-
-fn runbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .output()
-        .expect("run the runbook binary")
 }
 
 /// The Markdown report of a fixture; the command must succeed and say nothing on stderr.
@@ -87,7 +83,7 @@ fn succeeded_run_with_confirmations_and_a_note_in_markdown() {
     let steps = section(&md, "Steps");
     has_line(
         steps,
-        "| Phase | Step | Status | Attempts | Start (UTC) | Duration | Confirmed by | Reason | Exit | Error |",
+        "| Phase | Step | Status | Attempts | Start (UTC) | Duration | By | Reason | Exit | Error |",
     );
     has_line(
         steps,
@@ -122,7 +118,12 @@ fn succeeded_run_with_confirmations_and_a_note_in_markdown() {
         notes,
         "| 20:02:50 | alice | CDN purge took \\| longer than usual see OPS-42 |",
     );
-    assert!(section(&md, "Triggers").contains("No trigger events."));
+    assert!(!md.contains("## Triggers"), "{md}");
+    let timeline = section(&md, "Timeline");
+    has_line(
+        timeline,
+        "| 20:03:10 | confirmed | deploy/smoke-ok | — | carol | — | — |",
+    );
     assert!(section(&md, "Metrics").contains("No metrics were sampled."));
     assert!(!md.contains("## Rollback"), "{md}");
     assert!(!md.contains("## Rehearsal"), "{md}");
@@ -243,7 +244,7 @@ fn rollback_rehearsal_with_triggers_metrics_and_figures_in_markdown() {
     );
 
     let rb = section(&md, "Rollback");
-    has_line(rb, "- **Reason:** trigger:security");
+    has_line(rb, "- **Reason:** trigger security fired (`trigger:security`)");
     has_line(rb, "- **Started:** 2026-11-26T22:00:28.000Z");
     has_line(rb, "- **Finished:** 2026-11-26T22:00:43.000Z");
     has_line(rb, "- **Status:** **succeeded**");
@@ -257,21 +258,38 @@ fn rollback_rehearsal_with_triggers_metrics_and_figures_in_markdown() {
         "| undo | confirm-old | confirmed | 1 | 22:00:31 | 8.8s | erin | — | — | — |",
     );
 
-    let triggers = section(&md, "Triggers");
-    has_line(triggers, "| Time (UTC) | Trigger | Event | Value | Details |");
-    has_line(triggers, "| 22:00:11 | — | fault injected | — | by erin |");
-    has_line(triggers, "| 22:00:15 | error-rate | unknown | — | no data |");
-    has_line(triggers, "| 22:00:20 | error-rate | pending | 0.021 | — |");
-    has_line(triggers, "| 22:00:25 | error-rate | fired | 0.0215 | — |");
+    let timeline = section(&md, "Timeline");
     has_line(
-        triggers,
-        "| 22:00:26 | error-rate | acknowledged | 0.0215 | by erin |",
+        timeline,
+        "| Time (UTC) | What | Of | Value | By | Details | Metrics then |",
     );
     has_line(
-        triggers,
-        "| 22:00:27 | security | fired | — | CVE in the new image |",
+        timeline,
+        "| 22:00:11 | fault injected | — | — | erin | — | error_rate 0.004, latency 0.31 |",
     );
-    has_line(triggers, "| 22:00:27 | error-rate | cleared | 0.003 | — |");
+    has_line(
+        timeline,
+        "| 22:00:15 | unknown | error-rate | — | — | no data | error_rate no data, latency 0.9, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:26 | acknowledged | error-rate | 0.0215 | erin | — | error_rate 0.003, latency 0.28, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:27 | fired | security | — | — | CVE in the new image | error_rate 0.003, latency 0.28, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:28 | rollback started | — | — | — | trigger security fired | error_rate 0.003, latency 0.28, queue no data |",
+    );
+    has_line(
+        timeline,
+        "| 22:00:40 | confirmed | undo/confirm-old | — | erin | — | error_rate 0.003 |",
+    );
+    let phases = section(&md, "Phases");
+    has_line(phases, "| deploy | **cancelled** | 2 | 22:00:00 | 27s |");
+    has_line(phases, "| Rollback: undo | succeeded | 2 | 22:00:28 | 11s |");
 
     let metrics = section(&md, "Metrics");
     has_line(
@@ -612,7 +630,7 @@ fn a_device_or_a_fifo_is_refused_without_reading_it() {
             "is a named pipe (FIFO), not a regular file",
         ),
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        let mut child = Command::new(runbook_bin())
             .args(["report", &path])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -695,12 +713,14 @@ manual = true
     let steps = section(&md, "Steps");
     let say_hi = steps
         .lines()
-        .find(|l| l.starts_with("| deploy | say-hi | succeeded | 1 | "))
+        .find(|l| l.starts_with("| Deploy | Say hi (`deploy/say-hi`) | succeeded | 1 | "))
         .unwrap_or_else(|| panic!("{steps}"));
     assert!(say_hi.ends_with(" | — | — | 0 | — |"), "{say_hi}");
     let check = steps
         .lines()
-        .find(|l| l.starts_with("| deploy | check-the-dashboard | confirmed | 1 | "))
+        .find(|l| {
+            l.starts_with("| Deploy | Check the dashboard (`deploy/check-the-dashboard`) | confirmed | 1 | ")
+        })
         .unwrap_or_else(|| panic!("{steps}"));
     assert!(check.ends_with(" | auto | — | — | — |"), "{check}");
 
@@ -717,4 +737,152 @@ manual = true
     assert_eq!(j["steps"][1]["status"], "confirmed");
     // "auto" is not an operator.
     assert!(!j["operators"].as_array().unwrap().iter().any(|o| o == "auto"));
+}
+
+/// The whole Markdown report of a run with a retry, a skip, a trigger and a rollback called by an
+/// operator with their words, from a journal that carries the plan snapshot (titles, units).
+#[test]
+fn a_run_with_a_retry_a_skip_a_trigger_and_a_rollback_in_markdown() {
+    insta::assert_snapshot!("full_markdown", markdown("full"));
+}
+
+#[test]
+fn a_run_with_a_retry_a_skip_a_trigger_and_a_rollback_in_json() {
+    let j = json("full");
+    let backup = &j["steps"][0];
+    assert_eq!(backup["title"], "Back up the checkout database");
+    assert_eq!(backup["phase_title"], "Preparation");
+    assert_eq!(backup["kind"], "run");
+    assert_eq!(backup["history"][0]["log"], "logs/prep--backup--1.log");
+    assert_eq!(
+        backup["history"][0]["log_tail"],
+        serde_json::json!([
+            "taking a snapshot of checkout-db",
+            "progress 40%",
+            "error: snapshot locked by job 7731     retry later"
+        ])
+    );
+    assert!(
+        backup["history"][1].get("log_tail").is_none(),
+        "only failed attempts"
+    );
+    assert_eq!(j["steps"][1]["by"], "alice");
+    assert_eq!(j["steps"][1]["status"], "skipped");
+    let rb = &j["rollback"];
+    assert_eq!(rb["operator"], "alice");
+    assert_eq!(rb["note"], "errors climbing on the canary, 1.85% and rising");
+    assert_eq!(
+        rb["reason_text"],
+        "trigger error-rate (Error rate above 1% for 30s) fired"
+    );
+    assert_eq!(rb["title"], "Back to v2.13.2");
+    let phases: Vec<(&str, u64)> = j["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["duration_ms"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(phases, [("prep", 119_800), ("canary", 99_910), ("undo", 12_000)]);
+    let fired = j["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["event"] == "trigger_fired")
+        .unwrap();
+    assert_eq!(fired["value"], 0.0185);
+    assert_eq!(fired["unit"], "percent");
+    assert_eq!(fired["title"], "Error rate above 1% for 30s");
+    assert_eq!(fired["metrics"]["latency"], 1.55);
+    assert_eq!(j["metrics"]["latency"]["unit"], "seconds");
+    assert_eq!(j["metrics"]["error_rate"]["title"], "Error rate");
+}
+
+/// A real run: a step that fails once (printing a secret) and then succeeds. The report has the
+/// titles as shown after `${}`, values in their unit, and the failed attempt's last log lines,
+/// with the secret masked.
+#[test]
+fn report_of_a_real_run_with_a_retry_shows_the_failed_attempts_masked_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = dir.path().join("retry.toml");
+    std::fs::write(
+        &rb,
+        r#"[runbook]
+title = "Retry ${release}"
+
+[vars]
+release = "v9"
+
+[secrets]
+TOKEN = { env = "REPORT_TEST_TOKEN" }
+
+[metrics]
+interval = "1s"
+
+[[metric]]
+id = "errors"
+title = "Error rate"
+command = "echo 0.016"
+unit = "percent"
+
+[[phase]]
+id = "deploy"
+title = "Deploy ${release}"
+
+[[phase.step]]
+id = "push"
+title = "Push ${release}"
+run = 'if [ -f tried ]; then echo pushed; else touch tried; echo "using $TOKEN"; echo "error: registry busy"; exit 1; fi'
+retries = 1
+"#,
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", rb.to_str().unwrap(), "--headless", "--state-dir"])
+        .arg(&state)
+        .current_dir(dir.path())
+        .env("REPORT_TEST_TOKEN", "s3cr3t-t0ken")
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run_dir = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = runbook(&["report", run_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(!md.contains("s3cr3t-t0ken"), "{md}");
+    let steps = section(&md, "Steps");
+    assert!(
+        steps.contains("| Deploy v9 | Push v9 (`deploy/push`) | succeeded | 2 (1 failed) |"),
+        "{steps}"
+    );
+    assert!(
+        steps.contains("- Push v9 (`deploy/push`), attempt 1, at "),
+        "{steps}"
+    );
+    assert!(
+        steps.contains("  - log: `logs/deploy--push--1.log`, its last lines:"),
+        "{steps}"
+    );
+    has_line(steps, "    using ***");
+    has_line(steps, "    error: registry busy");
+    let metrics = section(&md, "Metrics");
+    assert!(
+        metrics.contains("| Error rate (`errors`) | ") && metrics.contains(" | 1.6 % | "),
+        "{metrics}"
+    );
+    let phases = section(&md, "Phases");
+    assert!(
+        phases.contains("| Deploy v9 (`deploy`) | succeeded | 1 | "),
+        "{phases}"
+    );
 }

@@ -22,8 +22,6 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runbook");
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
@@ -653,7 +651,7 @@ fn a_changed_runbook_is_refused_unless_force() {
     for needle in [
         "changed since the run started",
         "changing.toml",
-        "sha256",
+        "step prep/three edited: title \"Third\" → \"Third, renamed\"",
         "--force",
     ] {
         assert!(
@@ -677,8 +675,15 @@ fn a_changed_runbook_is_refused_unless_force() {
     let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(
-        r.stderr.contains("changed since the run started") && r.stderr.contains("--force"),
+        r.stderr.contains("changed since the run started")
+            && r.stderr.contains("  - step extra/four added (\"Fourth\")\n")
+            && r.stderr.contains("--force"),
         "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("sha256"),
+        "what changed, not two hashes:\n{}",
         r.stderr
     );
     assert_eq!(file_bytes(&journal), before);
@@ -722,7 +727,7 @@ fn a_step_the_journal_knows_that_was_deleted_from_the_runbook_is_named() {
     let r = fx.resume(&["--yes"]);
     r.expect_code(2);
     assert!(
-        r.stderr.contains("prep/one") && r.stderr.contains("no longer in the runbook"),
+        r.stderr.contains("  - step prep/one removed (\"First\")\n"),
         "the deleted step is named:\n{}",
         r.stderr
     );
@@ -1331,6 +1336,13 @@ impl Interactive {
         }
     }
 
+    /// One key: the question takes it without Enter.
+    fn key(&mut self, key: &str) {
+        self.master.write_all(key.as_bytes()).unwrap();
+        self.master.flush().unwrap();
+    }
+
+    /// A line of text and Enter (a reason).
     fn answer(&mut self, line: &str) {
         self.master.write_all(format!("{line}\n").as_bytes()).unwrap();
         self.master.flush().unwrap();
@@ -1378,7 +1390,7 @@ fn interactive_resume_q_stops_and_r_runs_the_step_again() {
         "{}",
         ui.stderr()
     );
-    ui.answer("q");
+    ui.key("q");
     let (code, _, err) = ui.finish();
     assert_eq!(code, Some(1), "{err}");
     assert!(resumable(&dir));
@@ -1386,7 +1398,7 @@ fn interactive_resume_q_stops_and_r_runs_the_step_again() {
 
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("r");
+    ui.key("r");
     let (code, out, err) = ui.finish();
     assert_eq!(code, Some(0), "{err}\n{out}");
     assert_eq!(
@@ -1418,7 +1430,7 @@ fn interactive_resume_s_skips_the_step_with_a_reason() {
     let dir = run_until_sigint(&fx, &rb, &[]);
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("s");
+    ui.key("s");
     ui.expect("reason for skipping", 1);
     ui.answer("deployed by hand meanwhile");
     let (code, out, err) = ui.finish();
@@ -1438,7 +1450,9 @@ fn interactive_resume_capital_r_rolls_back() {
     let dir = run_until_sigint(&fx, &rb, &[]);
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("R");
+    ui.key("R");
+    ui.expect("why roll back? (Enter: no reason)", 1);
+    ui.answer("the canary looked wrong");
     let (code, out, err) = ui.finish();
     assert_eq!(code, Some(3), "{err}\n{out}");
     assert_eq!(
@@ -1451,6 +1465,7 @@ fn interactive_resume_capital_r_rolls_back() {
     );
     let j = journal_json(&journal_path(&dir));
     assert_eq!(event(&j, "rollback_started")["reason"], "step:deploy/long");
+    assert_eq!(event(&j, "rollback_started")["note"], "the canary looked wrong");
     assert_eq!(last_finished(&j, "deploy/three")["status"], "cancelled");
     assert_eq!(outcomes(&j), ["interrupted", "rolled_back"]);
 }
@@ -1462,7 +1477,7 @@ fn interactive_resume_d_marks_the_step_done_with_a_reason() {
     let dir = run_until_sigint(&fx, &rb, &[]);
     let mut ui = Interactive::start(&fx, &[]);
     ui.expect(INTERRUPTED_PROMPT, 1);
-    ui.answer("d");
+    ui.key("d");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         ui.stderr().matches(INTERRUPTED_PROMPT).count(),
@@ -1580,7 +1595,8 @@ fn hang_up_in_tmux() -> HungUp {
     let rb = fx.write("hup.toml", HUP);
     let err = fx.file("ui-stderr.txt");
     let shell = format!(
-        "exec '{BIN}' run '{}' --state-dir '{}' 2>'{}'",
+        "exec '{}' run '{}' --state-dir '{}' 2>'{}'",
+        runbook_bin().display(),
         rb.display(),
         fx.state().display(),
         err.display()
@@ -1747,7 +1763,7 @@ fn trigger_on_screen(file: &Path, records: &[runbook::journal::Record]) -> (Stri
         app.apply(runbook::engine::Update::Event(r.clone()));
     }
     let t = &app.triggers[0];
-    (t.state.to_string(), t.value)
+    (t.state.label().to_string(), t.value)
 }
 
 #[test]

@@ -56,7 +56,7 @@ fn everything_shown(fx: &Fixture, r: &CliRun) -> String {
         ));
     }
     for format in ["markdown", "json"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        let out = std::process::Command::new(runbook_bin())
             .args(["report", run_dir.to_str().unwrap(), "--format", format])
             .output()
             .unwrap();
@@ -182,7 +182,7 @@ fn a_secret_is_masked_in_the_encodings_requests_give_it() {
         (500, format!("{req}\n{extra}").into_bytes())
     });
     let userinfo = url.replace("http://", "http://user:${PASS}@");
-    let closed = format!("http://127.0.0.1:{}", unused_port());
+    let closed = format!("http://127.0.0.1:{}", free_port());
     let text = HTTP_RUNBOOK
         .replace("CLOSED", &closed)
         .replace("USERINFO", &userinfo)

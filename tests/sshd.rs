@@ -20,7 +20,6 @@ use common::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runbook");
 const SSHD: &str = "/usr/sbin/sshd";
 const INSTALL: &str = ".ci/run installs them: apt-get install -y --no-install-recommends \
                        openssh-server openssh-client";
@@ -96,7 +95,7 @@ impl Sshd {
         // The port is free when chosen; if sshd loses it to someone else, try another.
         let mut last_log = String::new();
         for _ in 0..3 {
-            let port = unused_port();
+            let port = free_port();
             let config = d.join("sshd_config");
             std::fs::write(
                 &config,
@@ -230,22 +229,6 @@ title = "Next step"
 run = "touch next.txt"
 "#;
 
-/// A journal read while it may be written: lines that do not parse (yet) are left out.
-fn journal_now(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn started(j: &[Value]) -> Vec<String> {
-    j.iter()
-        .filter(|e| e["event"] == "step_started")
-        .map(|e| format!("{}#{}", step_name(e), e["attempt"]))
-        .collect()
-}
-
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
@@ -259,7 +242,7 @@ fn sighup_over_ssh_lets_the_step_finish_starts_nothing_more_and_resume_goes_on()
     let remote = format!(
         "cd {} && {} run {} --state-dir {} 2>{}",
         shell_quote(fx.path()),
-        shell_quote(Path::new(BIN)),
+        shell_quote(runbook_bin()),
         shell_quote(&rb),
         shell_quote(&fx.state()),
         shell_quote(&remote_err),
@@ -338,7 +321,7 @@ fn sighup_over_ssh_lets_the_step_finish_starts_nothing_more_and_resume_goes_on()
     assert!(log.contains("start") && log.contains("end"), "log: {log:?}");
 
     // Back at a terminal: resume carries on.
-    let out = Command::new(BIN)
+    let out = Command::new(runbook_bin())
         .args(["resume", "--headless", "--yes", "--state-dir"])
         .arg(fx.state())
         .current_dir(fx.path())

@@ -8,6 +8,8 @@
 //! They need root (to create users), tmux and util-linux's `runuser`: `.ci/run` runs as root and
 //! installs them. Without them the tests fail, they never skip.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -1237,4 +1239,47 @@ fn hello_says_who_drives_and_a_watchers_note_is_journaled_with_the_watchers_name
     assert!(!text_.contains('\u{1b}') && !text_.contains('\u{7}'), "{text_:?}");
     let _ = driver.kill();
     let _ = driver.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_go_ahead_is_not_an_approval_and_a_step_waiting_for_approvals_can_be_skipped() {
+    use runbook::engine::{Command, Update, Wait};
+    let fx = common::Fixture::new();
+    let rb = fx.write(
+        "skip.toml",
+        &FOUR_EYES
+            .replace("USER_alice", "alice")
+            .replace("USER_bob", "bob"),
+    );
+    let mut waits = 0;
+    let d = common::drive(common::request(&rb, &fx.state(), &[], false), |u| match u {
+        Update::Waiting {
+            why: Wait::Approval(w),
+            ..
+        } => {
+            waits += 1;
+            assert_eq!(w.step, "deploy/migrate");
+            vec![Command::Confirm { by: None, step: None }]
+        }
+        Update::Message(m) if m.contains("a go-ahead is not an approval") => vec![Command::Skip {
+            reason: "approved on the phone by the service owner".into(),
+        }],
+        _ => vec![],
+    })
+    .await;
+    assert_eq!(waits, 1);
+    assert_eq!(d.outcome, runbook::journal::Outcome::Succeeded);
+    let j = d.journal();
+    assert!(events(&j, "approval").is_empty(), "{j:#?}");
+    let migrate: Vec<_> = events(&j, "step_finished")
+        .into_iter()
+        .filter(|e| e["step"] == "migrate")
+        .collect();
+    assert_eq!(migrate.len(), 1, "{j:#?}");
+    assert_eq!(migrate[0]["status"], "skipped");
+    assert_eq!(migrate[0]["reason"], "approved on the phone by the service owner");
+    assert!(
+        events(&j, "step_started").iter().all(|e| e["step"] != "migrate"),
+        "{j:#?}"
+    );
 }

@@ -643,14 +643,23 @@ run = "echo ran > after.txt"
         out.stdout
     );
     let j = fx.journal();
+    // The poller may see the bad value before `break`'s end is recorded (its command wrote it), so
+    // the trigger's own order is checked apart from the steps'.
+    assert_in_order(
+        &j,
+        &[
+            "start one/break#1",
+            "trigger_pending errors-high",
+            "trigger_fired errors-high",
+            "rollback_started trigger:errors-high",
+        ],
+    );
     assert_in_order(
         &j,
         &[
             "run_started run",
             "succeeded one/break#1",
             "start one/soak#1",
-            "trigger_pending errors-high",
-            "trigger_fired errors-high",
             "failed one/soak#1",
             "rollback_started trigger:errors-high",
             "cancelled one/after#0",
@@ -1582,7 +1591,7 @@ async fn an_automatic_confirmation_records_the_metrics_too() {
 
 fn rehearse(fx: &Fixture, file: &Path, args: &[&str]) -> CliRun {
     let started = Instant::now();
-    let child = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
+    let child = ProcCommand::new(runbook_bin())
         .arg("rehearse")
         .arg(file)
         .args(["--headless", "--yes", "--state-dir"])
@@ -1653,7 +1662,7 @@ run = "touch full.txt"
 
 {ROLLBACK}
 "#,
-        port = unused_port()
+        port = free_port()
     );
     write_rb(fx, &[&text])
 }
@@ -1905,7 +1914,7 @@ fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigg
     let began = app.triggers[0].since.expect("pending since");
     std::thread::sleep(Duration::from_millis(20));
     apply(&mut app, unknown("Prometheus answered HTTP 503"));
-    assert_eq!(app.triggers[0].state, "unknown");
+    assert_eq!(app.triggers[0].state, runbook::tui::state::TriggerState::Unknown);
     apply(&mut app, pending.clone());
     assert_eq!(
         app.triggers[0].since,
@@ -1926,7 +1935,11 @@ fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigg
         },
     );
     apply(&mut app, unknown("no data"));
-    assert_eq!(app.triggers[0].state, "firing", "data lost does not clear it");
+    assert_eq!(
+        app.triggers[0].state,
+        runbook::tui::state::TriggerState::Firing,
+        "data lost does not clear it"
+    );
     assert_eq!(app.firing().len(), 1);
     assert_eq!(app.triggers[0].reason.as_deref(), Some("data lost: no data"));
     apply(
@@ -1936,6 +1949,6 @@ fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigg
             errors: Default::default(),
         },
     );
-    assert_eq!(app.triggers[0].state, "firing");
+    assert_eq!(app.triggers[0].state, runbook::tui::state::TriggerState::Firing);
     assert_eq!(app.triggers[0].reason, None, "the data came back");
 }

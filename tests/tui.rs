@@ -16,11 +16,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use runbook::engine::{Chunk, Command, Mode, StepRef, Update, Wait};
-use runbook::journal::{Event, Outcome, Record, StepFinished, StepStatus};
+use runbook::journal::{Event, Outcome, Record, RollbackStatus, StepFinished, StepStatus};
 use runbook::metrics::SourceKind;
 use runbook::runbook::Runbook;
-use runbook::tui::keys::{Dialog, Effect, on_key};
-use runbook::tui::state::{App, Focus, Pane, StepState};
+use runbook::tui::dialog::Dialog;
+use runbook::tui::keys::{Effect, on_key};
+use runbook::tui::state::{App, Focus, Pane, StepState, TriggerState};
 use runbook::tui::ui;
 use runbook::tui::ui::theme::Theme;
 
@@ -94,6 +95,7 @@ fn run_started(app: &mut App) {
             mode: "run".into(),
             vars,
             pid: 4242,
+            plan: None,
         },
     );
 }
@@ -392,6 +394,8 @@ fn state_rolled_back() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     step_started(&mut app, 800, "immediate", "traffic", true);
@@ -408,7 +412,7 @@ fn state_rolled_back() -> App {
         &mut app,
         807,
         Event::RollbackFinished {
-            status: "succeeded".into(),
+            status: RollbackStatus::Succeeded,
         },
     );
     ev(
@@ -516,7 +520,7 @@ fn confirm(step: StepRef) -> Vec<Effect> {
 /// What the dialog on top is, in words (Dialog has no Debug).
 fn top(app: &App) -> Option<String> {
     app.dialogs.last().map(|d| match d {
-        Dialog::Help => "help".into(),
+        Dialog::Help { .. } => "help".into(),
         Dialog::Rollback => "rollback".into(),
         Dialog::Quit => "quit".into(),
         Dialog::EndWatch(_) => "end-watch".into(),
@@ -641,6 +645,24 @@ fn e_help() {
     assert_eq!(ch(&mut app, '?'), vec![]);
     insta::assert_snapshot!("e_help_120x36", wide(&mut app));
     insta::assert_snapshot!("e_help_80x24", narrow(&mut app));
+    // At 80×24 the help is taller than the screen: it scrolls, and every key is reachable.
+    let first = narrow(&mut app);
+    assert!(first.contains("lines 1-"), "{first}");
+    assert_eq!(press(&mut app, KeyCode::End), vec![]);
+    assert_eq!(
+        top(&app).as_deref(),
+        Some("help"),
+        "End scrolls the help, it does not close it"
+    );
+    let last = narrow(&mut app);
+    assert!(last.contains("Ctrl-Z"), "{last}");
+    assert!(!first.contains("Ctrl-Z"), "{first}");
+    insta::assert_snapshot!("e_help_end_80x24", last);
+    assert_eq!(press(&mut app, KeyCode::PageUp), vec![]);
+    assert_eq!(press(&mut app, KeyCode::Home), vec![]);
+    assert_eq!(narrow(&mut app), first, "Home goes back to the top");
+    assert_eq!(press(&mut app, KeyCode::Char('x')), vec![]);
+    assert!(app.dialogs.is_empty(), "any other key closes it");
 }
 
 #[test]
@@ -859,6 +881,30 @@ fn shift_r_then_y_rolls_back() {
     assert_eq!(top(&app).as_deref(), Some("rollback"));
     assert_eq!(ch(&mut app, 'y'), send(Command::Rollback));
     assert!(app.dialogs.is_empty());
+}
+
+#[test]
+fn shift_r_then_w_says_why_and_enter_rolls_back_with_it() {
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    assert_eq!(ch(&mut app, 'w'), vec![]);
+    // Esc goes back to the rollback dialog, which still asks.
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
+    assert_eq!(top(&app).as_deref(), Some("rollback"));
+    ch(&mut app, 'w');
+    typed(&mut app, "p99 doubled");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        send(Command::RollbackWithNote {
+            note: "p99 doubled".into()
+        })
+    );
+    assert!(app.dialogs.is_empty());
+    // Nothing typed: a plain rollback.
+    let mut app = state_running();
+    ch(&mut app, 'R');
+    ch(&mut app, 'w');
+    assert_eq!(press(&mut app, KeyCode::Enter), send(Command::Rollback));
 }
 
 #[test]
@@ -1261,6 +1307,9 @@ fn w_toggles_wrapping_and_arrows_scroll_sideways() {
     assert!(app.wrap, "long lines wrap by default");
     let wrapped = narrow(&mut app);
     assert!(wrapped.contains("before the instance is taken"), "{wrapped}");
+    let wrapped_wide = wide(&mut app);
+    assert!(wrapped_wide.contains("before the instance is"), "{wrapped_wide}");
+    insta::assert_snapshot!("log_wrapped_120x36", wrapped_wide);
     ch(&mut app, 'w');
     assert!(!app.wrap);
     let cut = narrow(&mut app);
@@ -1269,6 +1318,9 @@ fn w_toggles_wrapping_and_arrows_scroll_sideways() {
         "{cut}"
     );
     insta::assert_snapshot!("log_unwrapped_80x24", cut);
+    let cut_wide = wide(&mut app);
+    assert!(!cut_wide.contains("before the instance is taken"), "{cut_wide}");
+    insta::assert_snapshot!("log_unwrapped_120x36", cut_wide);
     // In the log, → scrolls sideways by half the width; ← back.
     press(&mut app, KeyCode::Tab);
     press(&mut app, KeyCode::Right);
@@ -1428,7 +1480,7 @@ fn dialogs_take_keys_before_the_screen() {
 #[test]
 fn the_key_hints_match_the_state() {
     let hints = |app: &App| -> Vec<&str> {
-        runbook::tui::keys::hints(app)
+        runbook::tui::bindings::hints(app)
             .into_iter()
             .map(|(k, _)| k)
             .collect()
@@ -1448,7 +1500,8 @@ fn the_key_hints_match_the_state() {
     let mut app = state_trigger_firing();
     acknowledged(&mut app);
     assert_eq!(hints(&app), ["r", "s", "R", "n", "?", "q", "z"]);
-    assert_eq!(hints(&state_finished()), ["q", "?", "z"]);
+    // `q` is drawn last whatever its place here.
+    assert_eq!(hints(&state_finished()), ["?", "q", "z"]);
 }
 
 #[test]
@@ -1618,6 +1671,8 @@ fn state_rolled_back_by_operator() -> App {
         760,
         Event::RollbackStarted {
             reason: "operator".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     for (step, attempt, took) in [("deploy", 1, 60_000), ("watch", 0, 0)] {
@@ -1646,7 +1701,7 @@ fn state_rolled_back_by_operator() -> App {
         &mut app,
         768,
         Event::RollbackFinished {
-            status: "succeeded".into(),
+            status: RollbackStatus::Succeeded,
         },
     );
     ev(
@@ -1887,6 +1942,8 @@ fn state_rollback_step_waiting() -> App {
         800,
         Event::RollbackStarted {
             reason: "trigger:error-rate".into(),
+            operator: Some("alice".into()),
+            note: None,
         },
     );
     waiting(&mut app, rollback_at(0, 0), Wait::GoAhead { irreversible: false });
@@ -1927,11 +1984,12 @@ fn resuming_shows_no_countdown_from_the_last_session() {
             mode: "resume".into(),
             vars: BTreeMap::new(),
             pid: 4343,
+            plan: None,
         },
     );
     assert!(app.auto_rollback().is_none());
     assert!(!narrow(&mut app).contains("BY ITSELF"));
-    assert_eq!(app.triggers[0].state, "not yet sampled");
+    assert_eq!(app.triggers[0].state, TriggerState::NotYetSampled);
 }
 
 #[test]
@@ -1984,6 +2042,17 @@ fn the_80x24_strip_never_hides_a_trigger_without_saying_so() {
     assert!(line.contains("more (m)"), "{line}");
     assert!(!line.contains('…'), "no id is cut: {line}");
     insta::assert_snapshot!("crowded_strip_80x24", s);
+    // At 120×36 the sidebar lists every trigger, each id whole.
+    let side = wide(&mut app);
+    assert!(
+        side.contains("queue-depth-ratio-above-"),
+        "broken after a dash: {side}"
+    );
+    for t in &app.triggers {
+        let last = t.id.rsplit('-').next().unwrap_or(&t.id);
+        assert!(side.contains(last), "{} in {side}", t.id);
+    }
+    insta::assert_snapshot!("crowded_sidebar_120x36", side);
     // m: all of them, with their titles, on the whole screen.
     ch(&mut app, 'm');
     let s = narrow(&mut app);
@@ -2008,6 +2077,9 @@ fn a_long_title_is_read_in_full_in_the_detail_line() {
     );
     assert!(s.contains("│Monitor error rates for 15 minutes "), "{s}");
     insta::assert_snapshot!("detail_full_title_80x24", s);
+    let s = wide(&mut app);
+    assert!(s.contains("Monitor error rates for 15 minutes"), "{s}");
+    insta::assert_snapshot!("detail_full_title_120x36", s);
 }
 
 /// The backup failed once ("transient network blip") and runs again.
@@ -2087,4 +2159,195 @@ fn a_resumed_interrupted_step_asks_for_its_log_and_shows_it() {
         Err("no log: logs/preflight--backup--1.log does not exist".into()),
     );
     assert!(narrow(&mut app).contains("does not exist"));
+}
+
+/// The key table is the one source of keys: no key is bound twice and each is handled as the
+/// table says; every hint offered in any state is a binding of the table, and pressing it there
+/// does something; the help shows every binding.
+#[test]
+fn the_key_table_hints_and_help_agree() {
+    use runbook::tui::bindings::{TABLE, action, hints};
+    let mut seen = Vec::new();
+    for b in TABLE {
+        assert!(!b.label.is_empty() && !b.help.is_empty());
+        for (k, a) in b.keys {
+            assert!(!seen.contains(k), "{k:?} is bound twice");
+            seen.push(*k);
+            let mods = if k.ctrl {
+                KeyModifiers::CONTROL
+            } else {
+                KeyModifiers::NONE
+            };
+            assert_eq!(action(KeyEvent::new(k.code, mods)), Some(*a), "{k:?}");
+        }
+    }
+
+    // The help lists every binding, with its text (on a screen tall enough to hold it all).
+    let mut app = state_waiting_manual();
+    ch(&mut app, '?');
+    pin_clocks(&mut app);
+    let help = screen(&app, 120, 60, PLAIN);
+    for b in TABLE {
+        let first_words: String = b.help.chars().take(40).collect();
+        assert!(
+            help.contains(&format!("{}  {first_words}", b.label)),
+            "{}\n{help}",
+            b.label
+        );
+    }
+
+    let acknowledged_state = || {
+        let mut app = state_trigger_firing();
+        acknowledged(&mut app);
+        app
+    };
+    let searched = || {
+        let mut app = state_long_log();
+        ch(&mut app, '/');
+        typed(&mut app, "line");
+        press(&mut app, KeyCode::Enter);
+        app
+    };
+    let zoomed = || {
+        let mut app = state_running();
+        ch(&mut app, 'z');
+        app
+    };
+    type Build = Box<dyn Fn() -> App>;
+    let states: Vec<(&str, Build)> = vec![
+        ("waiting manual", Box::new(state_waiting_manual)),
+        ("running", Box::new(state_running)),
+        ("watching", Box::new(state_watching)),
+        ("trigger firing", Box::new(state_trigger_firing)),
+        ("acknowledged", Box::new(acknowledged_state)),
+        ("finished", Box::new(state_finished)),
+        ("rolled back", Box::new(state_rolled_back)),
+        ("resumed interrupted", Box::new(state_resumed_interrupted)),
+        ("retried", Box::new(state_retried)),
+        (
+            "waiting in another phase",
+            Box::new(state_deploy_waiting_phase_1_on_screen),
+        ),
+        ("rollback step waiting", Box::new(state_rollback_step_waiting)),
+        ("searched", Box::new(searched)),
+        ("zoomed", Box::new(zoomed)),
+    ];
+    for (name, build) in &states {
+        let mut app = build();
+        app.dialogs.clear();
+        let offered = hints(&app);
+        assert!(!offered.is_empty(), "{name}");
+        for (keys, what) in offered {
+            let binding = TABLE
+                .iter()
+                .find(|b| b.hint.as_ref().is_some_and(|h| h.keys == keys))
+                .unwrap_or_else(|| panic!("{name}: hint {keys} is not in the key table"));
+            // The hint line on screen says it (when there is room: at 120 columns).
+            let mut app = build();
+            app.dialogs.clear();
+            let before = wide(&mut app);
+            let hint_line = before.lines().last().unwrap_or("");
+            assert!(
+                hint_line.contains(&format!(" {keys}  {what}")),
+                "{name}: {hint_line}"
+            );
+            // Pressing it does what it offers: something is sent, a dialog opens or the screen
+            // changes, and it is never refused with a remark.
+            let said = app.messages.len();
+            let (k, _) = binding.keys[0];
+            let mods = if k.ctrl {
+                KeyModifiers::CONTROL
+            } else {
+                KeyModifiers::NONE
+            };
+            let effects = on_key(&mut app, KeyEvent::new(k.code, mods));
+            let after = wide(&mut app);
+            assert!(
+                !effects.is_empty() || !app.dialogs.is_empty() || after != before,
+                "{name}: {keys} ({what}) did nothing"
+            );
+            let remark = last_message(&app);
+            assert!(
+                app.messages.len() == said || remark.contains("on screen now"),
+                "{name}: {keys} ({what}) was refused: {remark}"
+            );
+        }
+    }
+}
+
+/// `M` turns the mouse wheel on (off at start: the terminal selects text); the wheel scrolls
+/// the pane under the pointer, the help when it is open, and nothing while it is off.
+#[test]
+fn the_mouse_wheel_scrolls_the_pane_under_it_once_turned_on() {
+    use crossterm::event::{MouseEvent, MouseEventKind};
+    use runbook::tui::keys::on_mouse;
+    let wheel = |up: bool, column: u16, row: u16| MouseEvent {
+        kind: if up {
+            MouseEventKind::ScrollUp
+        } else {
+            MouseEventKind::ScrollDown
+        },
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let mut app = state_long_log();
+    app.screen = (80, 24);
+    assert!(!app.mouse, "off at start");
+    assert_eq!(ch(&mut app, 'M'), vec![Effect::Mouse(true)]);
+    assert!(
+        last_message(&app).contains("Shift-drag"),
+        "{}",
+        last_message(&app)
+    );
+    let areas = ui::layout(&app, ratatui::layout::Rect::new(0, 0, 80, 24));
+    let log = areas.log.expect("a log pane");
+    let steps = areas.steps.expect("a steps pane");
+    // Over the log: three lines up a notch, and back down.
+    on_mouse(&mut app, wheel(true, log.x + 5, log.y + 3));
+    assert_eq!(app.log_scroll, 3);
+    assert_eq!(app.focus, Focus::Steps, "the wheel does not move the keyboard");
+    on_mouse(&mut app, wheel(false, log.x + 5, log.y + 3));
+    assert_eq!(app.log_scroll, 0);
+    // Over the steps: the selection moves.
+    let selected = app.selected;
+    on_mouse(&mut app, wheel(false, steps.x + 5, steps.y + 1));
+    assert_ne!(app.selected, selected, "the wheel over the steps selects another");
+    // The help scrolls under the wheel.
+    ch(&mut app, '?');
+    on_mouse(&mut app, wheel(false, 40, 12));
+    assert!(matches!(app.dialogs.last(), Some(Dialog::Help { scroll: 3 })));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(ch(&mut app, 'M'), vec![Effect::Mouse(false)]);
+}
+
+/// A phase the rollback cut short says what was cancelled, not `5/5`.
+#[test]
+fn a_phase_cut_short_by_the_rollback_counts_its_cancelled_steps() {
+    let mut app = state_rolled_back_by_operator();
+    let s = wide(&mut app);
+    let canary = line_of(&s, "Canary");
+    assert!(canary.contains("cancelled") || canary.contains("⊘"), "{canary}");
+    assert!(!canary.contains("2/2"), "{canary}");
+    // Two steps, one done and one cancelled: 1/2 and one cancelled.
+    let phase = app.steps.len() - 1;
+    let n = app.steps[phase].len();
+    assert!(n >= 2, "the fixture's last phase has two steps");
+    app.steps[phase][0].state = StepState::Done {
+        status: StepStatus::Succeeded,
+        took: Duration::from_secs(60),
+        attempt: 1,
+        note: None,
+    };
+    let s = wide(&mut app);
+    let canary = line_of(&s, "Canary");
+    assert!(canary.contains(&format!("1/{n} ⊘{}", n - 1)), "{canary}");
+    assert!(canary.contains("│⊘ Canary"), "cut short, not done: {canary}");
+}
+
+fn line_of<'a>(screen: &'a str, text: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("{text:?} not on screen:\n{screen}"))
 }

@@ -5,6 +5,10 @@
 //!
 //! tmux must be installed (`.ci/run` installs it); these tests fail, not skip, without it.
 
+mod common;
+
+use common::events;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +86,7 @@ impl Tmux {
              echo \"EXIT=$?\" > '{dir}/exit.tmp' && mv '{dir}/exit.tmp' '{dir}/exit'\n\
              exec sleep 600\n",
             dir = dir.path().display(),
-            bin = env!("CARGO_BIN_EXE_runbook"),
+            bin = common::runbook_bin().display(),
             file = file.display(),
         );
         let script_path = dir.path().join("run.sh");
@@ -245,10 +249,6 @@ fn wait_gone(pid: i32) {
         );
         std::thread::sleep(POLL);
     }
-}
-
-fn events<'a>(journal: &'a [Value], name: &str) -> Vec<&'a Value> {
-    journal.iter().filter(|e| e["event"] == name).collect()
 }
 
 fn step_finished<'a>(journal: &'a [Value], phase: &str, step: &str) -> &'a Value {
@@ -905,11 +905,12 @@ fn headless_on_a_terminal_warns_before_an_irreversible_step_and_takes_only_y() {
     t.keys(&["Enter"]);
     let s = t.wait_for("IRREVERSIBLE: two/migrate cannot be undone by the rollback procedure");
     assert!(s.contains("[y] run it"), "{s}");
-    // A bare Enter does not start it.
+    // A bare Enter does not start it, and says why.
     t.keys(&["Enter"]);
-    t.wait_for("type y to run it");
+    t.wait_for("this step cannot be undone: y runs it");
     assert!(!t.path("migrated").exists());
-    t.keys(&["y", "Enter"]);
+    // One key: no Enter after it.
+    t.keys(&["y"]);
     assert_eq!(t.exit_code(), 0);
     assert!(t.path("migrated").exists());
     assert_eq!(step_finished(&t.journal(), "two", "migrate")["by"], "alice");
@@ -981,4 +982,258 @@ run = 'if [ -f tried ]; then echo second try; else touch tried; for i in $(seq 1
     assert!(!s.contains("$ if [ -f tried ]"), "the steps pane gave way: {s}");
     t.keys(&["q"]);
     assert_eq!(t.exit_code(), 0);
+}
+
+/// Following a log, frames move it by scrolling the terminal (a scrolling region spans whole
+/// rows) and repair what moved beside it: on a real terminal every row keeps the overview's and
+/// the sidebar's columns as they were, and the log shows its lines in order, none lost or doubled.
+#[test]
+fn a_followed_log_scrolls_and_leaves_the_panes_beside_it_intact() {
+    let runbook = r#"
+[runbook]
+title = "Following a log"
+
+[[metric]]
+id = "errors"
+title = "Error rate"
+query = "x"
+unit = "percent"
+simulate = { baseline = 0.002, jitter = 0.0 }
+
+[[trigger]]
+id = "errors"
+title = "Error rate above 5%"
+metric = "errors"
+above = 0.05
+
+[[phase]]
+id = "p"
+title = "Build"
+
+[[phase.step]]
+id = "flood"
+title = "A step that prints steadily"
+run = 'echo start; sleep 1; i=100; while [ $i -lt 400 ]; do echo "n=$i $(printf %0${i}d 0 | cut -c1-$((i % 40)))"; i=$((i+1)); sleep 0.01; done; echo done; sleep 30'
+"#;
+    for (width, height) in [(120u16, 36u16), (80, 24)] {
+        let t = Tmux::start(Run {
+            runbook,
+            width,
+            height,
+            no_color: false,
+        });
+        let before = t.wait_until("the step's first line", |s| {
+            s.lines().any(|l| l.contains(" start") && !l.contains("echo"))
+        });
+        let after = t.wait_until("the step's last line", |s| {
+            s.lines()
+                .any(|l| l.ends_with("│") && l.contains(" done") && !l.contains("echo"))
+        });
+        let chars = |s: &str| {
+            s.lines()
+                .map(|l| l.chars().collect::<Vec<char>>())
+                .collect::<Vec<_>>()
+        };
+        let (b, a) = (chars(&before), chars(&after));
+        let title = a
+            .iter()
+            .position(|r| r.iter().collect::<String>().contains("Log: p/flood"))
+            .expect("the log pane's title");
+        let left = a[title]
+            .iter()
+            .position(|&c| c == '┌' || c == '┐')
+            .expect("a corner");
+        let left = if a[title][left] == '┐' { left + 1 } else { left };
+        let right = a[title].iter().rposition(|&c| c == '┐').expect("its corner");
+        let mut numbers = Vec::new();
+        for (y, row) in a.iter().enumerate().skip(title + 1) {
+            let text: String = row.iter().collect();
+            let Some(n) = text.split("n=").nth(1) else {
+                continue;
+            };
+            numbers.push(n[..3].parse::<u32>().expect("a number"));
+            assert_eq!(
+                row[..=left],
+                b[y][..=left],
+                "{width}x{height} row {y}: the columns left of the log changed\n{before}\n{after}"
+            );
+            assert_eq!(
+                row[right..],
+                b[y][right..],
+                "{width}x{height} row {y}: the columns right of the log changed\n{before}\n{after}"
+            );
+        }
+        assert!(numbers.len() > 5, "{after}");
+        assert_eq!(numbers.last(), Some(&399), "{after}");
+        for w in numbers.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "lines in order, none lost or doubled:\n{after}");
+        }
+    }
+}
+
+/// A headless run on a terminal, with a metric sampled every second.
+const HEADLESS_PROMPT: &str = r#"
+[runbook]
+title = "Prompt drill"
+
+[metrics]
+interval = "1s"
+
+[[metric]]
+id = "errors"
+title = "Error rate"
+command = "echo 0.004"
+unit = "percent"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "check"
+title = "Check the dashboard"
+manual = "Look at the dashboard"
+
+[[phase.step]]
+id = "fail"
+title = "A failing step"
+run = "echo boom; exit 1"
+
+[rollback]
+title = "Back out"
+
+[[rollback.phase]]
+id = "undo"
+title = "Undo"
+
+[[rollback.phase.step]]
+id = "revert"
+title = "Revert"
+run = "echo reverted"
+"#;
+
+impl Tmux {
+    /// The pane's terminal settings, as `stty -a` prints them.
+    fn stty(&self) -> String {
+        let tty = self.ok(&["display-message", "-p", "-t", "main", "#{pane_tty}"]);
+        let o = Command::new("stty")
+            .args(["-a", "-F", tty.trim()])
+            .output()
+            .expect("run stty");
+        assert!(o.status.success(), "stty: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+/// Whether `stty -a` shows the terminal line-buffered with echo, as a shell leaves it.
+fn cooked(stty: &str) -> bool {
+    let flags: Vec<&str> = stty.split_whitespace().collect();
+    flags.contains(&"icanon") && flags.contains(&"echo")
+}
+
+fn last_line(screen: &str) -> &str {
+    screen.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+/// The headless question on a terminal (issue 9): one key answers it, a wrong key is answered
+/// with the choices, metric lines printed while it waits go above it and never into it, a
+/// reason is typed on a line of its own, and the terminal is line-buffered with echo again after.
+#[test]
+fn headless_question_takes_one_key_and_metric_lines_never_land_in_it() {
+    let t = Tmux::start_with(
+        Run {
+            runbook: HEADLESS_PROMPT,
+            width: 80,
+            height: 24,
+            no_color: true,
+        },
+        "--headless",
+    );
+    let question = "deploy/check: [Enter] confirm, [s] skip, [R] roll back, [q] stop the run: ";
+    // Two metric lines after the question appeared: both above it, the question still last.
+    let s = t.wait_until("two metric lines printed while the question is open", |s| {
+        s.rsplit("Look at the dashboard")
+            .next()
+            .is_some_and(|after| after.matches("metrics: errors=0.40%").count() >= 2)
+    });
+    assert_eq!(last_line(&s), question.trim_end(), "{s}");
+    assert!(
+        !s.lines().any(|l| l.contains("metrics:") && l.contains("[Enter]")),
+        "a metric line ran into the question:\n{s}"
+    );
+    assert!(!cooked(&t.stty()), "no line buffering while asking");
+
+    // A key that is not a choice: said, with the choices; the question comes back.
+    t.keys(&["x"]);
+    let s = t.wait_for("`x` is not one of the choices: Enter, s, R, q");
+    assert_eq!(last_line(&s), question.trim_end(), "{s}");
+
+    // `s` alone (no Enter) chooses; the reason is typed on its own line, Backspace works, and a
+    // metric line while typing keeps what was typed.
+    t.keys(&["s"]);
+    t.wait_for("reason for skipping:");
+    t.keys(&["-l", "not neededx"]);
+    t.keys(&["BSpace"]);
+    let s = t.wait_until("a metric line after the typed reason", |s| {
+        s.split(&format!("{question}skip")).nth(1).is_some_and(|after| {
+            after.contains("metrics:") && last_line(s) == "reason for skipping: not needed"
+        })
+    });
+    assert!(!s.contains("not neededx"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("deploy/fail failed. [r] retry");
+    assert!(s.contains("deploy/check skipped"), "{s}");
+
+    // After a failure: `R`, with the operator's words for why.
+    t.keys(&["R"]);
+    t.wait_for("why roll back? (Enter: no reason)");
+    t.keys(&["-l", "boom in the canary"]);
+    t.keys(&["Enter"]);
+    assert_eq!(t.exit_code(), 3);
+    assert!(cooked(&t.stty()), "the terminal is given back:\n{}", t.stty());
+
+    let j = t.journal();
+    let skipped = step_finished(&j, "deploy", "check");
+    assert_eq!(skipped["status"], "skipped");
+    assert_eq!(skipped["reason"], "not needed");
+    assert_eq!(skipped["by"], "alice");
+    let rb = events(&j, "rollback_started");
+    assert_eq!(rb.len(), 1);
+    assert_eq!(rb[0]["reason"], "step:deploy/fail");
+    assert_eq!(rb[0]["operator"], "alice");
+    assert_eq!(rb[0]["note"], "boom in the canary");
+}
+
+/// Ctrl-C while the headless question is open interrupts the run (exit 130), and the terminal
+/// is line-buffered with echo again.
+#[test]
+fn headless_question_gives_the_terminal_back_when_interrupted() {
+    let t = Tmux::start_with(
+        Run {
+            runbook: HEADLESS_PROMPT,
+            width: 80,
+            height: 24,
+            no_color: true,
+        },
+        "--headless",
+    );
+    t.wait_for("deploy/check: [Enter] confirm");
+    assert!(!cooked(&t.stty()));
+    // SIGINT to runbook alone, as Ctrl-C in an interactive shell sends it to the job (here the
+    // script around it shares its process group).
+    let pane = t.ok(&["list-panes", "-t", "main", "-F", "#{pane_pid}"]);
+    let pane = pane.trim();
+    let children = std::fs::read_to_string(format!("/proc/{pane}/task/{pane}/children")).expect("children");
+    let pid: i32 = children
+        .split_whitespace()
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "runbook"))
+        .expect("runbook runs in the pane")
+        .parse()
+        .expect("a pid");
+    // SAFETY: kill(2) of a process this test started; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    assert_eq!(t.exit_code(), 130);
+    assert!(cooked(&t.stty()), "the terminal is given back:\n{}", t.stty());
 }

@@ -4,24 +4,14 @@
 //!
 //! Fixtures are passed as relative paths from the crate root so the printed FILE is stable.
 
+mod common;
+
+use common::{runbook, runbook_bin, text};
 use std::path::Path;
 use std::process::{Command, Output};
 
 const INVALID: &str = "tests/fixtures/invalid";
 const VALID: &str = "tests/fixtures/valid";
-
-fn runbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the runbook binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Nothing the user sees may look like a crash.
 fn assert_no_panic(out: &Output) {
@@ -717,7 +707,7 @@ fn ten_megabyte_file() {
 /// `validate PATH`, killed if it has not ended within `limit` (before the fix, `/dev/zero` was
 /// read forever and a FIFO without a writer blocked the open).
 fn validate_within(path: &str, limit: std::time::Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+    let mut child = Command::new(runbook_bin())
         .args(["validate", path])
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())

@@ -36,7 +36,7 @@ from ptyrun import Pty, text_pattern, count_frames, CLK_TCK, ESU  # noqa: E402
 BIN = os.path.abspath(os.environ.get("BIN", "target/release/runbook"))
 TMP = tempfile.mkdtemp(prefix="rb-bench-tui-")
 HEADER = text_pattern("RUN")
-HELP = text_pattern("any key closes this help")
+HELP = text_pattern("scroll this help")
 _live = []          # Pty objects and tmux sockets to clean up whatever happens
 
 

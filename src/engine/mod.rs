@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::journal::{Event, Journal, Outcome, Record, StepFinished, StepStatus};
+use crate::journal::{Event, Journal, Outcome, Record, RollbackStatus, StepFinished, StepStatus};
 use crate::metrics::triggers::Watched;
 use crate::metrics::{Sample, SourceOptions, simulated::Fault};
 use crate::process;
@@ -35,7 +35,8 @@ pub use step::log_file;
 pub use team::TeamUpdate;
 
 /// Which kind of execution this is; recorded as `mode` in `run_started`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Mode {
     Run,
     Rehearse,
@@ -44,11 +45,7 @@ pub enum Mode {
 
 impl Mode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Run => "run",
-            Mode::Rehearse => "rehearse",
-            Mode::Resume => "resume",
-        }
+        self.into()
     }
 }
 
@@ -108,6 +105,11 @@ pub enum Command {
     InjectFault,
     /// The operator's call to roll back.
     Rollback,
+    /// The operator's call to roll back, with their words for why (journaled in
+    /// `rollback_started`); otherwise exactly `Rollback`.
+    RollbackWithNote {
+        note: String,
+    },
     /// For a step that was in flight when an earlier session stopped: record it as done without
     /// running it again (the operator checked it), with a reason.
     MarkDone {
@@ -122,7 +124,7 @@ pub enum Command {
     /// SIGHUP: let the step in flight finish, start nothing further, stop resumably.
     Detach,
     /// A request from the control socket (another operator: a note, an approval, a takeover).
-    Team(crate::team::protocol::Asked),
+    Team(crate::control::Asked),
     /// The driver's operator answers a takeover request: hand the run over, or not.
     Handover {
         accept: bool,
@@ -146,7 +148,7 @@ pub enum Wait {
     /// (with a reason), or roll back.
     Interrupted,
     /// After its go-ahead, the step waits for other operators' approvals (SPEC §8).
-    Approval(crate::team::protocol::ApprovalWaiting),
+    Approval(crate::control::ApprovalWaiting),
 }
 
 /// What the engine tells a front end.
@@ -192,11 +194,49 @@ pub struct EngineOptions {
 enum Stop {
     Failed(Option<String>),
     Aborted(Option<String>),
-    Rollback(String),
+    Rollback(RollbackReason),
     Interrupted(String),
     Journal(String),
     /// The driver's operator handed the run over (to this user): stop here, finish nothing.
     HandedOver(String),
+}
+
+/// Who or what called for a rollback. Journaled as `rollback_started`'s `reason`: `trigger:ID`,
+/// `step:PHASE/STEP` (its `on_failure`, or the operator's call on a failed step), `operator`.
+#[derive(Debug, Clone, PartialEq)]
+enum RollbackReason {
+    Trigger(String),
+    /// `phase/step`.
+    Step(String),
+    Operator,
+    /// Read back from a journal in a form this version does not write: kept as it was.
+    Other(String),
+}
+
+impl RollbackReason {
+    /// The reason as a journal records it (a rollback that was under way when the run stopped).
+    fn from_journal(text: &str) -> RollbackReason {
+        if let Some(id) = text.strip_prefix("trigger:") {
+            RollbackReason::Trigger(id.to_string())
+        } else if let Some(step) = text.strip_prefix("step:") {
+            RollbackReason::Step(step.to_string())
+        } else if text == "operator" {
+            RollbackReason::Operator
+        } else {
+            RollbackReason::Other(text.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for RollbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollbackReason::Trigger(id) => write!(f, "trigger:{id}"),
+            RollbackReason::Step(step) => write!(f, "step:{step}"),
+            RollbackReason::Operator => f.write_str("operator"),
+            RollbackReason::Other(text) => f.write_str(text),
+        }
+    }
 }
 
 /// Journal and front end together: every event is on disk before anyone sees it.
@@ -259,6 +299,8 @@ pub struct Engine {
     first_fired: Option<Instant>,
     rollback_began: Option<Instant>,
     team: team::Team,
+    /// The operator called for the rollback (and why, when they said): for `rollback_started`.
+    rollback_call: Option<Option<String>>,
 }
 
 /// A check trigger's result: its index, and whether it passed (or why not).
@@ -324,6 +366,7 @@ impl Engine {
             first_fired: None,
             rollback_began: None,
             team: team::Team::new(given),
+            rollback_call: None,
         }
     }
 
@@ -348,6 +391,7 @@ impl Engine {
             mode: self.opts.mode.as_str().into(),
             vars: rb.vars.iter().cloned().collect(),
             pid: std::process::id(),
+            plan: Some(Box::new(crate::journal::snapshot::PlanSnapshot::of(&rb))),
         };
         if let Err(Stop::Journal(e)) = self.rec.emit(started).await {
             self.rec.tell(Update::Message(e)).await;
@@ -360,7 +404,9 @@ impl Engine {
                 self.rolling_back = true;
                 self.rollback_began = Some(Instant::now());
                 self.stop_checks();
-                Err(Stop::Rollback(resumed_rollback.unwrap_or_default()))
+                Err(Stop::Rollback(RollbackReason::from_journal(
+                    &resumed_rollback.unwrap_or_default(),
+                )))
             }
             Ok(()) => self.run_phases(&rb.phases, false).await,
             // A trigger already firing at the first sample: the rollback starts before any step,
@@ -483,7 +529,9 @@ impl Engine {
         self.stop_checks();
         self.rec
             .emit(Event::RollbackStarted {
-                reason: reason.clone(),
+                reason: reason.to_string(),
+                operator: self.rollback_call.is_some().then(|| self.opts.operator.clone()),
+                note: self.rollback_call.take().flatten(),
             })
             .await?;
         if let Some((at, attempt, started)) = self.unfinished.take() {
@@ -526,7 +574,7 @@ impl Engine {
         self.rec.emit(Event::StepFinished(Box::new(fin))).await
     }
 
-    async fn roll_back(&mut self, reason: String) -> Result<(Outcome, Option<String>), Stop> {
+    async fn roll_back(&mut self, reason: RollbackReason) -> Result<(Outcome, Option<String>), Stop> {
         let rb = self.rb.clone();
         let Some(procedure) = &rb.rollback else {
             let why =
@@ -536,17 +584,13 @@ impl Engine {
         };
         let result = self.run_phases(&procedure.phases, true).await;
         let status = match &result {
-            Ok(()) => "succeeded",
+            Ok(()) => RollbackStatus::Succeeded,
             Err(Stop::Interrupted(r)) => return Ok((Outcome::Interrupted, Some(r.clone()))),
             Err(Stop::Journal(e)) => return Err(Stop::Journal(e.clone())),
             Err(Stop::HandedOver(to)) => return Err(Stop::HandedOver(to.clone())),
-            Err(_) => "failed",
+            Err(_) => RollbackStatus::Failed,
         };
-        self.rec
-            .emit(Event::RollbackFinished {
-                status: status.into(),
-            })
-            .await?;
+        self.rec.emit(Event::RollbackFinished { status }).await?;
         Ok(match result {
             Ok(()) => (Outcome::RolledBack, None),
             Err(Stop::Failed(r) | Stop::Aborted(r)) => (Outcome::RollbackFailed, r),

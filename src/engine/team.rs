@@ -7,8 +7,8 @@
 
 use super::watch::Input;
 use super::*;
+use crate::control::{ApprovalWaiting, Asked, DriverInfo, Origin, Peer, Reply, Request, Response};
 use crate::runbook::Step;
-use crate::team::protocol::{ApprovalWaiting, Asked, DriverInfo, Origin, Peer, Reply, Request, Response};
 
 /// What the front end hears about the team.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,24 +250,28 @@ impl Engine {
             return self.rehearse_approvals(at, waiting, r.speed).await.map(|()| None);
         }
         self.team.awaiting = Some((at, waiting.clone()));
+        let tell = |w: &ApprovalWaiting| Update::Waiting {
+            step: at,
+            why: Wait::Approval(w.clone()),
+        };
+        self.rec.tell(tell(&waiting)).await;
         let result = loop {
-            self.rec
-                .tell(Update::Waiting {
-                    step: at,
-                    why: Wait::Approval(waiting.clone()),
-                })
-                .await;
             let input = match self.next::<()>(None, None).await {
                 Ok(i) => i,
                 Err(stop) => break Err(stop),
             };
             match input {
                 Input::Changed => {
-                    if let Some((_, w)) = &self.team.awaiting {
-                        waiting = w.clone();
-                    }
-                    if waiting.missing() == 0 {
-                        break Ok(None);
+                    let now = self.team.awaiting.as_ref().map(|(_, w)| w.clone());
+                    if let Some(w) = now
+                        && w != waiting
+                    {
+                        waiting = w;
+                        if waiting.missing() == 0 {
+                            break Ok(None);
+                        }
+                        // One more approval: the screens say how many are still missing.
+                        self.rec.tell(tell(&waiting)).await;
                     }
                 }
                 Input::Command(Command::Skip { reason }) => break Ok(Some(reason)),

@@ -119,6 +119,17 @@ impl Engine {
                         return Ok(input.with_work());
                     }
                 }
+                // Who called for a rollback (and why) is kept for `rollback_started`; the call
+                // itself goes on as a plain `Rollback`.
+                Ev::Cmd(Some(Command::RollbackWithNote { note })) => {
+                    let note = Some(note.trim().to_string()).filter(|n| !n.is_empty());
+                    self.rollback_call = Some(note);
+                    return Ok(Input::Command(Command::Rollback));
+                }
+                Ev::Cmd(Some(Command::Rollback)) => {
+                    self.rollback_call.get_or_insert(None);
+                    return Ok(Input::Command(Command::Rollback));
+                }
                 Ev::Cmd(Some(c)) => return Ok(Input::Command(c)),
                 Ev::Sample(None) => self.samples = None,
                 Ev::Sample(Some(s)) => {
@@ -150,7 +161,7 @@ impl Engine {
                                 "trigger {id} was not acknowledged within {after}: rolling back (auto_rollback)"
                             )))
                             .await;
-                        return Ok(Input::Stop(Stop::Rollback(format!("trigger:{id}"))));
+                        return Ok(Input::Stop(Stop::Rollback(RollbackReason::Trigger(id))));
                     }
                 }
                 Ev::Fault => {
@@ -378,7 +389,9 @@ impl Engine {
                     .await?;
                 self.first_fired.get_or_insert_with(Instant::now);
                 if roll_back_now || self.opts.on_fire == OnFire::RollBack {
-                    Ok(Some(Input::Stop(Stop::Rollback(format!("trigger:{trigger}")))))
+                    Ok(Some(Input::Stop(Stop::Rollback(RollbackReason::Trigger(
+                        trigger,
+                    )))))
                 } else {
                     Ok(Some(Input::Fired))
                 }
@@ -432,10 +445,10 @@ impl Engine {
     }
 
     /// The reason a rollback called for now is recorded with.
-    pub(super) fn rollback_reason(&self) -> String {
+    pub(super) fn rollback_reason(&self) -> RollbackReason {
         match self.firing().first() {
-            Some(id) => format!("trigger:{id}"),
-            None => "operator".into(),
+            Some(id) => RollbackReason::Trigger(id.to_string()),
+            None => RollbackReason::Operator,
         }
     }
 

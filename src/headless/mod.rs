@@ -17,7 +17,7 @@ use crate::runbook::StepKind;
 use crate::session::Session;
 use crate::text::clock;
 use printer::Printer;
-use prompt::{ask, go_ahead_prompt};
+use prompt::{Choice, Prompter, Question, go_ahead_question};
 
 /// Runs a started session to its end, printing progress; returns the exit status.
 pub async fn run(session: Session) -> i32 {
@@ -37,11 +37,15 @@ pub async fn run(session: Session) -> i32 {
         resumed_summary(&history);
     }
     let interactive = std::io::stdin().is_terminal();
+    // Questions on the terminal; dropped (the terminal put back) whatever way this returns.
+    let prompter = Prompter::new();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let mut printer = Printer::new(&runbook);
     // The run was handed over (`runbook takeover`, agreed to here): to whom.
     let mut handed_over: Option<String> = None;
     while let Some(update) = updates.recv().await {
+        // Nothing is printed into an open question's line.
+        prompter.pause();
         match update {
             Update::Team(t) => {
                 let now = clock(SystemTime::now());
@@ -50,7 +54,19 @@ pub async fn run(session: Session) -> i32 {
                 }
             }
             Update::Output { step, chunk } => printer.output(&mut out, step, chunk.at, &chunk.bytes),
-            Update::Event(record) => printer.event(&mut out, &record.event),
+            Update::Event(record) => {
+                // The run moved on: a question still open is no longer the one to answer.
+                if matches!(
+                    record.event,
+                    Event::StepStarted { .. }
+                        | Event::StepFinished(_)
+                        | Event::RollbackStarted { .. }
+                        | Event::RunFinished { .. }
+                ) {
+                    prompter.withdraw();
+                }
+                printer.event(&mut out, &record.event)
+            }
             Update::Message(m) => {
                 let _ = writeln!(out, "{}    {m}", clock(SystemTime::now()));
             }
@@ -59,11 +75,9 @@ pub async fn run(session: Session) -> i32 {
                 let s = printer.step(step);
                 let name = printer.name(step);
                 match (why, interactive) {
-                    (Wait::GoAhead { irreversible }, true) => ask(
+                    (Wait::GoAhead { irreversible }, true) => prompter.ask(
                         commands.clone(),
-                        go_ahead_prompt(&name, s, irreversible),
-                        step,
-                        irreversible,
+                        go_ahead_question(&name, s, irreversible, step),
                     ),
                     (Wait::GoAhead { .. }, false) => {
                         let what = if matches!(s.kind, StepKind::Manual(_)) {
@@ -78,32 +92,48 @@ pub async fn run(session: Session) -> i32 {
                         crate::say!("runbook: {reason}");
                         let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
                     }
-                    (Wait::Failed { .. }, true) => ask(
+                    (Wait::Failed { .. }, true) => prompter.ask(
                         commands.clone(),
-                        format!("{name} failed. [r] retry, [s] skip, [R] roll back, [q] stop the run: "),
-                        step,
-                        false,
+                        Question {
+                            context: String::new(),
+                            choices: format!("{name} failed. [r] retry, [s] skip, [R] roll back, [q] stop the run: "),
+                            offered: vec![Choice::Retry, Choice::Skip, Choice::Rollback, Choice::Stop],
+                            at: step,
+                        },
                     ),
                     (Wait::Failed { .. }, false) => {
                         let _ = commands.send(Command::Abort { reason: None }).await;
                     }
-                    (Wait::Trigger { triggers }, true) => ask(
+                    (Wait::Trigger { triggers }, true) => prompter.ask(
                         commands.clone(),
-                        format!(
-                            "TRIGGER FIRING: {}. The run holds before {name}. [a] acknowledge and go on, [R] roll back: ",
-                            triggers.join(", ")
-                        ),
-                        step,
-                        false,
+                        Question {
+                            context: String::new(),
+                            choices: format!(
+                                "TRIGGER FIRING: {}. The run holds before {name}. [a] acknowledge and go on, [R] roll back: ",
+                                triggers.join(", ")
+                            ),
+                            offered: vec![Choice::Acknowledge, Choice::Rollback],
+                            at: step,
+                        },
                     ),
-                    (Wait::Interrupted, true) => ask(
+                    (Wait::Interrupted, true) => prompter.ask(
                         commands.clone(),
-                        format!(
-                            "{name} did not finish when the run stopped (it was in flight, or had failed).\n\
-                             [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
-                        ),
-                        step,
-                        false,
+                        Question {
+                            context: format!(
+                                "{name} did not finish when the run stopped (it was in flight, or had failed).\n"
+                            ),
+                            choices: format!(
+                                "{name}: [r] run it again, [d] mark it done (asks why), [s] skip it (asks why), [R] roll back, [q] stop: "
+                            ),
+                            offered: vec![
+                                Choice::Retry,
+                                Choice::MarkDone,
+                                Choice::Skip,
+                                Choice::Rollback,
+                                Choice::Stop,
+                            ],
+                            at: step,
+                        },
                     ),
                     (Wait::Interrupted, false) => {
                         let reason = format!(
@@ -130,9 +160,11 @@ pub async fn run(session: Session) -> i32 {
         }
         if updates.is_empty() {
             let _ = out.flush();
+            prompter.resume();
         }
     }
     let _ = out.flush();
+    drop(prompter);
     if let Some(to) = handed_over {
         let _ = engine.await;
         crate::say!(

@@ -209,7 +209,7 @@ impl<'a> Printer<'a> {
                 writeln!(
                     out,
                     "{now} ok {}",
-                    crate::team::describe(event).unwrap_or_default()
+                    crate::journal::team::describe(event).unwrap_or_default()
                 )
             }
             Event::WriteFailed { file, error } => writeln!(out, "{now} !! cannot write {file}: {error}"),
@@ -288,7 +288,18 @@ impl<'a> Printer<'a> {
                     ms(rollback_ms)
                 )
             }
-            Event::RollbackStarted { reason } => writeln!(out, "{now} << ROLLBACK started ({reason})"),
+            Event::RollbackStarted {
+                reason,
+                operator,
+                note,
+            } => {
+                let by = operator
+                    .as_deref()
+                    .map(|o| format!(" by {o}"))
+                    .unwrap_or_default();
+                let why = note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                writeln!(out, "{now} << ROLLBACK started ({reason}){by}{why}")
+            }
             Event::RollbackFinished { status } => writeln!(out, "{now} << rollback {status}"),
             Event::RunFinished {
                 outcome,

@@ -50,7 +50,7 @@ pub(super) fn waiting_for_approval(
     out: &mut impl Write,
     now: &str,
     name: &str,
-    w: &crate::team::protocol::ApprovalWaiting,
+    w: &crate::control::ApprovalWaiting,
     run_dir: &std::path::Path,
     interactive: bool,
 ) -> Option<String> {

@@ -21,6 +21,10 @@ pub enum Event {
         mode: String,
         vars: BTreeMap<String, String>,
         pid: u32,
+        /// The runbook as this session saw it (titles after `${}`, kinds, units, thresholds), so
+        /// that a reader needs no runbook file. Absent from journals written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<Box<super::snapshot::PlanSnapshot>>,
     },
     StepStarted {
         phase: String,
@@ -81,9 +85,16 @@ pub enum Event {
     },
     RollbackStarted {
         reason: String,
+        /// Who decided it, when an operator did (absent for a trigger's own or a step's
+        /// `on_failure = "rollback"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator: Option<String>,
+        /// The operator's words, when they gave any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     RollbackFinished {
-        status: String,
+        status: RollbackStatus,
     },
     /// A rehearsal's figures, journaled just before `run_finished`.
     RehearsalFigures {
@@ -101,7 +112,7 @@ pub enum Event {
         step: String,
         rollback: bool,
         operator: String,
-        from: crate::team::protocol::Origin,
+        from: crate::control::Origin,
         metrics: BTreeMap<String, Option<f64>>,
         /// A rehearsal's approval: nobody approved, the rehearsal played it.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -113,7 +124,7 @@ pub enum Event {
         to: String,
         reason: String,
         /// Where the new driver is.
-        at: crate::team::protocol::Origin,
+        at: crate::control::Origin,
         /// The driver's operator agreed (`true`), or the driver was gone (`false`).
         consent: bool,
     },
@@ -153,7 +164,8 @@ pub struct StepFinished {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     #[default]
@@ -168,15 +180,7 @@ pub enum StepStatus {
 
 impl StepStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Succeeded => "succeeded",
-            StepStatus::Failed => "failed",
-            StepStatus::TimedOut => "timed_out",
-            StepStatus::Skipped => "skipped",
-            StepStatus::Confirmed => "confirmed",
-            StepStatus::Cancelled => "cancelled",
-            StepStatus::Interrupted => "interrupted",
-        }
+        self.into()
     }
 
     /// Whether the step counts as done for the run going on.
@@ -188,8 +192,18 @@ impl StepStatus {
     }
 }
 
+/// How the rollback procedure ended (`rollback_finished`'s `status`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackStatus {
+    Succeeded,
+    Failed,
+}
+
 /// How a run ended, with its exit status (SPEC §1).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Succeeded,
@@ -212,14 +226,7 @@ impl Outcome {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Aborted => "aborted",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::RollbackFailed => "rollback_failed",
-            Outcome::Interrupted => "interrupted",
-        }
+        self.into()
     }
 
     /// As people read it: "rolled back", "rollback failed".
@@ -265,9 +272,13 @@ impl Event {
                 mode,
                 vars,
                 pid: _,
+                plan,
             } => {
                 for s in [runbook, title, file, sha256, operator, host, mode] {
                     m(s);
+                }
+                if let Some(plan) = plan {
+                    plan.texts_mut().into_iter().for_each(m);
                 }
                 vars.values_mut().for_each(m);
                 keys(vars, r);
@@ -343,8 +354,16 @@ impl Event {
                 m(error);
             }
             Event::FaultInjected { by } => m(by),
-            Event::RollbackStarted { reason } => m(reason),
-            Event::RollbackFinished { status } => m(status),
+            Event::RollbackStarted {
+                reason,
+                operator,
+                note,
+            } => {
+                m(reason);
+                mo(operator);
+                mo(note);
+            }
+            Event::RollbackFinished { status: _ } => {}
             Event::RehearsalFigures {
                 fired_to_decision_ms: _,
                 rollback_ms: _,
@@ -450,5 +469,42 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"event":"metrics_sampled","values":{"***":1.0},"errors":{"m":"said ***"}}"#
         );
+    }
+
+    #[test]
+    fn statuses_read_as_the_journal_writes_them() {
+        fn json(v: &impl Serialize) -> String {
+            serde_json::to_string(v).unwrap()
+        }
+        for s in [
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::TimedOut,
+            StepStatus::Skipped,
+            StepStatus::Confirmed,
+            StepStatus::Cancelled,
+            StepStatus::Interrupted,
+        ] {
+            assert_eq!(json(&s), format!("\"{}\"", s.as_str()));
+        }
+        for o in [
+            Outcome::Succeeded,
+            Outcome::Failed,
+            Outcome::Aborted,
+            Outcome::RolledBack,
+            Outcome::RollbackFailed,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(json(&o), format!("\"{}\"", o.as_str()));
+        }
+        assert_eq!(Outcome::RolledBack.as_str(), "rolled_back");
+        assert_eq!(StepStatus::TimedOut.as_str(), "timed_out");
+        let e = Event::RollbackFinished {
+            status: RollbackStatus::Succeeded,
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(line, r#"{"event":"rollback_finished","status":"succeeded"}"#);
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
+        assert_eq!(RollbackStatus::Failed.to_string(), "failed");
     }
 }

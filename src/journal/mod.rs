@@ -5,16 +5,17 @@
 //! this module only records it. Secrets are masked here too, as a last line of defence.
 //!
 //! - `event`: the events and their statuses, and masking secrets in them;
-//! - `files`: the run folder's files, private (`0600`) or shared with the state dir's group;
 //! - `writer`: the open journal, its run lock, appending a line;
 //! - `reader`: reading a journal back;
-//! - `resume` and `report`: what is made of a journal read back.
+//! - `resume` and `report`: what is made of a journal read back;
+//! - `snapshot`: the plan snapshot `run_started` carries, so that a reader needs no runbook file.
 
 mod event;
-mod files;
 mod reader;
 pub mod report;
 pub mod resume;
+pub mod snapshot;
+pub mod team;
 mod writer;
 
 use std::path::PathBuf;
@@ -22,8 +23,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-pub use event::{Event, Outcome, StepFinished, StepStatus};
-pub use files::{create_folder, create_private_file, give_access, open_private_rw};
+pub use crate::files::create_private_file;
+pub use event::{Event, Outcome, RollbackStatus, StepFinished, StepStatus};
 pub use reader::{MAX_JOURNAL_BYTES, read};
 pub use writer::{Journal, OpenError, RunLock, lock_run};
 

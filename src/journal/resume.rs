@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::{Event, Outcome, Record, StepStatus};
+use super::{Event, Outcome, Record, RollbackStatus, StepStatus, snapshot};
 use crate::runbook::{OnFailure, Runbook};
 
 /// A step by (rollback, phase id, step id).
@@ -129,12 +129,12 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
                     given.push(operator.clone());
                 }
             }
-            Event::RollbackStarted { reason } => {
+            Event::RollbackStarted { reason, .. } => {
                 plan.rollback = Some(reason.clone());
                 rollback_done = false;
             }
             // A rollback that failed goes on when the run is resumed.
-            Event::RollbackFinished { status } => rollback_done = status == "succeeded",
+            Event::RollbackFinished { status } => rollback_done = *status == RollbackStatus::Succeeded,
             _ => {}
         }
     }
@@ -193,9 +193,30 @@ fn is_manual(rb: &Runbook, key: &StepKey) -> bool {
         .is_some_and(|s| matches!(s.kind, crate::runbook::StepKind::Manual(_)))
 }
 
-/// What differs between the runbook the run started with and the file now: steps the journal
-/// knows that are gone, and the hash.
+/// What differs between the runbook the run started with and the file now. With the plan
+/// snapshot the journal keeps, each step (and trigger) added, removed or edited is named; a journal
+/// from before the snapshot names the steps it knows that are gone, and the hashes.
 pub fn changes(records: &[Record], old_sha: &str, rb: &Runbook) -> Vec<String> {
+    let snapshot = records.iter().rev().find_map(|r| match &r.event {
+        Event::RunStarted { plan: Some(p), .. } => Some(p),
+        _ => None,
+    });
+    if let Some(old) = snapshot {
+        if old_sha == rb.sha256 {
+            return Vec::new();
+        }
+        let mut out = vec![format!("file: {}", rb.file.display())];
+        let diffs = snapshot::differences(old, &snapshot::PlanSnapshot::of(rb));
+        if diffs.is_empty() {
+            out.push(
+                "no step or trigger was added, removed or edited (settings, metrics, the rollback's title \
+                 or comments differ)"
+                    .into(),
+            );
+        }
+        out.extend(diffs);
+        return out;
+    }
     let mut out = Vec::new();
     if old_sha != rb.sha256 {
         out.push(format!(

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::files::{create_run_dir, create_state_dirs, open_private};
 use super::{Event, Record, timestamp};
+use crate::files::{create_run_dir, create_state_dirs, open_private};
 use crate::secrets::Redactor;
 
 /// An open journal: appends events, each flushed to disk before `append` returns. It holds the

@@ -41,7 +41,8 @@ impl Reading {
 }
 
 /// Where a metric's values come from, as shown next to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum SourceKind {
     Prometheus,
     Command,
@@ -50,11 +51,7 @@ pub enum SourceKind {
 
 impl SourceKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Prometheus => "prometheus",
-            SourceKind::Command => "command",
-            SourceKind::Simulated => "simulated",
-        }
+        self.into()
     }
 }
 

@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::secrets::Redactor;
+use crate::files::create_private_file;
+use crate::mask::Redactor;
 
 /// What the monitor runs; sent as JSON on its stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +125,7 @@ pub fn main() -> i32 {
 pub fn write_status(path: &Path, status: &StepStatusFile) -> std::io::Result<()> {
     let tmp = path.with_extension("status.tmp");
     let written = (|| {
-        let mut f = crate::journal::create_private_file(&tmp)?;
+        let mut f = create_private_file(&tmp)?;
         f.write_all(&serde_json::to_vec(status).map_err(std::io::Error::other)?)?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)
@@ -237,7 +238,7 @@ async fn run(spec: MonitorSpec) -> i32 {
     term.add(Signal::SIGTERM);
     let _ = term.thread_unblock();
     let mut to_runbook = Frames::new();
-    let log = crate::journal::create_private_file(&spec.log);
+    let log = create_private_file(&spec.log);
     let spawned = log.and_then(|log| {
         let (reader, writer) = std::io::pipe()?;
         // A larger pipe lets a chatty command run ahead of us; failure to grow it is harmless.
@@ -266,7 +267,7 @@ async fn run(spec: MonitorSpec) -> i32 {
         Ok(s) => s,
         Err(e) => {
             let text = redactor.redact_str(&e.to_string());
-            if let Ok(mut f) = crate::journal::create_private_file(&spec.log) {
+            if let Ok(mut f) = create_private_file(&spec.log) {
                 let _ = writeln!(f, "runbook: {text}");
             }
             let ended = Ended {

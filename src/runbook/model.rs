@@ -76,7 +76,8 @@ pub enum MetricSource {
     Command(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Unit {
     Percent,
     Seconds,
@@ -85,11 +86,7 @@ pub enum Unit {
 
 impl Unit {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Percent => "percent",
-            Unit::Seconds => "seconds",
-            Unit::Number => "number",
-        }
+        self.into()
     }
 
     /// A value in this unit as an operator reads it: ratios as percentages, seconds with ms.
@@ -142,7 +139,8 @@ pub enum Threshold {
     Below(f64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum OnNoData {
     Warn,
     Hold,
@@ -151,11 +149,7 @@ pub enum OnNoData {
 
 impl OnNoData {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OnNoData::Warn => "warn",
-            OnNoData::Hold => "hold",
-            OnNoData::Rollback => "rollback",
-        }
+        self.into()
     }
 }
 
@@ -192,7 +186,8 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum StepKind {
     Run(String),
     /// A checklist item; the instruction, when one is given.
@@ -203,12 +198,7 @@ pub enum StepKind {
 
 impl StepKind {
     pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::Run(_) => "run",
-            StepKind::Manual(_) => "manual",
-            StepKind::Watch(_) => "watch",
-            StepKind::Http(_) => "http",
-        }
+        self.into()
     }
 }
 
@@ -222,7 +212,8 @@ pub struct HttpSpec {
     pub expect_body: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum OnFailure {
     Ask,
     Continue,
@@ -231,11 +222,7 @@ pub enum OnFailure {
 
 impl OnFailure {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OnFailure::Ask => "ask",
-            OnFailure::Continue => "continue",
-            OnFailure::Rollback => "rollback",
-        }
+        self.into()
     }
 }
 

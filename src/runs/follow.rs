@@ -26,7 +26,7 @@ const TAIL: u64 = 1 << 20;
 #[derive(Debug)]
 pub enum Followed {
     /// A new journal event.
-    Record(Record),
+    Record(Box<Record>),
     /// A journal line that is not an event (a damaged journal): said once, then skipped.
     BadLine(String),
     /// Output of the step followed (`follow_log`).
@@ -196,7 +196,7 @@ impl Follower {
             }
             self.line_no += 1;
             match serde_json::from_slice::<Record>(line) {
-                Ok(r) => out.push(Followed::Record(r)),
+                Ok(r) => out.push(Followed::Record(Box::new(r))),
                 Err(e) => out.push(Followed::BadLine(format!(
                     "{}:{}: a line that cannot be read ({e}); skipped",
                     self.dir.join("journal.jsonl").display(),

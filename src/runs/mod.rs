@@ -203,7 +203,7 @@ pub fn standing(records: &[Record], rb: Option<&Runbook>) -> Position {
             Event::TriggerCleared { trigger, .. } | Event::TriggerAcknowledged { trigger, .. } => {
                 firing.remove(trigger);
             }
-            Event::RollbackStarted { reason } => rollback = Some(reason.clone()),
+            Event::RollbackStarted { reason, .. } => rollback = Some(reason.clone()),
             Event::RollbackFinished { .. } => rollback = None,
             Event::RunFinished {
                 outcome,
@@ -464,11 +464,11 @@ fn has_approvals(rb: &Runbook) -> bool {
 
 /// What waits for approvals, as the driver tells it (`hello` on its control socket). A driver
 /// that does not answer within a second (stopped, say) is not waited for: `ls` goes on without.
-fn awaited_approvals(dir: &Path) -> Option<crate::team::protocol::ApprovalWaiting> {
+fn awaited_approvals(dir: &Path) -> Option<crate::control::ApprovalWaiting> {
     let (tx, rx) = std::sync::mpsc::channel();
     let dir = dir.to_path_buf();
     std::thread::spawn(move || {
-        let answer = crate::team::client::request(&dir, &crate::team::protocol::Request::Hello);
+        let answer = crate::team::client::request(&dir, &crate::control::Request::Hello);
         let _ = tx.send(answer);
     });
     let answer = rx.recv_timeout(std::time::Duration::from_secs(1)).ok()?.ok()?;
@@ -615,6 +615,8 @@ mod tests {
             "t3",
             Event::RollbackStarted {
                 reason: "trigger:errors".into(),
+                operator: None,
+                note: None,
             },
         ));
         j.push(rec(

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::client::{ClientError, request};
-use super::protocol::Request;
+use crate::control::Request;
 
 /// Approves `step` of the run `run` (a run folder, its journal, or a run id); prints what was
 /// approved or why not. Exit status: 0 approved, 1 refused by the driver or no driver to ask,

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::protocol::{Request, Response};
+use crate::control::{Request, Response};
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]

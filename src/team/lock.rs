@@ -73,8 +73,8 @@ pub fn acquire(state_dir: &Path, name: &str) -> Result<DeployLock, LockError> {
         path: path.clone(),
         source,
     };
-    crate::journal::create_folder(state_dir, &folder).map_err(io)?;
-    let file = crate::journal::open_private_rw(&path).map_err(io)?;
+    crate::files::create_folder(state_dir, &folder).map_err(io)?;
+    let file = crate::files::open_private_rw(&path).map_err(io)?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(held) => {
             let mut lock = DeployLock { held };

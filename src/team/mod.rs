@@ -2,8 +2,8 @@
 //! folder (`RUN_DIR/control.sock`) through which other operators — watchers, `runbook approve`,
 //! `runbook takeover` — ask it things; it also owns deploy locks (`[runbook] lock`).
 //!
-//! - `protocol`: what is said on the socket (JSON lines: one request, one response per
-//!   connection), and who said it (`Peer`: the kernel's word, never the request's).
+//! - what is said on the socket (JSON lines: one request, one response per connection) and who
+//!   said it is `control`, below the engine, which answers the requests.
 //! - `client`: one request to a run's driver, with errors fit to show a user.
 //! - `server`: the driver's side: accepts connections, reads the peer's credentials, and turns each
 //!   request into an engine command (`engine::Command::Team`); the engine answers it. The driver
@@ -18,7 +18,6 @@
 pub mod approve;
 pub mod client;
 pub mod lock;
-pub mod protocol;
 pub mod server;
 pub mod takeover;
 
@@ -70,42 +69,4 @@ pub fn find_run(run: &std::path::Path, state_dir: &std::path::Path) -> Result<st
         run.display(),
         state_dir.join("runs").display()
     ))
-}
-
-/// A team event in words, for the front ends' logs and the report's timeline.
-pub fn describe(event: &crate::journal::Event) -> Option<String> {
-    use crate::journal::Event;
-    match event {
-        Event::Approval {
-            phase,
-            step,
-            rollback,
-            operator,
-            from,
-            simulated,
-            ..
-        } => {
-            let prefix = if *rollback { "rollback " } else { "" };
-            Some(if *simulated {
-                format!("{prefix}{phase}/{step} approved by {operator} (simulated: a rehearsal)")
-            } else {
-                format!(
-                    "{prefix}{phase}/{step} approved by {operator} from {}",
-                    from.describe()
-                )
-            })
-        }
-        Event::Handover {
-            from,
-            to,
-            reason,
-            consent,
-            ..
-        } => Some(if *consent {
-            format!("{from} handed the run over to {to}: {reason}")
-        } else {
-            format!("{to} took the run over from {from} (its driver was gone): {reason}")
-        }),
-        _ => None,
-    }
 }

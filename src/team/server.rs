@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use super::protocol::{Asked, MAX_REQUEST, Origin, Peer, Reply, Request, Response};
+use crate::control::{Asked, MAX_REQUEST, Peer, Reply, Request, Response, origin};
 use crate::engine::Command;
 
 /// The socket, served while this lives; dropping it stops serving and removes the socket.
@@ -38,7 +38,7 @@ pub fn serve(run_dir: &Path, commands: mpsc::Sender<Command>) -> std::io::Result
     let (address, _dir) = super::socket_address(run_dir)?;
     let listener = UnixListener::bind(&address)?;
     // The run folder (0700 or 2770) keeps everyone else out until the socket's own mode is set.
-    crate::journal::give_access(&path)?;
+    crate::files::give_access(&path)?;
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -108,66 +108,5 @@ fn peer(uid: u32, pid: Option<u32>) -> Peer {
         uid,
         user,
         origin: origin(pid),
-    }
-}
-
-/// Where a process is: this host, its controlling terminal (from `/proc/PID/stat`, readable by
-/// everyone) and its `SSH_CONNECTION` (from `/proc/PID/environ`, readable only by its own user
-/// and root: left out otherwise).
-pub fn origin(pid: Option<u32>) -> Origin {
-    let mut o = Origin {
-        host: crate::identity::host(),
-        pid,
-        ..Default::default()
-    };
-    let Some(pid) = pid else { return o };
-    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        && let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..])
-        && let Some(tty_nr) = rest.split_whitespace().nth(4).and_then(|f| f.parse::<u32>().ok())
-    {
-        o.tty = tty_name(tty_nr);
-    }
-    if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
-        o.ssh = env
-            .split(|&b| b == 0)
-            .find_map(|kv| kv.strip_prefix(b"SSH_CONNECTION="))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .filter(|v| !v.is_empty());
-    }
-    o
-}
-
-/// A terminal's name from its device number (`tty_nr` in `/proc/PID/stat`); `None` for none.
-fn tty_name(tty_nr: u32) -> Option<String> {
-    if tty_nr == 0 {
-        return None;
-    }
-    let major = (tty_nr >> 8) & 0xfff;
-    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
-    Some(match major {
-        136..=143 => format!("pts/{}", (major - 136) * 256 + minor),
-        4 if minor < 64 => format!("tty{minor}"),
-        4 => format!("ttyS{}", minor - 64),
-        _ => format!("tty {major}:{minor}"),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terminals_are_named_from_their_device_numbers() {
-        assert_eq!(tty_name(0), None);
-        assert_eq!(tty_name((136 << 8) | 3).as_deref(), Some("pts/3"));
-        assert_eq!(tty_name((137 << 8) | 1).as_deref(), Some("pts/257"));
-        assert_eq!(tty_name((4 << 8) | 2).as_deref(), Some("tty2"));
-    }
-
-    #[test]
-    fn this_process_has_an_origin() {
-        let o = origin(Some(std::process::id()));
-        assert_eq!(o.pid, Some(std::process::id()));
-        assert!(!o.host.is_empty());
     }
 }

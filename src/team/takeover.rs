@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::client::{ClientError, request};
-use super::protocol::Request;
+use crate::control::Request;
 use crate::journal::{Event, Journal, OpenError};
 
 /// The run to go on with once it is ours, and whether it is a rehearsal.
@@ -122,7 +122,7 @@ fn take_from_gone(dir: &Path, driver: &str, reason: &str) -> Result<(), i32> {
         from: driver.split('@').next().unwrap_or(driver).to_string(),
         to: me.clone(),
         reason: reason.to_string(),
-        at: super::server::origin(Some(std::process::id())),
+        at: crate::control::origin(Some(std::process::id())),
         consent: false,
     };
     journal.append(event).map_err(|e| {

@@ -22,13 +22,13 @@ use tokio::time::Instant;
 
 use super::state::{App, StepState};
 use super::watching::{Action, Watching};
-use super::{FRAME, draw, load_wanted_log, next_event, recv_hangup, terminal};
+use super::{FRAME, Screen, draw, load_wanted_log, next_event, recv_hangup, scroll_regions, terminal};
+use crate::control::{Request, Response};
 use crate::engine::{Mode, StepRef, Update, Wait};
 use crate::journal::{Event, Record};
 use crate::runbook::StepKind;
 use crate::runs::follow::{DriverExit, Followed, Follower};
 use crate::runs::{Liveness, Standing, WaitFor};
-use crate::team::protocol::{Request, Response};
 
 /// `runbook attach [RUN]`: returns the exit status (0, or 2 when there is nothing to watch).
 pub fn main(state_dir: &Path, run: Option<&str>) -> i32 {
@@ -86,7 +86,7 @@ impl Watcher {
                 Followed::DriverChanged => self.driver_changed(),
                 Followed::Record(record) => {
                     events |= !matches!(record.event, Event::MetricsSampled { .. });
-                    self.record(record, live);
+                    self.record(*record, live);
                 }
             }
         }
@@ -238,7 +238,7 @@ async fn watch(dir: &Path) -> i32 {
     let history: Vec<Record> = now
         .iter()
         .filter_map(|f| match f {
-            Followed::Record(r) => Some(r.clone()),
+            Followed::Record(r) => Some((**r).clone()),
             _ => None,
         })
         .collect();
@@ -321,7 +321,7 @@ async fn run(mut w: Watcher) -> i32 {
             return 2;
         }
     };
-    let mut term = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+    let term = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
         Ok(t) => t,
         Err(e) => {
             drop(guard);
@@ -332,6 +332,11 @@ async fn run(mut w: Watcher) -> i32 {
     if let Ok(size) = term.size() {
         w.app.screen = (size.width, size.height);
     }
+    let mut term = Screen {
+        terminal: term,
+        last: None,
+        scroll_regions: scroll_regions(),
+    };
     let run_dir = w.follower.dir().to_path_buf();
     load_wanted_log(&mut w.app, &run_dir);
     let mut events = Some(EventStream::new());
@@ -378,8 +383,15 @@ async fn run(mut w: Watcher) -> i32 {
                             Action::Quit => quit = true,
                             Action::Suspend => {
                                 let _ = guard.suspend();
-                                let _ = term.clear();
+                                if w.app.mouse {
+                                    let _ = terminal::mouse(true);
+                                }
+                                let _ = term.terminal.clear();
+                                term.forget();
                                 w.app.dirty = true;
+                            }
+                            Action::Mouse(on) => {
+                                let _ = terminal::mouse(on);
                             }
                             Action::Ask(request) => ask(&run_dir, request, &answers_tx),
                         }
@@ -388,6 +400,11 @@ async fn run(mut w: Watcher) -> i32 {
                         break;
                     }
                     load_wanted_log(&mut w.app, &run_dir);
+                }
+                // The wheel scrolls the log, as on the driver's screen.
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    super::keys::on_mouse(&mut w.app, m);
+                    key_pressed = w.app.dirty;
                 }
                 Some(Ok(TermEvent::Resize(cols, rows))) => {
                     w.app.screen = (cols, rows);

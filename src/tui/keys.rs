@@ -1,11 +1,13 @@
-//! Keys and dialogs: what each key does, as a pure function of the state. Dialogs are a stack;
-//! the one on top consumes a key first. Nothing here does I/O: the effects are carried out by the
-//! event loop.
+//! What each key does, as a pure function of the state: `on_key` looks the key up in the key
+//! table (`bindings`) and carries out its action, or hands the key to the dialog on top (dialogs
+//! are a stack; the one on top consumes a key first). Nothing here does I/O: the effects are
+//! carried out by the event loop.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui_textarea::TextArea;
 
-use super::state::{App, Focus, Pane, StepState};
+use super::bindings::{self, Action};
+use super::dialog::{Dialog, TextPurpose};
+use super::state::{App, Focus, Pane};
 use super::ui;
 use crate::engine::{Command, StepRef, Wait};
 use crate::metrics::SourceKind;
@@ -19,58 +21,8 @@ pub enum Effect {
     Quit,
     /// Ctrl-Z: give the terminal back and stop until `fg`.
     Suspend,
-}
-
-/// What a text box is for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TextPurpose {
-    /// Why the step that waited when the box opened is skipped.
-    Skip(StepRef),
-    /// Why the interrupted step that waited when the box opened is done.
-    MarkDone(StepRef),
-    Note,
-    Raise(String),
-    Search,
-}
-
-pub enum Dialog {
-    Help,
-    /// `R`: what the rollback will do; `y` starts it.
-    Rollback,
-    /// `q`: what quitting does to the run; `y` quits.
-    Quit,
-    /// Enter on a running watch: end it early?
-    EndWatch(StepRef),
-    /// Enter on an irreversible step waiting for its go-ahead: it names the step and says the
-    /// rollback cannot undo it; only `y` starts it.
-    Irreversible(StepRef),
-    Text {
-        purpose: TextPurpose,
-        area: Box<TextArea<'static>>,
-    },
-    /// `t`: which trigger to raise.
-    PickTrigger {
-        selected: usize,
-    },
-    /// A watcher's question (`runbook attach`): its keys and lines are `watching`'s.
-    Watcher(super::watching::Ask),
-    /// Another operator asks to take the run over (`runbook takeover`): `y` hands it over.
-    Handover {
-        by: String,
-        from: String,
-        reason: String,
-    },
-}
-
-impl Dialog {
-    fn text(purpose: TextPurpose, initial: &str) -> Dialog {
-        let mut area = TextArea::new(vec![initial.to_string()]);
-        area.move_cursor(ratatui_textarea::CursorMove::End);
-        Dialog::Text {
-            purpose,
-            area: Box::new(area),
-        }
-    }
+    /// Turn the terminal's mouse reports on (the wheel) or off.
+    Mouse(bool),
 }
 
 /// The step keys act on: the one waiting for the operator, if any.
@@ -112,49 +64,40 @@ fn simulated(app: &App) -> bool {
 /// Handles one key. Returns what the event loop must do.
 pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     app.dirty = true;
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('z') {
+    let action = bindings::action(key);
+    // Ctrl-Z works over any dialog.
+    if action == Some(Action::Suspend) {
         return vec![Effect::Suspend];
     }
     if let Some(top) = app.dialogs.pop() {
         return on_dialog_key(app, top, key);
     }
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    let ctrl_c = ctrl && key.code == KeyCode::Char('c');
-    match key.code {
-        _ if ctrl_c => return quit(app),
-        KeyCode::Char('q') => return quit(app),
-        KeyCode::Char('?') => app.dialogs.push(Dialog::Help),
-        KeyCode::Enter => match waiting(app).map(|(at, w)| (at, w.clone())) {
-            Some((at, Wait::GoAhead { irreversible })) => {
-                if !in_view(app, at, "Enter again confirms it") || held_by_trigger(app, "confirm") {
-                    return Vec::new();
-                }
-                if irreversible {
-                    app.dialogs.push(Dialog::Irreversible(at));
-                    return Vec::new();
-                }
-                return vec![Effect::Send(Command::Confirm {
-                    by: None,
-                    step: Some(at),
-                })];
-            }
-            Some((_, Wait::Trigger { .. })) => {
-                held_by_trigger(app, "confirm");
-            }
-            // Four eyes: the driver's own key never approves.
-            Some((_, Wait::Approval(_))) => {
-                app.note("Enter does not approve: another operator must (four eyes; see the log pane)")
-            }
-            _ => {
-                if let Some(at) = app.running()
-                    && matches!(app.step(at).kind, StepKind::Watch(_))
-                    && in_view(app, at, "Enter again ends the watch early")
-                {
-                    app.dialogs.push(Dialog::EndWatch(at));
-                }
-            }
-        },
-        KeyCode::Char('d') => match waiting(app) {
+    match action {
+        Some(action) => act(app, action),
+        None => {
+            app.dirty = false;
+            Vec::new()
+        }
+    }
+}
+
+/// Carries out one action of the key table on the main screen.
+fn act(app: &mut App, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Suspend => return vec![Effect::Suspend],
+        Action::Quit => return quit(app),
+        Action::Help => app.dialogs.push(Dialog::Help { scroll: 0 }),
+        Action::Mouse => {
+            app.mouse = !app.mouse;
+            app.note(if app.mouse {
+                "mouse on: the wheel scrolls the pane under it; Shift-drag selects text; M: off"
+            } else {
+                "mouse off: the terminal selects text as always; M: the wheel scrolls again"
+            });
+            return vec![Effect::Mouse(app.mouse)];
+        }
+        Action::GoAhead => return go_ahead(app),
+        Action::MarkDone => match waiting(app) {
             Some((at, Wait::Interrupted)) => {
                 if in_view(app, at, "d again marks it done") {
                     app.dialogs.push(Dialog::text(TextPurpose::MarkDone(at), ""));
@@ -162,7 +105,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             _ => app.note("d marks done a step that was in flight when an earlier session stopped"),
         },
-        KeyCode::Char('s') => match waiting(app) {
+        Action::Skip => match waiting(app) {
             Some((
                 at,
                 Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted | Wait::Approval(_),
@@ -173,7 +116,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             _ => app.note("nothing to skip: s skips a step that waits for you or has failed"),
         },
-        KeyCode::Char('r') => match waiting(app) {
+        Action::Retry => match waiting(app) {
             Some((at, Wait::Failed { .. } | Wait::Interrupted)) => {
                 if in_view(app, at, "r again runs it again") && !held_by_trigger(app, "retry") {
                     return vec![Effect::Send(Command::Retry)];
@@ -181,40 +124,41 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             _ => app.note("nothing to retry: r retries a failed step"),
         },
-        KeyCode::Char('R') => {
+        Action::Rollback => {
             if app.finished.is_none() && app.rollback_reason.is_none() {
                 app.dialogs.push(Dialog::Rollback);
             } else {
                 app.note("the rollback cannot be started now (already rolling back, or the run has ended)");
             }
         }
-        KeyCode::Char('a') => {
+        Action::Acknowledge => {
             if app.firing().is_empty() {
                 app.note("no trigger is firing");
             } else {
                 return vec![Effect::Send(Command::Acknowledge)];
             }
         }
-        KeyCode::Char('t') => {
+        Action::RaiseTrigger => {
             if app.triggers.is_empty() {
                 app.note("this runbook has no triggers");
             } else {
                 app.dialogs.push(Dialog::PickTrigger { selected: 0 });
             }
         }
-        KeyCode::Char('!') => {
+        Action::InjectFault => {
             if simulated(app) {
                 return vec![Effect::Send(Command::InjectFault)];
             }
             app.note("no metric is simulated here: ! injects a fault only into simulated metrics");
         }
-        KeyCode::Char('/') => {
+        Action::Search => {
             let last = app.search.clone().unwrap_or_default();
             app.dialogs.push(Dialog::text(TextPurpose::Search, &last));
         }
-        KeyCode::Char('n') | KeyCode::Char('p') if ctrl => next_match(app, key.code == KeyCode::Char('p')),
-        KeyCode::Char('n') => app.dialogs.push(Dialog::text(TextPurpose::Note, "")),
-        KeyCode::Tab | KeyCode::BackTab => {
+        Action::PreviousMatch => next_match(app, true),
+        Action::NextMatch => next_match(app, false),
+        Action::Note => app.dialogs.push(Dialog::text(TextPurpose::Note, "")),
+        Action::SwitchFocus => {
             app.focus = if app.focus == Focus::Steps {
                 Focus::Log
             } else {
@@ -225,16 +169,16 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 app.zoom = Some(pane(app.focus));
             }
         }
-        KeyCode::Up | KeyCode::Char('k') => match app.focus {
+        Action::Up => match app.focus {
             Focus::Steps => select_step(app, -1),
             Focus::Log => ui::log::scroll_by(app, 1),
         },
-        KeyCode::Down | KeyCode::Char('j') => match app.focus {
+        Action::Down => match app.focus {
             Focus::Steps => select_step(app, 1),
             Focus::Log => ui::log::scroll_by(app, -1),
         },
-        KeyCode::Left | KeyCode::Char('h') | KeyCode::Right | KeyCode::Char('l') => {
-            let back = matches!(key.code, KeyCode::Left | KeyCode::Char('h'));
+        Action::Left | Action::Right => {
+            let back = action == Action::Left;
             match app.focus {
                 Focus::Steps => select_phase(app, if back { -1 } else { 1 }),
                 Focus::Log if app.wrap => {
@@ -250,10 +194,10 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 }
             }
         }
-        KeyCode::PageUp => ui::log::page_up(app),
-        KeyCode::PageDown | KeyCode::Char(' ') => ui::log::page_down(app),
-        KeyCode::Home | KeyCode::Char('g') => ui::log::home(app),
-        KeyCode::End | KeyCode::Char('f') | KeyCode::Char('G') => {
+        Action::PageUp => ui::log::page_up(app),
+        Action::PageDown => ui::log::page_down(app),
+        Action::Home => ui::log::home(app),
+        Action::Follow => {
             app.follow = true;
             app.log_scroll = 0;
             if let Some(c) = app.current
@@ -265,26 +209,26 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             app.attempt_shown = None;
         }
-        KeyCode::Char('w') => {
+        Action::Wrap => {
             app.wrap = !app.wrap;
             app.log_hscroll = 0;
         }
-        KeyCode::Char('z') => {
+        Action::Zoom => {
             app.zoom = match app.zoom {
                 Some(_) => None,
                 None => Some(pane(app.focus)),
             };
         }
-        KeyCode::Char('m') => {
+        Action::Metrics => {
             app.zoom = match app.zoom {
                 Some(Pane::Metrics) => None,
                 _ => Some(Pane::Metrics),
             };
         }
-        KeyCode::Char('[') | KeyCode::Char(']') => {
+        Action::EarlierAttempt | Action::LaterAttempt => {
             let attempts = app.view(app.selected).attempts;
             let now = app.shown_attempt();
-            let next = if key.code == KeyCode::Char('[') {
+            let next = if action == Action::EarlierAttempt {
                 now.saturating_sub(1).max(1)
             } else {
                 (now + 1).min(attempts)
@@ -296,7 +240,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 app.log_from_end();
             }
         }
-        KeyCode::Esc => {
+        Action::Escape => {
             if app.search.is_some() {
                 app.search = None;
                 app.search_at = None;
@@ -304,7 +248,76 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 app.zoom = None;
             }
         }
-        _ => app.dirty = false,
+    }
+    Vec::new()
+}
+
+/// The mouse wheel (reported only while the operator turned the mouse on, `M`): it scrolls the
+/// pane under the pointer — the help when it is open, the log, or the list of steps — three
+/// lines a notch, as terminals scroll. Other mouse reports do nothing.
+pub fn on_mouse(app: &mut App, mouse: crossterm::event::MouseEvent) {
+    use crossterm::event::MouseEventKind;
+    let up = match mouse.kind {
+        MouseEventKind::ScrollUp => true,
+        MouseEventKind::ScrollDown => false,
+        _ => return,
+    };
+    app.dirty = true;
+    if let Some(&Dialog::Help { scroll }) = app.dialogs.last() {
+        let max = ui::dialogs::help_scroll_max(app);
+        let scroll = if up {
+            scroll.saturating_sub(3)
+        } else {
+            (scroll + 3).min(max)
+        };
+        app.dialogs.pop();
+        app.dialogs.push(Dialog::Help { scroll });
+        return;
+    }
+    if !app.dialogs.is_empty() {
+        return;
+    }
+    let at = ratatui::layout::Position::new(mouse.column, mouse.row);
+    let screen = ratatui::layout::Rect::new(0, 0, app.screen.0, app.screen.1);
+    let areas = ui::layout(app, screen);
+    if areas.log.is_some_and(|r| r.contains(at)) {
+        ui::log::scroll_by(app, if up { 3 } else { -3 });
+    } else if areas.steps.is_some_and(|r| r.contains(at)) {
+        select_step(app, if up { -1 } else { 1 });
+    }
+}
+
+/// Enter: the waiting step's go-ahead, or ending a running watch early.
+fn go_ahead(app: &mut App) -> Vec<Effect> {
+    match waiting(app).map(|(at, w)| (at, w.clone())) {
+        Some((at, Wait::GoAhead { irreversible })) => {
+            if !in_view(app, at, "Enter again confirms it") || held_by_trigger(app, "confirm") {
+                return Vec::new();
+            }
+            if irreversible {
+                app.dialogs.push(Dialog::Irreversible(at));
+                return Vec::new();
+            }
+            return vec![Effect::Send(Command::Confirm {
+                by: None,
+                step: Some(at),
+            })];
+        }
+        Some((_, Wait::Trigger { .. })) => {
+            held_by_trigger(app, "confirm");
+        }
+        // Four eyes: the driver's own key never approves.
+        Some((_, Wait::Approval(_))) => {
+            app.note("Enter does not approve: another operator must (four eyes; see the log pane)")
+        }
+        _ => {
+            if let Some(at) = app.running()
+                && matches!(app.step(at).kind, StepKind::Watch(_))
+                && in_view(app, at, "Enter again ends the watch early")
+            {
+                app.dialogs.push(Dialog::EndWatch(at));
+            }
+        }
     }
     Vec::new()
 }
@@ -369,12 +382,32 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
     let yes = matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'));
     let no = matches!(key.code, KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc);
     match dialog {
-        Dialog::Help => {
-            // Any key closes the help.
+        Dialog::Help { scroll } => {
+            // The help scrolls with the keys that scroll a log; any other key closes it.
+            let max = ui::dialogs::help_scroll_max(app);
+            let page = ui::dialogs::help_page(app);
+            let scroll = match bindings::action(key) {
+                Some(Action::Up) => Some(scroll.saturating_sub(1)),
+                Some(Action::Down) => Some(scroll + 1),
+                Some(Action::PageUp) => Some(scroll.saturating_sub(page)),
+                Some(Action::PageDown) => Some(scroll + page),
+                Some(Action::Home) => Some(0),
+                Some(Action::Follow) => Some(max),
+                _ => None,
+            };
+            if let Some(scroll) = scroll {
+                app.dialogs.push(Dialog::Help {
+                    scroll: scroll.min(max),
+                });
+            }
         }
         Dialog::Rollback => {
             if yes {
                 return vec![Effect::Send(Command::Rollback)];
+            }
+            if key.code == KeyCode::Char('w') {
+                app.dialogs.push(Dialog::text(TextPurpose::Rollback, ""));
+                return Vec::new();
             }
             if !no {
                 app.dialogs.push(Dialog::Rollback);
@@ -451,7 +484,23 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
             _ => app.dialogs.push(Dialog::PickTrigger { selected }),
         },
         Dialog::Text { purpose, mut area } => match key.code {
+            // Back to the rollback dialog, which still asks.
+            KeyCode::Esc if purpose == TextPurpose::Rollback => app.dialogs.push(Dialog::Rollback),
             KeyCode::Esc => {}
+            KeyCode::Enter if purpose == TextPurpose::Rollback => {
+                if app.finished.is_some() || app.rollback_reason.is_some() {
+                    app.note(
+                        "the rollback cannot be started now (already rolling back, or the run has ended)",
+                    );
+                    return Vec::new();
+                }
+                let note = area.lines().join(" ").trim().to_string();
+                return vec![Effect::Send(if note.is_empty() {
+                    Command::Rollback
+                } else {
+                    Command::RollbackWithNote { note }
+                })];
+            }
             KeyCode::Enter => {
                 let text = area.lines().join(" ").trim().to_string();
                 if text.is_empty() && purpose != TextPurpose::Search {
@@ -487,6 +536,7 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                         search(app, &text);
                         Vec::new()
                     }
+                    TextPurpose::Rollback => Vec::new(),
                 };
             }
             // Ctrl-U clears the box, as in a shell.
@@ -552,80 +602,4 @@ fn next_match(app: &mut App, up: bool) {
     app.search_at = Some(line);
     app.follow = false;
     ui::log::show_line(app, line);
-}
-
-/// Whether the step is one a key can act on right now, for the hints line.
-pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
-    let mut h: Vec<(&str, &str)> = Vec::new();
-    if app.finished.is_some() {
-        h.push(("q", "quit"));
-        h.push(("?", "keys"));
-        reading_hints(app, &mut h);
-        return h;
-    }
-    // While a trigger fires no go-ahead is taken: the keys that give one are not offered.
-    let held = !app.firing().is_empty() && app.rollback_reason.is_none();
-    match waiting(app) {
-        Some((at, Wait::GoAhead { irreversible })) => {
-            let enter = match (app.selected == at, irreversible) {
-                (false, _) => "show waiting step",
-                (true, true) => "review (irreversible)",
-                (true, false) => "confirm",
-            };
-            if !held {
-                h.push(("Enter", enter));
-            }
-            h.push(("s", "skip"));
-        }
-        Some((_, Wait::Failed { .. })) => {
-            if !held {
-                h.push(("r", "retry"));
-            }
-            h.push(("s", "skip"));
-        }
-        Some((_, Wait::Trigger { .. })) => h.push(("a", "acknowledge")),
-        Some((_, Wait::Approval(_))) => h.push(("s", "skip")),
-        Some((_, Wait::Interrupted)) => {
-            h.push(("r", "run again"));
-            h.push(("d", "mark done"));
-            h.push(("s", "skip"));
-        }
-        None => {
-            if let Some(at) = app.running()
-                && matches!(app.step(at).kind, StepKind::Watch(_))
-            {
-                h.push(("Enter", "end watch"));
-            }
-        }
-    }
-    if !app.firing().is_empty() && app.rollback_reason.is_none() && !h.contains(&("a", "acknowledge")) {
-        h.push(("a", "acknowledge"));
-    }
-    if app.rollback_reason.is_none() {
-        h.push(("R", "ROLL BACK"));
-    }
-    h.push(("n", "note"));
-    h.push(("?", "keys"));
-    h.push(("q", "quit"));
-    reading_hints(app, &mut h);
-    h
-}
-
-/// The keys that read the run (search, attempts, zoom): offered while it runs and after it ended.
-fn reading_hints(app: &App, h: &mut Vec<(&'static str, &'static str)>) {
-    if app.search.is_some() {
-        h.push(("^P ^N", "prev/next match"));
-    } else if matches!(app.view(app.selected).state, StepState::Running { .. })
-        || app.shown_log().is_some_and(|l| !l.is_empty())
-    {
-        h.push(("/", "search"));
-    }
-    if app.view(app.selected).attempts > 1 {
-        h.push(("[ ]", "attempts"));
-    }
-    if app.zoom.is_some() {
-        h.push(("Esc", "unzoom"));
-    } else {
-        h.push(("z", "zoom"));
-    }
 }

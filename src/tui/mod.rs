@@ -6,7 +6,10 @@
 //! Frames are capped at 20 a second and wrapped in synchronized updates.
 
 pub mod attach;
+pub mod bindings;
+pub mod dialog;
 pub mod keys;
+pub mod scroll;
 pub mod state;
 mod team;
 mod terminal;
@@ -33,6 +36,10 @@ use ui::theme::Theme;
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(50);
+/// The shortest time between two frames that only show new output of a step: a followed log is
+/// drawn four times a second, a few lines at a time, which costs the link far less than one
+/// frame per line (`assets/bench/follow.py`).
+const OUTPUT_FRAME: Duration = Duration::from_millis(250);
 
 async fn next_event(events: &mut Option<EventStream>) -> Option<std::io::Result<TermEvent>> {
     match events {
@@ -100,7 +107,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
             return engine.await.map(|o| o.exit_code()).unwrap_or(1);
         }
     };
-    let mut terminal = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+    let terminal = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
         Ok(t) => t,
         Err(e) => {
             drop(guard);
@@ -111,6 +118,11 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     if let Ok(size) = terminal.size() {
         app.screen = (size.width, size.height);
     }
+    let mut screen = Screen {
+        terminal,
+        last: None,
+        scroll_regions: scroll_regions(),
+    };
     load_wanted_log(&mut app, &run_dir);
     let mut events = Some(EventStream::new());
     let mut input_open = true;
@@ -121,6 +133,8 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     let mut outcome: Option<Outcome> = None;
     let mut last_frame = Instant::now() - FRAME;
     let mut key_pressed = false;
+    // Everything that changed since the last frame is new output of a step.
+    let mut output_only = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -129,7 +143,8 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
             if std::mem::take(&mut key_pressed) {
                 Instant::now()
             } else {
-                (last_frame + FRAME).max(Instant::now())
+                let gap = if output_only { OUTPUT_FRAME } else { FRAME };
+                (last_frame + gap).max(Instant::now())
             }
         });
         tokio::select! {
@@ -156,12 +171,23 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                             }
                             Effect::Suspend => {
                                 let _ = guard.suspend();
-                                let _ = terminal.clear();
+                                if app.mouse {
+                                    let _ = terminal::mouse(true);
+                                }
+                                let _ = screen.terminal.clear();
+                                screen.forget();
                                 app.dirty = true;
+                            }
+                            Effect::Mouse(on) => {
+                                let _ = terminal::mouse(on);
                             }
                         }
                     }
                     load_wanted_log(&mut app, &run_dir);
+                }
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    keys::on_mouse(&mut app, m);
+                    key_pressed = app.dirty;
                 }
                 Some(Ok(TermEvent::Resize(w, h))) => {
                     app.screen = (w, h);
@@ -179,13 +205,17 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
             _ = crate::engine::sleep_until_opt(frame_at) => {
                 // With the terminal gone there is nobody to draw for.
                 if input_open {
-                    draw(&mut terminal, &mut app, &theme);
+                    draw(&mut screen, &mut app, &theme);
                 } else {
                     app.dirty = false;
                 }
                 last_frame = Instant::now();
+                output_only = false;
             }
-            _ = tick.tick(), if app.finished.is_none() => app.dirty = true,
+            _ = tick.tick(), if app.finished.is_none() => {
+                app.dirty = true;
+                output_only = false;
+            }
             u = updates.recv(), if engine.is_some() => match u {
                 Some(u) => {
                     // Take what else is waiting (a few, so that keys are heard between batches):
@@ -197,6 +227,8 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                             Err(_) => break,
                         }
                     }
+                    let only_output = batch.iter().all(|u| matches!(u, crate::engine::Update::Output { .. }));
+                    output_only = only_output && (output_only || !app.dirty);
                     app.apply_batch(batch);
                     load_wanted_log(&mut app, &run_dir);
                 }
@@ -216,12 +248,12 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         }
     }
     if input_open {
-        drop(terminal);
+        drop(screen);
         drop(guard);
     } else {
         // Restoring a terminal that is gone can only fail (ratatui would print about it); there
         // is nothing to restore.
-        std::mem::forget(terminal);
+        std::mem::forget(screen);
         std::mem::forget(guard);
     }
     let o = outcome.unwrap_or(Outcome::Failed);
@@ -274,13 +306,47 @@ fn load_wanted_log(app: &mut App, run_dir: &std::path::Path) {
     app.log_loaded(at, attempt, read);
 }
 
-fn draw(terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>, app: &mut App, theme: &Theme) {
+/// The terminal, and the last frame drawn on it (for `scroll`).
+struct Screen {
+    terminal: Terminal<CrosstermBackend<std::io::Stdout>>,
+    last: Option<ratatui::buffer::Buffer>,
+    /// The terminal scrolls regions (every xterm-like terminal, tmux and screen do; the Linux
+    /// console is left out, and `RUNBOOK_SCROLL_REGIONS=0` turns it off).
+    scroll_regions: bool,
+}
+
+impl Screen {
+    /// The next frame is drawn whole (the terminal was cleared or given back meanwhile).
+    fn forget(&mut self) {
+        self.last = None;
+    }
+}
+
+fn scroll_regions() -> bool {
+    let term = std::env::var("TERM").unwrap_or_default();
+    std::env::var("RUNBOOK_SCROLL_REGIONS").map_or(true, |v| v != "0") && term != "linux" && term != "dumb"
+}
+
+fn draw(screen: &mut Screen, app: &mut App, theme: &Theme) {
     app.dirty = false;
     let now = std::time::Instant::now();
     let mut out = std::io::stdout();
     let _ = crossterm::queue!(out, crossterm::terminal::BeginSynchronizedUpdate);
     // A terminal that has gone away fails to draw; the run goes on regardless.
-    let _ = terminal.draw(|f| ui::draw(f, app, theme, now));
+    // The backend writes to stdout, buffered: the cells go the same way, after what it queued.
+    let drawn = scroll::draw(
+        &mut screen.terminal,
+        &mut screen.last,
+        screen.scroll_regions,
+        Some(&mut out),
+        |f| {
+            ui::draw(f, app, theme, now);
+            ui::log_lines(app, f.area(), theme)
+        },
+    );
+    if drawn.is_err() {
+        screen.forget();
+    }
     if std::mem::take(&mut app.bell) {
         let _ = out.write_all(b"\x07");
     }

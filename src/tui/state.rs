@@ -223,12 +223,41 @@ pub struct MetricView {
 /// How a firing trigger's lost data is shown, until the data comes back.
 const DATA_LOST: &str = "data lost: ";
 
+/// Where a trigger stands, as the screen shows it: the engine's states (`metrics::triggers`), as
+/// its events report them, plus `NotYetSampled` after a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerState {
+    /// Not watched yet: its `armed_from` phase has not started.
+    Disarmed,
+    /// Resumed: what the last session showed no longer holds, and no reading came yet.
+    NotYetSampled,
+    Ok,
+    Pending,
+    Firing,
+    Acknowledged,
+    Unknown,
+}
+
+impl TriggerState {
+    /// The words on screen.
+    pub fn label(self) -> &'static str {
+        match self {
+            TriggerState::Disarmed => "disarmed",
+            TriggerState::NotYetSampled => "not yet sampled",
+            TriggerState::Ok => "ok",
+            TriggerState::Pending => "pending",
+            TriggerState::Firing => "firing",
+            TriggerState::Acknowledged => "acknowledged",
+            TriggerState::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TriggerView {
     pub id: String,
     pub title: String,
-    /// ok, pending, firing, acknowledged, unknown, disarmed, not yet sampled (after a resume).
-    pub state: &'static str,
+    pub state: TriggerState,
     pub since: Option<Instant>,
     pub value: Option<f64>,
     pub reason: Option<String>,
@@ -302,7 +331,7 @@ pub struct App {
     pub bell: bool,
     pub rehearsal_figures: Option<(Option<u64>, Option<u64>)>,
     /// Open dialogs; the last one is on top and gets the keys first.
-    pub dialogs: Vec<super::keys::Dialog>,
+    pub dialogs: Vec<super::dialog::Dialog>,
     /// The operator asked to quit: leave once the run has stopped.
     pub quit_when_done: bool,
     /// A rehearsal's speed-up (watches are divided by it).
@@ -311,6 +340,8 @@ pub struct App {
     pub watching: Option<super::watching::Watching>,
     /// The run was handed over to this operator: this screen no longer drives it.
     pub handed_over: Option<String>,
+    /// The terminal reports the mouse wheel (`M`; off at start, so that selecting text works).
+    pub mouse: bool,
 }
 
 fn views(phases: &[Phase]) -> Vec<Vec<StepView>> {
@@ -369,7 +400,11 @@ impl App {
             .map(|t| TriggerView {
                 id: t.id.clone(),
                 title: t.title.clone(),
-                state: if t.armed_from.is_some() { "disarmed" } else { "ok" },
+                state: if t.armed_from.is_some() {
+                    TriggerState::Disarmed
+                } else {
+                    TriggerState::Ok
+                },
                 since: None,
                 value: None,
                 reason: None,
@@ -422,6 +457,7 @@ impl App {
             speed: 1.0,
             watching: None,
             handed_over: None,
+            mouse: false,
         }
     }
 
@@ -469,7 +505,10 @@ impl App {
 
     /// Firing triggers (not acknowledged).
     pub fn firing(&self) -> Vec<&TriggerView> {
-        self.triggers.iter().filter(|t| t.state == "firing").collect()
+        self.triggers
+            .iter()
+            .filter(|t| t.state == TriggerState::Firing)
+            .collect()
     }
 
     /// The run is about to roll back by itself: the firing trigger whose `auto_rollback` runs out
@@ -484,7 +523,7 @@ impl App {
     /// When trigger `i` rolls back by itself, while it fires and has an `auto_rollback`.
     pub fn auto_rollback_at(&self, i: usize) -> Option<Instant> {
         let (t, spec) = (self.triggers.get(i)?, self.rb.triggers.get(i)?);
-        if t.state != "firing" || self.rollback_reason.is_some() || self.finished.is_some() {
+        if t.state != TriggerState::Firing || self.rollback_reason.is_some() || self.finished.is_some() {
             return None;
         }
         Some(t.since? + spec.auto_rollback?.div_f64(self.speed))
@@ -648,7 +687,7 @@ impl App {
                 // Only `y` in it starts the step; a key typed ahead (Enter) does nothing there.
                 if irreversible && self.dialogs.is_empty() {
                     self.selected = step;
-                    self.dialogs.push(super::keys::Dialog::Irreversible(step));
+                    self.dialogs.push(super::dialog::Dialog::Irreversible(step));
                 }
             }
             Update::Message(m) => self.note(m),
@@ -766,27 +805,31 @@ impl App {
                     }
                 }
             }
-            Event::TriggerPending { trigger, value } => self.trigger(&trigger, "pending", value, None),
+            Event::TriggerPending { trigger, value } => {
+                self.trigger(&trigger, TriggerState::Pending, value, None)
+            }
             Event::TriggerFired {
                 trigger,
                 value,
                 reason,
             } => {
                 self.bell = true;
-                self.trigger(&trigger, "firing", value, reason);
+                self.trigger(&trigger, TriggerState::Firing, value, reason);
             }
-            Event::TriggerCleared { trigger, value } => self.trigger(&trigger, "ok", value, None),
+            Event::TriggerCleared { trigger, value } => self.trigger(&trigger, TriggerState::Ok, value, None),
             Event::TriggerAcknowledged { trigger, value, .. } => {
-                self.trigger(&trigger, "acknowledged", value, None)
+                self.trigger(&trigger, TriggerState::Acknowledged, value, None)
             }
-            Event::TriggerUnknown { trigger, error } => self.trigger(&trigger, "unknown", None, Some(error)),
+            Event::TriggerUnknown { trigger, error } => {
+                self.trigger(&trigger, TriggerState::Unknown, None, Some(error))
+            }
             Event::FaultInjected { by } => {
                 self.fault_injected = true;
                 self.note(format!(
                     "fault injected ({by}): the simulated metrics rise past their thresholds"
                 ));
             }
-            Event::RollbackStarted { reason } => {
+            Event::RollbackStarted { reason, .. } => {
                 self.rollback_reason = Some(reason);
                 self.waiting = None;
             }
@@ -803,7 +846,7 @@ impl App {
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
             Event::Approval { .. } | Event::Handover { .. } => {
-                self.note(crate::team::describe(&event).unwrap_or_default())
+                self.note(crate::journal::team::describe(&event).unwrap_or_default())
             }
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             Event::RunStarted { mode, .. } => {
@@ -819,12 +862,12 @@ impl App {
     /// as not yet sampled (manual triggers have nothing to sample: ok).
     fn resumed(&mut self) {
         for (t, spec) in self.triggers.iter_mut().zip(&self.rb.triggers) {
-            if t.state == "disarmed" {
+            if t.state == TriggerState::Disarmed {
                 continue;
             }
             t.state = match spec.kind {
-                crate::runbook::TriggerKind::Manual => "ok",
-                _ => "not yet sampled",
+                crate::runbook::TriggerKind::Manual => TriggerState::Ok,
+                _ => TriggerState::NotYetSampled,
             };
             t.since = None;
             t.value = None;
@@ -833,7 +876,7 @@ impl App {
         }
     }
 
-    fn trigger(&mut self, id: &str, state: &'static str, value: Option<f64>, reason: Option<String>) {
+    fn trigger(&mut self, id: &str, state: TriggerState, value: Option<f64>, reason: Option<String>) {
         // Triggers armed from a phase show as watched from their first transition on.
         for t in &mut self.triggers {
             if t.id != id {
@@ -841,19 +884,20 @@ impl App {
             }
             let now = Instant::now();
             let no_data = reason.as_deref() == Some(crate::metrics::NO_DATA);
+            use TriggerState::{Acknowledged, Firing, Pending, Unknown};
             match (t.state, state) {
                 // Data lost while firing or acknowledged: the trigger stays as it is (SPEC §7).
-                ("firing" | "acknowledged", "unknown") => {
+                (Firing | Acknowledged, Unknown) => {
                     t.reason = reason.as_ref().map(|r| format!("{DATA_LOST}{r}"));
                     continue;
                 }
                 // A failed query keeps a pending window; an empty answer ends it.
-                ("pending", "unknown") if !no_data => t.kept_window = t.since,
-                ("unknown", "pending") => {}
+                (Pending, Unknown) if !no_data => t.kept_window = t.since,
+                (Unknown, Pending) => {}
                 _ => t.kept_window = None,
             }
             t.since = match state {
-                "pending" => t.kept_window.take().or(Some(now)),
+                Pending => t.kept_window.take().or(Some(now)),
                 _ => Some(now),
             };
             t.state = state;
@@ -867,8 +911,8 @@ impl App {
     /// Marks triggers armed from `phase` as watched (the engine arms them when the phase starts).
     pub fn arm(&mut self, phase: &str) {
         for (t, spec) in self.triggers.iter_mut().zip(&self.rb.triggers) {
-            if t.state == "disarmed" && spec.armed_from.as_deref() == Some(phase) {
-                t.state = "ok";
+            if t.state == TriggerState::Disarmed && spec.armed_from.as_deref() == Some(phase) {
+                t.state = TriggerState::Ok;
             }
         }
     }

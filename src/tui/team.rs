@@ -4,7 +4,8 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::text::{Line, Span};
 
-use super::keys::{Dialog, Effect};
+use super::dialog::Dialog;
+use super::keys::Effect;
 use super::state::App;
 use super::ui::theme::Theme;
 use crate::engine::{Command, TeamUpdate};

@@ -15,8 +15,21 @@ fn enter() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Mouse reports on or off: button presses and the wheel only (`?1000`), in SGR form (`?1006`);
+/// never every motion, which would flood an SSH link.
+pub fn mouse(on: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout();
+    out.write_all(if on {
+        b"\x1b[?1000h\x1b[?1006h"
+    } else {
+        b"\x1b[?1000l\x1b[?1006l"
+    })?;
+    out.flush()
+}
+
 /// Gives the terminal back. Safe to call more than once, and when the terminal is gone.
 pub fn restore() {
+    let _ = mouse(false);
     let _ = crossterm::execute!(std::io::stdout(), LeaveAlternateScreen, Show);
     let _ = disable_raw_mode();
     let _ = std::io::stdout().flush();

@@ -10,12 +10,13 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::text::{Line, Span};
 
-use super::keys::{self, Dialog, Effect};
+use super::dialog::Dialog;
+use super::keys::{self, Effect};
 use super::state::App;
 use super::ui::theme::Theme;
+use crate::control::Request;
 use crate::engine::{StepRef, Wait};
 use crate::runs::{Driver, Liveness};
-use crate::team::protocol::Request;
 
 /// What the screen knows about being a watcher.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub enum Action {
     Quit,
     /// Ctrl-Z.
     Suspend,
+    /// The terminal's mouse reports on (the wheel) or off.
+    Mouse(bool),
     /// A request to the driver, over its control socket.
     Ask(Request),
 }
@@ -136,7 +139,7 @@ fn change(app: &App, key: &KeyEvent) -> Option<&'static str> {
 }
 
 /// The step that waits for approvals now, if one does.
-fn awaiting_approval(app: &App) -> Option<(StepRef, &crate::team::protocol::ApprovalWaiting)> {
+fn awaiting_approval(app: &App) -> Option<(StepRef, &crate::control::ApprovalWaiting)> {
     match &app.waiting {
         Some((at, Wait::Approval(w))) => Some((*at, w)),
         _ => None,
@@ -218,6 +221,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             }
             Effect::Quit => out.push(Action::Quit),
             Effect::Suspend => out.push(Action::Suspend),
+            Effect::Mouse(on) => out.push(Action::Mouse(on)),
             Effect::Send(_) => app.note(watching.refusal("do that")),
         }
     }
@@ -291,7 +295,7 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     h.push(("q", "quit"));
     // The reading keys are the driver's (search, attempts, zoom).
     h.extend(
-        keys::hints(app)
+        super::bindings::hints(app)
             .into_iter()
             .filter(|(k, _)| matches!(*k, "/" | "^P ^N" | "[ ]" | "z" | "Esc")),
     );
@@ -305,7 +309,7 @@ mod tests {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
     use super::*;
-    use crate::team::protocol::ApprovalWaiting;
+    use crate::control::ApprovalWaiting;
 
     const RUNBOOK: &str = r#"
 [runbook]

@@ -3,6 +3,8 @@
 //! the engine driven through the library, and a tiny HTTP server.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,97 @@ use runbook::journal::{Event, Outcome, Record, StepFinished};
 use runbook::session::{self, Request};
 use serde_json::Value;
 use tempfile::TempDir;
+
+/// The `runbook` binary cargo built for these tests: every test that runs the binary starts it
+/// from here.
+pub fn runbook_bin() -> &'static Path {
+    assert_cmd::cargo::cargo_bin!("runbook")
+}
+
+/// `runbook ARGS...` run to its end in the crate's folder (so fixture paths print the same
+/// everywhere), without colour; a run that hangs fails the test after two minutes.
+pub fn runbook(args: &[&str]) -> Output {
+    assert_cmd::Command::new(runbook_bin())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("the runbook binary runs")
+}
+
+/// Output bytes as text (invalid UTF-8 replaced).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A runbook for a test, built table by table: `[runbook]` and its title, phases and their steps
+/// (each step with its own lines, such as `run = "true"`), a rollback procedure, and anything
+/// else as written (`raw`). Phases and steps after `rollback` belong to the rollback procedure.
+pub struct RunbookToml {
+    text: String,
+    rollback: bool,
+}
+
+impl RunbookToml {
+    pub fn new(title: &str) -> RunbookToml {
+        RunbookToml {
+            text: format!("[runbook]\ntitle = {}\n", toml_string(title)),
+            rollback: false,
+        }
+    }
+
+    /// A table (or keys) as written, e.g. `[vars]` or `[[trigger]]`.
+    pub fn raw(mut self, toml: &str) -> RunbookToml {
+        self.text.push('\n');
+        self.text.push_str(toml.trim_matches('\n'));
+        self.text.push('\n');
+        self
+    }
+
+    pub fn phase(mut self, id: &str, title: &str) -> RunbookToml {
+        let table = if self.rollback { "rollback.phase" } else { "phase" };
+        self.text.push_str(&format!(
+            "\n[[{table}]]\nid = {}\ntitle = {}\n",
+            toml_string(id),
+            toml_string(title)
+        ));
+        self
+    }
+
+    /// A step of the last phase; `lines` are its other keys (`run = "true"`, `watch = "15m"`).
+    pub fn step(mut self, id: &str, title: &str, lines: &str) -> RunbookToml {
+        let table = if self.rollback {
+            "rollback.phase.step"
+        } else {
+            "phase.step"
+        };
+        self.text.push_str(&format!(
+            "\n[[{table}]]\nid = {}\ntitle = {}\n{}\n",
+            toml_string(id),
+            toml_string(title),
+            lines.trim_matches('\n')
+        ));
+        self
+    }
+
+    /// `[rollback]`: the phases and steps that follow are its procedure.
+    pub fn rollback(mut self, title: &str) -> RunbookToml {
+        self.text
+            .push_str(&format!("\n[rollback]\ntitle = {}\n", toml_string(title)));
+        self.rollback = true;
+        self
+    }
+
+    pub fn build(self) -> String {
+        self.text
+    }
+}
+
+/// A TOML basic string.
+pub fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
 
 /// A temporary folder holding runbooks, files the steps write, and the state folder.
 pub struct Fixture {
@@ -92,7 +185,7 @@ impl Fixture {
 
     /// The command `run_cli` runs, to spawn it yourself.
     pub fn cli_command(&self, file: &Path, args: &[&str], env: &[(&str, &str)]) -> ProcCommand {
-        let mut cmd = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"));
+        let mut cmd = ProcCommand::new(runbook_bin());
         cmd.arg("run")
             .arg(file)
             .arg("--headless")
@@ -347,7 +440,7 @@ pub fn kill_pids(pids: &[i32]) {
 impl Fixture {
     /// `runbook resume ARGS... --headless --state-dir STATE`, stdin null, in the fixture folder.
     pub fn resume_command(&self, args: &[&str]) -> ProcCommand {
-        let mut cmd = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"));
+        let mut cmd = ProcCommand::new(runbook_bin());
         cmd.arg("resume")
             .args(args)
             .arg("--headless")
@@ -637,8 +730,8 @@ fn serve(mut conn: TcpStream, routes: &[(&'static str, Reply)]) {
     }
 }
 
-/// A local port nothing listens on (bound, then released).
-pub fn unused_port() -> u16 {
+/// A local port nothing listens on right now (bound on :0, then released).
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }

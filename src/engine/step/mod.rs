@@ -169,7 +169,7 @@ impl Engine {
             match step.on_failure {
                 OnFailure::Continue => return Ok(()),
                 OnFailure::Rollback if !at.rollback => {
-                    return Err(Stop::Rollback(format!("step:{step_name}")));
+                    return Err(Stop::Rollback(RollbackReason::Step(step_name)));
                 }
                 _ => {}
             }
@@ -201,8 +201,8 @@ impl Engine {
                     }
                     Input::Command(Command::Rollback) if !at.rollback => {
                         let reason = match self.firing().first() {
-                            Some(id) => format!("trigger:{id}"),
-                            None => format!("step:{step_name}"),
+                            Some(id) => RollbackReason::Trigger(id.to_string()),
+                            None => RollbackReason::Step(step_name),
                         };
                         return Err(Stop::Rollback(reason));
                     }
@@ -255,6 +255,8 @@ impl Engine {
             rollback: at.rollback,
             status,
             duration_ms: since.elapsed().as_millis() as u64,
+            // A skip or a step marked done is the operator's decision: say whose.
+            by: reason.is_some().then(|| self.opts.operator.clone()),
             reason,
             ..Default::default()
         };
@@ -319,9 +321,8 @@ enum GoAhead {
 /// "trigger x" for a stop caused by a trigger.
 fn trigger_of(stop: &Stop) -> String {
     match stop {
-        Stop::Rollback(r) => r
-            .strip_prefix("trigger:")
-            .map_or_else(|| r.clone(), |t| format!("trigger {t}")),
+        Stop::Rollback(RollbackReason::Trigger(t)) => format!("trigger {t}"),
+        Stop::Rollback(r) => r.to_string(),
         other => format!("{other:?}"),
     }
 }

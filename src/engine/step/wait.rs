@@ -63,7 +63,10 @@ impl Engine {
                     return Ok(None);
                 }
                 Input::Command(Command::Rollback) if !at.rollback => {
-                    return Err(Stop::Rollback(format!("step:{}/{}", phase.id, step.id)));
+                    return Err(Stop::Rollback(RollbackReason::Step(format!(
+                        "{}/{}",
+                        phase.id, step.id
+                    ))));
                 }
                 Input::Command(Command::Rollback) => {}
                 Input::Command(other) => return Err(self.stop_for(other, at)),

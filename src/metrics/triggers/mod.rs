@@ -25,7 +25,8 @@ use super::Reading;
 use crate::runbook::{OnNoData, Threshold, Trigger, TriggerKind};
 
 /// Where a trigger stands (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum State {
     /// Not watched yet: its `armed_from` phase has not started.
     Disarmed,
@@ -50,15 +51,7 @@ pub enum State {
 
 impl State {
     pub fn name(&self) -> &'static str {
-        match self {
-            State::Disarmed => "disarmed",
-            State::Unsampled => "unsampled",
-            State::Ok => "ok",
-            State::Pending { .. } => "pending",
-            State::Firing { .. } => "firing",
-            State::Acknowledged => "acknowledged",
-            State::Unknown { .. } => "unknown",
-        }
+        self.into()
     }
 }
 

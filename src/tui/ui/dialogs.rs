@@ -1,66 +1,19 @@
-//! Dialogs, drawn over the screen, the newest on top: help, the rollback offer (what it cancels,
-//! what it runs, what it cannot undo, the metrics now), quitting, ending a watch early, text input
-//! (skip reason, note, trigger reason, search) and picking a trigger to raise.
+//! Dialogs, drawn over the screen, the newest on top: help (every key of the key table, scrolled
+//! when it is taller than the screen), the rollback offer (what it cancels, what it runs, what it
+//! cannot undo, the metrics now), quitting, ending a watch early, text input (skip reason, note,
+//! trigger reason, search) and picking a trigger to raise.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 use super::theme::Theme;
 use crate::journal::StepStatus;
-use crate::tui::keys::{Dialog, TextPurpose};
+use crate::tui::dialog::{Dialog, TextPurpose};
 use crate::tui::state::{App, StepState};
-
-pub const HELP: &[(&str, &str)] = &[
-    (
-        "Enter",
-        "confirm the waiting step (shown first if not on screen; an irreversible one asks y), \
-         let a confirm step run, end a watch early",
-    ),
-    ("s", "skip the waiting or failed step (asks for a reason)"),
-    (
-        "r",
-        "retry the failed step (or run again a step interrupted by an earlier session)",
-    ),
-    (
-        "d",
-        "mark done a step interrupted by an earlier session (asks why)",
-    ),
-    ("n", "add a note to the journal"),
-    ("R", "offer the rollback; y starts it, n or Esc cancels"),
-    ("a", "acknowledge firing triggers (recorded), stops auto_rollback"),
-    ("t", "raise a trigger by hand (asks for a reason)"),
-    ("!", "inject a fault into simulated metrics (practice)"),
-    ("↑ ↓ / j k", "select a step; in the log (Tab): scroll it a line"),
-    (
-        "← → / h l",
-        "show another phase; in the log: scroll sideways (when not wrapped)",
-    ),
-    ("Tab", "move between the steps and the log"),
-    (
-        "PgUp PgDn",
-        "scroll the log a screenful (Space too); Home or g: its start; End, f or G: follow the run",
-    ),
-    ("w", "wrap long log lines, or cut them and scroll sideways"),
-    (
-        "z",
-        "zoom: the pane with the keyboard takes the whole screen (z or Esc: back)",
-    ),
-    ("m", "metrics and triggers on the whole screen, in full"),
-    ("[ ]", "show the selected step's earlier / later attempt"),
-    (
-        "/",
-        "search the log, newest match first (lower case: any case); Ctrl-U clears the box",
-    ),
-    (
-        "Ctrl-P Ctrl-N",
-        "previous (up) / next (down) match; Esc clears the search",
-    ),
-    ("?", "this help"),
-    ("q", "quit (asks first while the run goes on)"),
-    ("Ctrl-Z", "suspend; `fg` comes back"),
-];
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [v] = Layout::vertical([Constraint::Length(height.min(area.height))])
@@ -75,7 +28,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     for d in &app.dialogs {
         match d {
-            Dialog::Help => help(f, area, app, theme),
+            Dialog::Help { scroll } => help(f, area, app, theme, *scroll),
             Dialog::Rollback => rollback(f, area, app, theme),
             Dialog::Quit => quit(f, area, app, theme),
             Dialog::Irreversible(at) => irreversible(f, area, app, theme, *at),
@@ -116,6 +69,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     TextPurpose::Search => {
                         " Search the log (Enter: newest match, Ctrl-U: clear, Esc: cancel) ".to_string()
                     }
+                    TextPurpose::Rollback => " Why roll back? (Enter: ROLL BACK NOW, Esc: back) ".to_string(),
                 };
                 let r = centered(area, area.width.saturating_sub(4).min(90), 3);
                 f.render_widget(Clear, r);
@@ -157,26 +111,133 @@ pub fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<
     f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), r);
 }
 
-fn help(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let keys = match app.watching {
-        Some(_) => crate::tui::watching::HELP,
-        None => HELP,
+/// The help's width on a screen `width` columns wide.
+fn help_width(width: u16) -> u16 {
+    width.saturating_sub(4).min(110)
+}
+
+/// Words of `text` in rows of at most `width` columns (a word longer than a row is cut).
+pub(super) fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut rows = vec![String::new()];
+    for word in text.split(' ') {
+        let row = rows.last_mut().expect("a row");
+        let sep = usize::from(!row.is_empty());
+        if row.width() + sep + word.width() <= width {
+            if sep == 1 {
+                row.push(' ');
+            }
+            row.push_str(word);
+            continue;
+        }
+        let mut next = String::new();
+        for c in word.chars() {
+            if next.width() + c.width().unwrap_or(0) > width {
+                rows.push(std::mem::take(&mut next));
+            }
+            next.push(c);
+        }
+        if rows.last().is_some_and(String::is_empty) {
+            rows.pop();
+        }
+        rows.push(next);
+    }
+    rows
+}
+
+/// Every line of the help, for a box `width` columns wide: the key table, one binding a line
+/// (wrapped under its text, not under its keys), then where the run is and the dialogs' keys.
+fn help_lines(app: &App, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+    let inner = width.saturating_sub(2) as usize;
+    // A watcher's screen has a watcher's keys.
+    let table: Vec<(&str, &str)> = match app.watching {
+        Some(_) => crate::tui::watching::HELP.to_vec(),
+        None => crate::tui::bindings::help().collect(),
     };
-    let lines: Vec<Line> = keys
-        .iter()
-        .map(|(k, what)| {
-            Line::from(vec![
-                Span::styled(format!("{k:>13}  "), theme.accent()),
-                Span::raw(*what),
-            ])
-        })
-        .chain([
-            Line::from(""),
-            Line::from(format!("This run's folder (journal, logs): {}", app.run_dir)),
-            Line::from("any key closes this help"),
-        ])
-        .collect();
-    simple(f, area, theme, " Keys ", lines);
+    let key_w = table.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
+    let text_w = inner.saturating_sub(key_w + 2).max(10);
+    let mut lines = Vec::new();
+    for &(keys, what) in &table {
+        for (i, row) in wrap_words(what, text_w).into_iter().enumerate() {
+            let keys = if i == 0 { keys } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{keys:>key_w$}  "), theme.accent()),
+                Span::raw(row),
+            ]));
+        }
+    }
+    lines.push(Line::from(""));
+    let tail = [
+        "In a question: y answers yes, n or Esc no. In a text box: Enter saves, Esc cancels, Ctrl-U clears."
+            .to_string(),
+        format!("This run's folder (journal, logs): {}", app.run_dir),
+        "↑ ↓ PgUp PgDn scroll this help; any other key closes it".to_string(),
+    ];
+    for text in tail {
+        lines.extend(wrap_words(&text, inner).into_iter().map(Line::from));
+    }
+    lines
+}
+
+/// The help's box on a screen of `area`: its lines, and the rows it shows them in.
+fn help_box(app: &App, theme: &Theme, area: Rect) -> (Vec<Line<'static>>, Rect) {
+    let w = help_width(area.width);
+    let lines = help_lines(app, theme, w);
+    let r = centered(area, w, (lines.len() as u16).saturating_add(2));
+    (lines, r)
+}
+
+/// How far the help can be scrolled on the operator's screen.
+pub fn help_scroll_max(app: &App) -> usize {
+    let (lines, r) = help_box(
+        app,
+        &Theme {
+            color: false,
+            ascii: false,
+        },
+        screen(app),
+    );
+    lines.len().saturating_sub(r.height.saturating_sub(2) as usize)
+}
+
+/// A screenful of the help, for PgUp and PgDn.
+pub fn help_page(app: &App) -> usize {
+    let (_, r) = help_box(
+        app,
+        &Theme {
+            color: false,
+            ascii: false,
+        },
+        screen(app),
+    );
+    (r.height.saturating_sub(3) as usize).max(1)
+}
+
+fn screen(app: &App) -> Rect {
+    Rect::new(0, 0, app.screen.0, app.screen.1)
+}
+
+fn help(f: &mut Frame, area: Rect, app: &App, theme: &Theme, scroll: usize) {
+    let (lines, r) = help_box(app, theme, area);
+    let rows = r.height.saturating_sub(2) as usize;
+    let total = lines.len();
+    let scroll = scroll.min(total.saturating_sub(rows));
+    let title = if total > rows {
+        format!(
+            " Keys: lines {}-{} of {total} (↑ ↓ PgUp PgDn: scroll) ",
+            scroll + 1,
+            (scroll + rows).min(total)
+        )
+    } else {
+        " Keys ".to_string()
+    };
+    let shown: Vec<Line> = lines.into_iter().skip(scroll).take(rows).collect();
+    f.render_widget(Clear, r);
+    let block = Block::bordered().border_set(theme.border()).title(Span::styled(
+        super::fit(&title, r.width.saturating_sub(2) as usize),
+        theme.accent(),
+    ));
+    f.render_widget(Paragraph::new(shown).block(block), r);
 }
 
 /// An irreversible step's go-ahead: names it, says the rollback cannot undo it; `y` starts it.
@@ -313,7 +374,7 @@ fn rollback(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "y: ROLL BACK NOW   n or Esc: cancel",
+        "y: ROLL BACK NOW   w: say why first   n or Esc: cancel",
         theme.bad(),
     )));
     simple(f, area, theme, " ROLL BACK? ", lines);

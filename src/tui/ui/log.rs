@@ -358,7 +358,84 @@ fn rows(
         .collect()
 }
 
-pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+/// A watch's pane: how much of it is gone and left (and what happens then), and every trigger
+/// with its state now.
+fn watch_lines(app: &App, theme: &Theme, now: std::time::Instant, width: usize) -> Vec<Line<'static>> {
+    use crate::duration::format_duration;
+    let at = app.selected;
+    let crate::runbook::StepKind::Watch(d) = app.step(at).kind else {
+        return Vec::new();
+    };
+    let d = d.div_f64(app.speed);
+    let mut lines = Vec::new();
+    let head = match &app.view(at).state {
+        StepState::Running { since, .. } => {
+            let gone = now.saturating_duration_since(*since).min(d);
+            format!(
+                "Watching the triggers: {} of {} gone, {} left. It passes by itself then, unless a \
+                 trigger fires (Enter ends it early).",
+                super::clock(gone),
+                super::clock(d),
+                super::clock(d - gone)
+            )
+        }
+        StepState::Done { status, took, .. } => format!(
+            "Watched the triggers for {}: {}.",
+            format_duration(*took),
+            status.as_str().replace('_', " ")
+        ),
+        _ => format!(
+            "A watch: {} with the triggers watched; it passes if none fires.",
+            format_duration(d)
+        ),
+    };
+    for row in super::dialogs::wrap_words(&head, width) {
+        lines.push(Line::from(row));
+    }
+    if app.triggers.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "This runbook has no triggers.",
+            theme.dim(),
+        )));
+        return lines;
+    }
+    lines.push(Line::from(Span::styled("Triggers now:", theme.accent())));
+    let id_w = app
+        .triggers
+        .iter()
+        .map(|t| t.id.width())
+        .max()
+        .unwrap_or(0)
+        .min(width / 2);
+    let states: Vec<String> = (0..app.triggers.len())
+        .map(|i| super::sidebar::trigger_text(app, i, now))
+        .collect();
+    let state_w = states.iter().map(|s| s.width()).max().unwrap_or(0);
+    for (t, state) in app.triggers.iter().zip(states) {
+        let id = super::fit(&t.id, id_w);
+        lines.push(Line::from(vec![
+            Span::raw(format!("  {id:<id_w$}  ")),
+            Span::styled(
+                format!("{state:<state_w$}"),
+                super::sidebar::trigger_style(t, theme),
+            ),
+            Span::styled(format!("  {}", t.title), theme.dim()),
+        ]));
+    }
+    lines
+}
+
+/// Where the lines go in a log pane drawn in `area`: inside its border, above the footer.
+pub fn text_area(app: &App, area: Rect, theme: &Theme) -> Rect {
+    let inner = Block::bordered().inner(area);
+    let foot_h = footer(app, theme).map_or(0, |(t, _)| footer_rows(&t, inner.width as usize)) as u16;
+    Rect {
+        height: inner.height.saturating_sub(foot_h),
+        ..inner
+    }
+}
+
+pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: std::time::Instant) {
     let at = app.selected;
     let view = app.view(at);
     let log = app.shown_log();
@@ -411,13 +488,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let foot = footer(app, theme);
-    let foot_h = foot
-        .as_ref()
-        .map_or(0, |(t, _)| footer_rows(t, inner.width as usize)) as u16;
-    let text_area = Rect {
-        height: inner.height.saturating_sub(foot_h),
-        ..inner
-    };
+    let text_area = text_area(app, area, theme);
+    let foot_h = inner.height - text_area.height;
     if let Some((text, style)) = foot {
         let r = Rect {
             y: text_area.y + text_area.height,
@@ -453,6 +525,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 }
             }
         }
+        // A watch prints nothing: its pane shows how far it is and what it watches.
+        None if matches!(app.step(at).kind, crate::runbook::StepKind::Watch(_)) => {
+            lines = watch_lines(app, theme, now, text_area.width as usize);
+        }
         None => {
             let text = match &view.state {
                 _ if log.is_some() => "no output",
@@ -484,13 +560,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 {
                     let mut spans = Vec::new();
                     if g.timed {
-                        let stamp = if k == 0 {
+                        // A wrapped line's further rows have blanks under its time, unstyled:
+                        // they look the same and cost no style change on the wire.
+                        spans.push(if k == 0 {
                             let t = crate::text::clock(time);
-                            format!("{} ", t.get(..8).unwrap_or(&t))
+                            Span::styled(format!("{} ", t.get(..8).unwrap_or(&t)), theme.dim())
                         } else {
-                            " ".repeat(TIME_W)
-                        };
-                        spans.push(Span::styled(stamp, theme.dim()));
+                            Span::raw(" ".repeat(TIME_W))
+                        });
                     }
                     spans.extend(row);
                     lines.push(Line::from(spans));

@@ -14,7 +14,7 @@
 //! ```
 
 mod banner;
-mod dialogs;
+pub mod dialogs;
 mod header;
 pub mod log;
 mod overview;
@@ -130,7 +130,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
         steps::render(f, r, app, theme, now);
     }
     if let Some(r) = a.log {
-        log::render(f, r, app, theme);
+        log::render(f, r, app, theme, now);
     }
     hints_line(f, a.hints, app, theme);
     remark_line(f, a.remark, app, theme);
@@ -138,6 +138,11 @@ pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {
     if theme.ascii {
         to_ascii(f.buffer_mut());
     }
+}
+
+/// Where the log's lines are on a screen of `area`, if the log is on it.
+pub fn log_lines(app: &App, area: Rect, theme: &Theme) -> Option<Rect> {
+    layout(app, area).log.map(|r| log::text_area(app, r, theme))
 }
 
 /// For a terminal without UTF-8: every symbol on screen becomes ASCII (a user's non-ASCII text
@@ -191,7 +196,7 @@ fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     use ratatui::text::{Line, Span};
     let all = match app.watching {
         Some(_) => super::watching::hints(app),
-        None => super::keys::hints(app),
+        None => super::bindings::hints(app),
     };
     let width = |h: &(&str, &str)| h.0.width() + h.1.width() + 4;
     let quit = all.iter().find(|h| h.0 == "q").copied();

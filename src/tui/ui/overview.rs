@@ -1,5 +1,6 @@
-//! The phase overview: sections and phases with their progress (3/5) and state; the rollback's
-//! phases under it. The phase on screen is marked.
+//! The phase overview: sections and phases with their progress (3/5; a phase the rollback cut
+//! short: `cancelled`, or `2/5 ⊘3`) and state; the rollback's phases under it. The phase on screen
+//! is marked.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -11,7 +12,11 @@ use crate::journal::StepStatus;
 use crate::tui::state::{App, StepState, StepView};
 
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let block = Block::bordered().border_set(theme.border()).title(" Phases ");
+    // Dim, as every pane without the keyboard (and a scrolled-in log row redraws fewer styles).
+    let block = Block::bordered()
+        .border_set(theme.border())
+        .border_style(theme.dim())
+        .title(" Phases ");
     let inner = block.inner(area);
     f.render_widget(block, area);
     let w = inner.width as usize;
@@ -45,10 +50,22 @@ fn phase_line<'a>(app: &App, theme: &Theme, rollback: bool, pi: usize, title: &s
     } else {
         &app.steps[pi]
     };
+    let is_cancelled = |v: &&StepView| {
+        matches!(
+            v.state,
+            StepState::Done {
+                status: StepStatus::Cancelled,
+                ..
+            }
+        )
+    };
+    let cancelled = views.iter().filter(is_cancelled).count();
+    // Done: the steps that ran to an end (or were settled); cancelled ones are counted apart.
     let done = views
         .iter()
         .filter(|v| matches!(v.state, StepState::Done { .. }))
-        .count();
+        .count()
+        - cancelled;
     let failed = views.iter().any(|v| {
         matches!(
             v.state,
@@ -61,30 +78,30 @@ fn phase_line<'a>(app: &App, theme: &Theme, rollback: bool, pi: usize, title: &s
     let active = views
         .iter()
         .any(|v| matches!(v.state, StepState::Running { .. } | StepState::Waiting(_)));
-    let all_cancelled = !views.is_empty()
-        && views.iter().all(|v| {
-            matches!(
-                v.state,
-                StepState::Done {
-                    status: StepStatus::Cancelled,
-                    ..
-                }
-            )
-        });
     let (glyph, style) = if active {
         (theme.glyph(Glyph::Running), theme.accent())
     } else if failed {
         (theme.glyph(Glyph::Failed), theme.bad())
-    } else if all_cancelled {
+    } else if cancelled > 0 {
+        // Cut short by the rollback, wholly or in part: not done.
         (theme.glyph(Glyph::Cancelled), theme.dim())
-    } else if done == views.len() && done > 0 {
+    } else if done + cancelled == views.len() && done > 0 {
         (theme.glyph(Glyph::Done), theme.ok())
     } else {
         (theme.glyph(Glyph::Pending), theme.dim())
     };
-    let progress = format!(" {done}/{}", views.len());
-    let name = super::fit(title, w.saturating_sub(progress.len() + 3));
-    let pad = w.saturating_sub(unicode_width::UnicodeWidthStr::width(name.as_str()) + progress.len() + 2);
+    // A phase the rollback cut short says so: `cancelled`, or `2/5 ⊘3` (two done, three cancelled).
+    let progress = match cancelled {
+        0 => format!(" {done}/{}", views.len()),
+        c if c == views.len() => " cancelled".to_string(),
+        c => format!(" {done}/{} {}{c}", views.len(), theme.glyph(Glyph::Cancelled)),
+    };
+    let name = super::fit(
+        title,
+        w.saturating_sub(unicode_width::UnicodeWidthStr::width(progress.as_str()) + 3),
+    );
+    let progress_w = unicode_width::UnicodeWidthStr::width(progress.as_str());
+    let pad = w.saturating_sub(unicode_width::UnicodeWidthStr::width(name.as_str()) + progress_w + 2);
     let shown = app.selected.rollback == rollback && app.selected.phase == pi;
     let mut line = Line::from(vec![
         Span::styled(format!("{glyph} "), style),

@@ -13,7 +13,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::theme::Theme;
 use crate::runbook::Threshold;
-use crate::tui::state::{App, MetricView, Pane, TriggerView};
+use crate::tui::state::{App, MetricView, Pane, TriggerState, TriggerView};
 
 fn value(m: &MetricView) -> String {
     match m.last {
@@ -74,30 +74,29 @@ pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
         .collect()
 }
 
-fn trigger_text(app: &App, i: usize, now: Instant) -> String {
+pub(super) fn trigger_text(app: &App, i: usize, now: Instant) -> String {
     let t = &app.triggers[i];
     if let Some(at) = app.auto_rollback_at(i) {
         return format!("ROLLBACK IN {}", super::clock(at.saturating_duration_since(now)));
     }
     match (t.state, t.since, t.window.map(|w| w.div_f64(app.speed))) {
-        ("pending", Some(since), Some(w)) => {
+        (TriggerState::Pending, Some(since), Some(w)) => {
             format!(
                 "pending, fires in {}",
                 super::clock(w.saturating_sub(now.saturating_duration_since(since)))
             )
         }
-        (s, _, _) => s.to_string(),
+        (s, _, _) => s.label().to_string(),
     }
 }
 
-fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
+pub(super) fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
     match t.state {
-        "firing" => theme.alarm(),
-        "pending" | "unknown" => theme.warn(),
-        "acknowledged" => theme.warn(),
+        TriggerState::Firing => theme.alarm(),
+        TriggerState::Pending | TriggerState::Unknown | TriggerState::Acknowledged => theme.warn(),
         // Not yet sampled (after a resume) is not known to be healthy: never drawn as ok.
-        "disarmed" | "not yet sampled" => theme.dim(),
-        _ => theme.ok(),
+        TriggerState::Disarmed | TriggerState::NotYetSampled => theme.dim(),
+        TriggerState::Ok => theme.ok(),
     }
 }
 
@@ -138,9 +137,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     for (i, t) in app.triggers.iter().enumerate() {
         let state = trigger_text(app, i, now);
         let state_w = state.width();
-        // An id and its state that do not fit one row take two: the id is never cut.
+        // An id and its state that do not fit one row take two: the id is never cut (one
+        // longer than the column is broken after a `-`, where it reads as words).
         if t.id.width() + 1 + state_w > w {
-            lines.push(Line::from(Span::raw(t.id.clone())));
+            for part in id_rows(&t.id, w) {
+                lines.push(Line::from(Span::raw(part)));
+            }
             let pad = w.saturating_sub(state_w);
             lines.push(Line::from(vec![
                 Span::raw(" ".repeat(pad)),
@@ -167,9 +169,38 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     } else {
         " Metrics "
     };
-    let block = Block::bordered().border_set(theme.border()).title(title);
+    let block = Block::bordered()
+        .border_set(theme.border())
+        .border_style(theme.dim())
+        .title(title);
     f.render_widget(block, area);
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// A trigger id in rows of at most `w` columns, broken after a `-` where it can be.
+fn id_rows(id: &str, w: usize) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut rest = id;
+    while rest.width() > w && w > 0 {
+        let cut = rest
+            .char_indices()
+            .take_while(|(i, _)| rest[..*i].width() < w)
+            .filter(|(_, c)| *c == '-')
+            .map(|(i, _)| i + 1)
+            .filter(|&i| rest[..i].width() <= w)
+            .last()
+            .unwrap_or_else(|| {
+                rest.char_indices()
+                    .map(|(i, c)| i + c.len_utf8())
+                    .take_while(|&i| rest[..i].width() <= w)
+                    .last()
+                    .unwrap_or(rest.len())
+            });
+        rows.push(rest[..cut].to_string());
+        rest = &rest[cut..];
+    }
+    rows.push(rest.to_string());
+    rows
 }
 
 /// Metrics the strip has a line for; the rest are counted on the triggers' line (`m` shows all).
@@ -209,14 +240,14 @@ pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: In
         // Each trigger whole, or not at all: those that do not fit are counted, and `m` shows
         // them. A firing one comes first, so that it is never the one left out.
         let mut order: Vec<usize> = (0..app.triggers.len()).collect();
-        order.sort_by_key(|&i| app.triggers[i].state != "firing");
+        order.sort_by_key(|&i| app.triggers[i].state != TriggerState::Firing);
         let items: Vec<Vec<Span>> = order
             .iter()
             .map(|&i| {
                 let t = &app.triggers[i];
                 let state = match app.auto_rollback_at(i) {
                     Some(_) => format!("firing, {}", trigger_text(app, i, now)),
-                    None => t.state.to_string(),
+                    None => t.state.label().to_string(),
                 };
                 vec![
                     Span::raw(format!("{} ", t.id)),
@@ -291,7 +322,20 @@ mod tests {
             window: None,
             kept_window: None,
         };
-        assert_ne!(trigger_style(&view("not yet sampled"), &theme), theme.ok());
-        assert_eq!(trigger_style(&view("ok"), &theme), theme.ok());
+        assert_ne!(
+            trigger_style(&view(TriggerState::NotYetSampled), &theme),
+            theme.ok()
+        );
+        assert_eq!(trigger_style(&view(TriggerState::Ok), &theme), theme.ok());
+    }
+
+    #[test]
+    fn a_long_trigger_id_breaks_after_a_dash() {
+        assert_eq!(
+            id_rows("queue-depth-ratio-above-normal", 28),
+            ["queue-depth-ratio-above-", "normal"]
+        );
+        assert_eq!(id_rows("error-rate", 28), ["error-rate"]);
+        assert_eq!(id_rows("abcdefghij", 4), ["abcd", "efgh", "ij"]);
     }
 }

@@ -204,6 +204,25 @@ fn row_state(app: &App, theme: &Theme, si: usize, now: Instant) -> (&'static str
     }
 }
 
+/// A row's right side in `room` columns: as it is when it fits; otherwise the keys it offers are
+/// named by their key alone (`failed: r · s · R`, the hint line says what each does), so that no
+/// key is cut off.
+fn keys_only(right: &str, room: usize) -> String {
+    if right.width() <= room {
+        return right.to_string();
+    }
+    match right.split_once(": ") {
+        Some((head, keys)) if keys.contains(" · ") => {
+            let keys: Vec<&str> = keys
+                .split(" · ")
+                .filter_map(|k| k.split_whitespace().next())
+                .collect();
+            format!("{head}: {}", keys.join(" · "))
+        }
+        _ => right.to_string(),
+    }
+}
+
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
     let at = app.selected;
     let phase = &app.phases(at.rollback)[at.phase];
@@ -232,7 +251,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     for (si, step) in phase.steps.iter().enumerate().skip(first).take(list_rows) {
         let (glyph, gstyle, right) = row_state(app, theme, si, now);
         let kind = format!("{:<6}", step.kind.name());
-        let right = super::fit(&right, w / 2);
+        let right = super::fit(&keys_only(&right, w / 2), w / 2);
         let title_w = w.saturating_sub(right.chars().count() + 10);
         let title = super::fit(&step.title, title_w);
         let pad = w.saturating_sub(

@@ -1,5 +1,7 @@
-//! The run folder's files and folders: created private (`0700`/`0600`) whatever the umask, or
-//! shared with the state dir's group (`2770`/`0660`); never world-readable (SPEC §10).
+//! The state dir's folders and files (run folders, journals, step logs, status files): created
+//! private (`0700`/`0600`) whatever the umask, or shared with the state dir's group
+//! (`2770`/`0660`); never world-readable (SPEC §10). Below the journal and the step monitor, which
+//! both write them.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -65,7 +67,7 @@ fn folder_of(path: &Path) -> &Path {
 }
 
 /// Creates the state dir (private: `0700`) and its `runs` folder where they are missing.
-pub(super) fn create_state_dirs(state_dir: &Path, runs: &Path) -> std::io::Result<()> {
+pub fn create_state_dirs(state_dir: &Path, runs: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     if !state_dir.is_dir() {
         std::fs::DirBuilder::new()
@@ -81,7 +83,7 @@ pub(super) fn create_state_dirs(state_dir: &Path, runs: &Path) -> std::io::Resul
 
 /// Creates one folder of a run (`runs/`, the run folder, `logs/`): `0700`, or `2770` for the
 /// group when its parent is shared. Fails with `AlreadyExists` when it is there already.
-pub(super) fn create_run_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_run_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     let parent = folder_of(dir);
     let sharing = sharing_of(parent)?;
@@ -92,7 +94,7 @@ pub(super) fn create_run_dir(dir: &Path) -> std::io::Result<()> {
 /// Opens a file of a run folder with `options`, creating it if they say so: a new file is `0600`,
 /// or `0660` for the group when its folder is shared, whatever the umask. An existing file keeps
 /// its permissions.
-pub(super) fn open_private(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
+pub fn open_private(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let parent = folder_of(path);
     // Never readable by others, not even for the moment before the permissions are set.

@@ -247,9 +247,65 @@ impl PartialEq for Asked {
     }
 }
 
+/// Where a process is: this host, its controlling terminal (from `/proc/PID/stat`, readable by
+/// everyone) and its `SSH_CONNECTION` (from `/proc/PID/environ`, readable only by its own user
+/// and root: left out otherwise).
+pub fn origin(pid: Option<u32>) -> Origin {
+    let mut o = Origin {
+        host: crate::identity::host(),
+        pid,
+        ..Default::default()
+    };
+    let Some(pid) = pid else { return o };
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        && let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..])
+        && let Some(tty_nr) = rest.split_whitespace().nth(4).and_then(|f| f.parse::<u32>().ok())
+    {
+        o.tty = tty_name(tty_nr);
+    }
+    if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+        o.ssh = env
+            .split(|&b| b == 0)
+            .find_map(|kv| kv.strip_prefix(b"SSH_CONNECTION="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| !v.is_empty());
+    }
+    o
+}
+
+/// A terminal's name from its device number (`tty_nr` in `/proc/PID/stat`); `None` for none.
+fn tty_name(tty_nr: u32) -> Option<String> {
+    if tty_nr == 0 {
+        return None;
+    }
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    Some(match major {
+        136..=143 => format!("pts/{}", (major - 136) * 256 + minor),
+        4 if minor < 64 => format!("tty{minor}"),
+        4 => format!("ttyS{}", minor - 64),
+        _ => format!("tty {major}:{minor}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminals_are_named_from_their_device_numbers() {
+        assert_eq!(tty_name(0), None);
+        assert_eq!(tty_name((136 << 8) | 3).as_deref(), Some("pts/3"));
+        assert_eq!(tty_name((137 << 8) | 1).as_deref(), Some("pts/257"));
+        assert_eq!(tty_name((4 << 8) | 2).as_deref(), Some("tty2"));
+    }
+
+    #[test]
+    fn this_process_has_an_origin() {
+        let o = origin(Some(std::process::id()));
+        assert_eq!(o.pid, Some(std::process::id()));
+        assert!(!o.host.is_empty());
+    }
 
     #[test]
     fn requests_are_tagged_by_op() {

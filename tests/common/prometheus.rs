@@ -3,7 +3,6 @@
 //!
 //! Everything listens on 127.0.0.1 only. Prometheus is Debian's `prometheus` package (installed
 //! by `.ci/run`); when it is missing the tests fail and say so, they never skip.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,25 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// A port nobody listens on right now (bound on :0, then released).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-/// Waits until `cond` holds, checking every 20 ms; false when `limit` passed first.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use super::{events, free_port, runbook_bin, wait_for};
 
 // ── The exporter ────────────────────────────────────────────────────────────────────────────────
 
@@ -447,7 +428,7 @@ impl Run {
         std::fs::create_dir_all(state).expect("state dir");
         let out = state.with_extension("stdout");
         let err = state.with_extension("stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        let child = Command::new(runbook_bin())
             .arg("run")
             .arg(file)
             .arg("--headless")
@@ -585,11 +566,6 @@ impl Finished {
     pub fn has(&self, name: &str) -> bool {
         !self.events(name).is_empty()
     }
-}
-
-/// Events of one kind, in order.
-pub fn events<'a>(j: &'a [Value], name: &str) -> Vec<&'a Value> {
-    j.iter().filter(|e| e["event"] == name).collect()
 }
 
 /// The journal, one line per event, for messages.

@@ -1,0 +1,767 @@
+//! Building a `Report` from a journal's records, in one pass, with nothing but the records: titles,
+//! kinds and units come from the plan snapshot of `run_started` (the latest session's first, so
+//! that a step added by a resumed session has its title too), ids where there is none.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+use super::{
+    FileChange, LastEvent, MetricSummary, NoteRow, OutcomeInfo, PhaseRow, Rehearsal, Report, RollbackInfo,
+    Session, StepRow, TimelineRow, TriggerRow,
+};
+use crate::journal::snapshot::{self, PlanSnapshot};
+use crate::journal::{Event, Record, StepStatus};
+
+/// One metric's samples while the journal is read.
+#[derive(Default)]
+struct MetricAcc {
+    values: Vec<f64>,
+    samples: usize,
+    no_data: usize,
+    last: Option<f64>,
+    last_ts: Option<String>,
+    last_error: Option<String>,
+}
+
+/// The plan snapshots of the journal's sessions, newest first when looked up.
+#[derive(Default)]
+struct Plans(Vec<PlanSnapshot>);
+
+impl Plans {
+    fn step_title(&self, rollback: bool, phase: &str, step: &str) -> Option<(String, String, String)> {
+        self.0.iter().rev().find_map(|p| {
+            let ph = p.phase(rollback, phase)?;
+            let s = ph.steps.iter().find(|s| s.id == step)?;
+            Some((ph.title.clone(), s.title.clone(), s.kind.clone()))
+        })
+    }
+
+    fn phase_title(&self, rollback: bool, phase: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find_map(|p| p.phase(rollback, phase).map(|ph| ph.title.clone()))
+    }
+
+    fn trigger_title(&self, id: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find_map(|p| p.trigger(id).map(|t| t.title.clone()))
+    }
+
+    fn trigger_unit(&self, id: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find_map(|p| p.trigger_unit(id).map(|u| u.as_str().to_string()))
+    }
+
+    fn metric(&self, id: &str) -> Option<(String, String)> {
+        self.0
+            .iter()
+            .rev()
+            .find_map(|p| p.metric(id).map(|m| (m.title.clone(), m.unit.clone())))
+    }
+
+    /// Phase ids in plan order (forward or rollback), as the latest snapshot has them.
+    fn phase_order(&self, rollback: bool) -> Vec<String> {
+        self.0
+            .last()
+            .map(|p| p.phases_of(rollback).iter().map(|ph| ph.id.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A phase by (rollback, id), with its first `step_started` and last `step_finished`.
+type PhaseTime = ((bool, String), Option<String>, Option<String>);
+
+/// Builds the report from a journal's records, in one pass.
+pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report {
+    let mut r = Report {
+        journal: journal.to_string(),
+        ..Default::default()
+    };
+    if let Some(t) = torn {
+        r.warnings.push(format!(
+            "the journal's last line is incomplete (a crash mid-write?) and was left out, \
+             so this report may miss the run's last event ({t})"
+        ));
+    }
+    let mut plans = Plans::default();
+    let mut rows: Vec<(bool, StepRow)> = Vec::new();
+    let mut index: HashMap<(String, String, bool), usize> = HashMap::new();
+    let mut metrics: HashMap<String, MetricAcc> = HashMap::new();
+    // The values last sampled, for the timeline.
+    let mut latest: BTreeMap<String, Option<f64>> = BTreeMap::new();
+    let mut rollback: Option<RollbackInfo> = None;
+    // Phases by (rollback, id): first start, last end.
+    let mut phase_times: Vec<PhaseTime> = Vec::new();
+    // The run_finished that followed the latest run_started, if any.
+    let mut finished: Option<(String, String, i32, Option<String>)> = None;
+
+    for rec in records {
+        let ts = &rec.ts;
+        let at = |what: &str, event: &str, latest: &BTreeMap<String, Option<f64>>| TimelineRow {
+            ts: ts.clone(),
+            event: event.to_string(),
+            what: what.to_string(),
+            subject: None,
+            title: None,
+            value: None,
+            unit: None,
+            by: None,
+            detail: None,
+            metrics: latest.clone(),
+        };
+        match &rec.event {
+            Event::RunStarted {
+                runbook,
+                title,
+                file,
+                sha256,
+                operator,
+                host,
+                mode,
+                vars,
+                pid,
+                plan,
+            } => {
+                if r.sessions.is_empty() {
+                    r.runbook.id = Some(runbook.clone());
+                    r.runbook.title = Some(title.clone());
+                    r.runbook.file = Some(file.clone());
+                    r.runbook.sha256 = Some(sha256.clone());
+                    r.runbook.mode = Some(mode.clone());
+                    r.runbook.vars = vars.clone();
+                    r.start = Some(ts.clone());
+                } else if r.runbook.sha256.as_deref() != Some(sha256.as_str()) {
+                    let differences = match (plans.0.first(), plan) {
+                        (Some(old), Some(new)) => snapshot::differences(old, new),
+                        _ => Vec::new(),
+                    };
+                    r.runbook.changed.push(FileChange {
+                        session: r.sessions.len() + 1,
+                        ts: ts.clone(),
+                        file: file.clone(),
+                        sha256: sha256.clone(),
+                        differences,
+                    });
+                }
+                if let Some(p) = plan {
+                    plans.0.push((**p).clone());
+                }
+                person(&mut r, operator);
+                if !r.hosts.contains(host) {
+                    r.hosts.push(host.clone());
+                }
+                r.sessions.push(Session {
+                    start: ts.clone(),
+                    mode: mode.clone(),
+                    operator: operator.clone(),
+                    host: host.clone(),
+                    pid: *pid,
+                    end: None,
+                    outcome: None,
+                    exit_code: None,
+                    reason: None,
+                });
+                finished = None;
+            }
+            Event::StepStarted {
+                phase,
+                step,
+                attempt,
+                rollback: rb,
+            } => {
+                phase_time(&mut phase_times, *rb, phase, ts, false);
+                let row = row_for(&mut rows, &mut index, phase, step, *rb);
+                if row.start.is_none() {
+                    row.start = Some(ts.clone());
+                }
+                row.attempts = row.attempts.max(*attempt);
+                // In flight: stays so unless a step_finished follows.
+                row.status = "unfinished".into();
+                if *attempt > 1 {
+                    let mut t = at("retried", "step_started", &latest);
+                    t.subject = Some(format!("{phase}/{step}"));
+                    t.title = plans.step_title(*rb, phase, step).map(|(_, title, _)| title);
+                    t.detail = Some(format!("attempt {attempt}"));
+                    r.timeline.push(t);
+                }
+            }
+            Event::StepFinished(f) => {
+                if let Some(by) = &f.by {
+                    person(&mut r, by);
+                }
+                if f.attempt > 0 {
+                    phase_time(&mut phase_times, f.rollback, &f.phase, ts, true);
+                }
+                let decision = match f.status {
+                    StepStatus::Confirmed => Some("confirmed"),
+                    StepStatus::Skipped => Some("skipped"),
+                    StepStatus::Succeeded if f.reason.is_some() => Some("marked done"),
+                    StepStatus::Failed => Some("failed"),
+                    StepStatus::TimedOut => Some("timed out"),
+                    _ => None,
+                };
+                if let Some(what) = decision {
+                    let mut t = at(what, "step_finished", &latest);
+                    t.subject = Some(format!("{}/{}", f.phase, f.step));
+                    t.title = plans
+                        .step_title(f.rollback, &f.phase, &f.step)
+                        .map(|(_, title, _)| title);
+                    t.by.clone_from(&f.by);
+                    t.detail = f
+                        .reason
+                        .clone()
+                        .or_else(|| f.error.clone())
+                        .or_else(|| f.exit_code.map(|c| format!("exit {c}")));
+                    if let Some(m) = f.metrics.as_ref().filter(|m| !m.is_empty()) {
+                        t.metrics.clone_from(m);
+                    }
+                    r.timeline.push(t);
+                }
+                let row = row_for(&mut rows, &mut index, &f.phase, &f.step, f.rollback);
+                row.status = f.status.as_str().to_string();
+                row.attempts = row.attempts.max(f.attempt);
+                row.duration_ms += f.duration_ms;
+                if f.by.is_some() {
+                    row.by.clone_from(&f.by);
+                }
+                if f.reason.is_some() {
+                    row.reason.clone_from(&f.reason);
+                }
+                if f.exit_code.is_some() {
+                    row.exit_code = f.exit_code;
+                }
+                if f.http_status.is_some() {
+                    row.http_status = f.http_status;
+                }
+                if f.log.is_some() {
+                    row.log.clone_from(&f.log);
+                }
+                if f.metrics.as_ref().is_some_and(|m| !m.is_empty()) {
+                    row.metrics.clone_from(&f.metrics);
+                }
+                row.error.clone_from(&f.error);
+                row.history.push(super::AttemptRow {
+                    ts: ts.clone(),
+                    attempt: f.attempt,
+                    status: f.status.as_str().to_string(),
+                    duration_ms: f.duration_ms,
+                    exit_code: f.exit_code,
+                    http_status: f.http_status,
+                    error: f.error.clone(),
+                    log: f.log.clone(),
+                    log_tail: Vec::new(),
+                });
+            }
+            Event::WriteFailed { file, error } => r.notes.push(NoteRow {
+                ts: ts.clone(),
+                operator: "runbook".into(),
+                text: format!("could not write {file}: {error}"),
+            }),
+            Event::Approval { operator, .. } | Event::Handover { to: operator, .. } => {
+                person(&mut r, operator);
+                r.notes.push(NoteRow {
+                    ts: ts.clone(),
+                    operator: operator.clone(),
+                    text: crate::journal::team::describe(&rec.event).unwrap_or_default(),
+                });
+            }
+            Event::Note { text, operator } => {
+                person(&mut r, operator);
+                r.notes.push(NoteRow {
+                    ts: ts.clone(),
+                    operator: operator.clone(),
+                    text: text.clone(),
+                });
+            }
+            Event::MetricsSampled { values, errors } => {
+                for (id, v) in values {
+                    latest.insert(id.clone(), v.filter(|x| x.is_finite()));
+                    let acc = match metrics.get_mut(id) {
+                        Some(a) => a,
+                        None => metrics.entry(id.clone()).or_default(),
+                    };
+                    acc.samples += 1;
+                    match v {
+                        Some(x) if x.is_finite() => {
+                            acc.values.push(*x);
+                            acc.last = Some(*x);
+                            acc.last_ts = Some(ts.clone());
+                        }
+                        _ => acc.no_data += 1,
+                    }
+                }
+                for (id, e) in errors {
+                    let acc = match metrics.get_mut(id) {
+                        Some(a) => a,
+                        None => metrics.entry(id.clone()).or_default(),
+                    };
+                    if !values.contains_key(id) {
+                        acc.samples += 1;
+                        acc.no_data += 1;
+                        latest.insert(id.clone(), None);
+                    }
+                    acc.last_error = Some(e.clone());
+                }
+            }
+            Event::TriggerPending { trigger, value } => trigger_event(
+                &mut r,
+                &plans,
+                &latest,
+                ts,
+                "trigger_pending",
+                Some(trigger),
+                *value,
+                |_| {},
+            ),
+            Event::TriggerFired {
+                trigger,
+                value,
+                reason,
+            } => trigger_event(
+                &mut r,
+                &plans,
+                &latest,
+                ts,
+                "trigger_fired",
+                Some(trigger),
+                *value,
+                |t| t.reason.clone_from(reason),
+            ),
+            Event::TriggerCleared { trigger, value } => trigger_event(
+                &mut r,
+                &plans,
+                &latest,
+                ts,
+                "trigger_cleared",
+                Some(trigger),
+                *value,
+                |_| {},
+            ),
+            Event::TriggerAcknowledged {
+                trigger,
+                value,
+                operator,
+            } => {
+                if let Some(o) = operator {
+                    person(&mut r, o);
+                }
+                trigger_event(
+                    &mut r,
+                    &plans,
+                    &latest,
+                    ts,
+                    "trigger_acknowledged",
+                    Some(trigger),
+                    *value,
+                    |t| t.operator.clone_from(operator),
+                );
+            }
+            Event::TriggerUnknown { trigger, error } => {
+                trigger_event(
+                    &mut r,
+                    &plans,
+                    &latest,
+                    ts,
+                    "trigger_unknown",
+                    Some(trigger),
+                    None,
+                    |t| t.error = Some(error.clone()),
+                );
+            }
+            Event::FaultInjected { by } => {
+                trigger_event(&mut r, &plans, &latest, ts, "fault_injected", None, None, |t| {
+                    t.by = Some(by.clone())
+                });
+            }
+            Event::RollbackStarted {
+                reason,
+                operator,
+                note,
+            } => {
+                if let Some(o) = operator {
+                    person(&mut r, o);
+                }
+                let rb = rollback.get_or_insert_with(Default::default);
+                if rb.start.is_none() {
+                    rb.start = Some(ts.clone());
+                    rb.reason = Some(reason.clone());
+                    rb.reason_text = Some(reason_text(reason, &plans));
+                    rb.operator.clone_from(operator);
+                    rb.note.clone_from(note);
+                }
+                let mut t = at("rollback started", "rollback_started", &latest);
+                t.by.clone_from(operator);
+                t.detail = Some(match note {
+                    Some(n) => format!("{}: {n}", reason_text(reason, &plans)),
+                    None => reason_text(reason, &plans),
+                });
+                r.timeline.push(t);
+            }
+            Event::RollbackFinished { status } => {
+                let rb = rollback.get_or_insert_with(Default::default);
+                rb.end = Some(ts.clone());
+                rb.status = Some(status.to_string());
+                r.timeline
+                    .push(at(&format!("rollback {status}"), "rollback_finished", &latest));
+            }
+            Event::RehearsalFigures {
+                fired_to_decision_ms,
+                rollback_ms,
+            } => {
+                r.rehearsal = Some(Rehearsal {
+                    fired_to_decision_ms: *fired_to_decision_ms,
+                    rollback_ms: *rollback_ms,
+                });
+            }
+            Event::RunFinished {
+                outcome,
+                exit_code,
+                reason,
+            } => {
+                if let Some(s) = r.sessions.last_mut().filter(|s| s.end.is_none()) {
+                    s.end = Some(ts.clone());
+                    s.outcome = Some(outcome.as_str().to_string());
+                    s.exit_code = Some(*exit_code);
+                    s.reason.clone_from(reason);
+                }
+                let mut t = at(&format!("run {}", outcome.words()), "run_finished", &latest);
+                t.detail.clone_from(reason);
+                r.timeline.push(t);
+                finished = Some((
+                    ts.clone(),
+                    outcome.as_str().to_string(),
+                    *exit_code,
+                    reason.clone(),
+                ));
+            }
+        }
+    }
+
+    if r.start.is_none() {
+        r.start = records.first().map(|f| f.ts.clone());
+    }
+    match (finished, records.last()) {
+        (Some((ts, outcome, exit_code, reason)), _) => {
+            r.end = Some(ts);
+            r.outcome = OutcomeInfo {
+                finished: true,
+                outcome: Some(outcome),
+                exit_code: Some(exit_code),
+                reason,
+                last_event: None,
+            };
+        }
+        (None, None) => {}
+        (None, Some(last)) => {
+            r.end = Some(last.ts.clone());
+            r.outcome = OutcomeInfo {
+                finished: false,
+                outcome: Some("unfinished".into()),
+                last_event: Some(LastEvent {
+                    ts: last.ts.clone(),
+                    event: event_name(&last.event),
+                    summary: summarize(&last.event),
+                }),
+                ..Default::default()
+            };
+        }
+    }
+    r.duration_ms = span_ms(r.start.as_deref(), r.end.as_deref());
+    for (rb, row) in &mut rows {
+        if row.status.is_empty() {
+            row.status = "unfinished".into();
+        }
+        if let Some((phase_title, title, kind)) = plans.step_title(*rb, &row.phase, &row.step) {
+            row.phase_title = Some(phase_title);
+            row.title = Some(title);
+            row.kind = Some(kind);
+        }
+    }
+    r.phases = phases(&phase_times, &rows, &plans);
+    for (rb, row) in rows {
+        let never_started = row.start.is_none() && row.attempts == 0 && row.status == "cancelled";
+        if rb {
+            let info = rollback.get_or_insert_with(Default::default);
+            if never_started {
+                info.cancelled_before_start
+                    .push(format!("{}/{}", row.phase, row.step));
+            } else {
+                info.steps.push(row);
+            }
+        } else if never_started {
+            r.cancelled_before_start
+                .push(format!("{}/{}", row.phase, row.step));
+        } else {
+            r.steps.push(row);
+        }
+    }
+    if let Some(rb) = &mut rollback {
+        rb.duration_ms = span_ms(rb.start.as_deref(), rb.end.as_deref());
+        rb.title = plans.0.iter().rev().find_map(|p| p.rollback_title.clone());
+    }
+    r.rollback = rollback;
+
+    for (id, mut acc) in metrics {
+        acc.values.sort_unstable_by(f64::total_cmp);
+        let v = &acc.values;
+        let median = match v.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(v[n / 2]),
+            n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        };
+        let (title, unit) = plans.metric(&id).unzip();
+        r.metrics.insert(
+            id,
+            MetricSummary {
+                title,
+                unit,
+                samples: acc.samples,
+                no_data: acc.no_data,
+                min: v.first().copied(),
+                median,
+                max: v.last().copied(),
+                last: acc.last,
+                last_ts: acc.last_ts,
+                last_error: acc.last_error,
+            },
+        );
+    }
+
+    for c in &r.runbook.changed {
+        let mut w = format!(
+            "session {} ran another version of the runbook file ({}, sha256 {}) than the first session (sha256 {})",
+            c.session,
+            c.file,
+            c.sha256,
+            r.runbook.sha256.as_deref().unwrap_or("?")
+        );
+        if !c.differences.is_empty() {
+            w.push_str(": ");
+            w.push_str(&c.differences.join("; "));
+        }
+        r.warnings.push(w);
+    }
+    if r.sessions.is_empty() {
+        r.warnings
+            .push("the journal has no run_started event: the runbook and operator are unknown".into());
+    }
+    r
+}
+
+/// A trigger event: into the trigger list and the timeline, with its title and unit.
+#[allow(clippy::too_many_arguments)]
+fn trigger_event(
+    r: &mut Report,
+    plans: &Plans,
+    latest: &BTreeMap<String, Option<f64>>,
+    ts: &str,
+    event: &str,
+    trigger: Option<&String>,
+    value: Option<f64>,
+    details: impl FnOnce(&mut TriggerRow),
+) {
+    let mut t = TriggerRow {
+        ts: ts.to_string(),
+        event: event.to_string(),
+        trigger: trigger.cloned(),
+        title: trigger.and_then(|id| plans.trigger_title(id)),
+        value,
+        unit: trigger.and_then(|id| plans.trigger_unit(id)),
+        reason: None,
+        operator: None,
+        error: None,
+        by: None,
+    };
+    details(&mut t);
+    let what = event.strip_prefix("trigger_").unwrap_or(event).replace('_', " ");
+    r.timeline.push(TimelineRow {
+        ts: t.ts.clone(),
+        event: t.event.clone(),
+        what,
+        subject: t.trigger.clone(),
+        title: t.title.clone(),
+        value: t.value,
+        unit: t.unit.clone(),
+        by: t.operator.clone().or_else(|| t.by.clone()),
+        detail: t.reason.clone().or_else(|| t.error.clone()),
+        metrics: latest.clone(),
+    });
+    r.triggers.push(t);
+}
+
+/// Why the rollback started, in words: "the operator's call", "trigger error-rate (Error rate
+/// above 1%) fired", "step deploy/canary failed (on_failure = \"rollback\")".
+fn reason_text(reason: &str, plans: &Plans) -> String {
+    if reason == "operator" {
+        return "the operator's call".into();
+    }
+    if let Some(id) = reason.strip_prefix("trigger:") {
+        return match plans.trigger_title(id) {
+            Some(t) => format!("trigger {id} ({t}) fired"),
+            None => format!("trigger {id} fired"),
+        };
+    }
+    if let Some(name) = reason.strip_prefix("step:") {
+        let title = name
+            .split_once('/')
+            .and_then(|(p, s)| plans.step_title(false, p, s))
+            .map(|(_, t, _)| format!(" ({t})"))
+            .unwrap_or_default();
+        return format!("step {name}{title} failed");
+    }
+    reason.to_string()
+}
+
+fn phase_time(times: &mut Vec<PhaseTime>, rollback: bool, phase: &str, ts: &str, end: bool) {
+    let i = match times.iter().position(|(k, _, _)| k.0 == rollback && k.1 == phase) {
+        Some(i) => i,
+        None => {
+            times.push(((rollback, phase.to_string()), None, None));
+            times.len() - 1
+        }
+    };
+    let entry = &mut times[i];
+    if end {
+        entry.2 = Some(ts.to_string());
+    } else if entry.1.is_none() {
+        entry.1 = Some(ts.to_string());
+    }
+}
+
+/// The phases that started, forward ones first, each in plan order when the plan is known.
+fn phases(times: &[PhaseTime], rows: &[(bool, StepRow)], plans: &Plans) -> Vec<PhaseRow> {
+    let mut out = Vec::new();
+    for rollback in [false, true] {
+        let order = plans.phase_order(rollback);
+        let mut these: Vec<&PhaseTime> = times
+            .iter()
+            .filter(|(k, start, _)| k.0 == rollback && start.is_some())
+            .collect();
+        these.sort_by_key(|(k, _, _)| order.iter().position(|id| *id == k.1).unwrap_or(usize::MAX));
+        for ((_, id), start, end) in these {
+            let steps: Vec<&StepRow> = rows
+                .iter()
+                .filter(|(rb, row)| *rb == rollback && &row.phase == id && row.start.is_some())
+                .map(|(_, row)| row)
+                .collect();
+            let status = if steps.iter().any(|s| s.status == "unfinished") {
+                "unfinished"
+            } else if steps
+                .iter()
+                .any(|s| matches!(s.status.as_str(), "failed" | "timed_out"))
+            {
+                "failed"
+            } else if steps
+                .iter()
+                .any(|s| matches!(s.status.as_str(), "cancelled" | "interrupted"))
+            {
+                "cancelled"
+            } else {
+                "succeeded"
+            };
+            out.push(PhaseRow {
+                id: id.clone(),
+                title: plans.phase_title(rollback, id),
+                rollback,
+                start: start.clone(),
+                end: end.clone(),
+                duration_ms: span_ms(start.as_deref(), end.as_deref()),
+                status: status.into(),
+                steps: steps.len(),
+            });
+        }
+    }
+    out
+}
+
+/// Adds someone to the operators, once ("auto" is not someone).
+fn person(r: &mut Report, name: &str) {
+    if name != "auto" && !name.is_empty() && !r.operators.iter().any(|o| o == name) {
+        r.operators.push(name.to_string());
+    }
+}
+
+fn row_for<'a>(
+    rows: &'a mut Vec<(bool, StepRow)>,
+    index: &mut HashMap<(String, String, bool), usize>,
+    phase: &str,
+    step: &str,
+    rollback: bool,
+) -> &'a mut StepRow {
+    let key = (phase.to_string(), step.to_string(), rollback);
+    let i = *index.entry(key).or_insert_with(|| {
+        rows.push((
+            rollback,
+            StepRow {
+                phase: phase.to_string(),
+                step: step.to_string(),
+                ..Default::default()
+            },
+        ));
+        rows.len() - 1
+    });
+    &mut rows[i].1
+}
+
+fn event_name(e: &Event) -> String {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| v.get("event").and_then(|n| n.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// One line about an event, for "where did the run stop".
+fn summarize(e: &Event) -> String {
+    match e {
+        Event::RunStarted {
+            mode, operator, host, ..
+        } => format!("{mode} started by {operator}@{host}"),
+        Event::StepStarted {
+            phase,
+            step,
+            attempt,
+            rollback,
+        } => format!(
+            "{}{phase}/{step} started (attempt {attempt})",
+            if *rollback { "rollback step " } else { "" }
+        ),
+        Event::StepFinished(f) => format!(
+            "{}{}/{} {} (attempt {})",
+            if f.rollback { "rollback step " } else { "" },
+            f.phase,
+            f.step,
+            f.status.as_str(),
+            f.attempt
+        ),
+        Event::Note { operator, .. } => format!("note by {operator}"),
+        Event::WriteFailed { file, .. } => format!("{file} could not be written"),
+        Event::MetricsSampled { .. } => "metrics sampled".into(),
+        Event::TriggerPending { trigger, .. } => format!("trigger {trigger} pending"),
+        Event::TriggerFired { trigger, .. } => format!("trigger {trigger} fired"),
+        Event::TriggerCleared { trigger, .. } => format!("trigger {trigger} cleared"),
+        Event::TriggerAcknowledged { trigger, .. } => format!("trigger {trigger} acknowledged"),
+        Event::TriggerUnknown { trigger, .. } => format!("trigger {trigger} unknown"),
+        Event::FaultInjected { by } => format!("fault injected by {by}"),
+        Event::RollbackStarted { reason, .. } => format!("rollback started ({reason})"),
+        Event::RollbackFinished { status } => format!("rollback {status}"),
+        Event::RehearsalFigures { .. } => "rehearsal figures".into(),
+        Event::RunFinished { outcome, .. } => format!("run {}", outcome.as_str()),
+        Event::Approval { .. } | Event::Handover { .. } => {
+            crate::journal::team::describe(e).unwrap_or_default()
+        }
+    }
+}
+
+fn parse_ts(ts: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(ts).ok()
+}
+
+pub(super) fn span_ms(from: Option<&str>, to: Option<&str>) -> Option<u64> {
+    let (a, b) = (parse_ts(from?)?, parse_ts(to?)?);
+    Some(b.duration_since(a).unwrap_or(Duration::ZERO).as_millis() as u64)
+}

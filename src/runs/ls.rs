@@ -109,7 +109,7 @@ pub fn text(runs: &[RunSummary], width: Option<usize>) -> String {
         s.trim_end().to_string()
     };
     let fit = |s: String| match width {
-        Some(w) => fit(&s, w),
+        Some(w) => crate::text::fit(&s, w),
         None => s,
     };
     let mut out = String::new();
@@ -138,22 +138,3 @@ pub fn text(runs: &[RunSummary], width: Option<usize>) -> String {
     out
 }
 
-/// Cuts a line to a display width, with an ellipsis where it was cut.
-fn fit(text: &str, width: usize) -> String {
-    use unicode_width::UnicodeWidthChar;
-    if text.width() <= width {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut w = 0;
-    for c in text.chars() {
-        let cw = c.width().unwrap_or(0);
-        if w + cw + 1 > width {
-            break;
-        }
-        out.push(c);
-        w += cw;
-    }
-    out.push('…');
-    out
-}

@@ -55,7 +55,10 @@ fn rollback_at(phase: usize, step: usize) -> StepRef {
 
 fn fixture() -> Arc<Runbook> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tui/checkout.toml");
-    Arc::new(runbook::runbook::load(&path, &[]).expect("the UI fixture runbook loads"))
+    let mut rb = runbook::runbook::load(&path, &[]).expect("the UI fixture runbook loads");
+    // As an operator gives it (relative): the screen is the same wherever the repository is.
+    rb.file = "tests/fixtures/tui/checkout.toml".into();
+    Arc::new(rb)
 }
 
 /// A fresh screen for the fixture, with simulated metrics (no `[metrics] url`).
@@ -2350,4 +2353,20 @@ fn line_of<'a>(screen: &'a str, text: &str) -> &'a str {
         .lines()
         .find(|l| l.contains(text))
         .unwrap_or_else(|| panic!("{text:?} not on screen:\n{screen}"))
+}
+
+/// A log title too long for the pane cuts the step's name, never where the log stands.
+#[test]
+fn a_long_step_name_gives_way_in_the_log_title() {
+    let mut rb = (*fixture()).clone();
+    rb.phases[CANARY].id = "canary-deployment-of-the-checkout-service".into();
+    rb.phases[CANARY].steps[0].id = "deploy-the-release-to-ten-percent-of-instances".into();
+    let mut app = state_long_log();
+    app.rb = Arc::new(rb);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::PageUp);
+    let s = narrow(&mut app);
+    let title = line_of(&s, "Log: canary-deployment");
+    assert!(title.contains("(End: follow)"), "{title}");
+    assert!(title.contains('…'), "the name is cut: {title}");
 }

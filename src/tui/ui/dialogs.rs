@@ -170,6 +170,7 @@ fn help_lines(app: &App, theme: &Theme, width: u16) -> Vec<Line<'static>> {
     let tail = [
         "In a question: y answers yes, n or Esc no. In a text box: Enter saves, Esc cancels, Ctrl-U clears."
             .to_string(),
+        format!("Runbook: {} ({})", app.rb.title, app.rb.file.display()),
         format!("This run's folder (journal, logs): {}", app.run_dir),
         "↑ ↓ PgUp PgDn scroll this help; any other key closes it".to_string(),
     ];

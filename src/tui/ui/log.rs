@@ -475,7 +475,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: std::tim
     } else {
         String::new()
     };
-    let title = format!(" Log: {}{attempts}{search} — {where_}{side} ", app.name(at));
+    // When the title is too long, the step's name gives way first: where the log stands
+    // (following, scrolled up, a match count) is what the operator reads it for.
+    let rest = format!("{attempts}{search} — {where_}{side} ");
+    let room = (area.width.saturating_sub(2) as usize).saturating_sub(rest.width() + 6);
+    let title = format!(" Log: {}{rest}", super::fit(&app.name(at), room.max(8)));
     let focus = if app.focus == Focus::Log || app.zoom == Some(Pane::Log) {
         theme.accent()
     } else {

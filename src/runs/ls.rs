@@ -137,4 +137,3 @@ pub fn text(runs: &[RunSummary], width: Option<usize>) -> String {
     }
     out
 }
-

@@ -14,7 +14,8 @@
 //! their requests become engine commands like the front end's, so the driver alone writes the
 //! journal. A watcher (`runbook attach`, `runbook ls`: `runs`, `tui::attach`) only reads the run
 //! folder — the journal and the running step's log as they grow — and sends its notes and
-//! approvals through that socket.
+//! approvals through that socket. Each event, once journaled, is offered to `notify`, which
+//! delivers the `[[notify]]` targets in the background.
 //!
 //! ## Layers
 //!
@@ -28,6 +29,7 @@
 //! session | runs                           starting an execution, signals; the runs of a state dir as a watcher sees them
 //! team                                     the control socket's server and client, deploy locks, approve, takeover
 //! engine                                   the run: steps, waits, triggers, rollback
+//! notify                                   delivering notifications in the background
 //! metrics | journal                        metric sources and triggers; the journal, resume, report
 //! secrets                                  reading `[secrets]`
 //! runbook                                  the format: model, parse, validate, plan, import
@@ -84,6 +86,7 @@ pub mod identity;
 pub mod journal;
 pub mod mask;
 pub mod metrics;
+pub mod notify;
 pub mod process;
 pub mod runbook;
 pub mod runs;

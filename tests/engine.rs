@@ -1934,12 +1934,13 @@ title = "P"
 [[phase.step]]
 id = "migrate"
 title = "Migrate the schema"
-run = "echo x >> m.cnt; [ -f quick ] || sleep 10"
+run = "echo x >> m.cnt; echo counted; [ -f quick ] || sleep 10"
 irreversible = true
 "#,
     );
     let migrate = at(0, 0);
-    // At the controls, confirmed by name, then interrupted by a signal while it runs.
+    // At the controls, confirmed by name, then interrupted by a signal while it runs (once its
+    // output shows it has counted: an interrupt at its start could end it before that).
     let mut req = request(&rb, &fx.state(), &[], false);
     req.ask_irreversible = true;
     let d = drive(req, move |u| match u {
@@ -1947,7 +1948,7 @@ irreversible = true
             by: None,
             step: Some(migrate),
         }],
-        u if is_started(u, "p/migrate") => vec![Command::Interrupt],
+        Update::Output { step, .. } if *step == migrate => vec![Command::Interrupt],
         _ => vec![],
     })
     .await;

@@ -151,6 +151,20 @@ pub enum Wait {
     Approval(crate::control::ApprovalWaiting),
 }
 
+impl Wait {
+    /// Why the run waits, in a few words (the `waiting` notification's `why`).
+    pub fn words(&self) -> &'static str {
+        match self {
+            Wait::GoAhead { irreversible: false } => "go-ahead",
+            Wait::GoAhead { irreversible: true } => "go-ahead for an irreversible step",
+            Wait::Failed { .. } => "failed step",
+            Wait::Trigger { .. } => "firing trigger",
+            Wait::Interrupted => "interrupted step",
+            Wait::Approval(_) => "approvals",
+        }
+    }
+}
+
 /// What the engine tells a front end.
 #[derive(Debug)]
 pub enum Update {
@@ -245,6 +259,9 @@ struct Recorder {
     updates: mpsc::Sender<Update>,
     /// Forward steps that have a `step_finished`, by (phase, step).
     finished: std::collections::HashSet<(String, String)>,
+    /// `[[notify]]`: offered every event once it is journaled, and told of waits for an operator.
+    notify: crate::notify::Notifier,
+    rb: Arc<Runbook>,
 }
 
 impl Recorder {
@@ -260,11 +277,17 @@ impl Recorder {
                 self.journal.run_dir().display()
             ))
         })?;
+        self.notify.offer(&record);
         let _ = self.updates.send(Update::Event(record)).await;
         Ok(())
     }
 
     async fn tell(&self, update: Update) {
+        if let Update::Waiting { step, why } = &update {
+            let phase = &self.rb.phases_of(step.rollback)[step.phase];
+            self.notify
+                .waiting(&phase.id, &phase.steps[step.step].id, why.words());
+        }
         let _ = self.updates.send(update).await;
     }
 }
@@ -301,6 +324,45 @@ pub struct Engine {
     team: team::Team,
     /// The operator called for the rollback (and why, when they said): for `rollback_started`.
     rollback_call: Option<Option<String>>,
+}
+
+/// Starts the notifier of a run: what it journals reaches the front end as any event does.
+fn start_notify(
+    rb: &Arc<Runbook>,
+    opts: &EngineOptions,
+    journal: &Journal,
+    secrets: &Secrets,
+    redactor: &Redactor,
+    updates: &mpsc::Sender<Update>,
+) -> crate::notify::Notifier {
+    if rb.notify.is_empty() {
+        return crate::notify::Notifier::none();
+    }
+    let (shown, mut records) = mpsc::channel(UPDATE_QUEUE);
+    let updates = updates.clone();
+    tokio::spawn(async move {
+        while let Some(r) = records.recv().await {
+            if updates.send(Update::Event(r)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let run = crate::notify::run_info(
+        rb,
+        journal.run_dir(),
+        &opts.operator,
+        &opts.host,
+        opts.mode.as_str(),
+        opts.rehearsal.is_some(),
+    );
+    crate::notify::Notifier::start(crate::notify::Setup {
+        runbook: rb.clone(),
+        run,
+        secrets: secrets.clone(),
+        redactor: redactor.clone(),
+        journal: journal.appender(),
+        shown,
+    })
 }
 
 /// A check trigger's result: its index, and whether it passed (or why not).
@@ -340,14 +402,17 @@ impl Engine {
             .map(|t| Watched::new(t, speed))
             .map(|w| if resumed { w.resumed() } else { w })
             .collect();
+        let notify = start_notify(&rb, &opts, &journal, &secrets, &redactor, &updates);
         Engine {
-            rb,
-            opts,
             rec: Recorder {
                 journal,
                 updates,
                 finished: Default::default(),
+                notify,
+                rb: rb.clone(),
             },
+            rb,
+            opts,
             commands,
             secrets,
             redactor,
@@ -454,7 +519,29 @@ impl Engine {
         if let Err(Stop::Journal(e)) = self.finish(outcome, reason).await {
             self.rec.tell(Update::Message(e)).await;
         }
+        self.finish_notify().await;
         outcome
+    }
+
+    /// Notifications still pending when the run ends get a short grace period (the operator is
+    /// told when it is more than a moment), then are journaled as not sent.
+    async fn finish_notify(&mut self) {
+        let mut notify = std::mem::replace(&mut self.rec.notify, crate::notify::Notifier::none());
+        let quiet = Duration::from_millis(300);
+        let mut pending = notify.close().await;
+        if pending > 0 {
+            pending = notify.settle(quiet).await;
+        }
+        if pending > 0 {
+            self.rec
+                .tell(Update::Message(format!(
+                    "waiting up to {}s for {pending} notification{} still being sent",
+                    crate::notify::GRACE.as_secs(),
+                    if pending == 1 { "" } else { "s" }
+                )))
+                .await;
+        }
+        notify.finish(crate::notify::GRACE - quiet).await;
     }
 
     /// The last events: a step still waiting when the run stopped, a rehearsal's figures, and

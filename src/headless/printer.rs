@@ -288,6 +288,12 @@ impl<'a> Printer<'a> {
                     ms(rollback_ms)
                 )
             }
+            Event::NotifyFailed { .. } => {
+                writeln!(out, "{now} !! {}", event.notify_words().unwrap_or_default())
+            }
+            Event::NotifySent { .. } | Event::NotifyRehearsed { .. } => {
+                writeln!(out, "{now}    {}", event.notify_words().unwrap_or_default())
+            }
             Event::RollbackStarted {
                 reason,
                 operator,

@@ -270,11 +270,13 @@ impl Drop for Prompter {
 }
 
 fn withdraw_locked(s: &mut Shared) {
-    if let Some(line) = s.line.take() {
-        s.generation += 1;
-        if s.redraw && !s.paused {
-            err(&erase(&line));
-        }
+    // Also between a choice and its reason's line (no line shows then): the reader stops.
+    s.generation += 1;
+    if let Some(line) = s.line.take()
+        && s.redraw
+        && !s.paused
+    {
+        err(&erase(&line));
     }
     restore(s);
 }
@@ -364,6 +366,11 @@ impl Reader<'_> {
 
     /// The question is answered: its line stays with the answer, the terminal is given back.
     fn done(&self, answer: &str) -> bool {
+        self.finish(answer, false)
+    }
+
+    /// The line is answered; with `more`, a reason follows and the terminal stays as it is.
+    fn finish(&self, answer: &str, more: bool) -> bool {
         let mut s = lock(self.shared);
         if s.generation != self.generation {
             return false;
@@ -377,12 +384,13 @@ impl Reader<'_> {
             // On screen, the cursor at its end.
             err(&format!("{answer}\n"));
         }
-        restore(&mut s);
+        if !more {
+            restore(&mut s);
+        }
         true
     }
 
-    /// After `done`, the same question goes on with a new line (a reason to type): the terminal
-    /// stays as it is for it.
+    /// After `finish(.., true)`, the same question goes on with a new line (a reason to type).
     fn reopen(&self, line: String) -> bool {
         let mut s = lock(self.shared);
         if s.generation != self.generation + 1 || !raw_mode(&mut s) {
@@ -466,7 +474,7 @@ impl Reader<'_> {
                         };
                         if let Some((label, required)) = reason {
                             // The choice stays on the question's line; the reason gets its own.
-                            if !self.done(choice.words()) || !self.reopen(label.to_string()) {
+                            if !self.finish(choice.words(), true) || !self.reopen(label.to_string()) {
                                 return None;
                             }
                             mode = Mode::Reason {

@@ -134,6 +134,31 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A `[[notify]]` target took the notification of event `on` (an HTTP 2xx) at this attempt.
+    NotifySent {
+        target: String,
+        on: String,
+        status: u16,
+        attempt: u32,
+    },
+    /// A notification that was not delivered: the last attempt's HTTP status (none when there was
+    /// no answer) and error. `attempt` 0: it was never tried (the run ended first).
+    NotifyFailed {
+        target: String,
+        on: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        attempt: u32,
+        error: String,
+    },
+    /// A rehearsal sends nothing: what would have been sent, secrets masked.
+    NotifyRehearsed {
+        target: String,
+        on: String,
+        method: String,
+        url: String,
+        body: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -240,6 +265,47 @@ impl Outcome {
 }
 
 impl Event {
+    /// A notification's outcome in words, for the screen and the report; `None` for other events.
+    pub fn notify_words(&self) -> Option<String> {
+        Some(match self {
+            Event::NotifySent {
+                target,
+                on,
+                status,
+                attempt,
+            } => format!("notified {target} of {on} (HTTP {status}, attempt {attempt})"),
+            Event::NotifyFailed {
+                target,
+                on,
+                attempt: 0,
+                error,
+                ..
+            } => format!("notify {target} NOT SENT for {on}: {error}"),
+            Event::NotifyFailed {
+                target,
+                on,
+                attempt,
+                error,
+                ..
+            } => format!("notify {target} FAILED for {on} (attempt {attempt}): {error}"),
+            Event::NotifyRehearsed {
+                target,
+                on,
+                method,
+                url,
+                body,
+            } => {
+                let body: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+                let shown = match body.char_indices().nth(160) {
+                    Some((i, _)) => format!("{}…", &body[..i]),
+                    None => body,
+                };
+                format!("rehearsal, not sent: would notify {target} of {on}: {method} {url} {shown}")
+            }
+            _ => return None,
+        })
+    }
+
     /// Masks secrets in every text of the event (map keys included). Every field is named, so
     /// that a field added to an event cannot be forgotten here.
     pub fn mask(&mut self, r: &Redactor) {
@@ -400,6 +466,37 @@ impl Event {
                 exit_code: _,
                 reason,
             } => mo(reason),
+            Event::NotifySent {
+                target,
+                on,
+                status: _,
+                attempt: _,
+            } => {
+                m(target);
+                m(on);
+            }
+            Event::NotifyFailed {
+                target,
+                on,
+                status: _,
+                attempt: _,
+                error,
+            } => {
+                for s in [target, on, error] {
+                    m(s);
+                }
+            }
+            Event::NotifyRehearsed {
+                target,
+                on,
+                method,
+                url,
+                body,
+            } => {
+                for s in [target, on, method, url, body] {
+                    m(s);
+                }
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::files::create_private_file;
 pub use event::{Event, Outcome, RollbackStatus, StepFinished, StepStatus};
 pub use reader::{MAX_JOURNAL_BYTES, read};
-pub use writer::{Journal, OpenError, RunLock, lock_run};
+pub use writer::{Appender, Journal, OpenError, RunLock, lock_run};
 
 /// A journal line: the time and the event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

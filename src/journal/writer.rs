@@ -13,7 +13,8 @@ use crate::secrets::Redactor;
 /// An open journal: appends events, each flushed to disk before `append` returns. It holds the
 /// run's lock: only one `runbook` drives a run at a time.
 pub struct Journal {
-    file: File,
+    /// Shared with `Appender`s: one line at a time, whoever writes it.
+    file: std::sync::Arc<std::sync::Mutex<File>>,
     run_dir: PathBuf,
     redactor: Redactor,
     _lock: RunLock,
@@ -114,7 +115,7 @@ impl Journal {
         // The folder entry itself must survive a crash too.
         File::open(&runs)?.sync_all()?;
         Ok(Journal {
-            file,
+            file: std::sync::Arc::new(std::sync::Mutex::new(file)),
             run_dir,
             redactor,
             _lock: lock,
@@ -139,7 +140,7 @@ impl Journal {
             _ => {}
         }
         Ok(Journal {
-            file,
+            file: std::sync::Arc::new(std::sync::Mutex::new(file)),
             run_dir: run_dir.to_path_buf(),
             redactor,
             _lock: lock,
@@ -152,24 +153,51 @@ impl Journal {
 
     /// Writes one event and fsyncs it. Returns the record as written.
     pub fn append(&mut self, event: Event) -> std::io::Result<Record> {
-        let record = Record {
-            ts: timestamp(SystemTime::now()),
-            event,
-        };
-        // Values are masked, never the JSON text: a secret that happens to read like JSON
-        // (`false`, `1`, a quote) must not turn a line into something no reader can parse.
-        let mut masked;
-        let to_write = if self.redactor.is_empty() {
-            &record
-        } else {
-            masked = record.clone();
-            masked.event.mask(&self.redactor);
-            &masked
-        };
-        let mut line = serde_json::to_string(to_write).map_err(std::io::Error::other)?;
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.file.sync_data()?;
-        Ok(record)
+        append_to(&self.file, &self.redactor, event)
     }
+
+    /// Another writer of this journal, for events that happen outside the engine's own flow
+    /// (the outcome of a notification delivered in the background).
+    pub fn appender(&self) -> Appender {
+        Appender {
+            file: self.file.clone(),
+            redactor: self.redactor.clone(),
+        }
+    }
+}
+
+/// Appends events to a run's journal alongside the engine, each line whole and fsynced.
+#[derive(Clone)]
+pub struct Appender {
+    file: std::sync::Arc<std::sync::Mutex<File>>,
+    redactor: Redactor,
+}
+
+impl Appender {
+    pub fn append(&self, event: Event) -> std::io::Result<Record> {
+        append_to(&self.file, &self.redactor, event)
+    }
+}
+
+fn append_to(file: &std::sync::Mutex<File>, redactor: &Redactor, event: Event) -> std::io::Result<Record> {
+    let record = Record {
+        ts: timestamp(SystemTime::now()),
+        event,
+    };
+    // Values are masked, never the JSON text: a secret that happens to read like JSON
+    // (`false`, `1`, a quote) must not turn a line into something no reader can parse.
+    let mut masked;
+    let to_write = if redactor.is_empty() {
+        &record
+    } else {
+        masked = record.clone();
+        masked.event.mask(redactor);
+        &masked
+    };
+    let mut line = serde_json::to_string(to_write).map_err(std::io::Error::other)?;
+    line.push('\n');
+    let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    file.write_all(line.as_bytes())?;
+    file.sync_data()?;
+    Ok(record)
 }

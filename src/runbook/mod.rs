@@ -5,6 +5,7 @@ pub mod approval;
 pub mod diagnostic;
 pub mod import;
 pub mod model;
+pub mod notify;
 pub mod parse;
 pub mod plan;
 

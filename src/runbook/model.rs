@@ -30,6 +30,8 @@ pub struct Runbook {
     pub triggers: Vec<Trigger>,
     pub phases: Vec<Phase>,
     pub rollback: Option<Rollback>,
+    /// `[[notify]]`: where events are sent (SPEC §6).
+    pub notify: Vec<NotifyTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +232,31 @@ impl OnFailure {
 pub struct Rollback {
     pub title: String,
     pub phases: Vec<Phase>,
+}
+
+/// A `[[notify]]` target. `url`, `headers` and the template have their vars substituted; a
+/// `${SECRET}` reference is kept as it is, and resolved only when a request is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyTarget {
+    pub id: String,
+    pub url: String,
+    pub format: NotifyFormat,
+    /// Journal event names, and `waiting`.
+    pub on: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub method: String,
+    /// `waiting`: how long the run waits for an operator before it is sent.
+    pub waiting_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifyFormat {
+    /// A Slack incoming-webhook message: `{"text": "..."}`.
+    Slack,
+    /// The journal event as it is.
+    Json,
+    /// The request body, a minijinja template.
+    Template(String),
 }
 
 impl Runbook {

@@ -124,6 +124,7 @@ pub fn outline(rb: &Runbook) -> String {
             let _ = writeln!(o, "  {:<16} {}\n  {:<16} {what}{extra}", t.id, t.title, "");
         }
     }
+    o.push_str(&super::notify::outline(&rb.notify));
     match &rb.rollback {
         Some(r) => {
             let _ = writeln!(o, "\n## Rollback: {}", r.title);

@@ -849,6 +849,11 @@ impl App {
                 self.note(crate::journal::team::describe(&event).unwrap_or_default())
             }
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
+            // Only what needs the operator's eye: a failure, or what a rehearsal would send.
+            Event::NotifySent { .. } => {}
+            e @ (Event::NotifyFailed { .. } | Event::NotifyRehearsed { .. }) => {
+                self.note(e.notify_words().unwrap_or_default())
+            }
             Event::RunStarted { mode, .. } => {
                 if mode == crate::engine::Mode::Resume.as_str() {
                     self.resumed();

@@ -5,11 +5,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
+use super::phases::{PhaseTime, phase_time, phases};
+use super::plans::{Plans, reason_text};
 use super::{
-    FileChange, LastEvent, MetricSummary, NoteRow, OutcomeInfo, PhaseRow, Rehearsal, Report, RollbackInfo,
-    Session, StepRow, TimelineRow, TriggerRow,
+    FileChange, LastEvent, MetricSummary, NoteRow, OutcomeInfo, Rehearsal, Report, RollbackInfo, Session,
+    StepRow, TimelineRow, TriggerRow,
 };
-use crate::journal::snapshot::{self, PlanSnapshot};
+use crate::journal::snapshot;
 use crate::journal::{Event, Record, StepStatus};
 
 /// One metric's samples while the journal is read.
@@ -22,59 +24,6 @@ struct MetricAcc {
     last_ts: Option<String>,
     last_error: Option<String>,
 }
-
-/// The plan snapshots of the journal's sessions, newest first when looked up.
-#[derive(Default)]
-struct Plans(Vec<PlanSnapshot>);
-
-impl Plans {
-    fn step_title(&self, rollback: bool, phase: &str, step: &str) -> Option<(String, String, String)> {
-        self.0.iter().rev().find_map(|p| {
-            let ph = p.phase(rollback, phase)?;
-            let s = ph.steps.iter().find(|s| s.id == step)?;
-            Some((ph.title.clone(), s.title.clone(), s.kind.clone()))
-        })
-    }
-
-    fn phase_title(&self, rollback: bool, phase: &str) -> Option<String> {
-        self.0
-            .iter()
-            .rev()
-            .find_map(|p| p.phase(rollback, phase).map(|ph| ph.title.clone()))
-    }
-
-    fn trigger_title(&self, id: &str) -> Option<String> {
-        self.0
-            .iter()
-            .rev()
-            .find_map(|p| p.trigger(id).map(|t| t.title.clone()))
-    }
-
-    fn trigger_unit(&self, id: &str) -> Option<String> {
-        self.0
-            .iter()
-            .rev()
-            .find_map(|p| p.trigger_unit(id).map(|u| u.as_str().to_string()))
-    }
-
-    fn metric(&self, id: &str) -> Option<(String, String)> {
-        self.0
-            .iter()
-            .rev()
-            .find_map(|p| p.metric(id).map(|m| (m.title.clone(), m.unit.clone())))
-    }
-
-    /// Phase ids in plan order (forward or rollback), as the latest snapshot has them.
-    fn phase_order(&self, rollback: bool) -> Vec<String> {
-        self.0
-            .last()
-            .map(|p| p.phases_of(rollback).iter().map(|ph| ph.id.clone()).collect())
-            .unwrap_or_default()
-    }
-}
-
-/// A phase by (rollback, id), with its first `step_started` and last `step_finished`.
-type PhaseTime = ((bool, String), Option<String>, Option<String>);
 
 /// Builds the report from a journal's records, in one pass.
 pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report {
@@ -439,6 +388,12 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                     reason.clone(),
                 ));
             }
+            // A notification that did not go out belongs in the timeline; one that did does not.
+            e @ Event::NotifyFailed { .. } => {
+                let what = e.notify_words().unwrap_or_default();
+                r.timeline.push(at(&what, "notify_failed", &latest));
+            }
+            Event::NotifySent { .. } | Event::NotifyRehearsed { .. } => {}
         }
     }
 
@@ -594,91 +549,6 @@ fn trigger_event(
     r.triggers.push(t);
 }
 
-/// Why the rollback started, in words: "the operator's call", "trigger error-rate (Error rate
-/// above 1%) fired", "step deploy/canary failed (on_failure = \"rollback\")".
-fn reason_text(reason: &str, plans: &Plans) -> String {
-    if reason == "operator" {
-        return "the operator's call".into();
-    }
-    if let Some(id) = reason.strip_prefix("trigger:") {
-        return match plans.trigger_title(id) {
-            Some(t) => format!("trigger {id} ({t}) fired"),
-            None => format!("trigger {id} fired"),
-        };
-    }
-    if let Some(name) = reason.strip_prefix("step:") {
-        let title = name
-            .split_once('/')
-            .and_then(|(p, s)| plans.step_title(false, p, s))
-            .map(|(_, t, _)| format!(" ({t})"))
-            .unwrap_or_default();
-        return format!("step {name}{title} failed");
-    }
-    reason.to_string()
-}
-
-fn phase_time(times: &mut Vec<PhaseTime>, rollback: bool, phase: &str, ts: &str, end: bool) {
-    let i = match times.iter().position(|(k, _, _)| k.0 == rollback && k.1 == phase) {
-        Some(i) => i,
-        None => {
-            times.push(((rollback, phase.to_string()), None, None));
-            times.len() - 1
-        }
-    };
-    let entry = &mut times[i];
-    if end {
-        entry.2 = Some(ts.to_string());
-    } else if entry.1.is_none() {
-        entry.1 = Some(ts.to_string());
-    }
-}
-
-/// The phases that started, forward ones first, each in plan order when the plan is known.
-fn phases(times: &[PhaseTime], rows: &[(bool, StepRow)], plans: &Plans) -> Vec<PhaseRow> {
-    let mut out = Vec::new();
-    for rollback in [false, true] {
-        let order = plans.phase_order(rollback);
-        let mut these: Vec<&PhaseTime> = times
-            .iter()
-            .filter(|(k, start, _)| k.0 == rollback && start.is_some())
-            .collect();
-        these.sort_by_key(|(k, _, _)| order.iter().position(|id| *id == k.1).unwrap_or(usize::MAX));
-        for ((_, id), start, end) in these {
-            let steps: Vec<&StepRow> = rows
-                .iter()
-                .filter(|(rb, row)| *rb == rollback && &row.phase == id && row.start.is_some())
-                .map(|(_, row)| row)
-                .collect();
-            let status = if steps.iter().any(|s| s.status == "unfinished") {
-                "unfinished"
-            } else if steps
-                .iter()
-                .any(|s| matches!(s.status.as_str(), "failed" | "timed_out"))
-            {
-                "failed"
-            } else if steps
-                .iter()
-                .any(|s| matches!(s.status.as_str(), "cancelled" | "interrupted"))
-            {
-                "cancelled"
-            } else {
-                "succeeded"
-            };
-            out.push(PhaseRow {
-                id: id.clone(),
-                title: plans.phase_title(rollback, id),
-                rollback,
-                start: start.clone(),
-                end: end.clone(),
-                duration_ms: span_ms(start.as_deref(), end.as_deref()),
-                status: status.into(),
-                steps: steps.len(),
-            });
-        }
-    }
-    out
-}
-
 /// Adds someone to the operators, once ("auto" is not someone).
 fn person(r: &mut Report, name: &str) {
     if name != "auto" && !name.is_empty() && !r.operators.iter().any(|o| o == name) {
@@ -753,6 +623,9 @@ fn summarize(e: &Event) -> String {
         Event::RunFinished { outcome, .. } => format!("run {}", outcome.as_str()),
         Event::Approval { .. } | Event::Handover { .. } => {
             crate::journal::team::describe(e).unwrap_or_default()
+        }
+        Event::NotifySent { .. } | Event::NotifyFailed { .. } | Event::NotifyRehearsed { .. } => {
+            e.notify_words().unwrap_or_default()
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `runbook report JOURNAL`: a run's record as plain data (`Report`), ready for a retrospective.
 //!
 //! - `build`: one pass over the journal's records into a `Report` (pure); the plan snapshot in
-//!   `run_started` gives titles, kinds and units, so the runbook file is never read. Journals
-//!   without a snapshot fall back to ids and raw values.
+//!   `run_started` gives titles, kinds and units (`plans`), so the runbook file is never read.
+//!   Journals without a snapshot fall back to ids and raw values. `phases`: each phase's times.
 //! - `markdown`: the `Report` as Markdown. `--format json` is the `Report` serialized as is, so
 //!   both carry the same content.
 //!
@@ -11,6 +11,8 @@
 
 mod build;
 mod markdown;
+mod phases;
+mod plans;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

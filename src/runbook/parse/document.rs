@@ -279,7 +279,10 @@ impl Parser<'_> {
             }
         }
 
+        let notify = self.notify_targets(root.get("notify"), &title);
+
         Ok(Runbook {
+            notify,
             id,
             title,
             description,

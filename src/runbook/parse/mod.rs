@@ -10,7 +10,8 @@
 //! - `document`: the top level — `[runbook]`, `[vars]`, `[secrets]`, `[settings]`, `[metrics]`,
 //!   `[rollback]` — and the checks that span tables (unique ids, references);
 //! - `triggers`: `[[metric]]` and `[[trigger]]`;
-//! - `steps`: `[[phase]]` and its `[[phase.step]]`s.
+//! - `steps`: `[[phase]]` and its `[[phase.step]]`s;
+//! - `notify`: `[[notify]]` targets, their templates rendered against sample events.
 //!
 //! **Adding a key or a table.** A new key in an existing table: add it to that table's list in
 //! `schema.rs` (unknown keys are reported from those lists, and "did you mean" draws on them), then
@@ -23,6 +24,7 @@
 
 mod document;
 mod expand;
+mod notify;
 mod schema;
 mod steps;
 mod triggers;

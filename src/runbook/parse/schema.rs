@@ -5,7 +5,17 @@
 use super::Table;
 
 pub(super) const TOP_KEYS: &[&str] = &[
-    "runbook", "vars", "secrets", "settings", "metrics", "metric", "trigger", "phase", "rollback",
+    "runbook", "vars", "secrets", "settings", "metrics", "metric", "trigger", "phase", "rollback", "notify",
+];
+pub(super) const NOTIFY_KEYS: &[&str] = &[
+    "id",
+    "url",
+    "format",
+    "on",
+    "template",
+    "headers",
+    "method",
+    "waiting_after",
 ];
 pub(super) const RUNBOOK_KEYS: &[&str] = &["title", "description", "id", "lock"];
 pub(super) const SETTINGS_KEYS: &[&str] = &["shell", "workdir", "kill_grace"];
@@ -64,6 +74,7 @@ pub(super) fn known_key(k: &str) -> bool {
         STEP_KEYS,
         HTTP_KEYS,
         ROLLBACK_KEYS,
+        NOTIFY_KEYS,
     ]
     .iter()
     .any(|keys| keys.contains(&k))

@@ -10,12 +10,12 @@
 //!
 //! The engine (`engine`) knows nothing of terminals; front ends (`tui`, `headless`) send it
 //! commands and render its updates; the journal (`journal`) records every event to disk before
-//! anyone sees it. Other operators reach a run's driver through its control socket (`team`):
-//! their requests become engine commands like the front end's, so the driver alone writes the
-//! journal. A watcher (`runbook attach`, `runbook ls`: `runs`, `tui::attach`) only reads the run
-//! folder — the journal and the running step's log as they grow — and sends its notes and
-//! approvals through that socket. Each event, once journaled, is offered to `notify`, which
-//! delivers the `[[notify]]` targets in the background.
+//! anyone sees it. Each event, once journaled, is offered to `notify`, which delivers the
+//! `[[notify]]` targets in the background. Other operators reach a run's driver through its
+//! control socket (`team`): their requests become engine commands like the front end's, so the
+//! driver alone writes the journal. A watcher (`runbook attach`, `runbook ls`: `runs`,
+//! `tui::attach`) only reads the run folder — the journal and the running step's log as they
+//! grow — and sends its notes and approvals through that socket.
 //!
 //! ## Layers
 //!

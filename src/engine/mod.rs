@@ -160,7 +160,7 @@ impl Wait {
             Wait::Failed { .. } => "failed step",
             Wait::Trigger { .. } => "firing trigger",
             Wait::Interrupted => "interrupted step",
-            Wait::Approval(_) => "approvals",
+            Wait::Approval(_) => "approval by another operator",
         }
     }
 }

@@ -133,6 +133,26 @@ pub enum Cmd {
         #[command(flatten)]
         exec: ExecFlags,
     },
+    /// Replay every metric trigger over Prometheus history: when would it have gone pending and fired
+    Backtest {
+        /// The runbook (TOML) whose triggers to replay
+        file: PathBuf,
+        /// How far back: a duration before --until (7d, 36h), or a time (2026-11-22T10:00:00Z)
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: String,
+        /// The end of the window: RFC 3339, a date, Unix seconds, or a duration ago [default: now]
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Use this Prometheus instead of the runbook's [metrics] url
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
+        /// text or json
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// Override a [vars] entry (repeatable)
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+    },
     /// Runs one step's command for `runbook` itself (its spec on stdin); not for people
     #[command(name = "__monitor", hide = true)]
     Monitor,
@@ -249,6 +269,21 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Backtest {
+            file,
+            since,
+            until,
+            prometheus,
+            format,
+            vars,
+        } => backtest(crate::backtest::Request {
+            file: &file,
+            vars: &vars,
+            since: &since,
+            until: until.as_deref(),
+            prometheus,
+            json: format == "json",
+        }),
         Cmd::Rehearse {
             file,
             headless,
@@ -522,6 +557,16 @@ fn import(checklist: &std::path::Path) -> i32 {
         }
         Err(message) => {
             crate::say!("runbook: {message}");
+            2
+        }
+    }
+}
+
+fn backtest(req: crate::backtest::Request) -> i32 {
+    match crate::backtest::run(req) {
+        Ok(report) => write_stdout(report.as_bytes(), "the backtest"),
+        Err(message) => {
+            crate::say_inline!("{message}");
             2
         }
     }

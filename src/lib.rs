@@ -25,7 +25,7 @@
 //!
 //! ```text
 //! cli                                      the command line: parsing, dispatch, stdout, exit codes
-//! tui | headless                           the front ends
+//! tui | headless | backtest                the front ends; backtest replays triggers over history
 //! session | runs                           starting an execution, signals; the runs of a state dir as a watcher sees them
 //! team                                     the control socket's server and client, deploy locks, approve, takeover
 //! engine                                   the run: steps, waits, triggers, rollback
@@ -76,6 +76,7 @@ macro_rules! out_inline {
     }};
 }
 
+pub mod backtest;
 pub mod cli;
 pub mod control;
 pub mod duration;

@@ -700,9 +700,11 @@ fn a_failed_query_while_pending_keeps_the_window_and_the_trigger_fires_on_time()
         "fired on the breach, not on the blip (on_no_data = rollback)\n{}",
         f.context()
     );
+    // Measured between journal lines: `trigger_pending`'s line can be written a little after the
+    // sample it comes from (an fsync on a busy disk), so the lower bound has some room.
     let held = ms(ts(f.event("trigger_pending")), ts(f.event("trigger_fired")));
     assert!(
-        (FOR_MS - 50..FOR_MS + INTERVAL_MS / 2).contains(&held),
+        (FOR_MS - 250..FOR_MS + INTERVAL_MS / 2).contains(&held),
         "fired {held} ms after the breach began; `for` is {FOR_MS} ms and a failed poll must not restart it\n{}",
         f.context()
     );

@@ -133,7 +133,8 @@ fn wait_step_running(fx: &Fixture, name: &str, attempt: u64, marker: &str) -> Pa
             .run_dirs()
             .into_iter()
             .find(|d| has_started(&journal_now(&journal_path(d)), name, attempt));
-        found.is_some() && fx.exists(marker)
+        // Written, not only there: `echo x >> FILE` creates the file a moment before it writes.
+        found.is_some() && !fx.read(marker).is_empty()
     });
     assert!(
         ok,

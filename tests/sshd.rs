@@ -257,7 +257,7 @@ fn sighup_over_ssh_lets_the_step_finish_starts_nothing_more_and_resume_goes_on()
             journal_now(&d.join("journal.jsonl"))
                 .iter()
                 .any(|e| e["event"] == "step_started" && step_name(e) == "p/long")
-        }) && fx.exists("long.cnt")
+        }) && !fx.read("long.cnt").is_empty()
     });
     if !running {
         let _ = ssh.kill();

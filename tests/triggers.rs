@@ -1932,6 +1932,7 @@ fn the_screen_keeps_a_pending_countdown_through_a_failed_poll_and_a_firing_trigg
             trigger: "errors-high".into(),
             value: Some(5.0),
             reason: None,
+            labels: None,
         },
     );
     apply(&mut app, unknown("no data"));

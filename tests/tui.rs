@@ -318,6 +318,7 @@ fn state_trigger_firing() -> App {
             trigger: "error-rate".into(),
             value: Some(0.0142),
             reason: None,
+            labels: None,
         },
     );
     step_finished(
@@ -1803,6 +1804,7 @@ fn enter_while_a_trigger_fires_starts_nothing_and_says_why() {
             trigger: "latency".into(),
             value: Some(0.7),
             reason: None,
+            labels: None,
         },
     );
     assert_eq!(

@@ -9,8 +9,10 @@
 //!
 //! - `step`: one step — its go-ahead, attempts, retries and failure handling.
 //! - `watch`: the wait loop, trigger evaluation, holds, fault injection.
+//! - `alerts`: polling the alerts of alert triggers.
 //! - `http`: requests; commands are run by `crate::process`.
 
+mod alerts;
 pub mod http;
 mod step;
 mod team;
@@ -310,6 +312,8 @@ pub struct Engine {
     /// Check trigger results: (trigger index, passed or why not).
     checks: (mpsc::Sender<CheckResult>, mpsc::Receiver<CheckResult>),
     check_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Alert trigger readings: (trigger index, what its alerts say). Polled by `check_tasks` too.
+    alerts: (mpsc::Sender<AlertResult>, mpsc::Receiver<AlertResult>),
     triggers: Vec<Watched>,
     /// The latest value of each metric, as on screen (for confirmations).
     latest: BTreeMap<String, Option<f64>>,
@@ -368,6 +372,9 @@ fn start_notify(
 /// A check trigger's result: its index, and whether it passed (or why not).
 type CheckResult = (usize, Result<(), String>);
 
+/// An alert trigger's poll: its index, and what its alerts say.
+type AlertResult = (usize, crate::metrics::alerts::AlertReading);
+
 pub(crate) use crate::duration::sleep_until_opt;
 
 /// How many updates may wait for a slow front end before a chatty step is slowed down.
@@ -423,6 +430,7 @@ impl Engine {
             samples: None,
             checks: mpsc::channel(16),
             check_tasks: Vec::new(),
+            alerts: mpsc::channel(16),
             triggers,
             latest: BTreeMap::new(),
             fault: Fault::default(),

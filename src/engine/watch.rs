@@ -71,6 +71,7 @@ impl Engine {
             Cmd(Option<Command>),
             Sample(Option<Sample>),
             Check(Option<(usize, Result<(), String>)>),
+            Alert(Option<(usize, metrics::alerts::AlertReading)>),
             Auto,
             Fault,
         }
@@ -84,6 +85,7 @@ impl Engine {
                 c = self.commands.recv() => Ev::Cmd(c),
                 s = recv_opt(&mut self.samples) => Ev::Sample(s),
                 c = self.checks.1.recv() => Ev::Check(c),
+                a = self.alerts.1.recv() => Ev::Alert(a),
                 w = work_opt(&mut work) => Ev::Work(w),
                 _ = crate::engine::sleep_until_opt(deadline) => Ev::Deadline,
                 _ = crate::engine::sleep_until_opt(auto) => Ev::Auto,
@@ -144,6 +146,12 @@ impl Engine {
                     }
                     let tr = self.triggers[i].check(Instant::now(), result);
                     if let Some(input) = self.record(i, tr).await? {
+                        return Ok(input);
+                    }
+                }
+                Ev::Alert(None) => {}
+                Ev::Alert(Some((i, reading))) => {
+                    if let Some(input) = self.on_alert(i, reading).await? {
                         return Ok(input);
                     }
                 }
@@ -260,6 +268,7 @@ impl Engine {
             timeout,
         } = self.triggers[i].kind.clone()
         else {
+            self.start_alert(i);
             return;
         };
         let tx = self.checks.0.clone();
@@ -351,6 +360,16 @@ impl Engine {
 
     /// Journals a trigger's transition and says what it means for the run.
     async fn record<T>(&mut self, i: usize, tr: Option<Transition>) -> Result<Option<Input<T>>, Stop> {
+        self.record_with(i, tr, None).await
+    }
+
+    /// `record`, with the labels of the alert that fired an alert trigger.
+    pub(super) async fn record_with<T>(
+        &mut self,
+        i: usize,
+        tr: Option<Transition>,
+        labels: Option<BTreeMap<String, String>>,
+    ) -> Result<Option<Input<T>>, Stop> {
         let Some(tr) = tr else { return Ok(None) };
         let trigger = self.triggers[i].id.clone();
         match tr {
@@ -358,7 +377,8 @@ impl Engine {
                 self.rec
                     .emit(Event::TriggerPending {
                         trigger,
-                        value: Some(value),
+                        // An alert pending without a value (see `metrics::alerts`).
+                        value: Some(value).filter(|v| !v.is_nan()),
                     })
                     .await?;
                 Ok(None)
@@ -385,6 +405,7 @@ impl Engine {
                         trigger: trigger.clone(),
                         value,
                         reason,
+                        labels,
                     })
                     .await?;
                 self.first_fired.get_or_insert_with(Instant::now);

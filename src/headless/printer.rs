@@ -232,6 +232,7 @@ impl<'a> Printer<'a> {
                 trigger,
                 value,
                 reason,
+                ..
             } => {
                 let v = self.trigger_value(trigger, *value);
                 let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();

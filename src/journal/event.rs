@@ -56,6 +56,9 @@ pub enum Event {
         /// Why, for a trigger raised by the operator or a failing check.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// An alert trigger's firing alert: every label it has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        labels: Option<BTreeMap<String, String>>,
     },
     TriggerCleared {
         trigger: String,
@@ -403,9 +406,14 @@ impl Event {
                 trigger,
                 value: _,
                 reason,
+                labels,
             } => {
                 m(trigger);
                 mo(reason);
+                if let Some(labels) = labels {
+                    labels.values_mut().for_each(m);
+                    keys(labels, r);
+                }
             }
             Event::TriggerAcknowledged {
                 trigger,

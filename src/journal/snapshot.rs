@@ -61,7 +61,7 @@ pub struct MetricSnapshot {
 pub struct TriggerSnapshot {
     pub id: String,
     pub title: String,
-    /// `metric`, `check` or `manual`.
+    /// `metric`, `check`, `manual` or `alert`.
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
@@ -75,6 +75,9 @@ pub struct TriggerSnapshot {
     /// A check trigger's command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// An alert trigger's alert, as a selector (`Name{service="checkout"}`), and where it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
 }
 
 impl PlanSnapshot {
@@ -122,6 +125,10 @@ impl PlanSnapshot {
                             s.check = Some(command.clone());
                         }
                         TriggerKind::Manual => s.kind = "manual".into(),
+                        TriggerKind::Alert(a) => {
+                            s.kind = "alert".into();
+                            s.alert = Some(format!("{} from {}", a.selector(), a.source_text()));
+                        }
                     }
                     s
                 })

@@ -1,10 +1,13 @@
 //! Metrics: where values come from (Prometheus, a command, a simulation), the poller that samples
-//! every metric each interval, and rollback trigger evaluation (`triggers`, pure).
+//! every metric each interval, rollback trigger evaluation (`triggers`, pure), the alerts of alert
+//! triggers (`alerts`) and Prometheus history for `backtest` (`history`).
 //!
 //! The poller runs beside the engine and sends it one `Sample` per round; the engine evaluates the
 //! triggers, journals what changed and decides what it means for the run.
 
+pub mod alerts;
 pub mod command;
+pub mod history;
 pub mod prometheus;
 pub mod simulated;
 pub mod triggers;

@@ -133,6 +133,47 @@ pub enum TriggerKind {
     },
     /// Raised by the operator.
     Manual,
+    /// Follows an alerting rule the team already has (SPEC §7; see `parse::alert`).
+    Alert(AlertTrigger),
+}
+
+/// An alert trigger: fires while a matching alert fires. `for` is the rule's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertTrigger {
+    /// The alert's name (its `alertname` label).
+    pub alert: String,
+    /// Exact label matchers, in file order.
+    pub labels: Vec<(String, String)>,
+    pub source: AlertSource,
+    pub on_no_data: OnNoData,
+}
+
+impl AlertTrigger {
+    /// The alert as a selector, the way Prometheus writes one: `Name{service="checkout"}`.
+    pub fn selector(&self) -> String {
+        if self.labels.is_empty() {
+            return self.alert.clone();
+        }
+        let m: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        format!("{}{{{}}}", self.alert, m.join(", "))
+    }
+
+    /// Where the alerts are read, as shown: `prometheus` or `alertmanager URL`.
+    pub fn source_text(&self) -> String {
+        match &self.source {
+            AlertSource::Prometheus => "prometheus".into(),
+            AlertSource::Alertmanager(url) => format!("alertmanager {url}"),
+        }
+    }
+}
+
+/// Where an alert trigger reads alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertSource {
+    /// The run's Prometheus (`[metrics] url`, or `--prometheus`): `/api/v1/alerts`.
+    Prometheus,
+    /// An Alertmanager at this URL: `/api/v2/alerts`, silenced and inhibited alerts left out.
+    Alertmanager(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

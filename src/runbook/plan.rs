@@ -110,6 +110,12 @@ pub fn outline(rb: &Runbook) -> String {
                     format!("check `{command}` every {}", format_duration(*interval))
                 }
                 TriggerKind::Manual => "raised by the operator".to_string(),
+                TriggerKind::Alert(a) => format!(
+                    "alert {} from {} (its rule's `for`); no data: {}",
+                    a.selector(),
+                    a.source_text(),
+                    a.on_no_data.as_str()
+                ),
             };
             let mut extra = String::new();
             if let Some(a) = &t.armed_from {

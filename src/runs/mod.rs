@@ -609,6 +609,7 @@ mod tests {
                 trigger: "errors".into(),
                 value: Some(0.5),
                 reason: None,
+                labels: None,
             },
         ));
         j.push(rec(
@@ -654,6 +655,7 @@ mod tests {
                     trigger: "errors".into(),
                     value: None,
                     reason: None,
+                    labels: None,
                 },
             ),
         ];

@@ -812,6 +812,7 @@ impl App {
                 trigger,
                 value,
                 reason,
+                ..
             } => {
                 self.bell = true;
                 self.trigger(&trigger, TriggerState::Firing, value, reason);

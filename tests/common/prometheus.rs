@@ -187,6 +187,22 @@ pub fn prometheus_binary() -> PathBuf {
     );
 }
 
+/// How to start a Prometheus: what it scrapes, its rules, where it sends alerts, its storage.
+#[derive(Default)]
+pub struct Setup {
+    /// A scrape target, `127.0.0.1:PORT`, scraped every second; `start_with` waits for its first
+    /// scrape.
+    pub target: Option<String>,
+    /// An alerting rules file's text (YAML), evaluated every second.
+    pub rules: Option<String>,
+    /// The port of an Alertmanager on 127.0.0.1 to send alerts to.
+    pub alertmanager: Option<u16>,
+    /// A storage folder to use (history written beforehand); else a new one in a temp folder.
+    pub data: Option<PathBuf>,
+    /// More command-line flags.
+    pub args: Vec<String>,
+}
+
 /// A Prometheus child process on `127.0.0.1:<port>`, scraping one exporter every second, with its
 /// storage in a temporary folder. Killed (and waited for) on drop, also when the test panics.
 pub struct Prometheus {
@@ -199,6 +215,15 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` (`127.0.0.1:PORT`) and returns once it is ready and
     /// the first scrape of the target has landed (`up` is 1).
     pub fn start(target: &str) -> Prometheus {
+        Prometheus::start_with(&Setup {
+            target: Some(target.to_string()),
+            ..Setup::default()
+        })
+    }
+
+    /// Starts Prometheus as `setup` says: its scrape target (waited for as `start` does), alerting
+    /// rules and the Alertmanager it sends alerts to, or a storage folder already holding history.
+    pub fn start_with(setup: &Setup) -> Prometheus {
         let bin = prometheus_binary();
         let mut last_log = String::new();
         for _attempt in 0..3 {
@@ -207,24 +232,36 @@ impl Prometheus {
                 .tempdir()
                 .expect("temp dir for Prometheus");
             let config = dir.path().join("prometheus.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
-                     scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"
-                ),
-            )
-            .expect("write prometheus.yml");
+            let mut yml = String::from(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n",
+            );
+            if let Some(rules) = &setup.rules {
+                let file = dir.path().join("rules.yml");
+                std::fs::write(&file, rules).expect("write rules.yml");
+                yml.push_str(&format!("rule_files:\n  - '{}'\n", file.display()));
+            }
+            if let Some(am) = setup.alertmanager {
+                yml.push_str(&format!(
+                    "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am}']\n"
+                ));
+            }
+            if let Some(target) = &setup.target {
+                yml.push_str(&format!(
+                    "scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"
+                ));
+            }
+            std::fs::write(&config, yml).expect("write prometheus.yml");
             let port = free_port();
             let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("prometheus.log");
+            let data = setup.data.clone().unwrap_or_else(|| dir.path().join("data"));
             let child = Command::new(&bin)
                 .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                // Alerts go to Alertmanager at every evaluation, not once a minute.
+                .arg("--rules.alert.resend-delay=1s")
                 .arg("--log.level=warn")
+                .args(&setup.args)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log fd"))
                 .stderr(log)
@@ -235,7 +272,7 @@ impl Prometheus {
                 child: Some(child),
                 dir,
             };
-            match p.wait_ready(target) {
+            match p.wait_ready(setup.target.as_deref()) {
                 Ok(()) => return p,
                 Err(why) => {
                     last_log = format!("{why}\n--- prometheus.log ---\n{}", p.log());
@@ -249,7 +286,7 @@ impl Prometheus {
         panic!("Prometheus did not come up: {last_log}");
     }
 
-    fn wait_ready(&mut self, target: &str) -> Result<(), String> {
+    fn wait_ready(&mut self, target: Option<&str>) -> Result<(), String> {
         // Prometheus only starts scraping after its target discovery's first update, ~5 s.
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut ready = false;
@@ -260,6 +297,19 @@ impl Prometheus {
             if !ready {
                 ready = matches!(http_get(self.port, "/-/ready"), Ok((200, _)));
             }
+            let Some(target) = target else {
+                if ready {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "Prometheus on 127.0.0.1:{} was not ready within 30s",
+                        self.port
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
             if ready {
                 let q = format!("up{{instance=\"{target}\"}}");
                 if let Ok(v) = self.query(&q)
@@ -622,4 +672,168 @@ pub fn sampled(j: &[Value], metric: &str) -> Vec<Value> {
         .into_iter()
         .map(|e| e["values"][metric].clone())
         .collect()
+}
+
+// ── Alertmanager ────────────────────────────────────────────────────────────────────────────────
+
+/// Debian's Alertmanager: `$ALERTMANAGER`, else `/usr/bin/prometheus-alertmanager`. Panics with
+/// what to do when there is none: these tests never skip.
+pub fn alertmanager_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("ALERTMANAGER").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let debian = PathBuf::from("/usr/bin/prometheus-alertmanager");
+    assert!(
+        debian.is_file(),
+        "Alertmanager is not installed: these tests run a real Alertmanager on 127.0.0.1 and never skip.\n\
+         Install Debian's package (`apt-get install prometheus-alertmanager`; `.ci/run` does it), or point \
+         $ALERTMANAGER at an alertmanager binary."
+    );
+    debian
+}
+
+/// An Alertmanager child process on `127.0.0.1:<port>`, clustering off, its state in a temporary
+/// folder, routing every alert to a receiver that sends nothing. Killed on drop.
+pub struct Alertmanager {
+    pub port: u16,
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl Alertmanager {
+    /// Starts Alertmanager and returns once it answers `/-/ready`.
+    pub fn start() -> Alertmanager {
+        let dir = tempfile::Builder::new()
+            .prefix("runbook-alertmanager-")
+            .tempdir()
+            .expect("temp dir for Alertmanager");
+        std::fs::write(
+            dir.path().join("alertmanager.yml"),
+            "route:\n  receiver: nobody\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: nobody\n",
+        )
+        .expect("write alertmanager.yml");
+        let mut am = Alertmanager {
+            port: 0,
+            child: None,
+            dir,
+        };
+        am.spawn(free_port());
+        am
+    }
+
+    /// Starts it (again) on `port`, and waits until it is ready.
+    pub fn spawn(&mut self, port: u16) {
+        self.kill();
+        let log = std::fs::File::create(self.dir.path().join("alertmanager.log")).expect("log");
+        let child = Command::new(alertmanager_binary())
+            .arg(format!(
+                "--config.file={}",
+                self.dir.path().join("alertmanager.yml").display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("start Alertmanager");
+        self.port = port;
+        self.child = Some(child);
+        let ready = wait_for(Duration::from_secs(20), || {
+            matches!(http_get(port, "/-/ready"), Ok((200, _)))
+        });
+        assert!(
+            ready,
+            "Alertmanager on 127.0.0.1:{port} was not ready within 20s\n{}",
+            std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Active alerts named `name`, as Alertmanager lists them (silenced ones too).
+    pub fn alerts(&self, name: &str) -> Vec<Value> {
+        let path = format!(
+            "/api/v2/alerts?filter={}",
+            url_encode(&format!("alertname=\"{name}\""))
+        );
+        http_get(self.port, &path)
+            .ok()
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Creates a silence for `alertname = name` (and `matchers`) through the API; its id.
+    pub fn silence(&self, name: &str, matchers: &[(&str, &str)]) -> String {
+        let now = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(60));
+        let end = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600));
+        let mut m =
+            vec![serde_json::json!({"name": "alertname", "value": name, "isRegex": false, "isEqual": true})];
+        for (k, v) in matchers {
+            m.push(serde_json::json!({"name": k, "value": v, "isRegex": false, "isEqual": true}));
+        }
+        let body = serde_json::json!({
+            "matchers": m,
+            "startsAt": now.to_string(),
+            "endsAt": end.to_string(),
+            "createdBy": "runbook tests",
+            "comment": "the deploy is known to trip this",
+        });
+        let (status, answer) = http_post_json(self.port, "/api/v2/silences", &body.to_string())
+            .unwrap_or_else(|e| panic!("POST /api/v2/silences: {e}"));
+        assert_eq!(status, 200, "creating the silence: {answer}");
+        let v: Value = serde_json::from_str(&answer).expect("silence answer is JSON");
+        v["silenceID"].as_str().expect("silenceID").to_string()
+    }
+
+    /// Kills Alertmanager now (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain HTTP/1.1 POST of a JSON body on 127.0.0.1; (status, body).
+pub fn http_post_json(port: u16, path: &str, body: &str) -> Result<(u16, String), String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no HTTP status")?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
 }

@@ -271,6 +271,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                 trigger,
                 value,
                 reason,
+                ..
             } => trigger_event(
                 &mut r,
                 &plans,

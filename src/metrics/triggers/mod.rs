@@ -164,8 +164,15 @@ impl Watched {
         matches!(self.state, State::Firing { .. })
     }
 
-    fn go(&mut self, state: State) {
+    pub(crate) fn go(&mut self, state: State) {
         self.state = state;
+    }
+
+    /// The source answered (an alert trigger's API, see `alerts`): what a metric value resets.
+    pub(crate) fn answered(&mut self) {
+        self.answered = true;
+        self.failing = None;
+        self.data_lost = false;
     }
 
     /// A metric reading for a metric trigger.
@@ -259,7 +266,7 @@ impl Watched {
     }
 
     /// A failed query: unknown for this poll, a pending window kept as it is.
-    fn failed(
+    pub(crate) fn failed(
         &mut self,
         now: Instant,
         error: &str,

@@ -248,7 +248,7 @@ impl Parser<'_> {
         let mut triggers: Vec<Trigger> = Vec::new();
         if let Some(v) = root.get("trigger") {
             for (span, t) in self.tables(v, "trigger") {
-                if let Some(tr) = self.trigger(t, span.clone(), &metric_list, &phases) {
+                if let Some(tr) = self.trigger(t, span.clone(), &metric_list, &phases, &metrics) {
                     if triggers.iter().any(|o| o.id == tr.id) {
                         self.err(span, format!("duplicate trigger id `{}`", tr.id));
                     }

@@ -9,7 +9,7 @@
 //! - `expand`: `${name}` substitution in the text the tool reads itself;
 //! - `document`: the top level — `[runbook]`, `[vars]`, `[secrets]`, `[settings]`, `[metrics]`,
 //!   `[rollback]` — and the checks that span tables (unique ids, references);
-//! - `triggers`: `[[metric]]` and `[[trigger]]`;
+//! - `triggers`: `[[metric]]` and `[[trigger]]`; `alert`: the keys of an alert trigger;
 //! - `steps`: `[[phase]]` and its `[[phase.step]]`s;
 //! - `notify`: `[[notify]]` targets, their templates rendered against sample events.
 //!
@@ -22,6 +22,7 @@
 //!
 //! Leaves rendering to `diagnostic`, execution to `engine`.
 
+mod alert;
 mod document;
 mod expand;
 mod notify;

@@ -35,6 +35,10 @@ pub(super) const TRIGGER_KEYS: &[&str] = &[
     "check",
     "interval",
     "timeout",
+    "alert",
+    "labels",
+    "source",
+    "alertmanager",
 ];
 pub(super) const PHASE_KEYS: &[&str] = &["id", "title", "section", "step"];
 pub(super) const STEP_KEYS: &[&str] = &[

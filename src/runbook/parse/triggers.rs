@@ -87,6 +87,7 @@ impl Parser<'_> {
         span: Range<usize>,
         metrics: &[Metric],
         phases: &[Phase],
+        settings: &MetricsSettings,
     ) -> Option<Trigger> {
         let what = "[[trigger]]";
         self.check_keys(t, TRIGGER_KEYS, what);
@@ -108,6 +109,17 @@ impl Parser<'_> {
             None => None,
         };
         let auto_rollback = self.duration(t, "auto_rollback", what);
+        if t.get("alert").is_some() {
+            let kind = self.alert_trigger(t, &span, &id, settings)?;
+            return Some(Trigger {
+                id,
+                title,
+                kind,
+                armed_from,
+                auto_rollback,
+            });
+        }
+        self.refuse_alert_keys(t, &id);
         let metric_only = ["above", "below", "for", "on_no_data"];
         let check_only = ["interval", "timeout"];
         let kind = match (metric, check) {
@@ -148,20 +160,7 @@ impl Parser<'_> {
                     }
                 };
                 let for_ = self.duration(t, "for", what).unwrap_or_default();
-                let on_no_data = match self.raw_str(t, "on_no_data", what) {
-                    None | Some(("warn", _)) => OnNoData::Warn,
-                    Some(("hold", _)) => OnNoData::Hold,
-                    Some(("rollback", _)) => OnNoData::Rollback,
-                    Some((o, s)) => {
-                        let hint = suggestion(o, ["warn", "hold", "rollback"]);
-                        let o = o.to_string();
-                        self.err(
-                            s,
-                            format!("on_no_data `{o}` is not one of \"warn\", \"hold\", \"rollback\"{hint}"),
-                        );
-                        OnNoData::Warn
-                    }
-                };
+                let on_no_data = self.on_no_data(t, what);
                 TriggerKind::Metric {
                     metric: m,
                     threshold,

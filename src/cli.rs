@@ -90,6 +90,23 @@ pub enum Cmd {
         /// The Markdown file to turn into a runbook
         checklist: PathBuf,
     },
+    /// The runs in the state dir: runbook, start, who drives it (and whether that process is alive), where it stands
+    Ls {
+        /// text or json
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Watch a run from another terminal: the same screen, read-only, live (the latest live run when none is named)
+    Attach {
+        /// The run: its id (as `runbook ls` shows it), a unique part of it, or its folder
+        run: Option<String>,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Approve a step that waits for another operator's approval (you: this shell's Unix user)
     Approve {
         /// The run: its folder, its journal.jsonl, or its id (the folder's name under STATE_DIR/runs)
@@ -211,6 +228,14 @@ pub fn main() -> ExitCode {
             output,
         } => report(&journal, format, output.as_deref()),
         Cmd::Import { checklist } => import(&checklist),
+        Cmd::Ls { format, state_dir } => crate::runs::ls::main(
+            &state_dir.unwrap_or_else(crate::journal::default_state_dir),
+            &format,
+        ),
+        Cmd::Attach { run, state_dir } => crate::tui::attach::main(
+            &state_dir.unwrap_or_else(crate::journal::default_state_dir),
+            run.as_deref(),
+        ),
         Cmd::Approve { run, step, state_dir } => {
             let state_dir = state_dir.unwrap_or_else(crate::journal::default_state_dir);
             crate::team::approve::main(&run, &step, &state_dir)

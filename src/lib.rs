@@ -13,7 +13,9 @@
 //! anyone sees it. Each event, once journaled, is offered to `notify`, which delivers the
 //! `[[notify]]` targets in the background. Other operators reach a run's driver through its
 //! control socket (`team`): their requests become engine commands like the front end's, so the
-//! driver alone writes the journal.
+//! driver alone writes the journal. A watcher (`runbook attach`, `runbook ls`: `runs`,
+//! `tui::attach`) only reads the run folder — the journal and the running step's log as they
+//! grow — and sends its notes and approvals through that socket.
 //!
 //! ## Layers
 //!
@@ -24,7 +26,7 @@
 //! ```text
 //! cli                                      the command line: parsing, dispatch, stdout, exit codes
 //! tui | headless | backtest                the front ends; backtest replays triggers over history
-//! session                                  starting an execution, signals
+//! session | runs                           starting an execution, signals; the runs of a state dir as a watcher sees them
 //! team                                     the control socket's server and client, deploy locks, approve, takeover
 //! engine                                   the run: steps, waits, triggers, rollback
 //! notify                                   delivering notifications in the background
@@ -88,6 +90,7 @@ pub mod metrics;
 pub mod notify;
 pub mod process;
 pub mod runbook;
+pub mod runs;
 pub mod secrets;
 pub mod session;
 pub mod team;

@@ -540,6 +540,7 @@ fn top(app: &App) -> Option<String> {
         }
         Dialog::PickTrigger { selected } => format!("pick-trigger {selected}"),
         Dialog::Handover { by, .. } => format!("handover to {by}"),
+        Dialog::Watcher(ask) => format!("watcher {ask:?}"),
     })
 }
 

@@ -464,6 +464,8 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
             }
         }
         Dialog::Handover { by, from, reason } => return super::team::on_key(app, by, from, reason, key),
+        // `watching::on_key` answers it before it gets here.
+        Dialog::Watcher(_) => {}
         Dialog::PickTrigger { selected } => match key.code {
             KeyCode::Esc => {}
             KeyCode::Up | KeyCode::Char('k') => app.dialogs.push(Dialog::PickTrigger {

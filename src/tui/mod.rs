@@ -5,6 +5,7 @@
 //! when something changed — so a quiet screen costs nothing and sends next to nothing over SSH.
 //! Frames are capped at 20 a second and wrapped in synchronized updates.
 
+pub mod attach;
 pub mod bindings;
 pub mod dialog;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod state;
 mod team;
 mod terminal;
 pub mod ui;
+pub mod watching;
 
 use std::io::Write;
 use std::pin::Pin;

@@ -336,6 +336,8 @@ pub struct App {
     pub quit_when_done: bool,
     /// A rehearsal's speed-up (watches are divided by it).
     pub speed: f64,
+    /// Set on a watcher's screen (`runbook attach`): read-only, with who drives.
+    pub watching: Option<super::watching::Watching>,
     /// The run was handed over to this operator: this screen no longer drives it.
     pub handed_over: Option<String>,
     /// The terminal reports the mouse wheel (`M`; off at start, so that selecting text works).
@@ -453,6 +455,7 @@ impl App {
             dialogs: Vec::new(),
             quit_when_done: false,
             speed: 1.0,
+            watching: None,
             handed_over: None,
             mouse: false,
         }

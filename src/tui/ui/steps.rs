@@ -129,10 +129,14 @@ fn row_state(app: &App, theme: &Theme, si: usize, now: Instant) -> (&'static str
             } else {
                 "waiting for go-ahead: Enter"
             };
+            let what = match &app.watching {
+                Some(w) => format!("waiting for {}", w.driver_name()),
+                None => what.to_string(),
+            };
             (
                 theme.glyph(Glyph::Waiting),
                 theme.warn().add_modifier(Modifier::BOLD),
-                what.to_string(),
+                what,
             )
         }
         StepState::Waiting(Wait::Approval(w)) => (

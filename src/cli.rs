@@ -90,6 +90,49 @@ pub enum Cmd {
         /// The Markdown file to turn into a runbook
         checklist: PathBuf,
     },
+    /// The runs in the state dir: runbook, start, who drives it (and whether that process is alive), where it stands
+    Ls {
+        /// text or json
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Watch a run from another terminal: the same screen, read-only, live (the latest live run when none is named)
+    Attach {
+        /// The run: its id (as `runbook ls` shows it), a unique part of it, or its folder
+        run: Option<String>,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Approve a step that waits for another operator's approval (you: this shell's Unix user)
+    Approve {
+        /// The run: its folder, its journal.jsonl, or its id (the folder's name under STATE_DIR/runs)
+        run: PathBuf,
+        /// The step: its id, or phase/step
+        step: String,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Take over driving a run: its driver's operator is asked, or it happens at once if the driver is gone
+    Takeover {
+        /// The run: its folder, its journal.jsonl, or its id (the folder's name under STATE_DIR/runs)
+        run: PathBuf,
+        /// Why (journaled, and shown to the driver's operator)
+        #[arg(long, value_name = "TEXT", required = true)]
+        reason: String,
+        /// Plain, line-oriented progress on stdout instead of the terminal UI
+        #[arg(long)]
+        headless: bool,
+        /// Go on even though the runbook file changed since the run started
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        exec: ExecFlags,
+    },
     /// Replay every metric trigger over Prometheus history: when would it have gone pending and fired
     Backtest {
         /// The runbook (TOML) whose triggers to replay
@@ -189,6 +232,49 @@ pub fn main() -> ExitCode {
             output,
         } => report(&journal, format, output.as_deref()),
         Cmd::Import { checklist } => import(&checklist),
+        Cmd::Ls { format, state_dir } => crate::runs::ls::main(
+            &state_dir.unwrap_or_else(crate::journal::default_state_dir),
+            &format,
+        ),
+        Cmd::Attach { run, state_dir } => crate::tui::attach::main(
+            &state_dir.unwrap_or_else(crate::journal::default_state_dir),
+            run.as_deref(),
+        ),
+        Cmd::Approve { run, step, state_dir } => {
+            let state_dir = state_dir.unwrap_or_else(crate::journal::default_state_dir);
+            crate::team::approve::main(&run, &step, &state_dir)
+        }
+        Cmd::Takeover {
+            run,
+            reason,
+            headless,
+            force,
+            exec,
+        } => {
+            let state_dir = exec
+                .state_dir
+                .clone()
+                .unwrap_or_else(crate::journal::default_state_dir);
+            match crate::team::takeover::prepare(&run, &reason, &state_dir) {
+                Err(code) => code,
+                Ok(taken) => {
+                    // A rehearsal stays one: nothing it shows is run for real after a hand-over.
+                    let rehearsal = taken.rehearsal.then_some(crate::engine::Rehearsal {
+                        speed: 1.0,
+                        inject_fault_at: None,
+                    });
+                    let how = How {
+                        mode: Mode::Resume,
+                        rehearsal,
+                        resume: Some((taken.run_dir, force)),
+                        front: front_end(headless),
+                        // The run is in this state dir: `prepare` found it there.
+                        restore: None,
+                    };
+                    execute(PathBuf::new(), exec, how)
+                }
+            }
+        }
         Cmd::Backtest {
             file,
             since,

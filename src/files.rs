@@ -122,6 +122,28 @@ pub fn open_private(path: &Path, options: &OpenOptions) -> std::io::Result<File>
     }
 }
 
+/// Creates a folder below the state dir (`locks/`) as the run folders are: `0700`, or `2770` for
+/// the group when the state dir is shared (creating the state dir itself first when missing).
+pub fn create_folder(state_dir: &Path, dir: &Path) -> std::io::Result<()> {
+    create_state_dirs(state_dir, &state_dir.join("runs"))?;
+    match create_run_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Opens a file for reading and writing without emptying it, creating it `0600` (`0660` for a
+/// shared state dir's group) when it is missing: lock files.
+pub fn open_private_rw(path: &Path) -> std::io::Result<File> {
+    open_private(path, OpenOptions::new().read(true).write(true).create(true))
+}
+
+/// Gives something `runbook` created in a run folder by other means than `create_private_file`
+/// (the control socket) the same access: `0600`, or `0660` for a shared state dir's group.
+pub fn give_access(path: &Path) -> std::io::Result<()> {
+    set_access(path, None, sharing_of(folder_of(path))?, 0o600, 0o660)
+}
+
 /// Creates (or empties) a file in a run folder, `0600` (`0660` for a shared state dir's group)
 /// whatever the umask: step logs and every other file `runbook` writes in a run folder.
 pub fn create_private_file(path: &Path) -> std::io::Result<File> {

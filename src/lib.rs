@@ -11,7 +11,11 @@
 //! The engine (`engine`) knows nothing of terminals; front ends (`tui`, `headless`) send it
 //! commands and render its updates; the journal (`journal`) records every event to disk before
 //! anyone sees it. Each event, once journaled, is offered to `notify`, which delivers the
-//! `[[notify]]` targets in the background.
+//! `[[notify]]` targets in the background. Other operators reach a run's driver through its
+//! control socket (`team`): their requests become engine commands like the front end's, so the
+//! driver alone writes the journal. A watcher (`runbook attach`, `runbook ls`: `runs`,
+//! `tui::attach`) only reads the run folder — the journal and the running step's log as they
+//! grow — and sends its notes and approvals through that socket.
 //!
 //! ## Layers
 //!
@@ -22,14 +26,15 @@
 //! ```text
 //! cli                                      the command line: parsing, dispatch, stdout, exit codes
 //! tui | headless | backtest                the front ends; backtest replays triggers over history
-//! session                                  starting an execution, signals
+//! session | runs                           starting an execution, signals; the runs of a state dir as a watcher sees them
+//! team                                     the control socket's server and client, deploy locks, approve, takeover
 //! engine                                   the run: steps, waits, triggers, rollback
 //! store                                    the shared store: copy, lease, restore (PostgreSQL)
 //! notify                                   delivering notifications in the background
 //! metrics | journal                        metric sources and triggers; the journal, resume, report
 //! secrets                                  reading `[secrets]`
 //! runbook                                  the format: model, parse, validate, plan, import
-//! process                                  running commands, the step monitor
+//! process | control                        running commands, the step monitor; the control socket's words
 //! files | mask | duration | text | identity   private files, masking, durations, text, who/where
 //! ```
 
@@ -74,6 +79,7 @@ macro_rules! out_inline {
 
 pub mod backtest;
 pub mod cli;
+pub mod control;
 pub mod duration;
 pub mod engine;
 pub mod files;
@@ -85,8 +91,10 @@ pub mod metrics;
 pub mod notify;
 pub mod process;
 pub mod runbook;
+pub mod runs;
 pub mod secrets;
 pub mod session;
 pub mod store;
+pub mod team;
 pub mod text;
 pub mod tui;

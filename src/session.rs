@@ -48,6 +48,8 @@ pub enum StartError {
     Journal { dir: String, source: std::io::Error },
     #[error("{0}")]
     Resume(String),
+    #[error("{0}")]
+    Lock(#[from] crate::team::lock::LockError),
 }
 
 /// A started execution: the front end reads `updates` and sends `commands`.
@@ -142,6 +144,22 @@ pub fn start_shared(
                 .collect(),
         }
     })?;
+    // The deploy lock before the run folder: a refused run leaves nothing behind.
+    let mut deploy_lock = match &rb.lock {
+        Some(name) => {
+            let state_dir = match &resume_dir {
+                Some(dir) => crate::team::lock::state_dir_of(dir)
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_else(|| dir.join("..").join("..")),
+                None => req.state_dir.clone().unwrap_or_else(default_state_dir),
+            };
+            // Resuming (or taking over): the last driver may be letting go of it this moment.
+            let patience = if resume_dir.is_some() { 3 } else { 0 };
+            let patience = std::time::Duration::from_secs(patience);
+            Some(crate::team::lock::acquire_within(&state_dir, name, patience)?)
+        }
+        None => None,
+    };
     let journal = match &resume_dir {
         Some(dir) => {
             let lock = lock
@@ -177,13 +195,34 @@ pub fn start_shared(
         },
         resume: plan,
     };
+    if let Some(lock) = deploy_lock.as_mut() {
+        let _ = lock.record_run(&run_dir);
+    }
+    // Other operators reach the driver here (notes, approvals, takeover): SPEC §8.
+    let control = match crate::team::server::serve(&run_dir, cmd_tx.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            notices.push(format!(
+                "the control socket {} could not be created ({e}): other operators cannot approve, add notes or take over from their terminals",
+                run_dir.join(crate::team::SOCKET).display()
+            ));
+            None
+        }
+    };
     let mut engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
+    // The shared store's lease and copy (SPEC §9): the engine sees the lease through its link.
     let store = store.map(|(store, steal)| {
         let (link, handle) = store.attach(crate::store::lease::RunRow::of(&rb, &run_dir), &run_dir, steal);
         engine.attach_store(link);
         handle
     });
-    let engine = tokio::spawn(engine.run());
+    // The socket and the deploy lock live as long as the engine drives the run, and go with it.
+    let engine = tokio::spawn(async move {
+        let outcome = engine.run().await;
+        drop(control);
+        drop(deploy_lock);
+        outcome
+    });
     Ok(Session {
         runbook: rb,
         run_dir,

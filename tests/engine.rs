@@ -1342,43 +1342,22 @@ async fn roll_back_after_a_failure_on_the_operators_call() {
     assert_eq!(event(&j, "rollback_finished")["status"], "succeeded");
 }
 
+/// A deploy that fails into a rollback whose first step fails too (`exit 3`), then reverts.
+fn rollback_trouble() -> String {
+    RunbookToml::new("Rollback trouble")
+        .phase("p", "P")
+        .step("deploy", "Deploy", "run = \"exit 1\"\non_failure = \"rollback\"")
+        .rollback("Back")
+        .phase("undo", "Undo")
+        .step("flush", "Flush caches", "run = \"exit 3\"")
+        .step("revert", "Revert", "run = \"touch reverted.txt\"")
+        .build()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_rollback_step_waits_and_can_be_skipped() {
     let fx = Fixture::new();
-    let rb = fx.write(
-        "rbfail.toml",
-        r#"
-[runbook]
-title = "Rollback trouble"
-
-[[phase]]
-id = "p"
-title = "P"
-
-[[phase.step]]
-id = "deploy"
-title = "Deploy"
-run = "exit 1"
-on_failure = "rollback"
-
-[rollback]
-title = "Back"
-
-[[rollback.phase]]
-id = "undo"
-title = "Undo"
-
-[[rollback.phase.step]]
-id = "flush"
-title = "Flush caches"
-run = "exit 3"
-
-[[rollback.phase.step]]
-id = "revert"
-title = "Revert"
-run = "touch reverted.txt"
-"#,
-    );
+    let rb = fx.write("rbfail.toml", &rollback_trouble());
     let d = drive(request(&rb, &fx.state(), &[], false), |u| match u {
         Update::Waiting {
             step,
@@ -1406,40 +1385,7 @@ run = "touch reverted.txt"
 #[tokio::test(flavor = "multi_thread")]
 async fn aborting_a_failed_rollback_means_rollback_failed() {
     let fx = Fixture::new();
-    let rb = fx.write(
-        "rbfail.toml",
-        r#"
-[runbook]
-title = "Rollback trouble"
-
-[[phase]]
-id = "p"
-title = "P"
-
-[[phase.step]]
-id = "deploy"
-title = "Deploy"
-run = "exit 1"
-on_failure = "rollback"
-
-[rollback]
-title = "Back"
-
-[[rollback.phase]]
-id = "undo"
-title = "Undo"
-
-[[rollback.phase.step]]
-id = "flush"
-title = "Flush caches"
-run = "exit 3"
-
-[[rollback.phase.step]]
-id = "revert"
-title = "Revert"
-run = "touch reverted.txt"
-"#,
-    );
+    let rb = fx.write("rbfail.toml", &rollback_trouble());
     let d = drive(request(&rb, &fx.state(), &[], false), abort_on_wait).await;
     assert_eq!(d.outcome, Outcome::RollbackFailed);
     assert!(!fx.exists("reverted.txt"));

@@ -232,6 +232,7 @@ async fn drive_simulated(req: Request, mut react: impl FnMut(&Update) -> Vec<Com
                 Update::Message(m) => d.messages.push(m),
                 // No store in these runs.
                 Update::Store(_) => {}
+                Update::Team(t) => d.messages.push(format!("{t:?}")),
             }
         }
         (&mut s.engine).await.expect("engine task")

@@ -539,6 +539,8 @@ fn top(app: &App) -> Option<String> {
             format!("text {purpose}: {:?}", area.lines().join("\n"))
         }
         Dialog::PickTrigger { selected } => format!("pick-trigger {selected}"),
+        Dialog::Handover { by, .. } => format!("handover to {by}"),
+        Dialog::Watcher(ask) => format!("watcher {ask:?}"),
     })
 }
 

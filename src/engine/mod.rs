@@ -16,6 +16,7 @@ mod alerts;
 pub mod http;
 mod step;
 mod store;
+mod team;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ pub use crate::process::Chunk;
 use crate::runbook::{Phase, Runbook};
 use crate::secrets::{Redactor, Secrets};
 pub use step::log_file;
+pub use team::TeamUpdate;
 
 /// Which kind of execution this is; recorded as `mode` in `run_started`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
@@ -124,6 +126,12 @@ pub enum Command {
     Interrupt,
     /// SIGHUP: let the step in flight finish, start nothing further, stop resumably.
     Detach,
+    /// A request from the control socket (another operator: a note, an approval, a takeover).
+    Team(crate::control::Asked),
+    /// The driver's operator answers a takeover request: hand the run over, or not.
+    Handover {
+        accept: bool,
+    },
 }
 
 /// Why the run is waiting for the operator.
@@ -142,6 +150,8 @@ pub enum Wait {
     /// Resuming: this step was in flight when the run stopped. Retry it, mark it done or skip it
     /// (with a reason), or roll back.
     Interrupted,
+    /// After its go-ahead, the step waits for other operators' approvals (SPEC §8).
+    Approval(crate::control::ApprovalWaiting),
 }
 
 impl Wait {
@@ -153,6 +163,7 @@ impl Wait {
             Wait::Failed { .. } => "failed step",
             Wait::Trigger { .. } => "firing trigger",
             Wait::Interrupted => "interrupted step",
+            Wait::Approval(_) => "approval by another operator",
         }
     }
 }
@@ -175,6 +186,8 @@ pub enum Update {
     Message(String),
     /// How far behind the shared store is (SPEC §9): for the header and the headless lines.
     Store(crate::store::Status),
+    /// Operators as a team: a takeover request, a hand-over.
+    Team(TeamUpdate),
 }
 
 /// Settings of one execution.
@@ -203,6 +216,8 @@ enum Stop {
     Rollback(RollbackReason),
     Interrupted(String),
     Journal(String),
+    /// The driver's operator handed the run over (to this user): stop here, finish nothing.
+    HandedOver(String),
 }
 
 /// Who or what called for a rollback. Journaled as `rollback_started`'s `reason`: `trigger:ID`,
@@ -318,6 +333,7 @@ pub struct Engine {
     /// For a rehearsal's figures: when a trigger first fired, when the rollback started.
     first_fired: Option<Instant>,
     rollback_began: Option<Instant>,
+    team: team::Team,
     /// The operator called for the rollback (and why, when they said): for `rollback_started`.
     rollback_call: Option<Option<String>>,
     /// The shared store's lease and status, when there is a store (`attach_store`).
@@ -390,6 +406,11 @@ impl Engine {
         env.push(("RUNBOOK_MODE".into(), opts.mode.as_str().into()));
         env.push(("RUNBOOK_OPERATOR".into(), opts.operator.clone()));
         let speed = opts.rehearsal.map_or(1.0, |r| r.speed);
+        let given = opts
+            .resume
+            .as_ref()
+            .map(|p| p.approvals.clone())
+            .unwrap_or_default();
         // A resumed run watches every trigger afresh (nothing shown from the last session holds).
         let resumed = opts.mode == Mode::Resume;
         let triggers = rb
@@ -428,6 +449,7 @@ impl Engine {
             rolling_back: false,
             first_fired: None,
             rollback_began: None,
+            team: team::Team::new(given),
             rollback_call: None,
             store: None,
         }
@@ -491,8 +513,17 @@ impl Engine {
             Err(Stop::Failed(r)) => (Outcome::Failed, r),
             Err(Stop::Aborted(r)) => (Outcome::Aborted, r),
             Err(Stop::Interrupted(r)) => (Outcome::Interrupted, Some(r)),
+            // Handed over: the new driver goes on from here; this session ends without a word more.
+            Err(Stop::HandedOver(to)) => {
+                self.handed_over(&to).await;
+                return Outcome::Interrupted;
+            }
             Err(Stop::Rollback(reason)) => match self.roll_back(reason).await {
                 Ok(o) => o,
+                Err(Stop::HandedOver(to)) => {
+                    self.handed_over(&to).await;
+                    return Outcome::Interrupted;
+                }
                 Err(Stop::Journal(e)) => {
                     self.rec.tell(Update::Message(e)).await;
                     return Outcome::Failed;
@@ -663,6 +694,7 @@ impl Engine {
             Ok(()) => RollbackStatus::Succeeded,
             Err(Stop::Interrupted(r)) => return Ok((Outcome::Interrupted, Some(r.clone()))),
             Err(Stop::Journal(e)) => return Err(Stop::Journal(e.clone())),
+            Err(Stop::HandedOver(to)) => return Err(Stop::HandedOver(to.clone())),
             Err(_) => RollbackStatus::Failed,
         };
         self.rec.emit(Event::RollbackFinished { status }).await?;

@@ -28,6 +28,19 @@ pub(super) enum Input<T> {
     Changed,
 }
 
+impl Input<()> {
+    /// The same input for a caller that waits for work of another type (it carries none).
+    fn with_work<T>(self) -> Input<T> {
+        match self {
+            Input::Deadline | Input::Work(()) => Input::Deadline,
+            Input::Command(c) => Input::Command(c),
+            Input::Stop(s) => Input::Stop(s),
+            Input::Fired => Input::Fired,
+            Input::Changed => Input::Changed,
+        }
+    }
+}
+
 /// Work the caller waits for besides everything else.
 pub(super) type Work<'a, T> = Option<Pin<&'a mut (dyn Future<Output = T> + Send)>>;
 
@@ -101,6 +114,16 @@ impl Engine {
                     }
                 }
                 Ev::Cmd(Some(Command::InjectFault)) => self.inject_fault("operator").await?,
+                Ev::Cmd(Some(Command::Team(asked))) => {
+                    if let Some(input) = self.on_team(asked).await? {
+                        return Ok(input.with_work());
+                    }
+                }
+                Ev::Cmd(Some(Command::Handover { accept })) => {
+                    if let Some(input) = self.handover_answer(accept).await? {
+                        return Ok(input.with_work());
+                    }
+                }
                 // Who called for a rollback (and why) is kept for `rollback_started`; the call
                 // itself goes on as a plain `Rollback`.
                 Ev::Cmd(Some(Command::RollbackWithNote { note })) => {

@@ -6,6 +6,7 @@
 
 mod printer;
 mod prompt;
+mod team;
 
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
@@ -22,7 +23,7 @@ use prompt::{Choice, Prompter, Question, go_ahead_question};
 pub async fn run(session: Session) -> i32 {
     let Session {
         runbook,
-        run_dir: _,
+        run_dir,
         commands,
         mut updates,
         engine,
@@ -43,10 +44,18 @@ pub async fn run(session: Session) -> i32 {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let mut printer = Printer::new(&runbook);
     let mut store_lines = crate::store::link::Throttle::default();
+    // The run was handed over (`runbook takeover`, agreed to here): to whom.
+    let mut handed_over: Option<String> = None;
     while let Some(update) = updates.recv().await {
         // Nothing is printed into an open question's line.
         prompter.pause();
         match update {
+            Update::Team(t) => {
+                let now = clock(SystemTime::now());
+                if let Some(to) = team::on_update(&mut out, &now, t, &commands) {
+                    handed_over = Some(to);
+                }
+            }
             Update::Output { step, chunk } => printer.output(&mut out, step, chunk.at, &chunk.bytes),
             Update::Event(record) => {
                 // The run moved on: a question still open is no longer the one to answer.
@@ -146,6 +155,15 @@ pub async fn run(session: Session) -> i32 {
                     (Wait::Trigger { .. }, false) => {
                         let _ = commands.send(Command::Rollback).await;
                     }
+                    (Wait::Approval(w), interactive) => {
+                        let now = clock(SystemTime::now());
+                        if let Some(reason) =
+                            team::waiting_for_approval(&mut out, &now, &name, &w, &run_dir, interactive)
+                        {
+                            crate::say!("runbook: {reason}");
+                            let _ = commands.send(Command::Abort { reason: Some(reason) }).await;
+                        }
+                    }
                 }
             }
         }
@@ -156,6 +174,14 @@ pub async fn run(session: Session) -> i32 {
     }
     let _ = out.flush();
     drop(prompter);
+    if let Some(to) = handed_over {
+        let _ = engine.await;
+        crate::say!(
+            "runbook: handed over to {to} — watch with: runbook attach {}",
+            run_dir.display()
+        );
+        return 0;
+    }
     match engine.await {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {

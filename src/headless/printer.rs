@@ -205,6 +205,13 @@ impl<'a> Printer<'a> {
                 writeln!(out, "{now} {mark} {name} {}{facts}{tail}{log}", f.status.as_str())
             }
             Event::Note { text, operator } => writeln!(out, "{now}    note by {operator}: {text}"),
+            Event::Approval { .. } | Event::Handover { .. } => {
+                writeln!(
+                    out,
+                    "{now} ok {}",
+                    crate::journal::team::describe(event).unwrap_or_default()
+                )
+            }
             Event::WriteFailed { file, error } => writeln!(out, "{now} !! cannot write {file}: {error}"),
             e @ (Event::StoreBehind { .. }
             | Event::StoreCaughtUp { .. }

@@ -133,6 +133,29 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rollback_ms: Option<u64>,
     },
+    /// An operator other than the driver approved a step that waits for approvals (SPEC §8):
+    /// who (the Unix user the kernel named), from where, and the metric values at that moment.
+    Approval {
+        phase: String,
+        step: String,
+        rollback: bool,
+        operator: String,
+        from: crate::control::Origin,
+        metrics: BTreeMap<String, Option<f64>>,
+        /// A rehearsal's approval: nobody approved, the rehearsal played it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        simulated: bool,
+    },
+    /// The run changed hands: `from` stopped driving it, `to` drives it from here.
+    Handover {
+        from: String,
+        to: String,
+        reason: String,
+        /// Where the new driver is.
+        at: crate::control::Origin,
+        /// The driver's operator agreed (`true`), or the driver was gone (`false`).
+        consent: bool,
+    },
     RunFinished {
         outcome: Outcome,
         exit_code: i32,
@@ -449,6 +472,33 @@ impl Event {
                 fired_to_decision_ms: _,
                 rollback_ms: _,
             } => {}
+            Event::Approval {
+                phase,
+                step,
+                rollback: _,
+                operator,
+                from,
+                metrics,
+                simulated: _,
+            } => {
+                for s in [phase, step, operator] {
+                    m(s);
+                }
+                from.mask(&m, &mo);
+                keys(metrics, r);
+            }
+            Event::Handover {
+                from,
+                to,
+                reason,
+                at,
+                consent: _,
+            } => {
+                for s in [from, to, reason] {
+                    m(s);
+                }
+                at.mask(&m, &mo);
+            }
             Event::RunFinished {
                 outcome: _,
                 exit_code: _,

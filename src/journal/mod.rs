@@ -16,6 +16,7 @@ pub mod report;
 pub mod resume;
 pub mod snapshot;
 pub mod store_event;
+pub mod team;
 mod writer;
 
 use std::path::PathBuf;

@@ -24,6 +24,8 @@ pub struct ResumePlan {
     /// The step whose latest attempt has a `step_started` and no `step_finished`: its command
     /// may still be running under its monitor, or have ended with nobody there to record it.
     pub in_flight: Option<StepKey>,
+    /// Who approved each step (SPEC §8) since its last `step_finished`: kept for the next session.
+    pub approvals: HashMap<StepKey, Vec<String>>,
 }
 
 /// What the journal says about the run as a whole.
@@ -109,7 +111,23 @@ pub fn plan(records: &[Record], rb: &Runbook) -> ResumePlan {
                 let a = plan.attempts.entry(key.clone()).or_default();
                 *a = (*a).max(f.attempt);
                 open.retain(|k| k != &key);
+                // Approvals count for one go-ahead of the step.
+                plan.approvals.remove(&key);
                 last.insert(key, (f.status, f.attempt));
+            }
+            Event::Approval {
+                phase,
+                step,
+                rollback,
+                operator,
+                simulated: false,
+                ..
+            } => {
+                let key = (*rollback, phase.clone(), step.clone());
+                let given = plan.approvals.entry(key).or_default();
+                if !given.contains(operator) {
+                    given.push(operator.clone());
+                }
             }
             Event::RollbackStarted { reason, .. } => {
                 plan.rollback = Some(reason.clone());

@@ -34,6 +34,8 @@ struct Groups {
     created: HashSet<i32>,
     /// Step monitors still running (they left our session; they are not orphans).
     monitors: HashSet<i32>,
+    /// Step monitors left to run on after a hand-over: never ended by us.
+    released: HashSet<i32>,
 }
 
 static GROUPS: Mutex<Option<Groups>> = Mutex::new(None);
@@ -69,6 +71,41 @@ fn orphans() -> Vec<i32> {
     let Some(g) = guard.as_ref() else {
         return Vec::new();
     };
+    let mut found = Vec::new();
+    for ProcStat {
+        pid,
+        ppid,
+        pgrp,
+        session,
+        ..
+    } in processes()
+    {
+        // An orphan in a group that still runs belongs to that step, which ends it when it ends.
+        if ppid == me
+            && !g.live.contains(&pid)
+            && !g.monitors.contains(&pid)
+            && !g.released.contains(&pid)
+            && !g.live.contains(&pgrp)
+            && (g.created.contains(&pgrp) || session != our_session)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A process as `/proc/PID/stat` shows it.
+struct ProcStat {
+    pid: i32,
+    zombie: bool,
+    ppid: i32,
+    pgrp: i32,
+    session: i32,
+}
+
+/// Every process in /proc, read from "pid (comm) state ppid pgrp session ..." (comm may hold
+/// spaces and parentheses); one that ends while it is read is left out.
+fn processes() -> Vec<ProcStat> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -80,28 +117,22 @@ fn orphans() -> Vec<i32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses.
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
             continue;
         };
-        let fields: Vec<i32> = rest
-            .split_whitespace()
-            .skip(1)
-            .take(3)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        let [ppid, pgrp, session] = fields[..] else {
+        let mut fields = rest.split_whitespace();
+        let zombie = fields.next() == Some("Z");
+        let numbers: Vec<i32> = fields.take(3).filter_map(|f| f.parse().ok()).collect();
+        let [ppid, pgrp, session] = numbers[..] else {
             continue;
         };
-        // An orphan in a group that still runs belongs to that step, which ends it when it ends.
-        if ppid == me
-            && !g.live.contains(&pid)
-            && !g.monitors.contains(&pid)
-            && !g.live.contains(&pgrp)
-            && (g.created.contains(&pgrp) || session != our_session)
-        {
-            found.push(pid);
-        }
+        found.push(ProcStat {
+            pid,
+            zombie,
+            ppid,
+            pgrp,
+            session,
+        });
     }
     found
 }

@@ -163,28 +163,10 @@ fn is_zombie(pid: i32) -> bool {
 
 /// Every live (not zombie) descendant of `root`, found through parent links in /proc.
 pub fn descendants(root: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut links: Vec<(i32, i32, bool)> = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let zombie = fields.next() == Some("Z");
-        let Some(ppid) = fields.next().and_then(|f| f.parse::<i32>().ok()) else {
-            continue;
-        };
-        links.push((pid, ppid, zombie));
-    }
+    let links: Vec<(i32, i32, bool)> = super::processes()
+        .into_iter()
+        .map(|p| (p.pid, p.ppid, p.zombie))
+        .collect();
     let mut tree = vec![root];
     let mut found = Vec::new();
     while let Some(parent) = tree.pop() {

@@ -320,6 +320,22 @@ impl RunningCommand {
         result
     }
 
+    /// Lets the command run on under its monitor without this process (the run was handed over:
+    /// the new driver follows it). It is no longer ours to end when we exit.
+    pub fn release(&mut self) {
+        if let Some(g) = groups().as_mut() {
+            g.monitors.remove(&self.monitor);
+            g.released.insert(self.monitor);
+        }
+        // Nothing of ours reads its output any more (the monitor goes on writing its log).
+        match &self.how {
+            Following::Adopted { tail, .. } => tail.abort(),
+            Following::Child { frames, .. } => frames.abort(),
+            Following::Done => {}
+        }
+        self.how = Following::Done;
+    }
+
     /// Asks the monitor to end the step's whole tree (SIGTERM, SIGKILL after the grace period);
     /// `wait` then says how it ended.
     pub fn terminate(&self) {

@@ -1,6 +1,7 @@
 //! The runbook format: the model (`model`), reading and checking a file (`parse`), how problems are
 //! shown (`diagnostic`), and the printed outline (`plan`).
 
+pub mod approval;
 pub mod diagnostic;
 pub mod import;
 pub mod model;

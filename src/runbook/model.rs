@@ -15,6 +15,8 @@ pub struct Runbook {
     pub id: String,
     pub title: String,
     pub description: Option<String>,
+    /// `[runbook] lock`: at most one run holding a lock of this name at a time in the state dir.
+    pub lock: Option<String>,
     /// Path of the runbook file as given.
     pub file: PathBuf,
     /// Hex sha256 of the file's bytes.
@@ -216,6 +218,8 @@ pub struct Step {
     pub irreversible: bool,
     /// Absolute folder, when the step overrides the runbook's.
     pub workdir: Option<PathBuf>,
+    /// Four eyes: other operators must approve it after its go-ahead (`approval`, `approvers`).
+    pub approval: Option<super::approval::Approval>,
 }
 
 impl Step {

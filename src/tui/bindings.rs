@@ -142,7 +142,7 @@ fn hint_mark_done(app: &App) -> Option<&'static str> {
 fn hint_skip(app: &App) -> Option<&'static str> {
     matches!(
         waits(app)?,
-        Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted
+        Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted | Wait::Approval(_)
     )
     .then_some("skip")
 }

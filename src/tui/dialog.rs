@@ -42,6 +42,14 @@ pub enum Dialog {
     },
     /// `t`: which trigger to raise.
     PickTrigger { selected: usize },
+    /// A watcher's question (`runbook attach`): its keys and lines are `watching`'s.
+    Watcher(super::watching::Ask),
+    /// Another operator asks to take the run over (`runbook takeover`): `y` hands it over.
+    Handover {
+        by: String,
+        from: String,
+        reason: String,
+    },
 }
 
 impl Dialog {

@@ -106,7 +106,10 @@ fn act(app: &mut App, action: Action) -> Vec<Effect> {
             _ => app.note("d marks done a step that was in flight when an earlier session stopped"),
         },
         Action::Skip => match waiting(app) {
-            Some((at, Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted)) => {
+            Some((
+                at,
+                Wait::GoAhead { .. } | Wait::Failed { .. } | Wait::Interrupted | Wait::Approval(_),
+            )) => {
                 if in_view(app, at, "s again skips it") {
                     app.dialogs.push(Dialog::text(TextPurpose::Skip(at), ""));
                 }
@@ -303,6 +306,10 @@ fn go_ahead(app: &mut App) -> Vec<Effect> {
         Some((_, Wait::Trigger { .. })) => {
             held_by_trigger(app, "confirm");
         }
+        // Four eyes: the driver's own key never approves.
+        Some((_, Wait::Approval(_))) => {
+            app.note("Enter does not approve: another operator must (four eyes; see the log pane)")
+        }
         _ => {
             if let Some(at) = app.running()
                 && matches!(app.step(at).kind, StepKind::Watch(_))
@@ -456,6 +463,9 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                 app.dialogs.push(Dialog::Irreversible(at));
             }
         }
+        Dialog::Handover { by, from, reason } => return super::team::on_key(app, by, from, reason, key),
+        // `watching::on_key` answers it before it gets here.
+        Dialog::Watcher(_) => {}
         Dialog::PickTrigger { selected } => match key.code {
             KeyCode::Esc => {}
             KeyCode::Up | KeyCode::Char('k') => app.dialogs.push(Dialog::PickTrigger {

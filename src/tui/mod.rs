@@ -5,13 +5,16 @@
 //! when something changed — so a quiet screen costs nothing and sends next to nothing over SSH.
 //! Frames are capped at 20 a second and wrapped in synchronized updates.
 
+pub mod attach;
 pub mod bindings;
 pub mod dialog;
 pub mod keys;
 pub mod scroll;
 pub mod state;
+mod team;
 mod terminal;
 pub mod ui;
+pub mod watching;
 
 use std::io::Write;
 use std::pin::Pin;
@@ -256,6 +259,13 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         std::mem::forget(guard);
     }
     let o = outcome.unwrap_or(Outcome::Failed);
+    if let Some(to) = &app.handed_over {
+        crate::out!(
+            "runbook: handed over to {to} — watch with: runbook attach {}",
+            run_dir.display()
+        );
+        return 0;
+    }
     crate::out!(
         "runbook: run {} (exit {}); journal: {}",
         o.as_str().replace('_', " "),

@@ -338,6 +338,10 @@ pub struct App {
     pub quit_when_done: bool,
     /// A rehearsal's speed-up (watches are divided by it).
     pub speed: f64,
+    /// Set on a watcher's screen (`runbook attach`): read-only, with who drives.
+    pub watching: Option<super::watching::Watching>,
+    /// The run was handed over to this operator: this screen no longer drives it.
+    pub handed_over: Option<String>,
     /// The terminal reports the mouse wheel (`M`; off at start, so that selecting text works).
     pub mouse: bool,
 }
@@ -454,6 +458,8 @@ impl App {
             dialogs: Vec::new(),
             quit_when_done: false,
             speed: 1.0,
+            watching: None,
+            handed_over: None,
             mouse: false,
         }
     }
@@ -672,7 +678,7 @@ impl App {
                 // A failed step stays `Done` (failed): that it waits for a decision is
                 // `self.waiting`, which goes away when the run moves on or rolls back.
                 if let Some(v) = self.view_mut(step)
-                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted)
+                    && matches!(why, Wait::GoAhead { .. } | Wait::Interrupted | Wait::Approval(_))
                 {
                     v.state = StepState::Waiting(why.clone());
                 }
@@ -690,6 +696,7 @@ impl App {
             Update::Message(m) => self.note(m),
             Update::Event(record) => self.event(record.event),
             Update::Store(status) => self.store_behind = status.behind,
+            Update::Team(t) => self.team(t),
         }
     }
 
@@ -843,6 +850,9 @@ impl App {
                 self.waiting = None;
             }
             Event::Note { text, operator } => self.note(format!("note by {operator}: {text}")),
+            Event::Approval { .. } | Event::Handover { .. } => {
+                self.note(crate::journal::team::describe(&event).unwrap_or_default())
+            }
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             ref e @ (Event::StoreBehind { .. }
             | Event::StoreCaughtUp { .. }

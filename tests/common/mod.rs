@@ -621,6 +621,7 @@ pub async fn drive(req: Request, mut react: impl FnMut(&Update) -> Vec<Command>)
                 Update::Message(m) => d.messages.push(m),
                 // No store in these runs.
                 Update::Store(_) => {}
+                Update::Team(t) => d.messages.push(format!("{t:?}")),
             }
         }
         (&mut s.engine).await.expect("engine task")

@@ -62,6 +62,9 @@ impl Engine {
             fin.reason = Some("followed to its end after runbook was restarted".into());
             stop
         };
+        if let Some(s @ Stop::HandedOver(_)) = stop {
+            return Err(s);
+        }
         let status = fin.status;
         self.unfinished = None;
         self.rec.emit(Event::StepFinished(Box::new(fin))).await?;
@@ -90,6 +93,11 @@ impl Engine {
             };
             match input {
                 Ok(Input::Work(r)) => break r,
+                // Handed over: the command runs on under its monitor; the new driver follows it.
+                Ok(Input::Stop(s @ Stop::HandedOver(_))) => {
+                    running.release();
+                    return Some(s);
+                }
                 Ok(Input::Stop(s)) => {
                     stop.get_or_insert(s);
                     cancelled.get_or_insert(StepStatus::Cancelled);

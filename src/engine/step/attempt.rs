@@ -238,6 +238,10 @@ impl Engine {
             }
             (StepKind::Manual(_), _) => unreachable!("manual steps finish in run_step"),
         }
+        // Handed over mid-step: it stays unfinished in the journal, for the new driver to follow.
+        if let Some(s @ Stop::HandedOver(_)) = stop {
+            return Err(s);
+        }
         fin.duration_ms = began.elapsed().as_millis() as u64;
         let status = fin.status;
         self.unfinished = None;

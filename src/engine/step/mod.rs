@@ -83,6 +83,15 @@ impl Engine {
                     }
                 }
             }
+            if let Some(reason) = self.await_approvals(at, phase, step).await? {
+                let attempt = u32::from(manual);
+                return self
+                    .finish_simple(at, attempt, StepStatus::Skipped, waited, Some(reason))
+                    .await;
+            }
+            if step.approval.is_some() {
+                self.hold(at).await?;
+            }
             if manual {
                 let fin = StepFinished {
                     phase: phase.id.clone(),
@@ -100,6 +109,16 @@ impl Engine {
             }
             // No hold here: a go-ahead counts only when nothing fires (`go_ahead`), so the step
             // starts now or not at all.
+        } else if adopted.is_none() && step.approval.is_some() {
+            let waited = std::time::Instant::now();
+            if let Some(reason) = self.await_approvals(at, phase, step).await? {
+                return self
+                    .finish_simple(at, 0, StepStatus::Skipped, waited, Some(reason))
+                    .await;
+            }
+            // The last approval may come while a trigger fires: nothing starts until it is
+            // acknowledged (or the run rolls back).
+            self.hold(at).await?;
         }
         // Retries count from this session's first attempt: an adopted one is that attempt.
         let base = if adopted.is_some() { earlier - 1 } else { earlier };

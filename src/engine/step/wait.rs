@@ -157,7 +157,7 @@ impl Engine {
     }
 
     /// The stop a command means while nothing is running.
-    pub(super) fn stop_for(&mut self, cmd: Command, at: StepRef) -> Stop {
+    pub(in crate::engine) fn stop_for(&mut self, cmd: Command, at: StepRef) -> Stop {
         match cmd {
             Command::Rollback if !at.rollback => Stop::Rollback(self.rollback_reason()),
             Command::Abort { reason } => Stop::Aborted(reason),

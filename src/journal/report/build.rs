@@ -220,6 +220,14 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                 operator: "runbook".into(),
                 text: crate::journal::store_event::describe(e).unwrap_or_default(),
             }),
+            Event::Approval { operator, .. } | Event::Handover { to: operator, .. } => {
+                person(&mut r, operator);
+                r.notes.push(NoteRow {
+                    ts: ts.clone(),
+                    operator: operator.clone(),
+                    text: crate::journal::team::describe(&rec.event).unwrap_or_default(),
+                });
+            }
             Event::Note { text, operator } => {
                 person(&mut r, operator);
                 r.notes.push(NoteRow {
@@ -628,6 +636,9 @@ fn summarize(e: &Event) -> String {
         Event::RollbackFinished { status } => format!("rollback {status}"),
         Event::RehearsalFigures { .. } => "rehearsal figures".into(),
         Event::RunFinished { outcome, .. } => format!("run {}", outcome.as_str()),
+        Event::Approval { .. } | Event::Handover { .. } => {
+            crate::journal::team::describe(e).unwrap_or_default()
+        }
         Event::NotifySent { .. } | Event::NotifyFailed { .. } | Event::NotifyRehearsed { .. } => {
             e.notify_words().unwrap_or_default()
         }

@@ -360,7 +360,7 @@ impl<'a> Reader<'a> {
 
     pub(super) fn item(&mut self, ordered: bool, line: usize) -> Item {
         let mut inl = self.inline();
-        if inl.text.is_empty() && matches!(self.peek(), Some(Event::Start(Tag::Paragraph))) {
+        let bold_tail = if inl.text.is_empty() && matches!(self.peek(), Some(Event::Start(Tag::Paragraph))) {
             self.at += 1;
             let mut first = self.inline();
             self.at += 1;
@@ -368,18 +368,10 @@ impl<'a> Reader<'a> {
             inl.text = first.text;
             inl.checked = inl.checked.or(first.checked);
             inl.comments.extend(first.comments);
-            let blocks = self.blocks();
-            return Item {
-                line,
-                checked: inl.checked,
-                ordered,
-                text: inl.text,
-                comments: inl.comments,
-                blocks,
-                bold_tail,
-            };
-        }
-        let bold_tail = inl.take_bold_tail();
+            bold_tail
+        } else {
+            inl.take_bold_tail()
+        };
         let blocks = self.blocks();
         Item {
             line,

@@ -22,11 +22,13 @@
 //! are escaped (including `${`, which the tool would otherwise read as a variable).
 //!
 //! The work is split as it happens: `markdown` reads the Markdown into blocks; `shape` finds the
-//! runbook's shape in them (title, phases, rollback), with `steps` (a section's steps) and
-//! `triggers` (trigger sections, what a heading announces); `hints` words the `# automate:`
-//! suggestions; `write` writes the TOML. The command itself (printing, exit status) is `cli`'s.
+//! runbook's shape in them (title, phases, rollback), with `steps` (a section's steps),
+//! `instructions` (a step's text and its one command) and `triggers` (trigger sections, what a
+//! heading announces); `hints` words the `# automate:` suggestions; `write` writes the TOML. The
+//! command itself (printing, exit status) is `cli`'s.
 
 mod hints;
+mod instructions;
 mod markdown;
 mod shape;
 mod steps;
@@ -37,6 +39,7 @@ use std::path::Path;
 
 use super::parse::derive_id;
 use hints::*;
+use instructions::*;
 use markdown::*;
 use shape::*;
 use steps::*;

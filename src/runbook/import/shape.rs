@@ -69,6 +69,20 @@ pub(super) struct Section {
     pub(super) blocks: Vec<Block>,
 }
 
+impl Section {
+    /// The blocks under no heading (before the first, or right under the title).
+    pub(super) fn untitled() -> Section {
+        Section {
+            kind: Kind::Normal,
+            path: Vec::new(),
+            procedure: false,
+            calls: true,
+            headings: 0,
+            blocks: Vec::new(),
+        }
+    }
+}
+
 /// Words of a heading that announce a procedure: its plain bullets are steps.
 pub(super) fn is_procedure(text: &str) -> bool {
     let lower = text.to_lowercase();
@@ -150,14 +164,7 @@ pub(super) fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
         .count();
     let mut title: Option<String> = None;
     let mut h1_text: Option<String> = None;
-    let mut sections: Vec<Section> = vec![Section {
-        kind: Kind::Normal,
-        path: Vec::new(),
-        procedure: false,
-        calls: true,
-        headings: 0,
-        blocks: Vec::new(),
-    }];
+    let mut sections: Vec<Section> = vec![Section::untitled()];
     // The section right under the title, whose first paragraph describes the runbook.
     let mut under_title: Option<usize> = None;
     struct Level {
@@ -195,14 +202,7 @@ pub(super) fn build(source: &str, blocks: Vec<Block>) -> Result<Doc, String> {
             title = Some(text);
             stack.clear();
             under_title = Some(sections.len());
-            sections.push(Section {
-                kind: Kind::Normal,
-                path: Vec::new(),
-                procedure: false,
-                calls: true,
-                headings: 0,
-                blocks: Vec::new(),
-            });
+            sections.push(Section::untitled());
             continue;
         }
         while stack.last().is_some_and(|l| l.level >= level) {

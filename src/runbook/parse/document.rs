@@ -110,6 +110,7 @@ impl Parser<'_> {
         let mut title = String::new();
         let mut description = None;
         let mut id = None;
+        let mut lock = None;
         match root.get("runbook") {
             None if misspelt(root, "runbook") => {}
             None => self.err(0..0, "missing [runbook] table with a `title`"),
@@ -120,6 +121,9 @@ impl Parser<'_> {
                         .required_text(t, &v.span(), "title", "[runbook]", Subst::Display)
                         .unwrap_or_default();
                     description = self.text(t, "description", "[runbook]", Subst::Display);
+                    let (name, problems) = crate::runbook::approval::lock_name(t, "[runbook]");
+                    self.diags.extend(problems);
+                    lock = name;
                     if let Some((raw, span)) = self.raw_str(t, "id", "[runbook]") {
                         let raw = raw.to_string();
                         self.check_id(&raw, span);
@@ -282,6 +286,7 @@ impl Parser<'_> {
             id,
             title,
             description,
+            lock,
             file: path.to_path_buf(),
             sha256: String::new(),
             vars: self.vars.clone(),

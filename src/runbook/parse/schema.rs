@@ -17,7 +17,7 @@ pub(super) const NOTIFY_KEYS: &[&str] = &[
     "method",
     "waiting_after",
 ];
-pub(super) const RUNBOOK_KEYS: &[&str] = &["title", "description", "id"];
+pub(super) const RUNBOOK_KEYS: &[&str] = &["title", "description", "id", "lock"];
 pub(super) const SETTINGS_KEYS: &[&str] = &["shell", "workdir", "kill_grace"];
 pub(super) const METRICS_KEYS: &[&str] = &["url", "interval", "headers"];
 pub(super) const METRIC_KEYS: &[&str] = &["id", "title", "query", "command", "unit", "simulate"];
@@ -56,6 +56,8 @@ pub(super) const STEP_KEYS: &[&str] = &[
     "env",
     "irreversible",
     "workdir",
+    "approval",
+    "approvers",
 ];
 pub(super) const STEP_KINDS: &[&str] = &["run", "manual", "watch", "http"];
 pub(super) const HTTP_KEYS: &[&str] = &["url", "method", "headers", "body", "expect_status", "expect_body"];

@@ -128,6 +128,8 @@ impl Parser<'_> {
         let workdir = self
             .text(t, "workdir", what, Subst::Display)
             .map(|w| normalize(&base.join(w)));
+        let (approval, problems) = crate::runbook::approval::step_approval(t, &span, what);
+        self.diags.extend(problems);
         Some(Step {
             id: id?,
             title: title?,
@@ -140,6 +142,7 @@ impl Parser<'_> {
             env,
             irreversible,
             workdir,
+            approval,
         })
     }
 

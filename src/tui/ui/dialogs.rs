@@ -32,6 +32,17 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Dialog::Rollback => rollback(f, area, app, theme),
             Dialog::Quit => quit(f, area, app, theme),
             Dialog::Irreversible(at) => irreversible(f, area, app, theme, *at),
+            Dialog::Handover { by, from, reason } => simple(
+                f,
+                area,
+                theme,
+                " Hand this run over? ",
+                crate::tui::team::lines(app, by, from, reason, theme),
+            ),
+            Dialog::Watcher(ask) => {
+                let (title, lines) = crate::tui::watching::dialog(app, ask, theme);
+                simple(f, area, theme, &title, lines)
+            }
             Dialog::EndWatch(_) => simple(
                 f,
                 area,
@@ -87,7 +98,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
 }
 
-fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<Line>) {
+pub fn simple(f: &mut Frame, area: Rect, theme: &Theme, title: &str, lines: Vec<Line>) {
     let w = area.width.saturating_sub(4).min(96);
     // Rows after wrapping, so that the last line (the keys) is never cut off.
     let inner = w.saturating_sub(2).max(1) as usize;
@@ -138,13 +149,15 @@ pub(super) fn wrap_words(text: &str, width: usize) -> Vec<String> {
 /// (wrapped under its text, not under its keys), then where the run is and the dialogs' keys.
 fn help_lines(app: &App, theme: &Theme, width: u16) -> Vec<Line<'static>> {
     let inner = width.saturating_sub(2) as usize;
-    let key_w = crate::tui::bindings::help()
-        .map(|(k, _)| k.width())
-        .max()
-        .unwrap_or(0);
+    // A watcher's screen has a watcher's keys.
+    let table: Vec<(&str, &str)> = match app.watching {
+        Some(_) => crate::tui::watching::HELP.to_vec(),
+        None => crate::tui::bindings::help().collect(),
+    };
+    let key_w = table.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
     let text_w = inner.saturating_sub(key_w + 2).max(10);
     let mut lines = Vec::new();
-    for (keys, what) in crate::tui::bindings::help() {
+    for &(keys, what) in &table {
         for (i, row) in wrap_words(what, text_w).into_iter().enumerate() {
             let keys = if i == 0 { keys } else { "" };
             lines.push(Line::from(vec![

@@ -19,13 +19,24 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         Mode::Rehearse => Span::styled(" REHEARSAL — nothing is executed ", theme.rehearsal()),
         Mode::Resume => Span::styled(" RESUMED RUN ", theme.key()),
     };
-    let (state, style) = status(app, theme, now);
+    let mode = match &app.watching {
+        Some(w) => Span::styled(w.badge(), theme.rehearsal()),
+        None => mode,
+    };
+    let (mut state, style) = status(app, theme, now);
+    if let Some(w) = &app.watching {
+        state = state.replace("FOR YOU", &format!("FOR {}", w.driver_name().to_uppercase()));
+    }
     let var = ["release", "version", "image"]
         .iter()
         .find_map(|k| app.rb.var(k).map(|v| format!("{k} {v}")))
         .or_else(|| app.rb.vars.first().map(|(k, v)| format!("{k} {v}")));
     let elapsed = super::clock(now.saturating_duration_since(app.started));
-    let mut right = format!(" {}@{}  {elapsed} ", app.operator, app.host);
+    // A watcher's badge names the driver already.
+    let mut right = match &app.watching {
+        Some(_) => format!(" {elapsed} "),
+        None => format!(" {}@{}  {elapsed} ", app.operator, app.host),
+    };
     let mut spans = vec![mode, Span::raw(" ")];
     // The shared store cannot be written: how far behind it is, before the title (which gives way).
     if let Some(b) = &app.store_behind {
@@ -103,6 +114,14 @@ fn status(app: &App, theme: &Theme, now: Instant) -> (String, Style) {
             theme.bad().add_modifier(Modifier::REVERSED),
         ),
         Some((_, Wait::Trigger { .. })) => (" HELD BY TRIGGER ".into(), theme.alarm()),
+        Some((_, Wait::Approval(w))) => (
+            format!(
+                " WAITING FOR {} APPROVAL{} ",
+                w.missing(),
+                if w.missing() == 1 { "" } else { "S" }
+            ),
+            theme.warn().add_modifier(Modifier::REVERSED),
+        ),
         None => (" RUNNING ".into(), theme.ok()),
     }
 }

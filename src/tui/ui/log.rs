@@ -515,6 +515,20 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: std::tim
     let room = text_area.height as usize;
     let mut lines: Vec<Line> = Vec::new();
     match log.filter(|l| !l.is_empty()) {
+        // Four eyes: who may approve, and how, in full (the step's line may be cut at 80 columns).
+        None if matches!(view.state, StepState::Waiting(crate::engine::Wait::Approval(_))) => {
+            if let StepState::Waiting(crate::engine::Wait::Approval(w)) = &view.state {
+                let width = text_area.width.max(20) as usize;
+                lines.push(Line::from(Span::styled(w.describe(), theme.warn())));
+                lines.push(Line::from("another operator approves it with:"));
+                let command = format!("runbook approve {} {}", app.run_dir, w.step);
+                // Cut to the pane's width so that the whole command can be read and copied.
+                let chars: Vec<char> = command.chars().collect();
+                for piece in chars.chunks(width) {
+                    lines.push(Line::from(piece.iter().collect::<String>()));
+                }
+            }
+        }
         // A watch prints nothing: its pane shows how far it is and what it watches.
         None if matches!(app.step(at).kind, crate::runbook::StepKind::Watch(_)) => {
             lines = watch_lines(app, theme, now, text_area.width as usize);

@@ -59,7 +59,12 @@ pub fn layout(app: &App, area: Rect) -> Areas {
     } else {
         0
     };
-    let remark_h = u16::from(!app.messages.is_empty());
+    let remark_h = match app.messages.back() {
+        // A watcher is told who can do what, and the command to take over: two lines if needed.
+        Some((_, m)) if app.watching.is_some() && m.width() + 10 > area.width as usize => 2,
+        Some(_) => 1,
+        None => 0,
+    };
     let [head, banner, strip, body, remark, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
@@ -171,6 +176,13 @@ fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     if let Some((at, text)) = app.messages.back() {
         let time = crate::text::clock(*at);
         let line = format!(" {} {text}", time.get(..8).unwrap_or(&time));
+        if area.height > 1 {
+            let p = ratatui::widgets::Paragraph::new(line)
+                .style(theme.warn())
+                .wrap(ratatui::widgets::Wrap { trim: false });
+            f.render_widget(p, area);
+            return;
+        }
         f.render_widget(
             ratatui::text::Span::styled(fit(&line, area.width as usize), theme.warn()),
             area,
@@ -182,7 +194,10 @@ fn remark_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 /// `q quit` always stays, last.
 fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     use ratatui::text::{Line, Span};
-    let all = super::bindings::hints(app);
+    let all = match app.watching {
+        Some(_) => super::watching::hints(app),
+        None => super::bindings::hints(app),
+    };
     let width = |h: &(&str, &str)| h.0.width() + h.1.width() + 4;
     let quit = all.iter().find(|h| h.0 == "q").copied();
     let mut room = (area.width as usize).saturating_sub(quit.as_ref().map_or(0, width));

@@ -129,12 +129,21 @@ fn row_state(app: &App, theme: &Theme, si: usize, now: Instant) -> (&'static str
             } else {
                 "waiting for go-ahead: Enter"
             };
+            let what = match &app.watching {
+                Some(w) => format!("waiting for {}", w.driver_name()),
+                None => what.to_string(),
+            };
             (
                 theme.glyph(Glyph::Waiting),
                 theme.warn().add_modifier(Modifier::BOLD),
-                what.to_string(),
+                what,
             )
         }
+        StepState::Waiting(Wait::Approval(w)) => (
+            theme.glyph(Glyph::Waiting),
+            theme.warn().add_modifier(Modifier::BOLD),
+            w.describe(),
+        ),
         StepState::Waiting(Wait::Interrupted) => (
             theme.glyph(Glyph::Interrupted),
             theme.bad(),

@@ -1,0 +1,679 @@
+//! The runs of a state dir as somebody other than their driver sees them: which runs there are
+//! (`list`, `find`), who drives each and whether that process is still alive (`driver_of`), and
+//! where each stands (`standing`). `ls` prints them; `attach` follows one of them (`follow`).
+//!
+//! Everything here only reads: the journal and the logs are written by the run's driver alone,
+//! and a watcher's requests (notes, approvals) go to the driver, never into its files.
+
+pub mod follow;
+pub mod ls;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::journal::{Event, Outcome, Record, StepStatus};
+use crate::runbook::{OnFailure, Runbook, StepKind};
+
+/// Who drives a run, from its lock file (`RUN_DIR/lock`), or from its latest `run_started`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Driver {
+    pub operator: String,
+    pub host: String,
+    pub pid: u32,
+    pub alive: Liveness,
+}
+
+/// Whether the driving process is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    Alive,
+    /// The process is gone (killed, crashed, or it ended).
+    Gone,
+    /// It runs on another host: this one cannot look.
+    Unknown,
+}
+
+impl Driver {
+    /// `alice@bastion (pid 4242)`.
+    pub fn who(&self) -> String {
+        format!("{}@{} (pid {})", self.operator, self.host, self.pid)
+    }
+}
+
+/// Parses a lock file's `operator@host (pid N)`.
+fn parse_holder(text: &str) -> Option<(String, String, u32)> {
+    let text = text.trim();
+    let open = text.rfind(" (pid ")?;
+    let pid = text[open + 6..].strip_suffix(')')?.parse().ok()?;
+    let (operator, host) = text[..open].rsplit_once('@')?;
+    Some((operator.to_string(), host.to_string(), pid))
+}
+
+/// Whether process `pid` on this host is a `runbook`. A pid reused by another program after the
+/// driver died is not taken for the driver.
+fn runbook_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => comm.trim_end() == "runbook",
+        Err(_) => false,
+    }
+}
+
+fn liveness(host: &str, pid: u32) -> Liveness {
+    if host != crate::identity::host() {
+        Liveness::Unknown
+    } else if runbook_alive(pid) {
+        Liveness::Alive
+    } else {
+        Liveness::Gone
+    }
+}
+
+/// The run's driver: the lock file names the process that holds it (or held it last); a run
+/// without one falls back to the latest `run_started` (operator, host, pid).
+pub fn driver_of(run_dir: &Path, records: &[Record]) -> Option<Driver> {
+    let from_lock = std::fs::read_to_string(run_dir.join("lock"))
+        .ok()
+        .and_then(|t| parse_holder(&t));
+    let (operator, host, pid) = from_lock.or_else(|| {
+        records.iter().rev().find_map(|r| match &r.event {
+            Event::RunStarted {
+                operator, host, pid, ..
+            } => Some((operator.clone(), host.clone(), *pid)),
+            _ => None,
+        })
+    })?;
+    let alive = liveness(&host, pid);
+    Some(Driver {
+        operator,
+        host,
+        pid,
+        alive,
+    })
+}
+
+/// A step by its name in the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepName {
+    pub phase: String,
+    pub step: String,
+    pub rollback: bool,
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.phase, self.step)
+    }
+}
+
+/// What the run waits for from its driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFor {
+    /// A manual step's confirmation, or a `confirm = true` (or irreversible) step's go-ahead.
+    GoAhead,
+    /// A step failed: retry, skip or roll back.
+    Decision,
+    /// Other operators' approvals (the driver says so when asked: the journal does not).
+    Approvals,
+}
+
+/// Where a run stands, as its journal (and its runbook, where it can be read) tells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Standing {
+    /// Nothing was recorded yet (the run is starting).
+    Starting,
+    Running {
+        step: StepName,
+        attempt: u32,
+        /// When the attempt started (RFC 3339).
+        since: String,
+    },
+    Waiting {
+        step: StepName,
+        #[serde(rename = "waiting_for")]
+        for_: WaitFor,
+    },
+    /// Triggers fire: the driver acknowledges them or rolls back.
+    Held { triggers: Vec<String> },
+    /// Between two steps (the next one starts, or the driver is gone).
+    Between { after: Option<StepName> },
+    Finished {
+        outcome: Outcome,
+        exit_code: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// Where the run stands, with the rollback it is in (if one started and did not finish).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub standing: Standing,
+    /// The rollback's reason, while it runs.
+    pub rollback: Option<String>,
+}
+
+/// Works out where a run stands from its journal. With the runbook, a step that waits for a
+/// go-ahead before it starts (`confirm = true`, irreversible) is named as waiting, and a failed
+/// step as waiting for a decision only where its `on_failure` asks.
+pub fn standing(records: &[Record], rb: Option<&Runbook>) -> Position {
+    let mut open: Option<(StepName, u32, String)> = None;
+    let mut last: Option<(StepName, StepStatus, u32)> = None;
+    let mut firing: BTreeSet<String> = BTreeSet::new();
+    let mut rollback: Option<String> = None;
+    let mut finished = None;
+    for r in records {
+        match &r.event {
+            Event::RunStarted { .. } => {
+                // A new session (resumed): it watches the triggers afresh.
+                finished = None;
+                firing.clear();
+            }
+            Event::StepStarted {
+                phase,
+                step,
+                attempt,
+                rollback,
+            } => {
+                let name = StepName {
+                    phase: phase.clone(),
+                    step: step.clone(),
+                    rollback: *rollback,
+                };
+                open = Some((name, *attempt, r.ts.clone()));
+            }
+            Event::StepFinished(f) => {
+                let name = StepName {
+                    phase: f.phase.clone(),
+                    step: f.step.clone(),
+                    rollback: f.rollback,
+                };
+                if open.as_ref().is_some_and(|(o, _, _)| *o == name) {
+                    open = None;
+                }
+                last = Some((name, f.status, f.attempt));
+            }
+            Event::TriggerFired { trigger, .. } => {
+                firing.insert(trigger.clone());
+            }
+            Event::TriggerCleared { trigger, .. } | Event::TriggerAcknowledged { trigger, .. } => {
+                firing.remove(trigger);
+            }
+            Event::RollbackStarted { reason, .. } => rollback = Some(reason.clone()),
+            Event::RollbackFinished { .. } => rollback = None,
+            Event::RunFinished {
+                outcome,
+                exit_code,
+                reason,
+            } => {
+                finished = Some(Standing::Finished {
+                    outcome: *outcome,
+                    exit_code: *exit_code,
+                    reason: reason.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = finished {
+        return Position {
+            standing: f,
+            rollback: None,
+        };
+    }
+    let step_of = |n: &StepName| rb.and_then(|rb| rb.find_step(n.rollback, &n.phase, &n.step));
+    let standing = if let Some((name, attempt, since)) = open {
+        if step_of(&name).is_some_and(|s| matches!(s.kind, StepKind::Manual(_))) {
+            Standing::Waiting {
+                step: name,
+                for_: WaitFor::GoAhead,
+            }
+        } else {
+            Standing::Running {
+                step: name,
+                attempt,
+                since,
+            }
+        }
+    } else if !firing.is_empty() && rollback.is_none() {
+        Standing::Held {
+            triggers: firing.into_iter().collect(),
+        }
+    } else {
+        let failed = last.as_ref().filter(|(name, status, attempt)| {
+            matches!(status, StepStatus::Failed | StepStatus::TimedOut)
+                && step_of(name).is_none_or(|s| {
+                    // A step that retries, or goes on or rolls back by itself, waits for nobody.
+                    s.on_failure == OnFailure::Ask && *attempt > s.retries
+                })
+        });
+        match (failed, rb) {
+            (Some((name, _, _)), _) => Standing::Waiting {
+                step: name.clone(),
+                for_: WaitFor::Decision,
+            },
+            (None, Some(rb)) => match next_step(records, rb, rollback.is_some()) {
+                Some((name, true)) => Standing::Waiting {
+                    step: name,
+                    for_: WaitFor::GoAhead,
+                },
+                _ => Standing::Between {
+                    after: last.map(|l| l.0),
+                },
+            },
+            (None, None) if records.is_empty() => Standing::Starting,
+            (None, None) => Standing::Between {
+                after: last.map(|l| l.0),
+            },
+        }
+    };
+    Position { standing, rollback }
+}
+
+/// The next step the run will come to (of the rollback procedure once it started), as `resume`
+/// would work it out, and whether it waits for a go-ahead before it starts.
+fn next_step(records: &[Record], rb: &Runbook, rolling_back: bool) -> Option<(StepName, bool)> {
+    let plan = crate::journal::resume::plan(records, rb);
+    rb.phases_of(rolling_back).iter().find_map(|p| {
+        p.steps.iter().find_map(|s| {
+            let key = (rolling_back, p.id.clone(), s.id.clone());
+            (!plan.done.contains(&key)).then(|| {
+                let name = StepName {
+                    phase: p.id.clone(),
+                    step: s.id.clone(),
+                    rollback: rolling_back,
+                };
+                (name, s.needs_go_ahead() || s.irreversible)
+            })
+        })
+    })
+}
+
+/// One run, as `ls` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// The run folder's name: what `attach`, `takeover` and `approve` take.
+    pub id: String,
+    pub dir: PathBuf,
+    pub runbook: Option<String>,
+    pub title: Option<String>,
+    /// The first `run_started`'s time (RFC 3339, UTC).
+    pub started: Option<String>,
+    pub mode: Option<String>,
+    pub driver: Option<Driver>,
+    /// Not finished, and its driver is gone: its lock is stale and the run can be taken over.
+    pub stale: bool,
+    #[serde(flatten)]
+    pub standing: Standing,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
+    /// Where it stands, in words.
+    pub text: String,
+    /// What to type to go on with it, when nobody drives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Why the journal could not be read (the run is listed all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    /// Whether a driver is at it now (or may be, on another host).
+    pub fn live(&self) -> bool {
+        !matches!(self.standing, Standing::Finished { .. })
+            && self.driver.as_ref().is_some_and(|d| d.alive != Liveness::Gone)
+    }
+}
+
+/// Loads the runbook a run was started with, as `resume` does (the file and vars its journal
+/// recorded). `None` when it cannot be read (another user's file, say) or no longer loads.
+pub fn runbook_of(records: &[Record]) -> Result<Runbook, String> {
+    let info = crate::journal::resume::info(records).ok_or("the journal records no run_started")?;
+    crate::runbook::load(Path::new(&info.file), &info.vars).map_err(|e| {
+        let text = e.render();
+        let first = text.lines().next().unwrap_or("cannot be loaded").to_string();
+        format!("its runbook {}: {first}", info.file)
+    })
+}
+
+/// Summarises one run folder.
+pub fn summarize(dir: &Path) -> RunSummary {
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (records, error) = match crate::journal::read(&dir.join("journal.jsonl")) {
+        Ok((records, _)) => (records, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let info = crate::journal::resume::info(&records);
+    let first = records.iter().find_map(|r| match &r.event {
+        Event::RunStarted { mode, .. } => Some((r.ts.clone(), mode.clone())),
+        _ => None,
+    });
+    let driver = driver_of(dir, &records);
+    let unfinished = info.as_ref().is_none_or(|i| i.finished.is_none());
+    // The runbook tells what waits for a go-ahead; only runs that go on need it.
+    let rb = unfinished.then(|| runbook_of(&records).ok()).flatten();
+    let pos = standing(&records, rb.as_ref());
+    let gone = driver.as_ref().is_some_and(|d| d.alive == Liveness::Gone);
+    let stale = gone && !matches!(pos.standing, Standing::Finished { .. });
+    let next = match &pos.standing {
+        _ if stale => Some(format!("runbook takeover {id} --reason …")),
+        Standing::Finished { outcome, .. }
+            if !matches!(outcome, Outcome::Succeeded | Outcome::RolledBack) && gone =>
+        {
+            Some(format!("runbook resume {}", dir.display()))
+        }
+        _ => None,
+    };
+    let mut pos = pos;
+    let mut approvals = None;
+    let alive = driver.as_ref().is_some_and(|d| d.alive == Liveness::Alive);
+    if alive
+        && !matches!(pos.standing, Standing::Finished { .. })
+        && rb.as_ref().is_some_and(has_approvals)
+        && let Some(w) = awaited_approvals(dir)
+    {
+        let (phase, step) = w.step.split_once('/').unwrap_or(("", &w.step));
+        pos.standing = Standing::Waiting {
+            step: StepName {
+                phase: phase.to_string(),
+                step: step.to_string(),
+                rollback: w.rollback,
+            },
+            for_: WaitFor::Approvals,
+        };
+        approvals = Some(w.describe());
+    }
+    let who = driver.as_ref().map(|d| d.operator.clone());
+    let mut text = describe(&pos, who.as_deref(), stale);
+    if let (Some(a), Standing::Waiting { step, .. }) = (&approvals, &pos.standing) {
+        text = format!("{step} is {a}");
+    }
+    RunSummary {
+        id,
+        dir: dir.to_path_buf(),
+        runbook: info.as_ref().map(|i| i.runbook.clone()),
+        title: info.as_ref().map(|i| i.title.clone()),
+        started: first.as_ref().map(|f| f.0.clone()),
+        mode: first.map(|f| f.1),
+        driver,
+        stale,
+        standing: pos.standing,
+        rollback: pos.rollback,
+        text,
+        next,
+        error,
+    }
+}
+
+/// Where a run stands, in words: `running deploy/canary (attempt 2)`, `waiting for alice: go-ahead
+/// for deploy/cdn`, `rolled back`.
+pub fn describe(pos: &Position, driver: Option<&str>, stale: bool) -> String {
+    let whom = driver.unwrap_or("the driver");
+    let mut text = match &pos.standing {
+        Standing::Starting => "starting".to_string(),
+        Standing::Running { step, attempt, .. } if *attempt > 1 => {
+            format!("running {step} (attempt {attempt})")
+        }
+        Standing::Running { step, .. } => format!("running {step}"),
+        Standing::Waiting {
+            step,
+            for_: WaitFor::GoAhead,
+        } => format!("waiting for {whom}: go-ahead for {step}"),
+        Standing::Waiting {
+            step,
+            for_: WaitFor::Decision,
+        } => format!("{step} failed; waiting for {whom}: retry, skip or roll back"),
+        Standing::Waiting {
+            step,
+            for_: WaitFor::Approvals,
+        } => format!("{step} is waiting for approvals"),
+        Standing::Held { triggers } => format!(
+            "held: {} firing; waiting for {whom}: acknowledge or roll back",
+            triggers.join(", ")
+        ),
+        Standing::Between { after: Some(step) } => format!("after {step}"),
+        Standing::Between { after: None } => "started".to_string(),
+        Standing::Finished { outcome, reason, .. } => match reason {
+            Some(r) => format!("{} ({r})", outcome.words()),
+            None => outcome.words().to_string(),
+        },
+    };
+    if let Some(reason) = &pos.rollback {
+        text = format!("rolling back ({reason}): {text}");
+    }
+    if stale {
+        text = format!("driver gone (stale lock) — was {text}");
+    }
+    text
+}
+
+fn has_approvals(rb: &Runbook) -> bool {
+    [false, true].iter().any(|&r| {
+        rb.phases_of(r)
+            .iter()
+            .any(|p| p.steps.iter().any(|s| s.approval.is_some()))
+    })
+}
+
+/// What waits for approvals, as the driver tells it (`hello` on its control socket). A driver
+/// that does not answer within a second (stopped, say) is not waited for: `ls` goes on without.
+fn awaited_approvals(dir: &Path) -> Option<crate::control::ApprovalWaiting> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let answer = crate::team::client::request(&dir, &crate::control::Request::Hello);
+        let _ = tx.send(answer);
+    });
+    let answer = rx.recv_timeout(std::time::Duration::from_secs(1)).ok()?.ok()?;
+    answer.driver?.waiting.into_iter().next()
+}
+
+/// Every run folder under `STATE_DIR/runs`, oldest first (by when it started).
+pub fn list(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
+    let runs = state_dir.join("runs");
+    let entries = match std::fs::read_dir(&runs) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out: Vec<RunSummary> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .map(|p| summarize(&p))
+        .collect();
+    out.sort_by(|a, b| (&a.started, &a.id).cmp(&(&b.started, &b.id)));
+    Ok(out)
+}
+
+/// Why `find` found no run.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error("no run `{name}` in {runs} (runbook ls lists them)")]
+    NoSuch { name: String, runs: String },
+    #[error("`{name}` matches several runs: {}; name one", .candidates.join(", "))]
+    Ambiguous { name: String, candidates: Vec<String> },
+    #[error("no live run in {runs} (runbook ls lists them; a finished one can be named)")]
+    NoneLive { runs: String },
+}
+
+/// The run `name` names: a run folder (a path), a run id in the state dir, or a unique part of
+/// one (`checkout` for the run of the checkout runbook). Without a name, the latest live run.
+pub fn find(state_dir: &Path, name: Option<&str>) -> Result<PathBuf, FindError> {
+    let runs = state_dir.join("runs");
+    let shown = runs.display().to_string();
+    let Some(name) = name else {
+        let all = list(state_dir).unwrap_or_default();
+        return all
+            .into_iter()
+            .filter(RunSummary::live)
+            .max_by(|a, b| (&a.started, &a.id).cmp(&(&b.started, &b.id)))
+            .map(|r| r.dir)
+            .ok_or(FindError::NoneLive { runs: shown });
+    };
+    let as_path = Path::new(name);
+    if as_path.join("journal.jsonl").is_file() {
+        return Ok(as_path.to_path_buf());
+    }
+    if as_path.file_name().is_some_and(|f| f == "journal.jsonl")
+        && as_path.is_file()
+        && let Some(parent) = as_path.parent()
+    {
+        return Ok(parent.to_path_buf());
+    }
+    if !name.contains('/') && runs.join(name).join("journal.jsonl").is_file() {
+        return Ok(runs.join(name));
+    }
+    let mut candidates: Vec<String> = std::fs::read_dir(&runs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.contains(name))
+        .collect();
+    candidates.sort();
+    match candidates.len() {
+        0 => Err(FindError::NoSuch {
+            name: name.to_string(),
+            runs: shown,
+        }),
+        1 => Ok(runs.join(&candidates[0])),
+        _ => Err(FindError::Ambiguous {
+            name: name.to_string(),
+            candidates,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: &str, event: Event) -> Record {
+        Record { ts: ts.into(), event }
+    }
+
+    fn started(phase: &str, step: &str, attempt: u32) -> Event {
+        Event::StepStarted {
+            phase: phase.into(),
+            step: step.into(),
+            attempt,
+            rollback: false,
+        }
+    }
+
+    fn finished(phase: &str, step: &str, status: StepStatus) -> Event {
+        Event::StepFinished(Box::new(crate::journal::StepFinished {
+            phase: phase.into(),
+            step: step.into(),
+            attempt: 1,
+            status,
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn lock_holders_are_read_back() {
+        assert_eq!(
+            parse_holder("alice@bastion-1 (pid 4242)\n"),
+            Some(("alice".into(), "bastion-1".into(), 4242))
+        );
+        assert_eq!(parse_holder(""), None);
+        assert_eq!(parse_holder("alice (pid x)"), None);
+    }
+
+    #[test]
+    fn standing_follows_the_journal() {
+        let mut j = vec![rec("t0", started("deploy", "canary", 1))];
+        let pos = standing(&j, None);
+        assert!(
+            matches!(&pos.standing, Standing::Running { step, attempt: 1, since } if step.step == "canary" && since == "t0")
+        );
+        assert_eq!(describe(&pos, Some("alice"), false), "running deploy/canary");
+        j.push(rec("t1", finished("deploy", "canary", StepStatus::Failed)));
+        let pos = standing(&j, None);
+        assert_eq!(
+            describe(&pos, Some("alice"), false),
+            "deploy/canary failed; waiting for alice: retry, skip or roll back"
+        );
+        j.push(rec(
+            "t2",
+            Event::TriggerFired {
+                trigger: "errors".into(),
+                value: Some(0.5),
+                reason: None,
+                labels: None,
+            },
+        ));
+        j.push(rec(
+            "t3",
+            Event::RollbackStarted {
+                reason: "trigger:errors".into(),
+                operator: None,
+                note: None,
+            },
+        ));
+        j.push(rec(
+            "t4",
+            Event::StepStarted {
+                phase: "undo".into(),
+                step: "revert".into(),
+                attempt: 1,
+                rollback: true,
+            },
+        ));
+        let pos = standing(&j, None);
+        assert_eq!(
+            describe(&pos, Some("alice"), true),
+            "driver gone (stale lock) — was rolling back (trigger:errors): running undo/revert"
+        );
+        j.push(rec(
+            "t5",
+            Event::RunFinished {
+                outcome: Outcome::RolledBack,
+                exit_code: 3,
+                reason: None,
+            },
+        ));
+        assert_eq!(describe(&standing(&j, None), None, false), "rolled back");
+    }
+
+    #[test]
+    fn a_firing_trigger_holds_until_acknowledged() {
+        let mut j = vec![
+            rec("t0", finished("deploy", "canary", StepStatus::Succeeded)),
+            rec(
+                "t1",
+                Event::TriggerFired {
+                    trigger: "errors".into(),
+                    value: None,
+                    reason: None,
+                    labels: None,
+                },
+            ),
+        ];
+        assert_eq!(
+            describe(&standing(&j, None), Some("bob"), false),
+            "held: errors firing; waiting for bob: acknowledge or roll back"
+        );
+        j.push(rec(
+            "t2",
+            Event::TriggerAcknowledged {
+                trigger: "errors".into(),
+                value: None,
+                operator: None,
+            },
+        ));
+        assert_eq!(
+            describe(&standing(&j, None), Some("bob"), false),
+            "after deploy/canary"
+        );
+    }
+}

@@ -1,0 +1,569 @@
+//! `runbook attach`: the driver's screen, read-only and live, in another terminal.
+//!
+//! The screen is built from the run's journal through the same `App::apply` that the driver's
+//! screen and `resume` use, fed by `runs::follow` as the driver appends to the journal and as the
+//! running step's log grows (inotify: a watcher with nothing to show sleeps). What the journal
+//! does not say (that a step waits for a go-ahead before it starts) is worked out by
+//! `runs::standing`. The metrics shown are the values the driver journaled: a watcher never
+//! queries the sources itself (no second load on Prometheus, no credentials needed, and exactly
+//! what the driver saw).
+//!
+//! A watcher writes nothing in the run folder; leaving it (q, a hang-up, a kill) changes nothing
+//! for the driver.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::time::Instant;
+
+use super::state::{App, StepState};
+use super::watching::{Action, Watching};
+use super::{FRAME, Screen, draw, load_wanted_log, next_event, recv_hangup, scroll_regions, terminal};
+use crate::control::{Request, Response};
+use crate::engine::{Mode, StepRef, Update, Wait};
+use crate::journal::{Event, Record};
+use crate::runbook::StepKind;
+use crate::runs::follow::{DriverExit, Followed, Follower};
+use crate::runs::{Liveness, Standing, WaitFor};
+
+/// `runbook attach [RUN]`: returns the exit status (0, or 2 when there is nothing to watch).
+pub fn main(state_dir: &Path, run: Option<&str>) -> i32 {
+    let dir = match crate::runs::find(state_dir, run) {
+        Ok(d) => d,
+        Err(e) => {
+            crate::say!("runbook: {e}");
+            return 2;
+        }
+    };
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        crate::say!(
+            "runbook: attach shows the run's screen and needs a terminal; runbook ls says where it stands, and {} grows as it goes",
+            dir.join("journal.jsonl").display()
+        );
+        return 2;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            crate::say!("runbook: cannot start: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(watch(&dir))
+}
+
+/// The instant at which something journaled at `ts` happened (for clocks on screen).
+fn instant_of(ts: &str) -> Option<std::time::Instant> {
+    let at = humantime::parse_rfc3339(ts).ok()?;
+    let age = SystemTime::now().duration_since(at).unwrap_or_default();
+    std::time::Instant::now().checked_sub(age)
+}
+
+/// The state of one watcher: the screen, the journal so far, and the step whose log is followed.
+struct Watcher {
+    app: App,
+    records: Vec<Record>,
+    following: Option<StepRef>,
+    follower: Follower,
+    /// Events arrived since the driver was last asked about approvals.
+    moved: bool,
+}
+
+impl Watcher {
+    /// Folds what changed into the screen, in order. The followed step's last output comes before
+    /// its end.
+    fn take(&mut self, changes: Vec<Followed>, live: bool) {
+        let mut events = false;
+        for c in changes {
+            match c {
+                Followed::Output(bytes) => self.output(bytes),
+                Followed::BadLine(text) => self.app.note(text),
+                Followed::DriverChanged => self.driver_changed(),
+                Followed::Record(record) => {
+                    events |= !matches!(record.event, Event::MetricsSampled { .. });
+                    self.record(*record, live);
+                }
+            }
+        }
+        if events {
+            self.moved = true;
+            self.standing();
+        }
+    }
+
+    fn output(&mut self, bytes: Vec<u8>) {
+        if let Some(step) = self.following {
+            let chunk = crate::engine::Chunk {
+                at: SystemTime::now(),
+                bytes,
+            };
+            self.app.apply(Update::Output { step, chunk });
+        }
+    }
+
+    fn record(&mut self, record: Record, live: bool) {
+        let step_log = match &record.event {
+            Event::StepStarted {
+                phase,
+                step,
+                attempt,
+                rollback,
+            } => Some((*rollback, phase.clone(), step.clone(), *attempt, true)),
+            Event::StepFinished(f) => Some((f.rollback, f.phase.clone(), f.step.clone(), f.attempt, false)),
+            _ => None,
+        };
+        let ts = record.ts.clone();
+        self.records.push(record.clone());
+        let handover = matches!(record.event, Event::RunStarted { .. });
+        if let Some((rollback, phase, step, _, false)) = &step_log
+            && self
+                .following
+                .is_some_and(|at| self.app.name(at) == format!("{phase}/{step}") && at.rollback == *rollback)
+        {
+            // Its last output, before its end.
+            let rest = self.follower.stop_log();
+            self.take(rest, live);
+            self.following = None;
+        }
+        self.app.apply(Update::Event(record));
+        if handover {
+            self.driver_changed();
+        }
+        if let Some((rollback, phase, step, attempt, true)) = step_log
+            && let Some(at) = find(&self.app, rollback, &phase, &step)
+            && matches!(self.app.step(at).kind, StepKind::Run(_) | StepKind::Http(_))
+        {
+            if let Some(since) = instant_of(&ts)
+                && let StepState::Running { since: s, .. } = &mut view_mut(&mut self.app, at).state
+            {
+                *s = since;
+            }
+            if live {
+                self.following = Some(at);
+                let path = crate::engine::log_file(rollback, &phase, &step, attempt);
+                let now = self.follower.follow_log(&path, false);
+                self.take(now, live);
+            }
+        }
+    }
+
+    /// What the journal does not say outright: a step that waits for its go-ahead before it
+    /// starts, a failed step waiting for a decision.
+    fn standing(&mut self) {
+        let pos = crate::runs::standing(&self.records, Some(&self.app.rb));
+        if let Standing::Waiting { step, for_ } = pos.standing
+            && let Some(at) = find(&self.app, step.rollback, &step.phase, &step.step)
+            && self.app.waiting.as_ref().is_none_or(|(w, _)| *w != at)
+        {
+            let why = match for_ {
+                // Never opens the driver's irreversible confirmation on a watcher's screen.
+                WaitFor::GoAhead => Wait::GoAhead { irreversible: false },
+                // Known from the driver's answer to `hello`, never from the journal.
+                WaitFor::Approvals => return,
+                WaitFor::Decision => Wait::Failed {
+                    status: match &self.app.view(at).state {
+                        StepState::Done { status, .. } => *status,
+                        _ => crate::journal::StepStatus::Failed,
+                    },
+                    error: None,
+                },
+            };
+            self.app.apply(Update::Waiting { step: at, why });
+        }
+    }
+
+    /// The lock file changed, or a session started: read who drives now.
+    fn driver_changed(&mut self) {
+        let driver = crate::runs::driver_of(self.follower.dir(), &self.records);
+        if let Some(w) = &mut self.app.watching {
+            if let Some(d) = &driver {
+                self.app.operator = d.operator.clone();
+                self.app.host = d.host.clone();
+            }
+            w.driver = driver;
+        }
+        self.app.dirty = true;
+    }
+}
+
+fn find(app: &App, rollback: bool, phase: &str, step: &str) -> Option<StepRef> {
+    let phases = app.phases(rollback);
+    let pi = phases.iter().position(|p| p.id == phase)?;
+    let si = phases[pi].steps.iter().position(|s| s.id == step)?;
+    Some(StepRef {
+        rollback,
+        phase: pi,
+        step: si,
+    })
+}
+
+fn view_mut(app: &mut App, at: StepRef) -> &mut super::state::StepView {
+    let v = if at.rollback {
+        &mut app.rollback_steps
+    } else {
+        &mut app.steps
+    };
+    &mut v[at.phase][at.step]
+}
+
+fn mode_of(records: &[Record]) -> Mode {
+    let modes: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::RunStarted { mode, .. } => Some(mode.as_str()),
+            _ => None,
+        })
+        .collect();
+    match modes.as_slice() {
+        [] => Mode::Run,
+        [first, rest @ ..] if *first == "rehearse" || rest.contains(&"rehearse") => Mode::Rehearse,
+        [_, rest @ ..] if !rest.is_empty() => Mode::Resume,
+        _ => Mode::Run,
+    }
+}
+
+async fn watch(dir: &Path) -> i32 {
+    let (follower, now) = match Follower::open(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            crate::say!("runbook: cannot watch {}: {e}", dir.display());
+            return 2;
+        }
+    };
+    let history: Vec<Record> = now
+        .iter()
+        .filter_map(|f| match f {
+            Followed::Record(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect();
+    let rb = match crate::runs::runbook_of(&history) {
+        Ok(rb) => rb,
+        Err(e) => {
+            crate::say!("runbook: cannot show {}: {e}", dir.display());
+            return 2;
+        }
+    };
+    let mut notices = Vec::new();
+    if let Some(info) = crate::journal::resume::info(&history) {
+        for change in crate::journal::resume::changes(&history, &info.sha256, &rb) {
+            notices.push(format!("shown with the runbook as it is now: {change}"));
+        }
+    }
+    let mode = mode_of(&history);
+    let sources = crate::metrics::source_kinds(
+        &rb,
+        &crate::metrics::SourceOptions {
+            prometheus: None,
+            simulate: mode == Mode::Rehearse,
+        },
+    );
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut app = App::new(Arc::new(rb), mode, &sources, dir.display().to_string());
+    let driver = crate::runs::driver_of(dir, &history);
+    app.watching = Some(Watching {
+        run: id,
+        driver: driver.clone(),
+        ended: false,
+        me: unix_user(),
+    });
+    if let Some(d) = &driver {
+        app.operator = d.operator.clone();
+        app.host = d.host.clone();
+    }
+    if let Some(at) = history.first().and_then(|r| instant_of(&r.ts)) {
+        app.started = at;
+    }
+    let mut w = Watcher {
+        app,
+        records: Vec::new(),
+        following: None,
+        follower,
+        moved: false,
+    };
+    w.take(now, false);
+    // Attached in the middle of a step: its output so far (the end of it), then as it comes.
+    if let Some(at) = w.app.running()
+        && matches!(w.app.step(at).kind, StepKind::Run(_) | StepKind::Http(_))
+    {
+        let phase = &w.app.phases(at.rollback)[at.phase];
+        let path = crate::engine::log_file(
+            at.rollback,
+            &phase.id,
+            &phase.steps[at.step].id,
+            w.app.view(at).attempts,
+        );
+        w.following = Some(at);
+        let so_far = w.follower.follow_log(&path, true);
+        w.take(so_far, true);
+    }
+    for n in notices {
+        w.app.note(n);
+    }
+    run(w).await
+}
+
+/// The watcher's event loop: keys, changes in the run folder, the driver's end, frames.
+async fn run(mut w: Watcher) -> i32 {
+    let theme = super::ui::theme::Theme::from_env();
+    let guard = match terminal::Guard::enter() {
+        Ok(g) => g,
+        Err(e) => {
+            crate::say!("runbook: cannot use the terminal ({e})");
+            return 2;
+        }
+    };
+    let term = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+        Ok(t) => t,
+        Err(e) => {
+            drop(guard);
+            crate::say!("runbook: cannot draw on the terminal: {e}");
+            return 1;
+        }
+    };
+    if let Ok(size) = term.size() {
+        w.app.screen = (size.width, size.height);
+    }
+    let mut term = Screen {
+        terminal: term,
+        last: None,
+        scroll_regions: scroll_regions(),
+    };
+    let run_dir = w.follower.dir().to_path_buf();
+    load_wanted_log(&mut w.app, &run_dir);
+    let mut events = Some(EventStream::new());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut term_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut exit = driver_exit(&w.app, None);
+    let mut last_frame = Instant::now() - FRAME;
+    let mut key_pressed = false;
+    let mut following = w.app.finished.is_none();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut gone = false;
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut hello_at: Option<Instant> = None;
+    let mut hello_out = false;
+    w.moved = w.app.finished.is_none();
+    loop {
+        if w.app.finished.is_some()
+            && let Some(ws) = &mut w.app.watching
+        {
+            ws.ended = true;
+        }
+        let frame_at = w.app.dirty.then(|| {
+            if std::mem::take(&mut key_pressed) {
+                Instant::now()
+            } else {
+                (last_frame + FRAME).max(Instant::now())
+            }
+        });
+        tokio::select! {
+            biased;
+            _ = recv_hangup(&mut hangup) => {
+                // The terminal is gone: nobody to draw for, nothing to restore.
+                gone = true;
+                break;
+            }
+            _ = recv_hangup(&mut term_signal) => break,
+            ev = next_event(&mut events) => match ev {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
+                    key_pressed = true;
+                    let mut quit = false;
+                    for action in super::watching::on_key(&mut w.app, key) {
+                        match action {
+                            Action::Quit => quit = true,
+                            Action::Suspend => {
+                                let _ = guard.suspend();
+                                if w.app.mouse {
+                                    let _ = terminal::mouse(true);
+                                }
+                                let _ = term.terminal.clear();
+                                term.forget();
+                                w.app.dirty = true;
+                            }
+                            Action::Mouse(on) => {
+                                let _ = terminal::mouse(on);
+                            }
+                            Action::Ask(request) => ask(&run_dir, request, &answers_tx),
+                        }
+                    }
+                    if quit {
+                        break;
+                    }
+                    load_wanted_log(&mut w.app, &run_dir);
+                }
+                // The wheel scrolls the log, as on the driver's screen.
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    super::keys::on_mouse(&mut w.app, m);
+                    key_pressed = w.app.dirty;
+                }
+                Some(Ok(TermEvent::Resize(cols, rows))) => {
+                    w.app.screen = (cols, rows);
+                    w.app.dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    gone = true;
+                    break;
+                }
+            },
+            _ = crate::engine::sleep_until_opt(frame_at) => {
+                draw(&mut term, &mut w.app, &theme);
+                last_frame = Instant::now();
+            }
+            changes = w.follower.next(), if following => match changes {
+                Ok(changes) => {
+                    w.take(changes, true);
+                    load_wanted_log(&mut w.app, &run_dir);
+                }
+                Err(e) => {
+                    w.app.note(format!("cannot follow the run any more: {e}"));
+                    following = false;
+                }
+            },
+            _ = async {
+                match &exit {
+                    Some((_, e)) => e.exited().await,
+                    None => std::future::pending().await,
+                }
+            }, if exit.is_some() => {
+                exit = None;
+                // Whatever it managed to journal before it died.
+                if let Some(d) = w.app.watching.as_mut().and_then(|ws| ws.driver.as_mut()) {
+                    d.alive = Liveness::Gone;
+                }
+                if w.app.finished.is_none() && let Some(ws) = &w.app.watching {
+                    let text = format!(
+                        "{}'s runbook has ended without finishing the run; to drive it: runbook takeover {} --reason …",
+                        ws.driver_name(),
+                        ws.run
+                    );
+                    w.app.note(text);
+                }
+            }
+            Some((request, answer)) = answers.recv() => {
+                if request == Request::Hello {
+                    hello_out = false;
+                }
+                w.answer(request, answer);
+            }
+            _ = crate::engine::sleep_until_opt(hello_at), if !hello_out => {
+                hello_at = None;
+                hello_out = true;
+                ask(&run_dir, Request::Hello, &answers_tx);
+            }
+            _ = tick.tick(), if w.app.finished.is_none() => w.app.dirty = true,
+        }
+        // Whether a step waits for approvals is the driver's to say (`hello`): asked when the run
+        // moved, and every few seconds only while a step that needs approvals waits for its
+        // go-ahead (given on the driver's screen, it is journaled nowhere).
+        if std::mem::take(&mut w.moved) && w.approvals_matter() {
+            hello_at = Some(Instant::now());
+        } else if hello_at.is_none() && !hello_out && w.approval_soon() {
+            hello_at = Some(Instant::now() + HELLO_EVERY);
+        }
+        // A new driver (a takeover, a resume): watch its process instead.
+        if let Some(new) = driver_exit(&w.app, exit.as_ref().map(|e| e.0)) {
+            exit = Some(new);
+        } else if w.app.finished.is_some() {
+            exit = None;
+        }
+    }
+    if gone {
+        std::mem::forget(term);
+        std::mem::forget(guard);
+    } else {
+        drop(term);
+        drop(guard);
+    }
+    0
+}
+
+/// Watches the driver's process, when it runs on this host and is not the one watched already.
+fn driver_exit(app: &App, watched: Option<u32>) -> Option<(u32, DriverExit)> {
+    let d = app.watching.as_ref()?.driver.as_ref()?;
+    if d.alive != Liveness::Alive || app.finished.is_some() || watched == Some(d.pid) {
+        return None;
+    }
+    Some((d.pid, DriverExit::watch(d.pid)?))
+}
+
+/// This process's Unix user, as the driver will name it (from the kernel, never `$USER`).
+fn unix_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid{uid}"), |u| u.name)
+}
+
+/// How often a watcher asks the driver whether a step waits for approvals, while one may.
+const HELLO_EVERY: Duration = Duration::from_secs(2);
+
+type Answer = (Request, Result<Response, String>);
+
+/// Sends a request to the driver in the background; its answer comes back on `answers`.
+fn ask(run_dir: &Path, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
+    let dir = run_dir.to_path_buf();
+    let answers = answers.clone();
+    tokio::task::spawn_blocking(move || {
+        let answer = crate::team::client::request(&dir, &request).map_err(|e| e.to_string());
+        let _ = answers.send((request, answer));
+    });
+}
+
+impl Watcher {
+    /// The driver's answer to a request of this watcher.
+    fn answer(&mut self, request: Request, answer: Result<Response, String>) {
+        match (request, answer) {
+            (Request::Hello, Ok(r)) => {
+                let waiting = r.driver.map(|d| d.waiting).unwrap_or_default();
+                if let Some(aw) = waiting.into_iter().next() {
+                    let (phase, step) = aw.step.split_once('/').unwrap_or(("", &aw.step));
+                    if let Some(at) = find(&self.app, aw.rollback, phase, step)
+                        && self.app.waiting.as_ref() != Some(&(at, Wait::Approval(aw.clone())))
+                    {
+                        self.app.apply(Update::Waiting {
+                            step: at,
+                            why: Wait::Approval(aw),
+                        });
+                    }
+                }
+            }
+            // Asked on its own: nothing to say when it gets no answer.
+            (Request::Hello, Err(_)) => {}
+            // The journal's `note` event shows it, as the driver recorded it.
+            (Request::Note { .. }, Ok(r)) if r.ok => {}
+            (_, Ok(r)) if r.ok => self.app.note(r.text().to_string()),
+            (_, Ok(r)) => self.app.note(format!("refused: {}", r.text())),
+            (request, Err(e)) => self.app.note(format!("{} not sent: {e}", request.op())),
+        }
+    }
+
+    /// Whether any step of the runbook needs approvals (then the driver is asked about them).
+    fn approvals_matter(&self) -> bool {
+        self.app.finished.is_none()
+            && [false, true].iter().any(|&rb| {
+                self.app
+                    .phases(rb)
+                    .iter()
+                    .any(|p| p.steps.iter().any(|s| s.approval.is_some()))
+            })
+    }
+
+    /// A step that needs approvals waits for its go-ahead: once the driver gives it, it waits
+    /// for approvals, and nothing is journaled about that.
+    fn approval_soon(&self) -> bool {
+        self.app.finished.is_none()
+            && matches!(&self.app.waiting, Some((at, Wait::GoAhead { .. })) if self.app.step(*at).approval.is_some())
+    }
+}

@@ -656,17 +656,8 @@ impl Engine {
     }
 
     async fn finish_cancelled(&mut self, at: StepRef, attempt: u32, took: Duration) -> Result<(), Stop> {
-        let (phase, step) = self.names(at);
-        let fin = StepFinished {
-            phase,
-            step,
-            attempt,
-            rollback: at.rollback,
-            status: StepStatus::Cancelled,
-            duration_ms: took.as_millis() as u64,
-            ..Default::default()
-        };
-        self.rec.emit(Event::StepFinished(Box::new(fin))).await
+        self.emit_finished(at, attempt, StepStatus::Cancelled, took, None)
+            .await
     }
 
     async fn roll_back(&mut self, reason: RollbackReason) -> Result<(Outcome, Option<String>), Stop> {

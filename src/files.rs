@@ -149,3 +149,20 @@ pub fn give_access(path: &Path) -> std::io::Result<()> {
 pub fn create_private_file(path: &Path) -> std::io::Result<File> {
     open_private(path, OpenOptions::new().write(true).create(true).truncate(true))
 }
+
+/// What the holder of a lock file wrote in it, read again for up to a second (the holder writes
+/// just after it takes the lock) until `settled` says it is whole.
+pub fn read_holder(file: &mut File, settled: impl Fn(&str) -> bool) -> String {
+    use std::io::{Read, Seek};
+    let mut holder = String::new();
+    for _ in 0..40 {
+        holder.clear();
+        let _ = file.rewind();
+        let _ = file.read_to_string(&mut holder);
+        if settled(&holder) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    holder
+}

@@ -358,7 +358,8 @@ impl App {
         format!("{}/{}", p.id, p.steps[at.step].id)
     }
 
-    fn find(&self, phase: &str, step: &str, rollback: bool) -> Option<StepRef> {
+    /// Where a step named in an event or a journal is on screen.
+    pub fn find(&self, phase: &str, step: &str, rollback: bool) -> Option<StepRef> {
         let phases = self.phases(rollback);
         let pi = phases.iter().position(|p| p.id == phase)?;
         let si = phases[pi].steps.iter().position(|s| s.id == step)?;

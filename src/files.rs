@@ -160,3 +160,20 @@ pub fn create_named_run_dir(state_dir: &Path, name: &str) -> std::io::Result<std
     create_run_dir(&dir.join("logs"))?;
     Ok(dir)
 }
+
+/// What the holder of a lock file wrote in it, read again for up to a second (the holder writes
+/// just after it takes the lock) until `settled` says it is whole.
+pub fn read_holder(file: &mut File, settled: impl Fn(&str) -> bool) -> String {
+    use std::io::{Read, Seek};
+    let mut holder = String::new();
+    for _ in 0..40 {
+        holder.clear();
+        let _ = file.rewind();
+        let _ = file.read_to_string(&mut holder);
+        if settled(&holder) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    holder
+}

@@ -35,7 +35,7 @@ pub enum OpenError {
 /// Takes the run's lock (`RUN_DIR/lock`, flock), and writes who holds it into it. `resume` takes
 /// it before it reads the journal, so that what it read cannot change under it.
 pub fn lock_run(run_dir: &Path) -> Result<RunLock, OpenError> {
-    use std::io::{Read, Seek};
+    use std::io::Seek;
     let path = run_dir.join("lock");
     let file = open_private(&path, OpenOptions::new().read(true).write(true))?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
@@ -54,16 +54,9 @@ pub fn lock_run(run_dir: &Path) -> Result<RunLock, OpenError> {
         Err((mut file, _)) => {
             // The holder writes its name just after it takes the lock, over the name of the one
             // before it: give it a moment, until the name is of a process that is alive.
-            let mut holder = String::new();
-            for _ in 0..40 {
-                holder.clear();
-                let _ = file.rewind();
-                let _ = file.read_to_string(&mut holder);
-                if holder_pid(&holder).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(25));
-            }
+            let holder = crate::files::read_holder(&mut file, |holder| {
+                holder_pid(holder).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            });
             let holder = holder.trim();
             let holder = if holder.is_empty() {
                 "another runbook process (it did not say who)".to_string()

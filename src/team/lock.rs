@@ -5,7 +5,7 @@
 //! it: `operator@host (pid N) RUN_DIR`.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// A deploy lock, held while this lives.
@@ -83,16 +83,7 @@ pub fn acquire(state_dir: &Path, name: &str) -> Result<DeployLock, LockError> {
         }
         Err((mut file, _)) => {
             // The holder writes its name just after it takes the lock: give it a moment.
-            let mut holder = String::new();
-            for _ in 0..40 {
-                holder.clear();
-                let _ = file.rewind();
-                let _ = file.read_to_string(&mut holder);
-                if !holder.trim().is_empty() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(25));
-            }
+            let holder = crate::files::read_holder(&mut file, |holder| !holder.trim().is_empty());
             Err(LockError::Held {
                 name: name.to_string(),
                 holder: describe_holder(holder.trim()),

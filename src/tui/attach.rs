@@ -135,7 +135,7 @@ impl Watcher {
             self.driver_changed();
         }
         if let Some((rollback, phase, step, attempt, true)) = step_log
-            && let Some(at) = find(&self.app, rollback, &phase, &step)
+            && let Some(at) = self.app.find(&phase, &step, rollback)
             && matches!(self.app.step(at).kind, StepKind::Run(_) | StepKind::Http(_))
         {
             if let Some(since) = instant_of(&ts)
@@ -157,7 +157,7 @@ impl Watcher {
     fn standing(&mut self) {
         let pos = crate::runs::standing(&self.records, Some(&self.app.rb));
         if let Standing::Waiting { step, for_ } = pos.standing
-            && let Some(at) = find(&self.app, step.rollback, &step.phase, &step.step)
+            && let Some(at) = self.app.find(&step.phase, &step.step, step.rollback)
             && self.app.waiting.as_ref().is_none_or(|(w, _)| *w != at)
         {
             let why = match for_ {
@@ -189,17 +189,6 @@ impl Watcher {
         }
         self.app.dirty = true;
     }
-}
-
-fn find(app: &App, rollback: bool, phase: &str, step: &str) -> Option<StepRef> {
-    let phases = app.phases(rollback);
-    let pi = phases.iter().position(|p| p.id == phase)?;
-    let si = phases[pi].steps.iter().position(|s| s.id == step)?;
-    Some(StepRef {
-        rollback,
-        phase: pi,
-        step: si,
-    })
 }
 
 fn view_mut(app: &mut App, at: StepRef) -> &mut super::state::StepView {
@@ -529,7 +518,7 @@ impl Watcher {
                 let waiting = r.driver.map(|d| d.waiting).unwrap_or_default();
                 if let Some(aw) = waiting.into_iter().next() {
                     let (phase, step) = aw.step.split_once('/').unwrap_or(("", &aw.step));
-                    if let Some(at) = find(&self.app, aw.rollback, phase, step)
+                    if let Some(at) = self.app.find(phase, step, aw.rollback)
                         && self.app.waiting.as_ref() != Some(&(at, Wait::Approval(aw.clone())))
                     {
                         self.app.apply(Update::Waiting {

@@ -251,6 +251,21 @@ impl Engine {
         since: std::time::Instant,
         reason: Option<String>,
     ) -> Result<(), Stop> {
+        self.unfinished = None;
+        self.emit_finished(at, attempt, status, since.elapsed(), reason)
+            .await
+    }
+
+    /// Records a step's end: its status and time, and for an operator's decision (a reason given),
+    /// whose it was.
+    pub(super) async fn emit_finished(
+        &mut self,
+        at: StepRef,
+        attempt: u32,
+        status: StepStatus,
+        took: std::time::Duration,
+        reason: Option<String>,
+    ) -> Result<(), Stop> {
         let (phase, step) = self.names(at);
         let fin = StepFinished {
             phase,
@@ -258,13 +273,12 @@ impl Engine {
             attempt,
             rollback: at.rollback,
             status,
-            duration_ms: since.elapsed().as_millis() as u64,
+            duration_ms: took.as_millis() as u64,
             // A skip or a step marked done is the operator's decision: say whose.
             by: reason.is_some().then(|| self.opts.operator.clone()),
             reason,
             ..Default::default()
         };
-        self.unfinished = None;
         self.rec.emit(Event::StepFinished(Box::new(fin))).await
     }
 

@@ -322,68 +322,60 @@ pub(super) fn section_groups(
         leftovers,
     };
     let blocks = &sec.blocks;
-    let mut lead: Option<String> = None;
-    for (i, b) in blocks.iter().enumerate() {
-        if let Some(text) = lead_in(blocks, i) {
-            lead = Some(text.to_string());
-            continue;
+    with_lead_ins(blocks, |b, l| match b {
+        Block::List { items } => {
+            s.items(items, l.as_deref(), &[], None);
         }
-        match b {
-            Block::List { items } => {
-                let l = lead.take();
-                s.items(items, l.as_deref(), &[], None);
-            }
-            Block::Table { rows, line } if rows.iter().skip(1).any(|r| r.iter().any(|c| has_box(c))) => {
-                let header = rows.first().cloned().unwrap_or_default();
-                for row in rows.iter().skip(1) {
-                    if !row.iter().any(|c| has_box(c)) {
-                        s.context(*line, row.join(" | "));
-                        continue;
-                    }
-                    let Some(at) = row.iter().position(|c| !c.trim().is_empty() && !has_box(c)) else {
-                        s.leftovers
-                            .push((*line, format!("table row {}", snippet(&row.join(" | ")))));
-                        continue;
-                    };
-                    let mut step = StepOut {
-                        title: shorten(&row[at]).0,
-                        ..StepOut::default()
-                    };
-                    if shorten(&row[at]).1 {
-                        step.instruction.push(row[at].clone());
-                    }
-                    let lines: Vec<String> = row
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, c)| *j != at && !c.trim().is_empty())
-                        .map(|(j, c)| match header.get(j).filter(|h| !h.trim().is_empty()) {
-                            Some(h) => format!("{h}: {c}"),
-                            None => c.clone(),
-                        })
-                        .collect();
-                    if !lines.is_empty() {
-                        step.instruction.push(lines.join("\n"));
-                    }
-                    let g = s.open_group();
-                    s.groups[g].steps.push(step);
+        Block::Table { rows, line } if rows.iter().skip(1).any(|r| r.iter().any(|c| has_box(c))) => {
+            let header = rows.first().cloned().unwrap_or_default();
+            for row in rows.iter().skip(1) {
+                if !row.iter().any(|c| has_box(c)) {
+                    s.context(*line, row.join(" | "));
+                    continue;
                 }
-            }
-            Block::Html { text, line } => {
-                s.leftovers.push((*line, format!("HTML {}", snippet(text))));
-            }
-            // A fence written flush left under a numbered step ends its list, but is its command.
-            Block::Code { text, lang, line } => {
-                s.context(*line, chunk(b));
-                if let Some(last) = s.last_step() {
-                    last.codes += 1;
-                    last.command = (last.codes == 1 && is_shell(lang) && !last.title.contains('`'))
-                        .then(|| one_command_in(text))
-                        .flatten();
+                let Some(at) = row.iter().position(|c| !c.trim().is_empty() && !has_box(c)) else {
+                    s.leftovers
+                        .push((*line, format!("table row {}", snippet(&row.join(" | ")))));
+                    continue;
+                };
+                let mut step = StepOut {
+                    title: shorten(&row[at]).0,
+                    ..StepOut::default()
+                };
+                if shorten(&row[at]).1 {
+                    step.instruction.push(row[at].clone());
                 }
+                let lines: Vec<String> = row
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, c)| *j != at && !c.trim().is_empty())
+                    .map(|(j, c)| match header.get(j).filter(|h| !h.trim().is_empty()) {
+                        Some(h) => format!("{h}: {c}"),
+                        None => c.clone(),
+                    })
+                    .collect();
+                if !lines.is_empty() {
+                    step.instruction.push(lines.join("\n"));
+                }
+                let g = s.open_group();
+                s.groups[g].steps.push(step);
             }
-            other => s.context(other.line(), chunk(other)),
         }
-    }
+        Block::Html { text, line } => {
+            s.leftovers.push((*line, format!("HTML {}", snippet(text))));
+        }
+        // A fence written flush left under a numbered step ends its list, but is its command.
+        Block::Code { text, lang, line } => {
+            s.context(*line, chunk(b));
+            if let Some(last) = s.last_step() {
+                last.codes += 1;
+                last.command = (last.codes == 1 && is_shell(lang) && !last.title.contains('`'))
+                    .then(|| one_command_in(text))
+                    .flatten();
+            }
+        }
+        other => s.context(other.line(), chunk(other)),
+    });
     let Steps {
         mut groups,
         pending,
@@ -444,6 +436,24 @@ pub(super) fn section_groups(
 
 /// A paragraph ending in ':' right before a list, without comments: the list's lead-in ("Roll back
 /// immediately if:").
+/// Walks a section's blocks, holding each lead-in back for the next list it introduces: `each` sees
+/// every other block, a list with the lead-in given since the last list.
+pub(super) fn with_lead_ins<'a>(blocks: &'a [Block], mut each: impl FnMut(&'a Block, Option<String>)) {
+    let mut lead: Option<String> = None;
+    for (i, b) in blocks.iter().enumerate() {
+        if let Some(text) = lead_in(blocks, i) {
+            lead = Some(text.to_string());
+            continue;
+        }
+        let l = if matches!(b, Block::List { .. }) {
+            lead.take()
+        } else {
+            None
+        };
+        each(b, l);
+    }
+}
+
 pub(super) fn lead_in(blocks: &[Block], i: usize) -> Option<&str> {
     match &blocks[i] {
         Block::Para { text, comments, .. }

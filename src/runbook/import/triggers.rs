@@ -18,46 +18,38 @@ pub(super) fn trigger_section(sec: &Section, leftovers: &mut Vec<(usize, String)
     };
     let blocks = &sec.blocks;
     let own = sec.path.last().cloned().unwrap_or_default();
-    let mut lead: Option<String> = None;
-    for (i, b) in blocks.iter().enumerate() {
-        if let Some(text) = lead_in(blocks, i) {
-            lead = Some(text.to_string());
-            continue;
-        }
-        match b {
-            Block::List { items } => {
-                let label = lead.take();
-                let calls = label.as_deref().and_then(calls_for_rollback).unwrap_or(sec.calls);
-                let mut lines = vec![label.unwrap_or_else(|| {
-                    if calls {
-                        "Roll back if (the runbook's triggers):".into()
-                    } else {
-                        format!("{own}:")
-                    }
-                })];
-                for item in items {
-                    if is_placeholder(&item.text) {
-                        leftovers.push((item.line, format!("placeholder item {}", snippet(&item.text))));
-                        continue;
-                    }
-                    if calls {
-                        out.titles.push(item.text.clone());
-                        out.needed |= !item.blocks.is_empty();
-                    }
-                    item_lines(item, 0, &mut lines);
+    with_lead_ins(blocks, |b, label| match b {
+        Block::List { items } => {
+            let calls = label.as_deref().and_then(calls_for_rollback).unwrap_or(sec.calls);
+            let mut lines = vec![label.unwrap_or_else(|| {
+                if calls {
+                    "Roll back if (the runbook's triggers):".into()
+                } else {
+                    format!("{own}:")
                 }
-                out.needed |= !calls;
-                out.instruction.push(lines.join("\n"));
+            })];
+            for item in items {
+                if is_placeholder(&item.text) {
+                    leftovers.push((item.line, format!("placeholder item {}", snippet(&item.text))));
+                    continue;
+                }
+                if calls {
+                    out.titles.push(item.text.clone());
+                    out.needed |= !item.blocks.is_empty();
+                }
+                item_lines(item, 0, &mut lines);
             }
-            Block::Html { text, line } => {
-                leftovers.push((*line, format!("HTML {}", snippet(text))));
-            }
-            other => {
-                out.needed = true;
-                out.instruction.push(chunk(other));
-            }
+            out.needed |= !calls;
+            out.instruction.push(lines.join("\n"));
         }
-    }
+        Block::Html { text, line } => {
+            leftovers.push((*line, format!("HTML {}", snippet(text))));
+        }
+        other => {
+            out.needed = true;
+            out.instruction.push(chunk(other));
+        }
+    });
     out
 }
 

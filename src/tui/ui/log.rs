@@ -480,11 +480,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: std::tim
     let rest = format!("{attempts}{search} — {where_}{side} ");
     let room = (area.width.saturating_sub(2) as usize).saturating_sub(rest.width() + 6);
     let title = format!(" Log: {}{rest}", super::fit(&app.name(at), room.max(8)));
-    let focus = if app.focus == Focus::Log || app.zoom == Some(Pane::Log) {
-        theme.accent()
-    } else {
-        theme.dim()
-    };
+    let focus = super::pane_style(app, Focus::Log, Pane::Log, theme);
     let block = Block::bordered()
         .border_set(theme.border())
         .border_style(focus)

@@ -217,6 +217,15 @@ fn hints_line(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     f.render_widget(Line::from(spans), area);
 }
 
+/// A pane's border: the accent while the pane has the focus or fills the screen.
+fn pane_style(app: &App, focus: super::state::Focus, pane: Pane, theme: &Theme) -> ratatui::style::Style {
+    if app.focus == focus || app.zoom == Some(pane) {
+        theme.accent()
+    } else {
+        theme.dim()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

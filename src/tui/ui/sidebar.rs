@@ -31,6 +31,17 @@ fn breached(m: &MetricView) -> bool {
     })
 }
 
+/// A metric's value: warned of while it has no reading, bad while past a threshold.
+fn metric_style(m: &MetricView, theme: &Theme) -> Style {
+    if m.last.is_none() {
+        theme.warn()
+    } else if breached(m) {
+        theme.bad()
+    } else {
+        Style::default()
+    }
+}
+
 fn threshold(m: &MetricView) -> String {
     m.thresholds
         .iter()
@@ -111,13 +122,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         )));
     }
     for m in &app.metrics {
-        let style = if m.last.is_none() {
-            theme.warn()
-        } else if breached(m) {
-            theme.bad()
-        } else {
-            Style::default()
-        };
+        let style = metric_style(m, theme);
         lines.push(Line::from(Span::styled(super::fit(&m.title, w), theme.accent())));
         let v = value(m);
         let spark = sparkline(m, w.saturating_sub(v.len() + 1).min(24), theme);
@@ -217,13 +222,7 @@ pub fn render_strip(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: In
     let mut lines = Vec::new();
     for m in app.metrics.iter().take(STRIP_METRICS) {
         let v = value(m);
-        let style = if m.last.is_none() {
-            theme.warn()
-        } else if breached(m) {
-            theme.bad()
-        } else {
-            Style::default()
-        };
+        let style = metric_style(m, theme);
         let tail = format!(" {} {}", threshold(m), m.source.as_str());
         let name = super::fit(&m.title, 16);
         let spark_w = w.saturating_sub(18 + v.len() + 1 + tail.len()).min(30);

@@ -227,11 +227,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
     let at = app.selected;
     let phase = &app.phases(at.rollback)[at.phase];
     let title = pane_title(app);
-    let focus = if app.focus == crate::tui::state::Focus::Steps || app.zoom == Some(Pane::Steps) {
-        theme.accent()
-    } else {
-        theme.dim()
-    };
+    let focus = super::pane_style(app, crate::tui::state::Focus::Steps, Pane::Steps, theme);
     let block = Block::bordered()
         .border_set(theme.border())
         .border_style(focus)

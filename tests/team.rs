@@ -12,7 +12,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,26 @@ impl Team {
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
         c
+    }
+
+    /// `runbook takeover RUN --reason REASON --headless` as `user`, its output captured.
+    fn spawn_takeover(&self, user: &str, run: &str, reason: &str, state: &str) -> Child {
+        self.as_user(
+            user,
+            &[
+                "takeover",
+                run,
+                "--reason",
+                reason,
+                "--headless",
+                "--state-dir",
+                state,
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
     }
 
     fn run_as(&self, user: &str, args: &[&str]) -> Output {
@@ -572,23 +592,7 @@ fn a_live_driver_hands_over_when_its_operator_agrees() {
     team.wait_screen("driver", "running");
     let run_dir = team.run_dir();
     let run = run_dir.to_str().unwrap().to_string();
-    let taker = team
-        .as_user(
-            "bob",
-            &[
-                "takeover",
-                &run,
-                "--reason",
-                "end of shift",
-                "--headless",
-                "--state-dir",
-                state,
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let taker = team.spawn_takeover("bob", &run, "end of shift", state);
     let screen = team.wait_screen("driver", "Hand this run over?");
     assert!(
         screen.contains(&format!(
@@ -644,23 +648,7 @@ fn a_driver_that_says_no_keeps_the_run() {
     );
     team.wait_screen("driver", "WAITING FOR 1 APPROVAL");
     let run = team.run_dir().to_str().unwrap().to_string();
-    let taker = team
-        .as_user(
-            "bob",
-            &[
-                "takeover",
-                &run,
-                "--reason",
-                "let me",
-                "--headless",
-                "--state-dir",
-                state,
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let taker = team.spawn_takeover("bob", &run, "let me", state);
     team.wait_screen("driver", "Hand this run over?");
     team.keys("driver", &["n"]);
     let out = taker.wait_with_output().unwrap();
@@ -1086,23 +1074,7 @@ fn a_headless_driver_without_a_terminal_refuses_a_takeover_and_one_on_a_terminal
     );
     team.wait_screen("driver", "waiting for 1 approval");
     let run = team.run_dir().to_str().unwrap().to_string();
-    let taker = team
-        .as_user(
-            "bob",
-            &[
-                "takeover",
-                &run,
-                "--reason",
-                "end of shift",
-                "--headless",
-                "--state-dir",
-                state,
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let taker = team.spawn_takeover("bob", &run, "end of shift", state);
     team.wait_screen("driver", &format!("hand this run over to {}?", team.user("bob")));
     team.keys("driver", &["y", "Enter"]);
     let screen = team.wait_screen("driver", "handed over to");

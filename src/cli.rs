@@ -190,6 +190,15 @@ pub struct ExecFlags {
     pub store: Option<String>,
 }
 
+impl ExecFlags {
+    /// `--state-dir`, or the default one.
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(crate::journal::default_state_dir)
+    }
+}
+
 fn parse_speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(n) if n.is_finite() && n >= 1.0 => Ok(n),
@@ -251,10 +260,7 @@ pub fn main() -> ExitCode {
             force,
             exec,
         } => {
-            let state_dir = exec
-                .state_dir
-                .clone()
-                .unwrap_or_else(crate::journal::default_state_dir);
+            let state_dir = exec.state_dir();
             match crate::team::takeover::prepare(&run, &reason, &state_dir) {
                 Err(code) => code,
                 Ok(taken) => {
@@ -326,10 +332,7 @@ pub fn main() -> ExitCode {
             force,
             exec,
         } => {
-            let state_dir = exec
-                .state_dir
-                .clone()
-                .unwrap_or_else(crate::journal::default_state_dir);
+            let state_dir = exec.state_dir();
             let mut restore = None;
             let dir = match journal {
                 Some(j) if j.is_dir() => j,
@@ -496,10 +499,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             return 1;
         }
     };
-    let state_dir = exec
-        .state_dir
-        .clone()
-        .unwrap_or_else(crate::journal::default_state_dir);
+    let state_dir = exec.state_dir();
     let req = Request {
         file,
         vars: exec.vars,

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{Fixture, events, run_dirs, run_journal, runbook, wait_for};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -157,6 +158,38 @@ impl Team {
         child.wait_with_output().unwrap()
     }
 
+    /// `runbook run RB --headless` in the shared state dir as `user`, its output discarded.
+    fn spawn_headless(&self, user: &str, rb: &Path) -> Child {
+        let state = self.state();
+        let args = [
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        self.as_user(user, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `runbook run RB --headless` in the shared state dir as `user`, to its end.
+    fn run_headless(&self, user: &str, rb: &Path) -> Output {
+        let state = self.state();
+        self.run_as(
+            user,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+    }
+
     /// Starts `runbook ARGS` as `user` in an 80×24 tmux session named `session`; when it exits,
     /// its status goes to the file `<session>.exit` and the pane stays for reading.
     fn tmux_as(&self, session: &str, user: &str, args: &[&str]) {
@@ -249,7 +282,7 @@ impl Team {
     fn run_dir(&self) -> PathBuf {
         let mut found = Vec::new();
         wait_for(TIMEOUT, || {
-            found = runs(&self.state());
+            found = run_dirs(&self.state());
             !found.is_empty()
         });
         assert_eq!(found.len(), 1, "runs: {found:?}");
@@ -257,7 +290,7 @@ impl Team {
     }
 
     fn journal(&self) -> Vec<Value> {
-        journal(&self.run_dir())
+        run_journal(&self.run_dir())
     }
 
     /// Waits until the journal has an event that `pred` accepts.
@@ -290,39 +323,6 @@ impl Drop for Team {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn runs(state: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(state.join("runs"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn journal(run_dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn events<'a>(j: &'a [Value], name: &str) -> Vec<&'a Value> {
-    j.iter().filter(|e| e["event"] == name).collect()
 }
 
 fn text(o: &Output) -> String {
@@ -504,15 +504,7 @@ fn a_run_whose_driver_was_killed_is_taken_over_at_once_and_its_step_followed_not
     let rb = team.runbook("handover.toml", LONG_STEP);
     let state = team.state();
     let state = state.to_str().unwrap();
-    let mut driver = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut driver = team.spawn_headless("alice", &rb);
     team.wait_event("the rollout's start", |e| {
         e["event"] == "step_started" && e["step"] == "rollout"
     });
@@ -525,7 +517,7 @@ fn a_run_whose_driver_was_killed_is_taken_over_at_once_and_its_step_followed_not
             .is_ok_and(|l| l.contains("started"))),
         "the rollout never printed"
     );
-    let pid = journal(&run_dir)
+    let pid = run_journal(&run_dir)
         .iter()
         .find(|e| e["event"] == "run_started")
         .and_then(|e| e["pid"].as_i64())
@@ -669,23 +661,10 @@ fn a_driver_that_says_no_keeps_the_run() {
 fn a_second_run_holding_the_same_lock_is_refused_naming_the_holder() {
     let team = Team::new(&["alice", "bob"]);
     let rb = team.runbook("handover.toml", LONG_STEP);
-    let state = team.state();
-    let state = state.to_str().unwrap();
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     team.wait_event("the rollout's start", |e| e["event"] == "step_started");
     let run_dir = team.run_dir();
-    let second = team.run_as(
-        "bob",
-        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-    );
+    let second = team.run_headless("bob", &rb);
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -697,16 +676,13 @@ fn a_second_run_holding_the_same_lock_is_refused_naming_the_holder() {
     );
     assert!(err.contains(run_dir.to_str().unwrap()), "{err}");
     assert_eq!(
-        runs(&team.state()).len(),
+        run_dirs(&team.state()).len(),
         1,
         "the refused run left a folder behind"
     );
     // Once the first run has ended, the lock is free.
     assert!(first.wait().unwrap().success());
-    let third = team.run_as(
-        "bob",
-        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-    );
+    let third = team.run_headless("bob", &rb);
     assert_eq!(third.status.code(), Some(0), "{}", text(&third));
 }
 
@@ -714,17 +690,7 @@ fn a_second_run_holding_the_same_lock_is_refused_naming_the_holder() {
 fn a_killed_run_releases_its_lock() {
     let team = Team::new(&["alice"]);
     let rb = team.runbook("handover.toml", LONG_STEP);
-    let state = team.state();
-    let state = state.to_str().unwrap();
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     team.wait_event("the rollout's start", |e| e["event"] == "step_started");
     let pid = team
         .journal()
@@ -734,30 +700,15 @@ fn a_killed_run_releases_its_lock() {
         .unwrap();
     check(Command::new("kill").args(["-9", &pid.to_string()]));
     let _ = first.wait();
-    let again = team.run_as(
-        "alice",
-        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-    );
+    let again = team.run_headless("alice", &rb);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 }
 
 // ── Without other users: headless, rehearsals, the runbook format ───────────────────────────────
 
-fn scratch() -> TempDir {
-    tempfile::Builder::new().prefix("runbook-team").tempdir().unwrap()
-}
-
-fn runbook_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let me = nix::unistd::User::from_uid(nix::unistd::getuid())
         .unwrap()
         .unwrap()
@@ -771,7 +722,7 @@ fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
     let state = dir.path().join("state");
     let started = Instant::now();
     // --yes gives go-aheads, never approvals.
-    let out = runbook_cmd(&[
+    let out = runbook(&[
         "run",
         rb.to_str().unwrap(),
         "--headless",
@@ -786,7 +737,7 @@ fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
         err.contains("deploy/migrate needs 1 approval(s) from operators other than the driver"),
         "{err}"
     );
-    let j = journal(&runs(&state)[0]);
+    let j = run_journal(&run_dirs(&state)[0]);
     assert!(
         events(&j, "step_started").iter().all(|e| e["step"] != "migrate"),
         "{j:#?}"
@@ -796,7 +747,7 @@ fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
 
 #[test]
 fn a_rehearsal_simulates_approvals_and_says_so() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let rb = dir.path().join("rehearse.toml");
     std::fs::write(
         &rb,
@@ -806,7 +757,7 @@ fn a_rehearsal_simulates_approvals_and_says_so() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let out = runbook_cmd(&[
+    let out = runbook(&[
         "rehearse",
         rb.to_str().unwrap(),
         "--headless",
@@ -816,7 +767,7 @@ fn a_rehearsal_simulates_approvals_and_says_so() {
         state.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let j = journal(&runs(&state)[0]);
+    let j = run_journal(&run_dirs(&state)[0]);
     let a = events(&j, "approval");
     assert_eq!(a.len(), 1, "{j:#?}");
     assert_eq!(a[0]["simulated"], true);
@@ -834,7 +785,7 @@ fn a_rehearsal_simulates_approvals_and_says_so() {
 
 #[test]
 fn approval_mistakes_are_reported_at_their_line_and_column() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let cases = [
         (
             "approval = { count = 0 }",
@@ -864,7 +815,7 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
             "[runbook]\ntitle = \"t\"\n[[phase]]\ntitle = \"p\"\n[[phase.step]]\ntitle = \"s\"\n{line}\nrun = \"true\"\n"
         );
         std::fs::write(&path, text_).unwrap();
-        let out = runbook_cmd(&["validate", path.to_str().unwrap()]);
+        let out = runbook(&["validate", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         let want = format!("{}:{want}", path.display());
@@ -872,7 +823,7 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
     }
     let lock = dir.path().join("lock.toml");
     std::fs::write(&lock, "[runbook]\ntitle = \"t\"\nlock = \"Checkout Prod\"\n[[phase]]\ntitle = \"p\"\n[[phase.step]]\ntitle = \"s\"\nrun = \"true\"\n").unwrap();
-    let out = runbook_cmd(&["validate", lock.to_str().unwrap()]);
+    let out = runbook(&["validate", lock.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(
@@ -886,7 +837,7 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
 
 #[test]
 fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let deep = dir
         .path()
         .join("a-state-dir-nested-deep-enough".repeat(3))
@@ -912,7 +863,7 @@ fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
         .unwrap();
     let mut run_dir = None;
     wait_for(TIMEOUT, || {
-        run_dir = runs(&deep).pop();
+        run_dir = run_dirs(&deep).pop();
         run_dir.as_ref().is_some_and(|d| d.join("control.sock").exists())
     });
     let run_dir = run_dir.expect("a run folder");
@@ -925,7 +876,7 @@ fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
     // Root drives: its own approval is refused, which only the driver can say.
     let mut out = None;
     wait_for(TIMEOUT, || {
-        let o = runbook_cmd(&["approve", run_dir.to_str().unwrap(), "migrate"]);
+        let o = runbook(&["approve", run_dir.to_str().unwrap(), "migrate"]);
         let done = String::from_utf8_lossy(&o.stderr).contains("drives this run");
         out = Some(o);
         done
@@ -950,15 +901,7 @@ fn a_resumed_run_keeps_the_approvals_already_given() {
     let rb = team.runbook("two.toml", &text_);
     let state = team.state();
     let state = state.to_str().unwrap();
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     let run_dir = team.run_dir();
     let run = run_dir.to_str().unwrap().to_string();
     let mut bob = None;
@@ -1031,15 +974,7 @@ fn a_headless_driver_without_a_terminal_refuses_a_takeover_and_one_on_a_terminal
     let state = team.state();
     let state = state.to_str().unwrap();
     // Without a terminal nobody can agree: refused at once, the run goes on.
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     let run_dir = team.run_dir();
     let run = run_dir.to_str().unwrap().to_string();
     let mut out = None;

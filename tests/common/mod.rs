@@ -480,6 +480,11 @@ pub fn journal_now(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// A run folder's journal, read while it may be written (see `journal_now`).
+pub fn run_journal(run_dir: &Path) -> Vec<Value> {
+    journal_now(&run_dir.join("journal.jsonl"))
+}
+
 /// Every step_started with its name and attempt (`phase/step#N`), in journal order.
 pub fn started(j: &[Value]) -> Vec<String> {
     j.iter()

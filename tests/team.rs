@@ -16,6 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::tmux::TmuxServer;
 use common::{Fixture, events, run_dirs, run_journal, runbook, wait_for};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -31,7 +32,7 @@ struct Team {
     users: Vec<String>,
     dir: TempDir,
     bin: PathBuf,
-    tmux: String,
+    tmux: TmuxServer,
 }
 
 fn check(cmd: &mut Command) -> Output {
@@ -61,7 +62,7 @@ impl Team {
             users: Vec::new(),
             dir: tempfile::Builder::new().prefix("runbook-team").tempdir().unwrap(),
             bin: PathBuf::new(),
-            tmux: format!("{tag}tmux"),
+            tmux: TmuxServer::new("team"),
         };
         for name in names {
             let user = format!("{tag}{name}");
@@ -202,60 +203,28 @@ impl Team {
             args.join(" "),
             exit.display()
         );
+        let cd = format!("cd {} && {script}", self.dir.path().display());
         check(
-            Command::new("tmux")
-                .args([
-                    "-L",
-                    &self.tmux,
-                    "new-session",
-                    "-d",
-                    "-s",
-                    session,
-                    "-x",
-                    "80",
-                    "-y",
-                    "24",
-                ])
-                .arg(format!("cd {} && {script}", self.dir.path().display()))
+            self.tmux
+                .command(&["new-session", "-d", "-s", session, "-x", "80", "-y", "24", &cd])
                 .env("TERM", "xterm-256color")
                 .env_remove("NO_COLOR"),
         );
     }
 
     fn screen(&self, session: &str) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.tmux, "capture-pane", "-p", "-t", session])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.tmux.screen(session)
     }
 
-    /// Waits until the screen holds `text` (and stays the same a moment later: a capture can
-    /// land mid-frame); returns it.
+    /// Waits until the screen holds `text` (and has settled); returns it.
     fn wait_screen(&self, session: &str, text: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let s = self.screen(session);
-            if s.contains(text) {
-                std::thread::sleep(Duration::from_millis(100));
-                let again = self.screen(session);
-                if again == s {
-                    return s;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!("the screen of {session} never showed {text:?}; it shows:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("{text:?}");
+        self.tmux
+            .wait_screen(session, &what, TIMEOUT, |s| s.contains(text))
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
-        check(
-            Command::new("tmux")
-                .args(["-L", &self.tmux, "send-keys", "-t", session])
-                .args(keys),
-        );
+        self.tmux.keys(session, keys);
     }
 
     /// Leaves a terminal UI whose run has ended (`q`), and returns its exit status.
@@ -306,10 +275,8 @@ impl Team {
 
 impl Drop for Team {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.tmux, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
+        // The terminals first, so that nothing of theirs is left when the users go.
+        self.tmux.kill();
         // Whatever these users still run (a driver a failed test left) goes before they do.
         for u in &self.users {
             let _ = Command::new("pkill").args(["-KILL", "-u", u]).status();

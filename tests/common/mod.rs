@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests: runbooks written into a temporary folder, the real
 //! binary run headless against a temporary state folder, journals read back, processes checked,
-//! the engine driven through the library, and a tiny HTTP server.
+//! the engine driven through the library, a tiny HTTP server, and (`tmux`) a terminal to drive.
 #![allow(dead_code)]
 
 pub mod prometheus;
+pub mod tmux;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

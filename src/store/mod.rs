@@ -9,7 +9,9 @@
 //! - `replicate`: the background copy of the journal and logs, its backlog and how far behind it is;
 //! - `lease`: the driver's lease, renewed, lost, or fenced by a newer driver;
 //! - `link`: what the engine sees of all this (may a step start? what to journal?);
-//! - `restore`: a run folder rebuilt from the store, for `resume` on another host.
+//! - `restore`: a run folder rebuilt from the store, for `resume` on another host;
+//! - `requests`: requests to a run's driver from other hosts (approve, note, takeover), answered
+//!   in their row.
 //!
 //! The engine and front ends know nothing of PostgreSQL: they read a `Link`.
 
@@ -18,6 +20,7 @@ pub mod connect;
 pub mod lease;
 pub mod link;
 pub mod replicate;
+pub mod requests;
 pub mod restore;
 pub mod schema;
 
@@ -38,6 +41,11 @@ pub enum StoreError {
          upgrade runbook on this host; nothing was written to the store"
     )]
     Newer { at: String, found: i32, known: i32 },
+    /// Nobody holds the run's lease: no driver would answer a request (`requests`).
+    #[error(
+        "nobody drives this run (driver gone: its lease in the shared store has expired or was released)"
+    )]
+    NoDriver,
 }
 
 /// A store that answered: reachable, logged into, its schema at this binary's version.

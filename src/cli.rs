@@ -116,6 +116,22 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Reach a driver on another host through this PostgreSQL store [env: RUNBOOK_STORE]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+    /// Add a note to a run's journal (journaled by its driver, with your name)
+    Note {
+        /// The run: its folder, its journal.jsonl, or its id (the folder's name under STATE_DIR/runs)
+        run: PathBuf,
+        /// The note
+        text: String,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Reach a driver on another host through this PostgreSQL store [env: RUNBOOK_STORE]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Take over driving a run: its driver's operator is asked, or it happens at once if the driver is gone
     Takeover {
@@ -249,9 +265,23 @@ pub fn main() -> ExitCode {
             &state_dir.unwrap_or_else(crate::journal::default_state_dir),
             run.as_deref(),
         ),
-        Cmd::Approve { run, step, state_dir } => {
+        Cmd::Approve {
+            run,
+            step,
+            state_dir,
+            store,
+        } => {
             let state_dir = state_dir.unwrap_or_else(crate::journal::default_state_dir);
-            crate::team::approve::main(&run, &step, &state_dir)
+            crate::team::approve::main(&run, &step, &state_dir, store.as_deref())
+        }
+        Cmd::Note {
+            run,
+            text,
+            state_dir,
+            store,
+        } => {
+            let state_dir = state_dir.unwrap_or_else(crate::journal::default_state_dir);
+            crate::team::note::main(&run, &text, &state_dir, store.as_deref())
         }
         Cmd::Takeover {
             run,
@@ -261,7 +291,7 @@ pub fn main() -> ExitCode {
             exec,
         } => {
             let state_dir = exec.state_dir();
-            match crate::team::takeover::prepare(&run, &reason, &state_dir) {
+            match crate::team::takeover::prepare(&run, &reason, &state_dir, exec.store.as_deref()) {
                 Err(code) => code,
                 Ok(taken) => {
                     // A rehearsal stays one: nothing it shows is run for real after a hand-over.

@@ -210,16 +210,22 @@ pub fn start_shared(
         }
     };
     let mut engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
+    let store_config = store.map(|(s, _)| s.config.clone());
     // The shared store's lease and copy (SPEC §9): the engine sees the lease through its link.
     let store = store.map(|(store, steal)| {
         let (link, handle) = store.attach(crate::store::lease::RunRow::of(&rb, &run_dir), &run_dir, steal);
         engine.attach_store(link);
         handle
     });
+    // Other hosts reach the driver through the store, while it holds the run's lease.
+    let via_store = store_config.map(|config| {
+        crate::team::store_server::serve(config, crate::store::lease::run_id(&run_dir), cmd_tx.clone())
+    });
     // The socket and the deploy lock live as long as the engine drives the run, and go with it.
     let engine = tokio::spawn(async move {
         let outcome = engine.run().await;
         drop(control);
+        drop(via_store);
         drop(deploy_lock);
         outcome
     });

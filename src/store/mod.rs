@@ -9,7 +9,8 @@
 //! - `replicate`: the background copy of the journal and logs, its backlog and how far behind it is;
 //! - `lease`: the driver's lease, renewed, lost, or fenced by a newer driver;
 //! - `link`: what the engine sees of all this (may a step start? what to journal?);
-//! - `restore`: a run folder rebuilt from the store, for `resume` on another host;
+//! - `restore`: a run folder rebuilt from the store, for `resume` on another host; `refresh`:
+//!   one here brought up to date when the run went on elsewhere;
 //! - `requests`: requests to a run's driver from other hosts (approve, note, takeover), answered
 //!   in their row.
 //!
@@ -19,6 +20,7 @@ pub mod config;
 pub mod connect;
 pub mod lease;
 pub mod link;
+pub mod refresh;
 pub mod replicate;
 pub mod requests;
 pub mod restore;

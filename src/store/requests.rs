@@ -157,11 +157,15 @@ async fn answer_of(client: &Client, id: i64) -> Result<Option<Response>, tokio_p
     }))
 }
 
-/// Whether someone holds the run's lease now (by the store's clock).
+/// Whether someone holds the run's lease now (by the store's clock). A holder on this host
+/// whose process is dead holds nothing (as `lease::may_take` sees it).
 pub async fn driven(client: &Client, run_id: &str) -> Result<bool, tokio_postgres::Error> {
-    Ok(super::lease::holder(client, run_id)
-        .await?
-        .is_some_and(|h| h.expires_in > 0.0))
+    let Some(h) = super::lease::holder(client, run_id).await? else {
+        return Ok(false);
+    };
+    let dead_here = h.driver.host == crate::identity::host()
+        && !std::path::Path::new(&format!("/proc/{}", h.driver.pid)).exists();
+    Ok(h.expires_in > 0.0 && !dead_here)
 }
 
 /// This process's Unix user, from the kernel (not `$USER`): what it reports as the asker.
@@ -315,5 +319,60 @@ impl Answers {
             )
             .await?;
         Ok(row.get(0))
+    }
+}
+
+/// Where a run stands in the store: whether it is there, and how it ended (the outcome of a
+/// `run_finished` after its last `run_started`), for messages before anything is asked.
+pub async fn standing(store: &Store, run_id: &str) -> Result<Option<Option<String>>, StoreError> {
+    let cfg = &store.config;
+    let sql = |e: tokio_postgres::Error| connect::explain(cfg, &e);
+    let client = store.client().await?;
+    let known = client
+        .query_opt("SELECT 1 FROM runs WHERE run_id = $1", &[&run_id])
+        .await
+        .map_err(sql)?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let last = client
+        .query_opt(
+            "SELECT event, line FROM events WHERE run_id = $1 AND event IN ('run_started', 'run_finished')
+             ORDER BY seq DESC LIMIT 1",
+            &[&run_id],
+        )
+        .await
+        .map_err(sql)?;
+    let outcome = last.and_then(|row| {
+        let event: String = row.get(0);
+        let line: String = row.get(1);
+        (event == "run_finished").then(|| {
+            serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v["outcome"].as_str().map(|o| o.replace('_', " ")))
+                .unwrap_or_else(|| "finished".into())
+        })
+    });
+    Ok(Some(outcome))
+}
+
+/// After a driver agreed to hand over: waits until nobody holds the run's lease (the old driver
+/// has copied what it had and released it, or it expired), at most `limit`. `Ok(false)`: still
+/// held after `limit`.
+pub async fn wait_undriven(store: &Store, run_id: &str, limit: Duration) -> Result<bool, StoreError> {
+    let cfg = &store.config;
+    let client = store.client().await?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if !driven(&client, run_id)
+            .await
+            .map_err(|e| connect::explain(cfg, &e))?
+        {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -239,3 +239,293 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
         late.stderr
     );
 }
+
+/// A runbook whose second step waits (a watch of `${w}`), so that a driver can be caught in it;
+/// the third step writes which run folder ran it.
+const WAITING: &str = r#"
+[runbook]
+title = "Hand-over across hosts"
+[vars]
+w = "5m"
+[[phase]]
+title = "Deploy"
+[[phase.step]]
+title = "First"
+run = "echo first"
+[[phase.step]]
+title = "Soak"
+watch = "${w}"
+[[phase.step]]
+title = "Third"
+run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
+"#;
+
+/// Waits until the driver on A is in its soak (the store has its `step_started`).
+fn wait_for_soak(pg: &Postgres) {
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
+        "1",
+        LIMIT,
+    );
+}
+
+/// A tmux server of the test's own: one 80×24 session per host's `runbook`.
+struct Tmux {
+    socket: String,
+    dir: PathBuf,
+}
+
+impl Tmux {
+    fn new(dir: &Path) -> Tmux {
+        Tmux {
+            socket: format!("rbst{}", std::process::id()),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Runs `line` in a new session; its exit status goes to `<session>.exit`.
+    fn start(&self, session: &str, line: &str) {
+        let exit = self.dir.join(format!("{session}.exit"));
+        let script = format!("{line}; echo $? > {}; sleep 600", exit.display());
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "80",
+                "-y",
+                "24",
+            ])
+            .arg(script)
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn screen(&self, session: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_screen(&self, session: &str, text: &str) -> String {
+        let mut s = String::new();
+        let ok = common::wait_for(LIMIT, || {
+            std::thread::sleep(Duration::from_millis(50));
+            s = self.screen(session);
+            s.contains(text)
+        });
+        assert!(ok, "the screen never showed {text:?}; it shows:\n{s}");
+        s
+    }
+
+    fn keys(&self, session: &str, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", session])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn exit_of(&self, session: &str) -> i32 {
+        let path = self.dir.join(format!("{session}.exit"));
+        let mut code = None;
+        common::wait_for(LIMIT, || {
+            std::thread::sleep(Duration::from_millis(50));
+            code = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            code.is_some()
+        });
+        code.unwrap_or_else(|| panic!("{session} did not exit:\n{}", self.screen(session)))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn a_live_driver_on_host_a_hands_over_to_host_b_when_its_operator_says_yes() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "5s");
+    let rb = site.write("rb.toml", WAITING);
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let tmux = Tmux::new(site.path());
+    tmux.start(
+        "a",
+        &a.shell_line(
+            None,
+            &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
+        ),
+    );
+    wait_for_soak(&pg);
+    let dir_a = the_run(&a.state);
+    let id = run_id(&dir_a);
+    let out_b = site.path().join("b.out");
+    let taker = spawn_logged(
+        b.command(
+            None,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "end of shift on A",
+                "--headless",
+                "--yes",
+                "--var",
+                "w=1s",
+                "--state-dir",
+                &b.state_arg(),
+            ],
+        ),
+        &out_b,
+    );
+    let screen = tmux.wait_screen("a", "asks to take over");
+    assert!(
+        screen.contains("bastion-b"),
+        "the dialog says from where:\n{screen}"
+    );
+    assert!(screen.contains("end of shift on A"), "{screen}");
+    tmux.keys("a", &["y"]);
+    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
+    let code = wait_exit(taker);
+    let said = std::fs::read_to_string(&out_b).unwrap();
+    assert_eq!(code, Some(0), "B took over and finished the run:\n{said}");
+    assert!(said.contains("handed the run over to root"), "{said}");
+
+    // A journaled the hand-over and started nothing after it.
+    let ja = journal(&dir_a);
+    let handover = common::event(&ja, "handover");
+    assert_eq!(handover["consent"], true);
+    assert_eq!(handover["to"], "root");
+    assert_eq!(handover["reason"], "end of shift on A");
+    assert_eq!(handover["at"]["host"], "bastion-b", "{handover}");
+    assert_eq!(handover["at"]["store_role"], common::postgres::USER, "{handover}");
+    let after: Vec<&Value> = ja
+        .iter()
+        .skip_while(|e| e["event"] != "handover")
+        .filter(|e| e["event"] == "step_started")
+        .collect();
+    assert!(
+        after.is_empty(),
+        "A started nothing after handing over: {after:?}"
+    );
+    // B rebuilt the run from the store, went on, and ran the third step: once, on B.
+    let dir_b = b.state.join("runs").join(&id);
+    let jb = journal(&dir_b);
+    assert_eq!(
+        common::events(&jb, "handover").len(),
+        1,
+        "B's journal has A's hand-over"
+    );
+    assert_eq!(
+        common::events(&jb, "run_started").last().unwrap()["mode"],
+        "resume"
+    );
+    assert_eq!(
+        common::events(&jb, "run_started").last().unwrap()["host"],
+        "bastion-b"
+    );
+    let ran = std::fs::read_to_string(site.path().join("third-ran-in")).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert!(ran.contains("state-bastion-b"), "{ran}");
+    let epochs = pg.psql(
+        "runbook",
+        &format!("SELECT DISTINCT epoch FROM events WHERE run_id = '{id}' ORDER BY epoch"),
+    );
+    assert_eq!(epochs.trim(), "1\n2", "A wrote under epoch 1, B under 2");
+}
+
+#[test]
+fn host_b_takes_over_at_once_when_the_lease_of_a_killed_driver_on_host_a_expires() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "3s");
+    let rb = site.write("rb.toml", WAITING);
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let out_a = site.path().join("a.out");
+    let mut driver = spawn_logged(
+        a.command(
+            None,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                &a.state_arg(),
+            ],
+        ),
+        &out_a,
+    );
+    wait_for_soak(&pg);
+    let id = run_id(&the_run(&a.state));
+    // Host A dies: its runbook killed outright (with the namespace's shell it runs under), its disk gone.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(driver.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = driver.wait();
+    std::fs::remove_dir_all(&a.state).unwrap();
+
+    let taker = finish(
+        b.command(
+            None,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "bastion-a is down",
+                "--headless",
+                "--yes",
+                "--var",
+                "w=1s",
+                "--state-dir",
+                &b.state_arg(),
+            ],
+        )
+        .spawn()
+        .unwrap(),
+        LIMIT,
+    );
+    taker.expect_code(0);
+    assert!(taker.stderr.contains("rebuilt"), "{}", taker.stderr);
+    assert!(
+        taker.stderr.contains("takes the run over at once"),
+        "{}",
+        taker.stderr
+    );
+    let dir_b = b.state.join("runs").join(&id);
+    let j = journal(&dir_b);
+    let handover = common::event(&j, "handover");
+    assert_eq!(handover["consent"], false, "{handover}");
+    assert_eq!(handover["reason"], "bastion-a is down");
+    assert_eq!(handover["at"]["host"], "bastion-b", "{handover}");
+    assert_eq!(
+        common::finished(&j, "deploy/first").len(),
+        1,
+        "the first step, done on A, is not run again"
+    );
+    let ran = std::fs::read_to_string(site.path().join("third-ran-in")).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert!(ran.contains("state-bastion-b"), "{ran}");
+    // The request B made while A's lease still held was answered as nobody driving.
+    let rows = pg.psql("runbook", "SELECT kind, answer->>'ok' FROM requests");
+    assert_eq!(rows.trim(), "takeover|false");
+}

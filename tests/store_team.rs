@@ -529,3 +529,153 @@ fn host_b_takes_over_at_once_when_the_lease_of_a_killed_driver_on_host_a_expires
     let rows = pg.psql("runbook", "SELECT kind, answer->>'ok' FROM requests");
     assert_eq!(rows.trim(), "takeover|false");
 }
+
+#[test]
+fn on_one_host_with_a_store_a_live_driver_hands_over_and_the_new_driver_takes_its_lease() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "15s");
+    let rb = site.write("rb.toml", WAITING);
+    let a = site.host("bastion-a");
+    let tmux = Tmux::new(site.path());
+    tmux.start(
+        "a",
+        &a.shell_line(
+            None,
+            &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
+        ),
+    );
+    wait_for_soak(&pg);
+    let dir = the_run(&a.state);
+    let id = run_id(&dir);
+    let out = site.path().join("taker.out");
+    let taker = spawn_logged(
+        a.command(
+            None,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "from my other terminal",
+                "--headless",
+                "--yes",
+                "--var",
+                "w=1s",
+                "--state-dir",
+                &a.state_arg(),
+            ],
+        ),
+        &out,
+    );
+    tmux.wait_screen("a", "asks to take over");
+    tmux.keys("a", &["y"]);
+    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
+    let code = wait_exit(taker);
+    let said = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "the new driver took the lease and finished:\n{said}"
+    );
+    let j = journal(&dir);
+    let handover = common::event(&j, "handover");
+    assert_eq!(handover["consent"], true);
+    assert!(
+        handover["at"]["store_role"].is_null(),
+        "asked on the socket: {handover}"
+    );
+    let ran = std::fs::read_to_string(site.path().join("third-ran-in")).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    let epochs = pg.psql(
+        "runbook",
+        &format!("SELECT DISTINCT epoch FROM events WHERE run_id = '{id}' ORDER BY epoch"),
+    );
+    assert_eq!(epochs.trim(), "1\n2");
+}
+
+#[test]
+fn a_deploy_lock_held_on_host_a_refuses_a_run_on_host_b_until_a_is_gone() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "3s");
+    let locked = WAITING.replace(
+        "title = \"Hand-over across hosts\"",
+        "title = \"Hand-over across hosts\"\nlock = \"checkout-production\"",
+    );
+    let rb = site.write("rb.toml", &locked);
+    let other = site.write(
+        "other.toml",
+        "[runbook]\ntitle = \"Other\"\nlock = \"checkout-production\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"echo other ran\"\n",
+    );
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let out_a = site.path().join("a.out");
+    let mut driver = spawn_logged(
+        a.command(
+            None,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                &a.state_arg(),
+            ],
+        ),
+        &out_a,
+    );
+    wait_for_soak(&pg);
+    let id = run_id(&the_run(&a.state));
+    let run_on_b = || {
+        finish(
+            b.command(
+                None,
+                &[
+                    "run",
+                    other.to_str().unwrap(),
+                    "--headless",
+                    "--state-dir",
+                    &b.state_arg(),
+                ],
+            )
+            .spawn()
+            .unwrap(),
+            LIMIT,
+        )
+    };
+    let refused = run_on_b();
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains(&format!(
+            "deploy lock `checkout-production` is held by root@bastion-a (pid {}), driving the run {id}",
+            driver.id()
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        common::run_dirs(&b.state).is_empty(),
+        "a refused run leaves nothing behind"
+    );
+    let row = pg.psql("runbook", "SELECT name, run_id, host FROM locks");
+    assert_eq!(row.trim(), format!("checkout-production|{id}|bastion-a"));
+
+    // A dies without letting go: the lock is free again once A's lease (and the lock's grace,
+    // one lease length) has run out.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(driver.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = driver.wait();
+    pg.wait_for(
+        "SELECT count(*) FROM locks k WHERE k.expires_at < now() AND NOT EXISTS \
+         (SELECT 1 FROM leases l WHERE l.run_id = k.run_id AND l.expires_at > now())",
+        "1",
+        LIMIT,
+    );
+    let ran = run_on_b();
+    ran.expect_code(0);
+    assert!(ran.stdout.contains("other ran"), "{}", ran.stdout);
+    // It ended: its row is gone, and the lock is free for anyone at once.
+    let rows = pg.psql("runbook", "SELECT count(*) FROM locks");
+    assert_eq!(rows.trim(), "0");
+}

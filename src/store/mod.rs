@@ -12,7 +12,7 @@
 //! - `restore`: a run folder rebuilt from the store, for `resume` on another host; `refresh`:
 //!   one here brought up to date when the run went on elsewhere;
 //! - `requests`: requests to a run's driver from other hosts (approve, note, takeover), answered
-//!   in their row.
+//!   in their row; `locks`: deploy locks shared by every host.
 //!
 //! The engine and front ends know nothing of PostgreSQL: they read a `Link`.
 
@@ -20,6 +20,7 @@ pub mod config;
 pub mod connect;
 pub mod lease;
 pub mod link;
+pub mod locks;
 pub mod refresh;
 pub mod replicate;
 pub mod requests;

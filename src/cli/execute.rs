@@ -81,7 +81,7 @@ pub(super) fn resume(journal: Option<PathBuf>, force: bool, exec: ExecFlags) -> 
 /// then the run goes on here as a resume.
 pub(super) fn takeover(run: &std::path::Path, reason: &str, force: bool, exec: ExecFlags) -> i32 {
     let state_dir = exec.state_dir();
-    match crate::team::takeover::prepare(run, reason, &state_dir) {
+    match crate::team::takeover::prepare(run, reason, &state_dir, exec.store.as_deref()) {
         Err(code) => code,
         Ok(taken) => {
             // A rehearsal stays one: nothing it shows is run for real after a hand-over.

@@ -50,9 +50,28 @@ pub fn main() -> ExitCode {
         Cmd::Attach { run, state_dir } => {
             crate::tui::attach::main(&state_dir.unwrap_or_else(default_state_dir), run.as_deref())
         }
-        Cmd::Approve { run, step, state_dir } => {
-            crate::team::approve::main(&run, &step, &state_dir.unwrap_or_else(default_state_dir))
-        }
+        Cmd::Approve {
+            run,
+            step,
+            state_dir,
+            store,
+        } => crate::team::approve::main(
+            &run,
+            &step,
+            &state_dir.unwrap_or_else(default_state_dir),
+            store.as_deref(),
+        ),
+        Cmd::Note {
+            run,
+            text,
+            state_dir,
+            store,
+        } => crate::team::note::main(
+            &run,
+            &text,
+            &state_dir.unwrap_or_else(default_state_dir),
+            store.as_deref(),
+        ),
         Cmd::Run { file, exec } => execute::run(file, exec),
         Cmd::Rehearse {
             file,

@@ -112,6 +112,9 @@ pub fn toml_string(s: &str) -> String {
 /// A real PostgreSQL, for the shared store's tests.
 pub mod postgres;
 
+/// Bastion hosts (a host name, a state dir and a Unix user each), for the shared store's tests.
+pub mod hosts;
+
 /// A temporary folder holding runbooks, files the steps write, and the state folder.
 pub struct Fixture {
     pub dir: TempDir,

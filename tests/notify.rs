@@ -408,11 +408,7 @@ run = "echo done > done.txt"
     );
     assert_no_secret(&fx, &run);
     // The report's timeline has them too.
-    let report = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
-        .arg("report")
-        .arg(fx.run_dir())
-        .output()
-        .unwrap();
+    let report = runbook(&["report", fx.run_dir().to_str().unwrap()]);
     let report = String::from_utf8_lossy(&report.stdout);
     assert!(
         report.contains("| notify down FAILED for run_started (attempt 3): HTTP 500: receiver is down |"),
@@ -636,11 +632,7 @@ manual = true
 
 fn validate(name: &str) -> (i32, String) {
     let path = format!("tests/fixtures/invalid/{name}.toml");
-    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["validate", &path])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    let out = runbook(&["validate", &path]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -1140,11 +1132,7 @@ manual = true
 
 #[test]
 fn plan_lists_the_targets_without_their_urls() {
-    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["plan", "runbooks/kubernetes-canary.toml"])
-        .output()
-        .unwrap();
+    let out = runbook(&["plan", "runbooks/kubernetes-canary.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
     let at = stdout.find("\n## Notifications\n").expect("a Notifications part");

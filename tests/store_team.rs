@@ -679,3 +679,80 @@ fn a_deploy_lock_held_on_host_a_refuses_a_run_on_host_b_until_a_is_gone() {
     let rows = pg.psql("runbook", "SELECT count(*) FROM locks");
     assert_eq!(rows.trim(), "0");
 }
+
+#[test]
+fn a_command_running_on_host_a_ends_there_before_the_run_is_handed_over_to_host_b() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "5s");
+    let rb = site.write(
+        "rb.toml",
+        r#"
+[runbook]
+title = "Hand-over mid-command"
+[[phase]]
+title = "Deploy"
+[[phase.step]]
+title = "Long"
+run = "sleep 4; echo $RUNBOOK_RUN_DIR >> long-ran-in"
+[[phase.step]]
+title = "Third"
+run = "echo $RUNBOOK_RUN_DIR >> third-ran-in"
+"#,
+    );
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let tmux = Tmux::new(site.path());
+    tmux.start(
+        "a",
+        &a.shell_line(
+            None,
+            &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
+        ),
+    );
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"long\"%'",
+        "1",
+        LIMIT,
+    );
+    let dir_a = the_run(&a.state);
+    let id = run_id(&dir_a);
+    let out_b = site.path().join("b.out");
+    let taker = spawn_logged(
+        b.command(
+            None,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "mid-command",
+                "--headless",
+                "--state-dir",
+                &b.state_arg(),
+            ],
+        ),
+        &out_b,
+    );
+    let screen = tmux.wait_screen("a", "asks to take over");
+    assert!(
+        screen.contains("handed over once it has ended"),
+        "the dialog says the command ends here first:\n{screen}"
+    );
+    tmux.keys("a", &["y"]);
+    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
+    let code = wait_exit(taker);
+    let said = std::fs::read_to_string(&out_b).unwrap();
+    assert_eq!(code, Some(0), "B goes on without a decision to make:\n{said}");
+    let long = std::fs::read_to_string(site.path().join("long-ran-in")).unwrap();
+    assert_eq!(long.lines().count(), 1, "the command ran once, on A: {long}");
+    assert!(long.contains("state-bastion-a"), "{long}");
+    let third = std::fs::read_to_string(site.path().join("third-ran-in")).unwrap();
+    assert_eq!(third.lines().count(), 1, "{third}");
+    assert!(third.contains("state-bastion-b"), "{third}");
+    let names = common::event_names(&journal(&dir_a));
+    let finished = names.iter().position(|n| n == "step_finished").unwrap();
+    let handover = names.iter().position(|n| n == "handover").unwrap();
+    assert!(
+        finished < handover,
+        "A finished the command, then handed over: {names:?}"
+    );
+}

@@ -463,7 +463,12 @@ fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
                 app.dialogs.push(Dialog::Irreversible(at));
             }
         }
-        Dialog::Handover { by, from, reason } => return super::team::on_key(app, by, from, reason, key),
+        Dialog::Handover {
+            by,
+            from,
+            reason,
+            across_hosts,
+        } => return super::team::on_key(app, (by, from, reason, across_hosts), key),
         // `watching::on_key` answers it before it gets here.
         Dialog::Watcher(_) => {}
         Dialog::PickTrigger { selected } => match key.code {

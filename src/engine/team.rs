@@ -420,8 +420,8 @@ impl Engine {
             let (phase, step) = self.names(at);
             self.rec
                 .tell(Update::Message(format!(
-                    "{phase}/{step} runs here and cannot be followed from {}: the run is handed over to {} once it has ended",
-                    asked.peer.origin.host, asked.peer.user
+                    "handing over to {} once {phase}/{step} ends (it runs here)",
+                    asked.peer.user
                 )))
                 .await;
             self.team.agreed = Some(asked);

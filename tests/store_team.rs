@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::hosts::{Site, User};
 use common::postgres::Postgres;
+use common::tmux::TmuxServer;
 use common::{CliRun, wait_output};
 use serde_json::Value;
 
@@ -269,28 +270,28 @@ fn wait_for_soak(pg: &Postgres) {
     );
 }
 
-/// A tmux server of the test's own: one 80×24 session per host's `runbook`.
+/// A tmux server of the test's own (`common::tmux`): one 80×24 session per host's `runbook`,
+/// whose exit status goes to `<session>.exit` in `dir`.
 struct Tmux {
-    socket: String,
+    server: TmuxServer,
     dir: PathBuf,
 }
 
 impl Tmux {
     fn new(dir: &Path) -> Tmux {
         Tmux {
-            socket: format!("rbst{}", std::process::id()),
+            server: TmuxServer::new("store-team"),
             dir: dir.to_path_buf(),
         }
     }
 
-    /// Runs `line` in a new session; its exit status goes to `<session>.exit`.
+    /// Runs `line` in a new session.
     fn start(&self, session: &str, line: &str) {
         let exit = self.dir.join(format!("{session}.exit"));
         let script = format!("{line}; echo $? > {}; sleep 600", exit.display());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &self.socket,
+        let out = self
+            .server
+            .command(&[
                 "new-session",
                 "-d",
                 "-s",
@@ -299,41 +300,26 @@ impl Tmux {
                 "80",
                 "-y",
                 "24",
+                &script,
             ])
-            .arg(script)
             .env("TERM", "xterm-256color")
             .env_remove("NO_COLOR")
-            .status()
+            .output()
             .unwrap();
-        assert!(ok.success());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn screen(&self, session: &str) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", session])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.server.screen(session)
     }
 
     fn wait_screen(&self, session: &str, text: &str) -> String {
-        let mut s = String::new();
-        let ok = common::wait_for(LIMIT, || {
-            std::thread::sleep(Duration::from_millis(50));
-            s = self.screen(session);
-            s.contains(text)
-        });
-        assert!(ok, "the screen never showed {text:?}; it shows:\n{s}");
-        s
+        self.server
+            .wait_screen(session, text, LIMIT, |s| s.contains(text))
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
-        let ok = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", session])
-            .args(keys)
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        self.server.keys(session, keys);
     }
 
     fn exit_of(&self, session: &str) -> i32 {
@@ -347,15 +333,6 @@ impl Tmux {
             code.is_some()
         });
         code.unwrap_or_else(|| panic!("{session} did not exit:\n{}", self.screen(session)))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

@@ -90,7 +90,7 @@ pub enum Cmd {
         /// The Markdown file to turn into a runbook
         checklist: PathBuf,
     },
-    /// The runs in the state dir: runbook, start, who drives it (and whether that process is alive), where it stands
+    /// The runs in the state dir (or the shared store): runbook, start, who drives it (and whether that process is alive), where it stands
     Ls {
         /// text or json
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -98,6 +98,10 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Also the runs of this PostgreSQL store (postgres://USER@HOST/DB) [env: RUNBOOK_STORE;
+        /// else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Watch a run from another terminal: the same screen, read-only, live (the latest live run when none is named)
     Attach {
@@ -241,9 +245,14 @@ pub fn main() -> ExitCode {
             output,
         } => report(&journal, format, output.as_deref()),
         Cmd::Import { checklist } => import(&checklist),
-        Cmd::Ls { format, state_dir } => crate::runs::ls::main(
+        Cmd::Ls {
+            format,
+            state_dir,
+            store,
+        } => crate::runs::ls::main(
             &state_dir.unwrap_or_else(crate::journal::default_state_dir),
             &format,
+            store.as_deref(),
         ),
         Cmd::Attach { run, state_dir } => crate::tui::attach::main(
             &state_dir.unwrap_or_else(crate::journal::default_state_dir),

@@ -196,7 +196,7 @@ run = "echo checked >&2"
     let row = pg.psql("runbook", "SELECT runbook, title FROM runs");
     assert_eq!(row.trim(), "rollout|Replicated rollout");
     let version = pg.psql("runbook", "SELECT max(version) FROM schema_version");
-    assert_eq!(version.trim(), "1");
+    assert_eq!(version.trim(), "3");
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn wrong_password_missing_database_and_newer_schema_are_refused_clearly() {
     run.expect_code(2);
     assert!(
         run.stderr
-            .contains("has schema version 7, newer than this runbook knows (1)"),
+            .contains("has schema version 7, newer than this runbook knows (3)"),
         "{}",
         run.stderr
     );

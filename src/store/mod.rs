@@ -9,7 +9,8 @@
 //! - `replicate`: the background copy of the journal and logs, its backlog and how far behind it is;
 //! - `lease`: the driver's lease, renewed, lost, or fenced by a newer driver;
 //! - `link`: what the engine sees of all this (may a step start? what to journal?);
-//! - `restore`: a run folder rebuilt from the store, for `resume` on another host.
+//! - `restore`: a run folder rebuilt from the store, for `resume` on another host;
+//! - `watch`: what watchers on any host read (runs, leases, lines, log bytes) and hear (`LISTEN`).
 //!
 //! The engine and front ends know nothing of PostgreSQL: they read a `Link`.
 
@@ -20,6 +21,7 @@ pub mod link;
 pub mod replicate;
 pub mod restore;
 pub mod schema;
+pub mod watch;
 
 pub use crate::journal::store_event::describe;
 pub use config::{StoreConfig, resolve};

@@ -109,6 +109,7 @@ pub fn toml_string(s: &str) -> String {
 }
 
 /// A real PostgreSQL, for the shared store's tests.
+pub mod hosts;
 pub mod postgres;
 
 /// A temporary folder holding runbooks, files the steps write, and the state folder.

@@ -1,0 +1,306 @@
+//! Watching runs across hosts through the shared store (SPEC §8, §9), against a real PostgreSQL
+//! (`common::postgres`): "bastion-a" drives, "bastion-b" watches, each a `runbook` with a host
+//! name of its own (`common::hosts`: a UTS namespace) and a state dir of its own. `ls` on B
+//! lists A's run with its driver, whether its lease holds, and where it stands, then its
+//! outcome, beside B's own local runs; a store that cannot be reached is an error. `attach` on B
+//! (the real binary in tmux, 80×24) shows A's steps and the running step's log as it grows,
+//! WATCHING, who drives from where, "via store", a store that went away and came back, and the
+//! run's end.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use common::hosts::Host;
+use common::postgres::Postgres;
+use common::{Fixture, wait_for, wait_output};
+use serde_json::Value;
+
+/// A run that waits for the test at its second step (`go` in the fixture's folder), printing a
+/// line before and after.
+fn gated_runbook(fx: &Fixture) -> PathBuf {
+    let go = fx.file("go");
+    let more = fx.file("more");
+    fx.write(
+        "checkout.toml",
+        &format!(
+            r#"
+[runbook]
+title = "Checkout rollout"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "prepare"
+title = "Prepare"
+run = "echo prepared"
+
+[[phase.step]]
+id = "canary"
+title = "Canary"
+run = "echo canary line one; while [ ! -e {more} ]; do sleep 0.05; done; echo canary line two; while [ ! -e {go} ]; do sleep 0.05; done; echo canary done"
+
+[[phase.step]]
+id = "verify"
+title = "Verify"
+run = "echo verified"
+"#,
+            more = more.display(),
+            go = go.display()
+        ),
+    )
+}
+
+fn two_hosts(fx: &Fixture, pg: &Postgres) -> (Host, Host) {
+    let a = Host::new(fx.path(), "bastion-a");
+    let b = Host::new(fx.path(), "bastion-b");
+    // A short lease, so that a killed driver is seen gone within seconds.
+    let config = format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url());
+    a.configure(&config);
+    b.configure(&config);
+    (a, b)
+}
+
+/// Starts A's run of `file` headless, through the store its config names.
+fn drive(a: &Host, file: &Path) -> Child {
+    a.runbook(&["run", file.to_str().unwrap(), "--headless"])
+        .spawn()
+        .expect("start the driver on bastion-a")
+}
+
+fn the_run(state: &Path) -> String {
+    let dirs = common::run_dirs(state);
+    assert_eq!(dirs.len(), 1, "one run in {}", state.display());
+    dirs[0].file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn output(cmd: &mut Command) -> Output {
+    let child = cmd.spawn().expect("start runbook");
+    wait_output(child, Duration::from_secs(30))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `runbook ls --format json` on `host`: the runs.
+fn ls_json(host: &Host, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["ls", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = output(&mut host.runbook(&args));
+    assert!(out.status.success(), "ls failed: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ls --format json prints JSON")
+}
+
+fn run_in<'a>(runs: &'a [Value], id: &str) -> &'a Value {
+    runs.iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is listed: {runs:#?}"))
+}
+
+/// Waits until the store has A's journal line `event` (of step `step` where given).
+fn wait_in_store(pg: &Postgres, event: &str, step: &str) {
+    pg.wait_for(
+        &format!(
+            "SELECT count(*) > 0 FROM events WHERE event = '{event}' AND line LIKE '%\"step\":\"{step}\"%'"
+        ),
+        "t",
+        Duration::from_secs(30),
+    );
+}
+
+#[test]
+fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let (a, b) = two_hosts(&fx, &pg);
+    let rb = gated_runbook(&fx);
+    // B has a run of its own that the store never saw (no store for it).
+    let quick = fx.write(
+        "quick.toml",
+        "[runbook]\ntitle = \"Local fix\"\n[[phase]]\nid = \"fix\"\ntitle = \"Fix\"\n[[phase.step]]\nid = \"apply\"\ntitle = \"Apply\"\nrun = \"echo applied\"\n",
+    );
+    let local = output(
+        b.runbook(&["run", quick.to_str().unwrap(), "--headless"])
+            .env("XDG_CONFIG_HOME", fx.file("no-config")),
+    );
+    assert!(local.status.success(), "{}", text(&local.stderr));
+    let local_id = the_run(&b.state);
+
+    let mut driver = drive(&a, &rb);
+    wait_in_store(&pg, "step_started", "canary");
+    let id = the_run(&a.state);
+
+    // Text, as an operator reads it at 80 columns.
+    let out = output(b.runbook(&["ls"]).env("COLUMNS", "80"));
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let head = shown.lines().next().unwrap();
+    for col in ["RUN", "STARTED", "DRIVER", "STATE", "IN"] {
+        assert!(head.contains(col), "column {col}: {shown}");
+    }
+    let row = shown
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("A's run is listed on B: {shown}"));
+    let pid = driver.id();
+    assert!(
+        row.contains(&format!("root@bastion-a pid {pid}")),
+        "the driver, from its lease: {row}"
+    );
+    assert!(row.contains(" live "), "its lease holds: {row}");
+    assert!(row.trim_end().ends_with("store"), "found in the store: {row}");
+    assert!(
+        shown.contains("Checkout rollout: running deploy/canary"),
+        "where it stands: {shown}"
+    );
+    let local_row = shown
+        .lines()
+        .find(|l| l.starts_with(&local_id))
+        .unwrap_or_else(|| panic!("B's own run is listed too: {shown}"));
+    assert!(local_row.trim_end().ends_with("local"), "{local_row}");
+    assert!(
+        shown.lines().all(|l| l.chars().count() <= 80),
+        "fits 80 columns: {shown}"
+    );
+
+    // JSON, as a script reads it.
+    let runs = ls_json(&b, &[]);
+    let r = run_in(&runs, &id);
+    assert_eq!(r["source"], "store");
+    assert_eq!(r["runbook"], "checkout");
+    assert_eq!(r["title"], "Checkout rollout");
+    assert_eq!(r["driver"]["operator"], "root");
+    assert_eq!(r["driver"]["host"], "bastion-a");
+    assert_eq!(r["driver"]["pid"], pid);
+    assert_eq!(r["driver"]["alive"], "alive");
+    assert_eq!(r["state"], "running");
+    assert_eq!(r["step"]["phase"], "deploy");
+    assert_eq!(r["step"]["step"], "canary");
+    assert_eq!(r["lease"]["epoch"], 1);
+    assert!(r["lease"]["expires_in_ms"].as_i64().unwrap() > 0, "{r}");
+    assert!(r.get("dir").is_none(), "B has no folder of A's run: {r}");
+    let l = run_in(&runs, &local_id);
+    assert_eq!(l["source"], "local");
+    assert_eq!(l["state"], "finished");
+    assert_eq!(l["outcome"], "succeeded");
+
+    // A's own host lists the run once, from the store, with its folder there.
+    let on_a = ls_json(&a, &[]);
+    assert_eq!(on_a.len(), 1, "{on_a:#?}");
+    assert_eq!(on_a[0]["source"], "store");
+    assert!(on_a[0]["dir"].as_str().unwrap().ends_with(&id));
+    assert_eq!(
+        on_a[0]["driver"]["alive"], "alive",
+        "checked by pid on its own host too"
+    );
+
+    // The run ends: B sees its outcome, and that nobody holds it any more.
+    std::fs::write(fx.file("more"), "").unwrap();
+    std::fs::write(fx.file("go"), "").unwrap();
+    let done = wait_output_child(&mut driver);
+    assert!(done.success(), "the driver's run succeeded");
+    pg.wait_for(
+        &format!("SELECT count(*) FROM events WHERE run_id = '{id}' AND event = 'run_finished'"),
+        "1",
+        Duration::from_secs(20),
+    );
+    let runs = ls_json(&b, &[]);
+    let r = run_in(&runs, &id);
+    assert_eq!(r["state"], "finished");
+    assert_eq!(r["outcome"], "succeeded");
+    assert_eq!(r["driver"]["alive"], "gone", "the lease was released");
+    assert!(r["lease"]["expires_in_ms"].as_i64().unwrap() <= 0);
+    let out = output(&mut b.runbook(&["ls"]));
+    let shown = text(&out.stdout);
+    let row = shown.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains(" ended "), "{shown}");
+    assert!(shown.contains("Checkout rollout: succeeded"), "{shown}");
+}
+
+fn wait_output_child(child: &mut Child) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the driver did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_driver_killed_on_its_host_is_gone_for_ls_once_its_lease_expires() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let (a, b) = two_hosts(&fx, &pg);
+    let rb = gated_runbook(&fx);
+    let mut driver = drive(&a, &rb);
+    wait_in_store(&pg, "step_started", "canary");
+    let id = the_run(&a.state);
+    let pid = driver.id();
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    // Lease of 3 s: gone within it (by the store's clock), never before B can tell.
+    let gone = wait_for(Duration::from_secs(10), || {
+        let runs = ls_json(&b, &[]);
+        run_in(&runs, &id)["driver"]["alive"] == "gone"
+    });
+    assert!(gone, "the killed driver is seen gone once its lease expired");
+    let runs = ls_json(&b, &[]);
+    let r = run_in(&runs, &id);
+    assert_eq!(r["driver"]["pid"], pid);
+    assert_eq!(r["stale"], true);
+    assert_eq!(r["next"], format!("runbook resume {id}"));
+    let out = output(&mut b.runbook(&["ls"]));
+    let shown = text(&out.stdout);
+    assert!(shown.contains(" STALE "), "{shown}");
+    assert!(shown.contains(&format!("go on: runbook resume {id}")), "{shown}");
+    // The step the killed driver left behind ends (its monitor outlives runbook by design).
+    std::fs::write(fx.file("more"), "").unwrap();
+    std::fs::write(fx.file("go"), "").unwrap();
+}
+
+#[test]
+fn ls_with_a_store_that_cannot_be_reached_is_an_error_not_an_empty_list() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let (_a, b) = two_hosts(&fx, &pg);
+    pg.stop();
+    for args in [&["ls"][..], &["ls", "--format", "json"][..]] {
+        let out = output(&mut b.runbook(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "nothing on stdout: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "cannot reach the store rb@127.0.0.1:{}/runbook",
+                pg.port
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("the store is set by"),
+            "says where it was set: {err}"
+        );
+        assert!(
+            !err.contains(common::postgres::PASSWORD),
+            "never the password: {err}"
+        );
+    }
+    // Named on the command line instead: the message says so.
+    let out = output(&mut b.runbook(&["ls", "--store", &pg.url()]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("(the store is set by --store)"),
+        "{}",
+        text(&out.stderr)
+    );
+}

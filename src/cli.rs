@@ -110,6 +110,10 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Watch a run of another host through this PostgreSQL store (postgres://USER@HOST/DB)
+        /// [env: RUNBOOK_STORE; else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Approve a step that waits for another operator's approval (you: this shell's Unix user)
     Approve {
@@ -254,9 +258,14 @@ pub fn main() -> ExitCode {
             &format,
             store.as_deref(),
         ),
-        Cmd::Attach { run, state_dir } => crate::tui::attach::main(
+        Cmd::Attach {
+            run,
+            state_dir,
+            store,
+        } => crate::tui::attach::main(
             &state_dir.unwrap_or_else(crate::journal::default_state_dir),
             run.as_deref(),
+            store.as_deref(),
         ),
         Cmd::Approve { run, step, state_dir } => {
             let state_dir = state_dir.unwrap_or_else(crate::journal::default_state_dir);

@@ -18,8 +18,8 @@ use common::postgres::Postgres;
 use common::{Fixture, wait_for, wait_output};
 use serde_json::Value;
 
-/// A run that waits for the test at its second step (`go` in the fixture's folder), printing a
-/// line before and after.
+/// A run that waits for the test twice in its second step (`more`, then `go` in the fixture's
+/// folder), printing a line each time (`$((…))`, so that the command shown is not its output).
 fn gated_runbook(fx: &Fixture) -> PathBuf {
     let go = fx.file("go");
     let more = fx.file("more");
@@ -42,7 +42,7 @@ run = "echo prepared"
 [[phase.step]]
 id = "canary"
 title = "Canary"
-run = "echo canary line one; while [ ! -e {more} ]; do sleep 0.05; done; echo canary line two; while [ ! -e {go} ]; do sleep 0.05; done; echo canary done"
+run = "echo canary line $((1)); while [ ! -e {more} ]; do sleep 0.05; done; echo canary line $((1+1)); while [ ! -e {go} ]; do sleep 0.05; done; echo canary done"
 
 [[phase.step]]
 id = "verify"
@@ -303,4 +303,186 @@ fn ls_with_a_store_that_cannot_be_reached_is_an_error_not_an_empty_list() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// One tmux server of the test's own, each terminal 80×24.
+struct Tmux {
+    socket: String,
+    dir: PathBuf,
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+impl Tmux {
+    fn new(fx: &Fixture) -> Tmux {
+        match Command::new("tmux").arg("-V").output() {
+            Ok(o) if o.status.success() => {}
+            _ => panic!("tmux is not installed: these tests need it; .ci/run installs it"),
+        }
+        Tmux {
+            socket: format!(
+                "runbook-store-watch-{}-{}",
+                std::process::id(),
+                fx.path().display().to_string().len() + rand_suffix()
+            ),
+            dir: fx.path().to_path_buf(),
+        }
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .env_remove("TMUX")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.tmux(args);
+        assert!(o.status.success(), "tmux {args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    }
+
+    /// A terminal named `name` running `line`; when it ends, `EXIT=<status>` goes to
+    /// `<name>.exit` and the pane stays open.
+    fn terminal(&self, name: &str, line: &str) {
+        let script = format!(
+            "{line}\necho \"EXIT=$?\" > '{dir}/{name}.tmp' && mv '{dir}/{name}.tmp' '{dir}/{name}.exit'\nexec sleep 600\n",
+            dir = self.dir.display()
+        );
+        let path = self.dir.join(format!("{name}.sh"));
+        std::fs::write(&path, script).unwrap();
+        let sh = format!("sh '{}'", path.display());
+        self.ok(&["new-session", "-d", "-s", name, "-x", "80", "-y", "24", &sh]);
+        self.ok(&["resize-window", "-t", name, "-x", "80", "-y", "24"]);
+    }
+
+    fn screen(&self, name: &str) -> String {
+        self.ok(&["capture-pane", "-p", "-t", name])
+    }
+
+    fn keys(&self, name: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", name];
+        args.extend_from_slice(keys);
+        self.ok(&args);
+    }
+
+    /// Waits until `name`'s screen shows `want` (and stays the same a moment: a capture can land
+    /// mid-frame).
+    fn wait_for(&self, name: &str, want: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen(name);
+            if s.contains(want) {
+                std::thread::sleep(Duration::from_millis(40));
+                if self.screen(name) == s {
+                    return s;
+                }
+                continue;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {want:?} on {name}'s screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn exit_code(&self, name: &str) -> i32 {
+        let path = self.dir.join(format!("{name}.exit"));
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&path) {
+                return s.trim().trim_start_matches("EXIT=").parse().unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name} did not exit:\n{}",
+                self.screen(name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn rand_suffix() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let (a, b) = two_hosts(&fx, &pg);
+    let rb = gated_runbook(&fx);
+    let mut driver = drive(&a, &rb);
+    wait_in_store(&pg, "step_started", "canary");
+    let id = the_run(&a.state);
+    assert!(
+        !b.state.join("runs").join(&id).exists(),
+        "B has no folder of the run: it is watched through the store"
+    );
+    let tmux = Tmux::new(&fx);
+    tmux.terminal("watcher", &b.shell_line(&["attach"]));
+    // Who drives, from where, and how it is seen.
+    let screen = tmux.wait_for("watcher", "canary line 1");
+    assert!(
+        screen.contains("WATCHING via store · root@bastion-a drives"),
+        "the header says WATCHING, who drives from where, via the store:\n{screen}"
+    );
+    assert!(screen.contains("Prepare"), "A's steps:\n{screen}");
+    assert!(screen.contains("Canary"), "{screen}");
+    assert!(screen.contains("Verify"), "{screen}");
+    assert!(!screen.contains("canary line 2"), "{screen}");
+
+    // The running step's log grows on B as A's step writes it.
+    std::fs::write(fx.file("more"), "").unwrap();
+    let screen = tmux.wait_for("watcher", "canary line 2");
+    assert!(screen.contains("canary line 1"), "{screen}");
+
+    // A key that would change the run says who can; a note says what it needs from here.
+    tmux.keys("watcher", &["n"]);
+    let screen = tmux.wait_for("watcher", "needs requests through the shared store");
+    assert!(!screen.contains("note to the driver"), "{screen}");
+
+    // The store goes away: the screen says so, never looks healthy; it comes back, and B
+    // catches up on what A did meanwhile.
+    pg.stop();
+    let screen = tmux.wait_for("watcher", "STORE LOST");
+    assert!(
+        !screen.contains("drives"),
+        "no healthy badge while the store is lost:\n{screen}"
+    );
+    pg.start_again();
+    let screen = tmux.wait_for("watcher", "WATCHING via store · root@bastion-a drives");
+    assert!(!screen.contains("STORE LOST"), "{screen}");
+
+    // A's run ends: its last output and its outcome reach B.
+    std::fs::write(fx.file("go"), "").unwrap();
+    let done = wait_output_child(&mut driver);
+    assert!(done.success(), "A's run succeeded");
+    let screen = tmux.wait_for("watcher", "SUCCEEDED");
+    assert!(
+        screen.contains("WATCHING via store · ended · root@bastion-a drove"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("verified") || screen.contains("Verify"),
+        "{screen}"
+    );
+    tmux.keys("watcher", &["Up"]);
+    let screen = tmux.wait_for("watcher", "canary done");
+    assert!(
+        screen.contains("canary line 2"),
+        "the canary's whole log, from the store:\n{screen}"
+    );
+    tmux.keys("watcher", &["q"]);
+    assert_eq!(tmux.exit_code("watcher"), 0);
 }

@@ -1,13 +1,17 @@
 //! The runs of a state dir as somebody other than their driver sees them: which runs there are
 //! (`list`, `find`), who drives each and whether that process is still alive (`driver_of`), and
 //! where each stands (`standing`). `ls` prints them; `attach` follows one of them (`follow`).
+//! With a shared store, the same for the store's runs (`shared`), followed from any host
+//! (`remote`); `source` is the one seam a watcher reads a run through, whichever it is.
 //!
 //! Everything here only reads: the journal and the logs are written by the run's driver alone,
 //! and a watcher's requests (notes, approvals) go to the driver, never into its files.
 
 pub mod follow;
 pub mod ls;
+pub mod remote;
 pub mod shared;
+pub mod source;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

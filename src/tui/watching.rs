@@ -2,7 +2,9 @@
 //! key that would change the run (a go-ahead, skip, retry, roll back, acknowledge, raise a
 //! trigger) does nothing but say who can do it; reading keys work as for the driver; `n` writes a
 //! note and `A` approves the step that waits for approvals (after a confirmation that names it):
-//! both are requests to the driver, who journals them with the watcher's name.
+//! both are requests to the driver, who journals them with the watcher's name. Watched through
+//! the shared store from another host, the badge says so (and when the store cannot be reached),
+//! and notes and approvals say that they need requests through the store.
 //!
 //! The key table of the driver (`keys`) stays the driver's; this module is consulted first when
 //! `App::watching` is set.
@@ -29,6 +31,17 @@ pub struct Watching {
     pub ended: bool,
     /// This watcher's Unix user (what the driver will journal).
     pub me: String,
+    /// Watched through the shared store (from another host), not the run's folder.
+    pub store: Option<ViaStore>,
+}
+
+/// A run watched through the shared store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViaStore {
+    /// `user@host:port/db`.
+    pub at: String,
+    /// Since when the store cannot be reached: what the screen shows may be behind.
+    pub lost: Option<std::time::SystemTime>,
 }
 
 /// What a watcher's key asks the event loop to do.
@@ -66,13 +79,34 @@ impl Watching {
             Some(d) => format!("{}@{}", d.operator, d.host),
             None => "nobody".into(),
         };
-        if self.ended {
-            format!(" WATCHING · ended · {who} drove ")
-        } else if self.driver_gone() {
-            format!(" WATCHING · {who} is GONE ")
-        } else {
-            format!(" WATCHING · {who} drives ")
+        let via = if self.store.is_some() { " via store" } else { "" };
+        if let Some(since) = self.store.as_ref().and_then(|s| s.lost) {
+            let at = crate::text::clock(since);
+            return format!(
+                " WATCHING via store · STORE LOST {} · reconnecting ",
+                at.get(..8).unwrap_or(&at)
+            );
         }
+        if self.ended {
+            format!(" WATCHING{via} · ended · {who} drove ")
+        } else if self.driver_gone() {
+            format!(" WATCHING{via} · {who} is GONE ")
+        } else {
+            format!(" WATCHING{via} · {who} drives ")
+        }
+    }
+
+    /// Why a request to the driver (`what`: a note, an approval) cannot go from here: the run is
+    /// watched through the shared store, and requests through the store are not in this version.
+    pub fn no_requests(&self, what: &str) -> Option<String> {
+        self.store.as_ref()?;
+        let (who, host) = self.driver.as_ref().map_or(("the driver", "its host"), |d| {
+            (d.operator.as_str(), d.host.as_str())
+        });
+        Some(format!(
+            "{what} from another host needs requests through the shared store, which this runbook \
+             cannot send yet: ask {who}, or use runbook on {host}"
+        ))
     }
 
     /// Why a watcher's key that would change the run does nothing, and what to do instead.
@@ -193,11 +227,20 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             return Vec::new();
         }
         if key.code == KeyCode::Char('A') {
-            if watching.ended {
+            if let Some(why) = watching.no_requests("an approval") {
+                app.note(why);
+            } else if watching.ended {
                 app.note("the run has ended: there is nothing to approve");
             } else {
                 approve_key(app, &watching);
             }
+            return Vec::new();
+        }
+        if key.code == KeyCode::Char('n')
+            && !ctrl
+            && let Some(why) = watching.no_requests("a note")
+        {
+            app.note(why);
             return Vec::new();
         }
         if key.code == KeyCode::Char('n') && !ctrl && (watching.ended || watching.driver_gone()) {
@@ -287,7 +330,7 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     if app
         .watching
         .as_ref()
-        .is_some_and(|w| !w.ended && !w.driver_gone())
+        .is_some_and(|w| !w.ended && !w.driver_gone() && w.store.is_none())
     {
         h.push(("n", "note to the driver"));
     }
@@ -347,6 +390,7 @@ approval = { count = 1 }
             }),
             ended: false,
             me: me.into(),
+            store: None,
         });
         app
     }
@@ -391,6 +435,33 @@ approval = { count = 1 }
         }
         // Leaving asks nothing.
         assert_eq!(on_key(&mut app, key(KeyCode::Char('q'))), vec![Action::Quit]);
+    }
+
+    #[test]
+    fn through_the_store_the_badge_says_so_and_never_looks_healthy_when_it_is_lost() {
+        let mut app = watcher("bob");
+        let w = app.watching.as_mut().unwrap();
+        w.store = Some(ViaStore {
+            at: "rb@db:5432/runbook".into(),
+            lost: None,
+        });
+        assert_eq!(w.badge(), " WATCHING via store · alice@bastion drives ");
+        w.store.as_mut().unwrap().lost =
+            Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(3723));
+        assert_eq!(
+            w.badge(),
+            " WATCHING via store · STORE LOST 01:02:03 · reconnecting "
+        );
+        // From another host, a note and an approval say what they need, and send nothing.
+        assert_eq!(on_key(&mut app, key(KeyCode::Char('n'))), Vec::new());
+        assert!(app.dialogs.is_empty(), "no note dialog opens");
+        assert!(
+            last_message(&app)
+                .starts_with("a note from another host needs requests through the shared store")
+        );
+        assert_eq!(on_key(&mut app, key(KeyCode::Char('A'))), Vec::new());
+        assert!(last_message(&app).starts_with("an approval from another host needs"));
+        assert!(!hints(&app).iter().any(|(k, _)| *k == "n"));
     }
 
     #[test]

@@ -486,3 +486,70 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
     tmux.keys("watcher", &["q"]);
     assert_eq!(tmux.exit_code("watcher"), 0);
 }
+
+#[test]
+fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_ends_with_the_run() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let (a, b) = two_hosts(&fx, &pg);
+    let rb = gated_runbook(&fx);
+    let mut driver = drive(&a, &rb);
+    wait_in_store(&pg, "step_started", "canary");
+    let mut watcher = b
+        .runbook(&["attach", "--events"])
+        .spawn()
+        .expect("start the watcher on bastion-b");
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the watcher printed no {what}"));
+        serde_json::from_str(&line).expect("a JSON line")
+    };
+    // The events so far, first.
+    let mut seen = vec![next("first event")];
+    assert_eq!(seen[0]["event"], "run_started");
+    assert_eq!(seen[0]["host"], "bastion-a");
+    while !(seen.last().unwrap()["event"] == "step_started" && seen.last().unwrap()["step"] == "canary") {
+        seen.push(next("step_started of the canary"));
+    }
+    // Then as A writes them.
+    std::fs::write(fx.file("more"), "").unwrap();
+    std::fs::write(fx.file("go"), "").unwrap();
+    loop {
+        let e = next("event of the rest of the run");
+        let end = e["event"] == "run_finished";
+        seen.push(e);
+        if end {
+            break;
+        }
+    }
+    assert!(wait_output_child(&mut driver).success());
+    let status = wait_output_child(&mut watcher);
+    assert!(status.success(), "the watcher ends with the run, exit 0");
+    // What B printed is A's journal, event for event.
+    let journal: Vec<Value> =
+        common::journal_json(&a.state.join("runs").join(the_run(&a.state)).join("journal.jsonl"));
+    let names = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|e| format!("{} {}", e["ts"].as_str().unwrap(), e["event"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(names(&seen), names(&journal[..seen.len()]));
+    assert_eq!(
+        seen,
+        journal[..seen.len()].to_vec(),
+        "each event as A journaled it"
+    );
+    assert_eq!(seen.last().unwrap()["outcome"], "succeeded");
+}

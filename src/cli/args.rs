@@ -108,6 +108,10 @@ pub enum Cmd {
         /// [env: RUNBOOK_STORE; else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
         #[arg(long, value_name = "URL")]
         store: Option<String>,
+        /// Instead of the screen, print the run's journal events as JSON lines as they come (those
+        /// so far first); it ends with the run
+        #[arg(long)]
+        events: bool,
     },
     /// Approve a step that waits for another operator's approval (you: this shell's Unix user)
     Approve {

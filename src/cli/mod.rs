@@ -57,6 +57,17 @@ pub fn main() -> ExitCode {
             run,
             state_dir,
             store,
+            events: true,
+        } => crate::runs::events::main(
+            &state_dir.unwrap_or_else(default_state_dir),
+            run.as_deref(),
+            store.as_deref(),
+        ),
+        Cmd::Attach {
+            run,
+            state_dir,
+            store,
+            events: false,
         } => crate::tui::attach::main(
             &state_dir.unwrap_or_else(default_state_dir),
             run.as_deref(),

@@ -2,11 +2,13 @@
 //! (`list`, `find`), who drives each and whether that process is still alive (`driver_of`), and
 //! where each stands (`standing`). `ls` prints them; `attach` follows one of them (`follow`).
 //! With a shared store, the same for the store's runs (`shared`), followed from any host
-//! (`remote`); `source` is the one seam a watcher reads a run through, whichever it is.
+//! (`remote`); `source` is the one seam a watcher reads a run through, whichever it is; `events`
+//! prints a watched run's events for scripts.
 //!
 //! Everything here only reads: the journal and the logs are written by the run's driver alone,
 //! and a watcher's requests (notes, approvals) go to the driver, never into its files.
 
+pub mod events;
 pub mod follow;
 pub mod ls;
 pub mod remote;

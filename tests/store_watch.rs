@@ -55,6 +55,17 @@ run = "echo verified"
     )
 }
 
+/// Opens the gates of `gated_runbook` when dropped, so that its step never outlives a test
+/// that failed midway (a killed driver's step goes on: its monitor outlives `runbook` by design).
+struct Gates(PathBuf);
+
+impl Drop for Gates {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("more"), "");
+        let _ = std::fs::write(self.0.join("go"), "");
+    }
+}
+
 fn two_hosts(fx: &Fixture, pg: &Postgres) -> (Host, Host) {
     let a = Host::new(fx.path(), "bastion-a");
     let b = Host::new(fx.path(), "bastion-b");
@@ -119,6 +130,7 @@ fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand()
     let fx = Fixture::new();
     let (a, b) = two_hosts(&fx, &pg);
     let rb = gated_runbook(&fx);
+    let _gates = Gates(fx.path().to_path_buf());
     // B has a run of its own that the store never saw (no store for it).
     let quick = fx.write(
         "quick.toml",
@@ -242,6 +254,7 @@ fn a_driver_killed_on_its_host_is_gone_for_ls_once_its_lease_expires() {
     let fx = Fixture::new();
     let (a, b) = two_hosts(&fx, &pg);
     let rb = gated_runbook(&fx);
+    let _gates = Gates(fx.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
     let id = the_run(&a.state);
@@ -303,6 +316,16 @@ fn ls_with_a_store_that_cannot_be_reached_is_an_error_not_an_empty_list() {
         "{}",
         text(&out.stderr)
     );
+    // attach, with nothing to watch here, says the same of the store.
+    for args in [&["attach"][..], &["attach", "some-run", "--events"][..]] {
+        let out = output(&mut b.runbook(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("cannot reach the store rb@127.0.0.1"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 /// One tmux server of the test's own, each terminal 80×24.
@@ -422,6 +445,7 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
     let fx = Fixture::new();
     let (a, b) = two_hosts(&fx, &pg);
     let rb = gated_runbook(&fx);
+    let _gates = Gates(fx.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
     let id = the_run(&a.state);
@@ -493,6 +517,7 @@ fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_end
     let fx = Fixture::new();
     let (a, b) = two_hosts(&fx, &pg);
     let rb = gated_runbook(&fx);
+    let _gates = Gates(fx.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
     let mut watcher = b
@@ -552,4 +577,34 @@ fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_end
         "each event as A journaled it"
     );
     assert_eq!(seen.last().unwrap()["outcome"], "succeeded");
+}
+
+#[test]
+fn a_watcher_through_the_store_sees_a_killed_driver_gone_when_its_lease_runs_out() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    let (a, b) = two_hosts(&fx, &pg);
+    let rb = gated_runbook(&fx);
+    let _gates = Gates(fx.path().to_path_buf());
+    let mut driver = drive(&a, &rb);
+    wait_in_store(&pg, "step_started", "canary");
+    let tmux = Tmux::new(&fx);
+    tmux.terminal("watcher", &b.shell_line(&["attach", "checkout"]));
+    tmux.wait_for("watcher", "WATCHING via store · root@bastion-a drives");
+    let pid = driver.id();
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    // Nothing tells B but the lease: 3 s without a renewal, then it is read again.
+    let screen = tmux.wait_for("watcher", "root@bastion-a is GONE");
+    assert!(
+        screen.contains(&format!(
+            "the lease of root@bastion-a (pid {pid}) ran out without a renewal"
+        )),
+        "{screen}"
+    );
+    assert!(screen.contains("RUNNING"), "the run did not end: {screen}");
+    tmux.keys("watcher", &["q"]);
+    assert_eq!(tmux.exit_code("watcher"), 0);
+    std::fs::write(fx.file("more"), "").unwrap();
+    std::fs::write(fx.file("go"), "").unwrap();
 }

@@ -13,17 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::hosts::Host;
+use common::hosts::{Host, Site};
 use common::postgres::Postgres;
-use common::{Fixture, wait_for, wait_output};
+use common::tmux::TmuxServer;
+use common::{wait_for, wait_output};
 use serde_json::Value;
 
-/// A run that waits for the test twice in its second step (`more`, then `go` in the fixture's
+/// A run that waits for the test twice in its second step (`more`, then `go` in the site's
 /// folder), printing a line each time (`$((…))`, so that the command shown is not its output).
-fn gated_runbook(fx: &Fixture) -> PathBuf {
-    let go = fx.file("go");
-    let more = fx.file("more");
-    fx.write(
+/// The step also ends when the folder is gone (a test that ended without opening the gates).
+fn gated_runbook(site: &Site) -> PathBuf {
+    let go = site.path().join("go");
+    let more = site.path().join("more");
+    site.write(
         "checkout.toml",
         &format!(
             r#"
@@ -42,7 +44,7 @@ run = "echo prepared"
 [[phase.step]]
 id = "canary"
 title = "Canary"
-run = "echo canary line $((1)); while [ ! -e {more} ]; do sleep 0.05; done; echo canary line $((1+1)); while [ ! -e {go} ]; do sleep 0.05; done; echo canary done"
+run = "echo canary line $((1)); while [ ! -e {more} ] && [ -d {dir} ]; do sleep 0.05; done; echo canary line $((1+1)); while [ ! -e {go} ] && [ -d {dir} ]; do sleep 0.05; done; echo canary done"
 
 [[phase.step]]
 id = "verify"
@@ -50,7 +52,8 @@ title = "Verify"
 run = "echo verified"
 "#,
             more = more.display(),
-            go = go.display()
+            go = go.display(),
+            dir = site.path().display()
         ),
     )
 }
@@ -66,19 +69,34 @@ impl Drop for Gates {
     }
 }
 
-fn two_hosts(fx: &Fixture, pg: &Postgres) -> (Host, Host) {
-    let a = Host::new(fx.path(), "bastion-a");
-    let b = Host::new(fx.path(), "bastion-b");
-    // A short lease, so that a killed driver is seen gone within seconds.
-    let config = format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url());
-    a.configure(&config);
-    b.configure(&config);
-    (a, b)
+/// Two bastions of one site, whose config names the store with a short lease (a killed driver
+/// is seen gone within seconds).
+fn two_hosts(pg: &Postgres) -> (Site, Host, Host) {
+    let site = Site::new();
+    site.store_config(&pg.url(), "3s");
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    (site, a, b)
+}
+
+/// `runbook ARGS --state-dir STATE` on `host`, as root.
+fn on(host: &Host, args: &[&str]) -> Command {
+    let mut args = args.to_vec();
+    let state = host.state_arg();
+    args.extend(["--state-dir", &state]);
+    host.command(None, &args)
+}
+
+/// The same, as a line for a tmux pane.
+fn line_on(host: &Host, args: &[&str]) -> String {
+    let mut args = args.to_vec();
+    let state = host.state_arg();
+    args.extend(["--state-dir", &state]);
+    host.shell_line(None, &args)
 }
 
 /// Starts A's run of `file` headless, through the store its config names.
 fn drive(a: &Host, file: &Path) -> Child {
-    a.runbook(&["run", file.to_str().unwrap(), "--headless"])
+    on(a, &["run", file.to_str().unwrap(), "--headless"])
         .spawn()
         .expect("start the driver on bastion-a")
 }
@@ -102,7 +120,7 @@ fn text(b: &[u8]) -> String {
 fn ls_json(host: &Host, extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["ls", "--format", "json"];
     args.extend_from_slice(extra);
-    let out = output(&mut host.runbook(&args));
+    let out = output(&mut on(host, &args));
     assert!(out.status.success(), "ls failed: {}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("ls --format json prints JSON")
 }
@@ -127,18 +145,28 @@ fn wait_in_store(pg: &Postgres, event: &str, step: &str) {
 #[test]
 fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand() {
     let pg = Postgres::start();
-    let fx = Fixture::new();
-    let (a, b) = two_hosts(&fx, &pg);
-    let rb = gated_runbook(&fx);
-    let _gates = Gates(fx.path().to_path_buf());
+    let (site, a, b) = two_hosts(&pg);
+    let rb = gated_runbook(&site);
+    let _gates = Gates(site.path().to_path_buf());
     // B has a run of its own that the store never saw (no store for it).
-    let quick = fx.write(
+    let quick = site.write(
         "quick.toml",
         "[runbook]\ntitle = \"Local fix\"\n[[phase]]\nid = \"fix\"\ntitle = \"Fix\"\n[[phase.step]]\nid = \"apply\"\ntitle = \"Apply\"\nrun = \"echo applied\"\n",
     );
     let local = output(
-        b.runbook(&["run", quick.to_str().unwrap(), "--headless"])
-            .env("XDG_CONFIG_HOME", fx.file("no-config")),
+        Command::new(common::runbook_bin())
+            .args([
+                "run",
+                quick.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                &b.state_arg(),
+            ])
+            .env("XDG_CONFIG_HOME", site.path().join("no-config"))
+            .env_remove("RUNBOOK_STORE")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
     );
     assert!(local.status.success(), "{}", text(&local.stderr));
     let local_id = the_run(&b.state);
@@ -148,7 +176,7 @@ fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand()
     let id = the_run(&a.state);
 
     // Text, as an operator reads it at 80 columns.
-    let out = output(b.runbook(&["ls"]).env("COLUMNS", "80"));
+    let out = output(on(&b, &["ls"]).env("COLUMNS", "80"));
     let shown = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let head = shown.lines().next().unwrap();
@@ -212,8 +240,8 @@ fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand()
     );
 
     // The run ends: B sees its outcome, and that nobody holds it any more.
-    std::fs::write(fx.file("more"), "").unwrap();
-    std::fs::write(fx.file("go"), "").unwrap();
+    std::fs::write(site.path().join("more"), "").unwrap();
+    std::fs::write(site.path().join("go"), "").unwrap();
     let done = wait_output_child(&mut driver);
     assert!(done.success(), "the driver's run succeeded");
     pg.wait_for(
@@ -227,7 +255,7 @@ fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand()
     assert_eq!(r["outcome"], "succeeded");
     assert_eq!(r["driver"]["alive"], "gone", "the lease was released");
     assert!(r["lease"]["expires_in_ms"].as_i64().unwrap() <= 0);
-    let out = output(&mut b.runbook(&["ls"]));
+    let out = output(&mut on(&b, &["ls"]));
     let shown = text(&out.stdout);
     let row = shown.lines().find(|l| l.starts_with(&id)).unwrap();
     assert!(row.contains(" ended "), "{shown}");
@@ -251,10 +279,9 @@ fn wait_output_child(child: &mut Child) -> std::process::ExitStatus {
 #[test]
 fn a_driver_killed_on_its_host_is_gone_for_ls_once_its_lease_expires() {
     let pg = Postgres::start();
-    let fx = Fixture::new();
-    let (a, b) = two_hosts(&fx, &pg);
-    let rb = gated_runbook(&fx);
-    let _gates = Gates(fx.path().to_path_buf());
+    let (site, a, b) = two_hosts(&pg);
+    let rb = gated_runbook(&site);
+    let _gates = Gates(site.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
     let id = the_run(&a.state);
@@ -272,23 +299,22 @@ fn a_driver_killed_on_its_host_is_gone_for_ls_once_its_lease_expires() {
     assert_eq!(r["driver"]["pid"], pid);
     assert_eq!(r["stale"], true);
     assert_eq!(r["next"], format!("runbook resume {id}"));
-    let out = output(&mut b.runbook(&["ls"]));
+    let out = output(&mut on(&b, &["ls"]));
     let shown = text(&out.stdout);
     assert!(shown.contains(" STALE "), "{shown}");
     assert!(shown.contains(&format!("go on: runbook resume {id}")), "{shown}");
     // The step the killed driver left behind ends (its monitor outlives runbook by design).
-    std::fs::write(fx.file("more"), "").unwrap();
-    std::fs::write(fx.file("go"), "").unwrap();
+    std::fs::write(site.path().join("more"), "").unwrap();
+    std::fs::write(site.path().join("go"), "").unwrap();
 }
 
 #[test]
 fn ls_with_a_store_that_cannot_be_reached_is_an_error_not_an_empty_list() {
     let pg = Postgres::start();
-    let fx = Fixture::new();
-    let (_a, b) = two_hosts(&fx, &pg);
+    let (_site, _a, b) = two_hosts(&pg);
     pg.stop();
     for args in [&["ls"][..], &["ls", "--format", "json"][..]] {
-        let out = output(&mut b.runbook(args));
+        let out = output(&mut on(&b, args));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
         assert!(out.stdout.is_empty(), "nothing on stdout: {}", text(&out.stdout));
         let err = text(&out.stderr);
@@ -309,7 +335,7 @@ fn ls_with_a_store_that_cannot_be_reached_is_an_error_not_an_empty_list() {
         );
     }
     // Named on the command line instead: the message says so.
-    let out = output(&mut b.runbook(&["ls", "--store", &pg.url()]));
+    let out = output(&mut on(&b, &["ls", "--store", &pg.url()]));
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("(the store is set by --store)"),
@@ -318,7 +344,7 @@ fn ls_with_a_store_that_cannot_be_reached_is_an_error_not_an_empty_list() {
     );
     // attach, with nothing to watch here, says the same of the store.
     for args in [&["attach"][..], &["attach", "some-run", "--events"][..]] {
-        let out = output(&mut b.runbook(args));
+        let out = output(&mut on(&b, args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert!(
@@ -328,92 +354,44 @@ fn ls_with_a_store_that_cannot_be_reached_is_an_error_not_an_empty_list() {
     }
 }
 
-/// One tmux server of the test's own, each terminal 80×24.
-struct Tmux {
-    socket: String,
+/// Terminals 80×24 on a tmux server of the test's own.
+struct Terminals {
+    tmux: TmuxServer,
     dir: PathBuf,
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
-
-impl Tmux {
-    fn new(fx: &Fixture) -> Tmux {
-        match Command::new("tmux").arg("-V").output() {
-            Ok(o) if o.status.success() => {}
-            _ => panic!("tmux is not installed: these tests need it; .ci/run installs it"),
+impl Terminals {
+    fn new(site: &Site) -> Terminals {
+        Terminals {
+            tmux: TmuxServer::new("store-watch"),
+            dir: site.path().to_path_buf(),
         }
-        Tmux {
-            socket: format!(
-                "runbook-store-watch-{}-{}",
-                std::process::id(),
-                fx.path().display().to_string().len() + rand_suffix()
-            ),
-            dir: fx.path().to_path_buf(),
-        }
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .env_remove("TMUX")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.tmux(args);
-        assert!(o.status.success(), "tmux {args:?}: {}", text(&o.stderr));
-        text(&o.stdout)
     }
 
     /// A terminal named `name` running `line`; when it ends, `EXIT=<status>` goes to
     /// `<name>.exit` and the pane stays open.
-    fn terminal(&self, name: &str, line: &str) {
+    fn open(&self, name: &str, line: &str) {
         let script = format!(
-            "{line}\necho \"EXIT=$?\" > '{dir}/{name}.tmp' && mv '{dir}/{name}.tmp' '{dir}/{name}.exit'\nexec sleep 600\n",
+            "TERM=tmux-256color LANG=C.UTF-8 {line}\necho \"EXIT=$?\" > '{dir}/{name}.tmp' && mv '{dir}/{name}.tmp' '{dir}/{name}.exit'\nexec sleep 600\n",
             dir = self.dir.display()
         );
         let path = self.dir.join(format!("{name}.sh"));
         std::fs::write(&path, script).unwrap();
         let sh = format!("sh '{}'", path.display());
-        self.ok(&["new-session", "-d", "-s", name, "-x", "80", "-y", "24", &sh]);
-        self.ok(&["resize-window", "-t", name, "-x", "80", "-y", "24"]);
-    }
-
-    fn screen(&self, name: &str) -> String {
-        self.ok(&["capture-pane", "-p", "-t", name])
+        self.tmux
+            .ok(&["new-session", "-d", "-s", name, "-x", "80", "-y", "24", &sh]);
+        self.tmux
+            .ok(&["resize-window", "-t", name, "-x", "80", "-y", "24"]);
     }
 
     fn keys(&self, name: &str, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", name];
-        args.extend_from_slice(keys);
-        self.ok(&args);
+        self.tmux.keys(name, keys);
     }
 
-    /// Waits until `name`'s screen shows `want` (and stays the same a moment: a capture can land
-    /// mid-frame).
+    /// Waits until `name`'s screen shows `want`.
     fn wait_for(&self, name: &str, want: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen(name);
-            if s.contains(want) {
-                std::thread::sleep(Duration::from_millis(40));
-                if self.screen(name) == s {
-                    return s;
-                }
-                continue;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {want:?} on {name}'s screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.tmux
+            .wait_screen(name, want, Duration::from_secs(30), |s| s.contains(want))
     }
 
     fn exit_code(&self, name: &str) -> i32 {
@@ -426,26 +404,19 @@ impl Tmux {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "{name} did not exit:\n{}",
-                self.screen(name)
+                self.tmux.screen(name)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
 
-fn rand_suffix() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
 #[test]
 fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
     let pg = Postgres::start();
-    let fx = Fixture::new();
-    let (a, b) = two_hosts(&fx, &pg);
-    let rb = gated_runbook(&fx);
-    let _gates = Gates(fx.path().to_path_buf());
+    let (site, a, b) = two_hosts(&pg);
+    let rb = gated_runbook(&site);
+    let _gates = Gates(site.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
     let id = the_run(&a.state);
@@ -453,8 +424,8 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
         !b.state.join("runs").join(&id).exists(),
         "B has no folder of the run: it is watched through the store"
     );
-    let tmux = Tmux::new(&fx);
-    tmux.terminal("watcher", &b.shell_line(&["attach"]));
+    let tmux = Terminals::new(&site);
+    tmux.open("watcher", &line_on(&b, &["attach"]));
     // Who drives, from where, and how it is seen.
     let screen = tmux.wait_for("watcher", "canary line 1");
     assert!(
@@ -467,14 +438,27 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
     assert!(!screen.contains("canary line 2"), "{screen}");
 
     // The running step's log grows on B as A's step writes it.
-    std::fs::write(fx.file("more"), "").unwrap();
+    std::fs::write(site.path().join("more"), "").unwrap();
     let screen = tmux.wait_for("watcher", "canary line 2");
     assert!(screen.contains("canary line 1"), "{screen}");
 
-    // A key that would change the run says who can; a note says what it needs from here.
+    // A key that would change the run says who can.
+    tmux.keys("watcher", &["s"]);
+    tmux.wait_for("watcher", "only root (driving) can skip a step");
+    // A note from B reaches A through the store: A journals it, and B's screen shows it.
     tmux.keys("watcher", &["n"]);
-    let screen = tmux.wait_for("watcher", "needs requests through the shared store");
-    assert!(!screen.contains("note to the driver"), "{screen}");
+    tmux.wait_for("watcher", "Note for the journal");
+    tmux.keys("watcher", &["-l", "replicas look fine from b"]);
+    tmux.keys("watcher", &["Enter"]);
+    let journal = a.state.join("runs").join(&id).join("journal.jsonl");
+    let noted = wait_for(Duration::from_secs(20), || {
+        std::thread::sleep(Duration::from_millis(50));
+        common::journal_json(&journal)
+            .iter()
+            .any(|e| e["event"] == "note" && e["text"] == "replicas look fine from b")
+    });
+    assert!(noted, "A journaled B's note");
+    tmux.wait_for("watcher", "replicas look fine from b");
 
     // The store goes away: the screen says so, never looks healthy; it comes back, and B
     // catches up on what A did meanwhile.
@@ -489,7 +473,7 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
     assert!(!screen.contains("STORE LOST"), "{screen}");
 
     // A's run ends: its last output and its outcome reach B.
-    std::fs::write(fx.file("go"), "").unwrap();
+    std::fs::write(site.path().join("go"), "").unwrap();
     let done = wait_output_child(&mut driver);
     assert!(done.success(), "A's run succeeded");
     let screen = tmux.wait_for("watcher", "SUCCEEDED");
@@ -514,14 +498,12 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
 #[test]
 fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_ends_with_the_run() {
     let pg = Postgres::start();
-    let fx = Fixture::new();
-    let (a, b) = two_hosts(&fx, &pg);
-    let rb = gated_runbook(&fx);
-    let _gates = Gates(fx.path().to_path_buf());
+    let (site, a, b) = two_hosts(&pg);
+    let rb = gated_runbook(&site);
+    let _gates = Gates(site.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
-    let mut watcher = b
-        .runbook(&["attach", "--events"])
+    let mut watcher = on(&b, &["attach", "--events"])
         .spawn()
         .expect("start the watcher on bastion-b");
     let stdout = watcher.stdout.take().unwrap();
@@ -549,8 +531,8 @@ fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_end
         seen.push(next("step_started of the canary"));
     }
     // Then as A writes them.
-    std::fs::write(fx.file("more"), "").unwrap();
-    std::fs::write(fx.file("go"), "").unwrap();
+    std::fs::write(site.path().join("more"), "").unwrap();
+    std::fs::write(site.path().join("go"), "").unwrap();
     loop {
         let e = next("event of the rest of the run");
         let end = e["event"] == "run_finished";
@@ -582,14 +564,13 @@ fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_end
 #[test]
 fn a_watcher_through_the_store_sees_a_killed_driver_gone_when_its_lease_runs_out() {
     let pg = Postgres::start();
-    let fx = Fixture::new();
-    let (a, b) = two_hosts(&fx, &pg);
-    let rb = gated_runbook(&fx);
-    let _gates = Gates(fx.path().to_path_buf());
+    let (site, a, b) = two_hosts(&pg);
+    let rb = gated_runbook(&site);
+    let _gates = Gates(site.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
-    let tmux = Tmux::new(&fx);
-    tmux.terminal("watcher", &b.shell_line(&["attach", "checkout"]));
+    let tmux = Terminals::new(&site);
+    tmux.open("watcher", &line_on(&b, &["attach", "checkout"]));
     tmux.wait_for("watcher", "WATCHING via store · root@bastion-a drives");
     let pid = driver.id();
     driver.kill().unwrap();
@@ -605,6 +586,6 @@ fn a_watcher_through_the_store_sees_a_killed_driver_gone_when_its_lease_runs_out
     assert!(screen.contains("RUNNING"), "the run did not end: {screen}");
     tmux.keys("watcher", &["q"]);
     assert_eq!(tmux.exit_code("watcher"), 0);
-    std::fs::write(fx.file("more"), "").unwrap();
-    std::fs::write(fx.file("go"), "").unwrap();
+    std::fs::write(site.path().join("more"), "").unwrap();
+    std::fs::write(site.path().join("go"), "").unwrap();
 }

@@ -122,6 +122,22 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Reach a driver on another host through this PostgreSQL store [env: RUNBOOK_STORE]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+    /// Add a note to a run's journal (journaled by its driver, with your name)
+    Note {
+        /// The run: its folder, its journal.jsonl, or its id (the folder's name under STATE_DIR/runs)
+        run: PathBuf,
+        /// The note
+        text: String,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Reach a driver on another host through this PostgreSQL store [env: RUNBOOK_STORE]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Take over driving a run: its driver's operator is asked, or it happens at once if the driver is gone
     Takeover {

@@ -92,7 +92,7 @@ pub(super) fn takeover(
     exec: ExecFlags,
 ) -> i32 {
     let state_dir = exec.state_dir();
-    match crate::team::takeover::prepare(run, reason, &state_dir) {
+    match crate::team::takeover::prepare(run, reason, &state_dir, exec.store.as_deref()) {
         Err(code) => code,
         Ok(taken) => {
             // A rehearsal stays one: nothing it shows is run for real after a hand-over.

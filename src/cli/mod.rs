@@ -73,9 +73,28 @@ pub fn main() -> ExitCode {
             run.as_deref(),
             store.as_deref(),
         ),
-        Cmd::Approve { run, step, state_dir } => {
-            crate::team::approve::main(&run, &step, &state_dir.unwrap_or_else(default_state_dir))
-        }
+        Cmd::Approve {
+            run,
+            step,
+            state_dir,
+            store,
+        } => crate::team::approve::main(
+            &run,
+            &step,
+            &state_dir.unwrap_or_else(default_state_dir),
+            store.as_deref(),
+        ),
+        Cmd::Note {
+            run,
+            text,
+            state_dir,
+            store,
+        } => crate::team::note::main(
+            &run,
+            &text,
+            &state_dir.unwrap_or_else(default_state_dir),
+            store.as_deref(),
+        ),
         Cmd::Run { file, headless, exec } => execute::run(file, headless, exec),
         Cmd::Rehearse {
             file,

@@ -7,6 +7,8 @@
 //!
 //! The driver's lease says who drives and whether it is alive: a lease whose time runs out
 //! without a renewal is read again when it expires, and the driver is gone if it was not renewed.
+//! A watcher's notes and approvals go to the driver through the store's `requests`
+//! (`store::requests`), not through here.
 
 use std::time::{Duration, SystemTime};
 
@@ -16,9 +18,9 @@ use tokio_postgres::Client;
 use super::follow::Followed;
 use super::{Driver, shared};
 use crate::journal::Record;
-use crate::store::connect::{self, Notifications};
+use crate::store::connect;
 use crate::store::lease::{self, Holder};
-use crate::store::watch::{self, Change};
+use crate::store::watch::{self, Change, Notifications};
 use crate::store::{StoreConfig, StoreError};
 
 /// The most of a log read back when following starts in the middle of a step (as `follow`).
@@ -132,6 +134,11 @@ impl StoreFollower {
 
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The store's settings (with this watcher's keepalives).
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
     }
 
     /// `user@host:port/db`, for what the screen says.

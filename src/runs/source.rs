@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use super::follow::{Followed, Follower};
 use super::remote::StoreFollower;
 use super::{Driver, shared};
+use crate::control::{Request, Response};
 use crate::journal::Record;
+use crate::store::{Store, StoreConfig};
 
 /// Where a watched run is read from.
 pub enum Source {
@@ -89,11 +91,55 @@ impl Source {
         }
     }
 
+    /// Where the driver takes this watcher's requests (notes, approvals, `hello`).
+    pub fn requests(&self) -> Requests {
+        match self {
+            Source::Local(f) => Requests::Socket(f.dir().to_path_buf()),
+            Source::Store(s) => Requests::Store {
+                config: Box::new(s.config().clone()),
+                run_id: s.run_id().to_string(),
+            },
+        }
+    }
+
     /// Who drives the run now: its lock file (local), or its lease (store).
     pub fn driver(&self, records: &[Record]) -> Option<Driver> {
         match self {
             Source::Local(f) => super::driver_of(f.dir(), records),
             Source::Store(s) => s.driver(records),
+        }
+    }
+}
+
+/// Where a run's driver takes requests from a watcher.
+#[derive(Debug, Clone)]
+pub enum Requests {
+    /// Its control socket, in the run folder on this host (the kernel tells it who asks).
+    Socket(PathBuf),
+    /// The shared store's `requests`, from another host (see `store::requests` for who asks).
+    Store {
+        config: Box<StoreConfig>,
+        run_id: String,
+    },
+}
+
+impl Requests {
+    /// Sends `request` to the driver and waits for its answer.
+    pub async fn ask(self, request: &Request) -> Result<Response, String> {
+        match self {
+            Requests::Socket(dir) => {
+                let req = request.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::team::client::request(&dir, &req).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Requests::Store { config, run_id } => {
+                crate::store::requests::request(&Store { config: *config }, &run_id, request)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 }

@@ -17,28 +17,24 @@ pub async fn connect(cfg: &StoreConfig) -> Result<tokio_postgres::Client, StoreE
     open(cfg, None).await
 }
 
-/// A connection whose notifications (`LISTEN`) come out of the receiver; the receiver ends when
-/// the connection does (the store went away: the caller reconnects).
+/// `connect`, with the notifications of its `LISTEN`s sent to `notices` (until either end goes).
 pub async fn connect_listening(
     cfg: &StoreConfig,
-) -> Result<(tokio_postgres::Client, Notifications), StoreError> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    open(cfg, Some(tx)).await.map(|client| (client, rx))
+    notices: tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>,
+) -> Result<tokio_postgres::Client, StoreError> {
+    open(cfg, Some(notices)).await
 }
-
-/// What a listening connection hears.
-pub type Notifications = tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>;
 
 async fn open(
     cfg: &StoreConfig,
-    notes: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
 ) -> Result<tokio_postgres::Client, StoreError> {
     let mut pg = cfg.pg.clone();
     let result = match cfg.ssl {
         SslMode::Disable => {
             pg.ssl_mode(PgSsl::Disable);
             pg.connect(tokio_postgres::NoTls).await.map(|(client, conn)| {
-                drive(conn, notes);
+                tokio::spawn(drive(conn, notices));
                 client
             })
         }
@@ -50,7 +46,7 @@ async fn open(
             });
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(cfg)?);
             pg.connect(tls).await.map(|(client, conn)| {
-                drive(conn, notes);
+                tokio::spawn(drive(conn, notices));
                 client
             })
         }
@@ -58,34 +54,27 @@ async fn open(
     result.map_err(|e| explain(cfg, &e))
 }
 
-/// Runs a connection's I/O on a task of its own, passing its notifications on when asked to.
-fn drive<S, T>(
+/// Runs a connection's I/O; hands its notifications on when someone listens.
+async fn drive<S, T>(
     mut conn: tokio_postgres::Connection<S, T>,
-    notes: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let Some(tx) = notes else {
-        tokio::spawn(conn);
+    let Some(notices) = notices else {
+        let _ = conn.await;
         return;
     };
-    tokio::spawn(std::future::poll_fn(move |cx| {
-        use std::task::Poll;
-        loop {
-            match conn.poll_message(cx) {
-                Poll::Ready(Some(Ok(tokio_postgres::AsyncMessage::Notification(n)))) => {
-                    if tx.send(n).is_err() {
-                        return Poll::Ready(());
-                    }
-                }
-                Poll::Ready(Some(Ok(_))) => {}
-                // The connection ended (or broke): dropping `tx` tells the listener.
-                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
-                Poll::Pending => return Poll::Pending,
-            }
+    while let Some(Ok(message)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+        if let tokio_postgres::AsyncMessage::Notification(n) = message
+            && notices.send(n).is_err()
+        {
+            // Nobody listens any more: the connection still serves its client.
+            let _ = conn.await;
+            return;
         }
-    }));
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -206,9 +206,14 @@ pub async fn log_from(
     Ok(out)
 }
 
+/// What a listening connection hears; the receiver ends when the connection does (the store
+/// went away: the caller reconnects).
+pub type Notifications = tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>;
+
 /// A connection that hears the store's notifications (`LISTEN runbook_runs`).
-pub async fn listen(config: &StoreConfig) -> Result<(Client, connect::Notifications), StoreError> {
-    let (client, notes) = connect::connect_listening(config).await?;
+pub async fn listen(config: &StoreConfig) -> Result<(Client, Notifications), StoreError> {
+    let (tx, notes) = tokio::sync::mpsc::unbounded_channel();
+    let client = connect::connect_listening(config, tx).await?;
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await

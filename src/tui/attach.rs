@@ -32,7 +32,7 @@ use crate::engine::{Mode, StepRef, Update, Wait};
 use crate::journal::{Event, Record};
 use crate::runbook::StepKind;
 use crate::runs::follow::{DriverExit, Followed};
-use crate::runs::source::Source;
+use crate::runs::source::{Requests, Source};
 use crate::runs::{Liveness, Standing, WaitFor};
 
 /// `runbook attach [RUN] [--store URL]`: returns the exit status (0, or 2 when there is nothing
@@ -398,8 +398,8 @@ async fn run(mut w: Watcher) -> i32 {
         last: None,
         scroll_regions: scroll_regions(),
     };
-    // Requests go to the driver's control socket, in its run folder on this host.
-    let run_dir = w.source.local_dir().map(Path::to_path_buf);
+    // Requests go to the driver's control socket on this host, or through the shared store.
+    let requests = w.source.requests();
     w.load_log().await;
     let mut events = Some(EventStream::new());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -455,7 +455,7 @@ async fn run(mut w: Watcher) -> i32 {
                             Action::Mouse(on) => {
                                 let _ = terminal::mouse(on);
                             }
-                            Action::Ask(request) => ask(run_dir.as_deref(), request, &answers_tx),
+                            Action::Ask(request) => ask(&requests, request, &answers_tx),
                         }
                     }
                     if quit {
@@ -521,7 +521,7 @@ async fn run(mut w: Watcher) -> i32 {
             _ = crate::engine::sleep_until_opt(hello_at), if !hello_out => {
                 hello_at = None;
                 hello_out = true;
-                ask(run_dir.as_deref(), Request::Hello, &answers_tx);
+                ask(&requests, Request::Hello, &answers_tx);
             }
             _ = tick.tick(), if w.app.finished.is_none() => w.app.dirty = true,
         }
@@ -577,15 +577,13 @@ const HELLO_EVERY: Duration = Duration::from_secs(2);
 
 type Answer = (Request, Result<Response, String>);
 
-/// Sends a request to the driver in the background; its answer comes back on `answers`. A run
-/// watched through the store has no control socket here: nothing is sent (its keys say so).
-fn ask(run_dir: Option<&Path>, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
-    let Some(dir) = run_dir.map(Path::to_path_buf) else {
-        return;
-    };
+/// Sends a request to the driver in the background (its control socket, or the shared store);
+/// its answer comes back on `answers`.
+fn ask(to: &Requests, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
+    let to = to.clone();
     let answers = answers.clone();
-    tokio::task::spawn_blocking(move || {
-        let answer = crate::team::client::request(&dir, &request).map_err(|e| e.to_string());
+    tokio::spawn(async move {
+        let answer = to.ask(&request).await;
         let _ = answers.send((request, answer));
     });
 }

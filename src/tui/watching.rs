@@ -3,8 +3,8 @@
 //! trigger) does nothing but say who can do it; reading keys work as for the driver; `n` writes a
 //! note and `A` approves the step that waits for approvals (after a confirmation that names it):
 //! both are requests to the driver, who journals them with the watcher's name. Watched through
-//! the shared store from another host, the badge says so (and when the store cannot be reached),
-//! and notes and approvals say that they need requests through the store.
+//! the shared store from another host, the badge says so (and when the store cannot be reached);
+//! notes and approvals then go through the store.
 //!
 //! The key table of the driver (`keys`) stays the driver's; this module is consulted first when
 //! `App::watching` is set.
@@ -94,19 +94,6 @@ impl Watching {
         } else {
             format!(" WATCHING{via} · {who} drives ")
         }
-    }
-
-    /// Why a request to the driver (`what`: a note, an approval) cannot go from here: the run is
-    /// watched through the shared store, and requests through the store are not in this version.
-    pub fn no_requests(&self, what: &str) -> Option<String> {
-        self.store.as_ref()?;
-        let (who, host) = self.driver.as_ref().map_or(("the driver", "its host"), |d| {
-            (d.operator.as_str(), d.host.as_str())
-        });
-        Some(format!(
-            "{what} from another host needs requests through the shared store, which this runbook \
-             cannot send yet: ask {who}, or use runbook on {host}"
-        ))
     }
 
     /// Why a watcher's key that would change the run does nothing, and what to do instead.
@@ -227,20 +214,11 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             return Vec::new();
         }
         if key.code == KeyCode::Char('A') {
-            if let Some(why) = watching.no_requests("an approval") {
-                app.note(why);
-            } else if watching.ended {
+            if watching.ended {
                 app.note("the run has ended: there is nothing to approve");
             } else {
                 approve_key(app, &watching);
             }
-            return Vec::new();
-        }
-        if key.code == KeyCode::Char('n')
-            && !ctrl
-            && let Some(why) = watching.no_requests("a note")
-        {
-            app.note(why);
             return Vec::new();
         }
         if key.code == KeyCode::Char('n') && !ctrl && (watching.ended || watching.driver_gone()) {
@@ -330,7 +308,7 @@ pub fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
     if app
         .watching
         .as_ref()
-        .is_some_and(|w| !w.ended && !w.driver_gone() && w.store.is_none())
+        .is_some_and(|w| !w.ended && !w.driver_gone())
     {
         h.push(("n", "note to the driver"));
     }
@@ -452,16 +430,6 @@ approval = { count = 1 }
             w.badge(),
             " WATCHING via store · STORE LOST 01:02:03 · reconnecting "
         );
-        // From another host, a note and an approval say what they need, and send nothing.
-        assert_eq!(on_key(&mut app, key(KeyCode::Char('n'))), Vec::new());
-        assert!(app.dialogs.is_empty(), "no note dialog opens");
-        assert!(
-            last_message(&app)
-                .starts_with("a note from another host needs requests through the shared store")
-        );
-        assert_eq!(on_key(&mut app, key(KeyCode::Char('A'))), Vec::new());
-        assert!(last_message(&app).starts_with("an approval from another host needs"));
-        assert!(!hints(&app).iter().any(|(k, _)| *k == "n"));
     }
 
     #[test]

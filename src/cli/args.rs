@@ -75,7 +75,7 @@ pub enum Cmd {
         /// The Markdown file to turn into a runbook
         checklist: PathBuf,
     },
-    /// The runs in the state dir: runbook, start, who drives it (and whether that process is alive), where it stands
+    /// The runs in the state dir (or the shared store): runbook, start, who drives it (and whether that process is alive), where it stands
     Ls {
         /// text or json
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -83,6 +83,10 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Also the runs of this PostgreSQL store (postgres://USER@HOST/DB) [env: RUNBOOK_STORE;
+        /// else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Watch a run from another terminal: the same screen, read-only, live (the latest live run when none is named)
     Attach {
@@ -91,6 +95,14 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Watch a run of another host through this PostgreSQL store (postgres://USER@HOST/DB)
+        /// [env: RUNBOOK_STORE; else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        /// Instead of the screen, print the run's journal events as JSON lines as they come (those
+        /// so far first); it ends with the run
+        #[arg(long)]
+        events: bool,
     },
     /// Approve a step that waits for another operator's approval (you: this shell's Unix user)
     Approve {

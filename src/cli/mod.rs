@@ -44,12 +44,35 @@ pub fn main() -> ExitCode {
             prometheus,
             json: format == "json",
         }),
-        Cmd::Ls { format, state_dir } => {
-            crate::runs::ls::main(&state_dir.unwrap_or_else(default_state_dir), &format)
-        }
-        Cmd::Attach { run, state_dir } => {
-            crate::tui::attach::main(&state_dir.unwrap_or_else(default_state_dir), run.as_deref())
-        }
+        Cmd::Ls {
+            format,
+            state_dir,
+            store,
+        } => crate::runs::ls::main(
+            &state_dir.unwrap_or_else(default_state_dir),
+            &format,
+            store.as_deref(),
+        ),
+        Cmd::Attach {
+            run,
+            state_dir,
+            store,
+            events: true,
+        } => crate::runs::events::main(
+            &state_dir.unwrap_or_else(default_state_dir),
+            run.as_deref(),
+            store.as_deref(),
+        ),
+        Cmd::Attach {
+            run,
+            state_dir,
+            store,
+            events: false,
+        } => crate::tui::attach::main(
+            &state_dir.unwrap_or_else(default_state_dir),
+            run.as_deref(),
+            store.as_deref(),
+        ),
         Cmd::Approve {
             run,
             step,

@@ -1,7 +1,8 @@
 //! The state dir's folders and files (run folders, journals, step logs, status files): created
 //! private (`0700`/`0600`) whatever the umask, or shared with the state dir's group
 //! (`2770`/`0660`); never world-readable (SPEC §10). Below the journal and the step monitor, which
-//! both write them.
+//! both write them. Also reading a step log's tail back (the screen's earlier attempts, a
+//! watcher).
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -176,4 +177,26 @@ pub fn read_holder(file: &mut File, settled: impl Fn(&str) -> bool) -> String {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     holder
+}
+
+/// The end of a file (a step's log): at most `max` bytes, from a line's start; the error in
+/// words (`no log: FILE does not exist`).
+pub fn read_tail(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        let len = f.metadata()?.len();
+        let skip = len.saturating_sub(max);
+        f.seek(SeekFrom::Start(skip))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        if skip > 0 {
+            let cut = memchr::memchr(b'\n', &bytes).map_or(0, |i| i + 1);
+            bytes.drain(..cut);
+        }
+        Ok(bytes)
+    });
+    read.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("no log: {} does not exist", path.display()),
+        _ => format!("cannot read {}: {e}", path.display()),
+    })
 }

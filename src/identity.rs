@@ -17,6 +17,15 @@ pub fn operator() -> String {
         .unwrap_or_else(|| format!("uid{}", nix::unistd::getuid()))
 }
 
+/// This process's Unix user, from the kernel (never `$USER`): who asks, as a driver names it.
+pub fn unix_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid{uid}"), |u| u.name)
+}
+
 /// This machine's name, or `localhost` when it has none that can be read.
 pub fn host() -> String {
     nix::unistd::gethostname()

@@ -11,21 +11,7 @@ use crate::journal::Event;
 
 /// Prints the events of the run `run` names until it finishes; returns the exit status.
 pub fn main(state_dir: &Path, run: Option<&str>, store: Option<&str>) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            crate::say!("runbook: cannot start: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async {
-        let (mut source, now) = match super::source::open(state_dir, run, store).await {
-            Ok(s) => s,
-            Err(e) => {
-                crate::say!("runbook: {e}");
-                return 2;
-            }
-        };
+    super::source::with_run(state_dir, run, store, |mut source, now| async move {
         let mut printer = Printer { finished: false };
         let mut changes = now;
         loop {

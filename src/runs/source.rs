@@ -49,7 +49,7 @@ impl Source {
     /// the watcher selected.
     pub async fn read_log(&mut self, rel: &str, max: u64) -> Result<Vec<u8>, String> {
         match self {
-            Source::Local(f) => read_tail(&f.dir().join(rel), max),
+            Source::Local(f) => crate::files::read_tail(&f.dir().join(rel), max),
             Source::Store(s) => s.read_log(rel, max).await,
         }
     }
@@ -144,27 +144,6 @@ impl Requests {
     }
 }
 
-/// The end of a file: at most `max` bytes, from a line's start.
-fn read_tail(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let read = std::fs::File::open(path).and_then(|mut f| {
-        let len = f.metadata()?.len();
-        let skip = len.saturating_sub(max);
-        f.seek(SeekFrom::Start(skip))?;
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)?;
-        if skip > 0 {
-            let cut = memchr::memchr(b'\n', &bytes).map_or(0, |i| i + 1);
-            bytes.drain(..cut);
-        }
-        Ok(bytes)
-    });
-    read.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("no log: {} does not exist", path.display()),
-        _ => format!("cannot read {}: {e}", path.display()),
-    })
-}
-
 /// Whether the run in `dir` is driven (or was last) from this host.
 fn driven_here(dir: &Path) -> bool {
     let records = crate::journal::read(&dir.join("journal.jsonl"))
@@ -177,6 +156,32 @@ fn open_local(dir: &Path) -> Result<(Source, Vec<Followed>), String> {
     Follower::open(dir)
         .map(|(f, now)| (Source::Local(f), now))
         .map_err(|e| format!("cannot watch {}: {e}", dir.display()))
+}
+
+/// Opens the run `name` names (see `open`) in a one-thread runtime and hands it to `then`, whose
+/// result is the exit status: 1 when no runtime can start, 2 with the reason when there is no
+/// such run to read.
+pub fn with_run<F, Fut>(state_dir: &Path, name: Option<&str>, store: Option<&str>, then: F) -> i32
+where
+    F: FnOnce(Source, Vec<Followed>) -> Fut,
+    Fut: std::future::Future<Output = i32>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            crate::say!("runbook: cannot start: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        match open(state_dir, name, store).await {
+            Ok((source, now)) => then(source, now).await,
+            Err(e) => {
+                crate::say!("runbook: {e}");
+                2
+            }
+        }
+    })
 }
 
 /// The run `name` names (the latest live one without a name), opened for watching: in this

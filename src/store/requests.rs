@@ -68,7 +68,14 @@ pub async fn request(store: &Store, run_id: &str, req: &Request) -> Result<Respo
         .query_one(
             "INSERT INTO requests (run_id, kind, payload, role, unix_user, host, pid, backend, created_at)
              VALUES ($1, $2, $3::text::jsonb, '', $4, $5, $6, 0, now()) RETURNING id",
-            &[&run_id, &req.op(), &payload, &unix_user(), &me.host, &me.pid],
+            &[
+                &run_id,
+                &req.op(),
+                &payload,
+                &crate::identity::unix_user(),
+                &me.host,
+                &me.pid,
+            ],
         )
         .await
         .map_err(sql)?;
@@ -166,15 +173,6 @@ pub async fn driven(client: &Client, run_id: &str) -> Result<bool, tokio_postgre
     let dead_here = h.driver.host == crate::identity::host()
         && !std::path::Path::new(&format!("/proc/{}", h.driver.pid)).exists();
     Ok(h.expires_in > 0.0 && !dead_here)
-}
-
-/// This process's Unix user, from the kernel (not `$USER`): what it reports as the asker.
-fn unix_user() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map_or_else(|| format!("uid{uid}"), |u| u.name)
 }
 
 /// A request as the driver receives it from the store.

@@ -275,28 +275,10 @@ const LOG_READ: u64 = 1 << 20;
 /// the run folder: the only file the UI reads, here in the event loop rather than in a key or a
 /// frame. A small read of a local file, done once per attempt.
 fn load_wanted_log(app: &mut App, run_dir: &std::path::Path) {
-    use std::io::{Read, Seek, SeekFrom};
     let Some((at, attempt, rel)) = app.wanted_log() else {
         return;
     };
-    let path = run_dir.join(&rel);
-    let read = std::fs::File::open(&path).and_then(|mut f| {
-        let len = f.metadata()?.len();
-        let skip = len.saturating_sub(LOG_READ);
-        f.seek(SeekFrom::Start(skip))?;
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)?;
-        if skip > 0 {
-            // Start at a line.
-            let cut = memchr::memchr(b'\n', &bytes).map_or(0, |i| i + 1);
-            bytes.drain(..cut);
-        }
-        Ok(bytes)
-    });
-    let read = read.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("no log: {} does not exist", path.display()),
-        _ => format!("cannot read {}: {e}", path.display()),
-    });
+    let read = crate::files::read_tail(&run_dir.join(&rel), LOG_READ);
     app.log_loaded(at, attempt, read);
 }
 

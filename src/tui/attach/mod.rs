@@ -44,21 +44,7 @@ use watcher::{Watcher, instant_of, mode_of};
 /// `runbook attach [RUN] [--store URL]`: returns the exit status (0, or 2 when there is nothing
 /// to watch).
 pub fn main(state_dir: &Path, run: Option<&str>, store: Option<&str>) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            crate::say!("runbook: cannot start: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async {
-        let (source, now) = match crate::runs::source::open(state_dir, run, store).await {
-            Ok(s) => s,
-            Err(e) => {
-                crate::say!("runbook: {e}");
-                return 2;
-            }
-        };
+    crate::runs::source::with_run(state_dir, run, store, |source, now| async move {
         use std::io::IsTerminal;
         if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
             let grows = match source.local_dir() {
@@ -111,7 +97,7 @@ async fn watch(source: Source, now: Vec<Followed>) -> i32 {
         run: id,
         driver: driver.clone(),
         ended: false,
-        me: unix_user(),
+        me: crate::identity::unix_user(),
         store: source.store().map(|at| ViaStore { at, lost: None }),
     });
     if let Some(d) = &driver {
@@ -340,15 +326,6 @@ fn driver_exit(app: &App, watched: Option<u32>) -> Option<(u32, DriverExit)> {
         return None;
     }
     Some((d.pid, DriverExit::watch(d.pid)?))
-}
-
-/// This process's Unix user, as the driver will name it (from the kernel, never `$USER`).
-fn unix_user() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map_or_else(|| format!("uid{uid}"), |u| u.name)
 }
 
 /// How often a watcher asks the driver whether a step waits for approvals, while one may.

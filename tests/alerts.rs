@@ -249,14 +249,7 @@ fn a_silence_in_alertmanager_keeps_the_trigger_ok_while_an_unsilenced_alert_fire
     );
     let f = Run::start(&silenced_rb, &dir.path().join("state-silenced"), &[]).wait(Duration::from_secs(30));
     f.expect_code(0);
-    for bad in [
-        "trigger_pending",
-        "trigger_fired",
-        "trigger_unknown",
-        "rollback_started",
-    ] {
-        assert!(!f.has(bad), "a silenced alert gave {bad}\n{}", f.context());
-    }
+    f.expect_quiet("a silenced alert");
     // The alert fired in Alertmanager the whole time: it is the silence that kept the trigger ok.
     assert!(
         am.alerts("CheckoutErrors")

@@ -177,14 +177,7 @@ for = "2s"
         .wait(Duration::from_secs(30));
 
     f.expect_code(0);
-    for bad in [
-        "trigger_pending",
-        "trigger_fired",
-        "trigger_unknown",
-        "rollback_started",
-    ] {
-        assert!(!f.has(bad), "healthy traffic gave {bad}\n{}", f.context());
-    }
+    f.expect_quiet("healthy traffic");
     assert_eq!(f.event("run_finished")["outcome"], "succeeded");
     assert_eq!(step_finished(&f, "deploy", "canary")["status"], "succeeded");
 

@@ -630,6 +630,20 @@ impl Finished {
         self
     }
 
+    /// Asserts that no trigger went pending, fired or became unknown, and nothing rolled back;
+    /// `what` names what ran (in the message when one did).
+    pub fn expect_quiet(&self, what: &str) -> &Finished {
+        for loud in [
+            "trigger_pending",
+            "trigger_fired",
+            "trigger_unknown",
+            "rollback_started",
+        ] {
+            assert!(!self.has(loud), "{what} gave {loud}\n{}", self.context());
+        }
+        self
+    }
+
     pub fn events(&self, name: &str) -> Vec<&Value> {
         events(&self.journal, name)
     }

@@ -12,7 +12,8 @@
 //! - `restore`: a run folder rebuilt from the store, for `resume` on another host; `refresh`:
 //!   one here brought up to date when the run went on elsewhere;
 //! - `requests`: requests to a run's driver from other hosts (approve, note, takeover), answered
-//!   in their row; `locks`: deploy locks shared by every host.
+//!   in their row; `locks`: deploy locks shared by every host;
+//! - `watch`: what watchers on any host read (runs, leases, lines, log bytes) and hear (`LISTEN`).
 //!
 //! The engine and front ends know nothing of PostgreSQL: they read a `Link`.
 
@@ -26,6 +27,7 @@ pub mod replicate;
 pub mod requests;
 pub mod restore;
 pub mod schema;
+pub mod watch;
 
 pub use crate::journal::store_event::describe;
 pub use config::{StoreConfig, resolve};

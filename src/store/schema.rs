@@ -11,6 +11,7 @@ use super::StoreError;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_runs.sql")),
     (2, include_str!("migrations/0002_requests_locks.sql")),
+    (3, include_str!("migrations/0003_notify.sql")),
 ];
 
 /// The schema version this binary writes.

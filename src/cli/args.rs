@@ -27,9 +27,6 @@ pub enum Cmd {
     Run {
         /// The runbook (TOML) to execute
         file: PathBuf,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         #[command(flatten)]
         exec: ExecFlags,
     },
@@ -37,9 +34,6 @@ pub enum Cmd {
     Rehearse {
         /// The runbook (TOML) to practise
         file: PathBuf,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         /// Divide watch durations, trigger `for` windows and auto_rollback by N
         #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_speed)]
         speed: f64,
@@ -59,9 +53,6 @@ pub enum Cmd {
     Resume {
         /// The run's journal.jsonl or its folder
         journal: Option<PathBuf>,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         /// Resume even though the runbook file changed since the run started, or the run had ended
         #[arg(long)]
         force: bool,
@@ -146,9 +137,6 @@ pub enum Cmd {
         /// Why (journaled, and shown to the driver's operator)
         #[arg(long, value_name = "TEXT", required = true)]
         reason: String,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         /// Go on even though the runbook file changed since the run started
         #[arg(long)]
         force: bool,
@@ -191,6 +179,9 @@ pub enum Cmd {
 /// Flags every executing command takes.
 #[derive(Debug, Args, Clone)]
 pub struct ExecFlags {
+    /// Plain, line-oriented progress on stdout instead of the terminal UI
+    #[arg(long)]
+    pub headless: bool,
     /// Override a [vars] entry (repeatable); an unknown NAME is an error
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,

@@ -95,10 +95,9 @@ pub fn main() -> ExitCode {
             &state_dir.unwrap_or_else(default_state_dir),
             store.as_deref(),
         ),
-        Cmd::Run { file, headless, exec } => execute::run(file, headless, exec),
+        Cmd::Run { file, exec } => execute::run(file, exec),
         Cmd::Rehearse {
             file,
-            headless,
             speed,
             inject_fault_at,
             exec,
@@ -107,21 +106,15 @@ pub fn main() -> ExitCode {
                 speed,
                 inject_fault_at,
             };
-            execute::rehearse(file, headless, rehearsal, exec)
+            execute::rehearse(file, rehearsal, exec)
         }
-        Cmd::Resume {
-            journal,
-            headless,
-            force,
-            exec,
-        } => execute::resume(journal, headless, force, exec),
+        Cmd::Resume { journal, force, exec } => execute::resume(journal, force, exec),
         Cmd::Takeover {
             run,
             reason,
-            headless,
             force,
             exec,
-        } => execute::takeover(&run, &reason, headless, force, exec),
+        } => execute::takeover(&run, &reason, force, exec),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

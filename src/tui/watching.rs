@@ -467,6 +467,34 @@ approval = { count = 1 }
     }
 
     #[test]
+    fn at_80_columns_the_badge_gives_way_before_where_the_run_stands() {
+        let mut app = watcher("bob");
+        let w = app.watching.as_mut().unwrap();
+        w.store = Some(ViaStore {
+            at: "rb@db:5432/runbook".into(),
+            lost: None,
+        });
+        if let Some(d) = &mut w.driver {
+            d.host = "bastion-eu-west-1a.example.internal".into();
+        }
+        app.apply(crate::engine::Update::Waiting {
+            step: at(0),
+            why: Wait::GoAhead { irreversible: false },
+        });
+        let theme = Theme {
+            color: false,
+            ascii: false,
+        };
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+        term.draw(|f| crate::tui::ui::draw(f, &app, &theme, app.started))
+            .unwrap();
+        let buffer = term.backend().buffer();
+        let header: String = buffer.content()[..80].iter().map(|c| c.symbol()).collect();
+        assert!(header.contains("WAITING FOR ALICE"), "{header}");
+        assert!(header.contains(" WATCHING via store · alice drives "), "{header}");
+    }
+
+    #[test]
     fn a_note_is_a_request_to_the_driver() {
         let mut app = watcher("bob");
         assert_eq!(on_key(&mut app, key(KeyCode::Char('n'))), Vec::new());

@@ -98,6 +98,12 @@ pub enum Event {
     StoreCaughtUp {
         behind_ms: u64,
     },
+    /// The store has not confirmed this driver's lease since `since` (renewals unanswered): it
+    /// may hold there until `expires`, but no new step starts until it is renewed (SPEC §9).
+    StoreLeaseUnconfirmed {
+        since: String,
+        expires: String,
+    },
     /// This driver's lease in the store expired before it could be renewed: no new step starts.
     StoreLeaseLost {
         expired: String,
@@ -423,7 +429,10 @@ impl Event {
                 m(error);
             }
             Event::StoreFenced { by, .. } => m(by),
-            Event::StoreCaughtUp { .. } | Event::StoreLeaseLost { .. } | Event::StoreLeaseRenewed { .. } => {}
+            Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseUnconfirmed { .. }
+            | Event::StoreLeaseLost { .. }
+            | Event::StoreLeaseRenewed { .. } => {}
             Event::MetricsSampled { values, errors } => {
                 keys(values, r);
                 errors.values_mut().for_each(m);

@@ -108,6 +108,8 @@ pub fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Bastions and a database host in network namespaces of the test's own.
+pub mod hosts;
 /// A real PostgreSQL, for the shared store's tests.
 pub mod postgres;
 

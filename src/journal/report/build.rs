@@ -213,6 +213,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
             }),
             e @ (Event::StoreBehind { .. }
             | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseUnconfirmed { .. }
             | Event::StoreLeaseLost { .. }
             | Event::StoreLeaseRenewed { .. }
             | Event::StoreFenced { .. }) => r.notes.push(NoteRow {
@@ -621,6 +622,7 @@ fn summarize(e: &Event) -> String {
         Event::Note { operator, .. } => format!("note by {operator}"),
         Event::StoreBehind { .. }
         | Event::StoreCaughtUp { .. }
+        | Event::StoreLeaseUnconfirmed { .. }
         | Event::StoreLeaseLost { .. }
         | Event::StoreLeaseRenewed { .. }
         | Event::StoreFenced { .. } => crate::journal::store_event::describe(e).unwrap_or_default(),

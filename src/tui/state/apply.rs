@@ -203,6 +203,7 @@ impl App {
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             ref e @ (Event::StoreBehind { .. }
             | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseUnconfirmed { .. }
             | Event::StoreLeaseLost { .. }
             | Event::StoreLeaseRenewed { .. }
             | Event::StoreFenced { .. }) => {

@@ -397,3 +397,157 @@ fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_s
     );
     site.pg.assert_replicated(&dir_b);
 }
+
+const ENDS_CUT_OFF: &str = r#"
+[runbook]
+title = "Ends cut off"
+[[phase]]
+title = "Work"
+[[phase.step]]
+title = "Output"
+run = "seq 1 5000"
+[[phase.step]]
+title = "Last"
+run = "sleep 3; echo last words"
+"#;
+
+#[test]
+fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_catches_it_up() {
+    let site = Site::new();
+    let rb = site.fx.write("rb.toml", ENDS_CUT_OFF);
+    let st = site.state("a");
+    let args = [
+        "run",
+        rb.to_str().unwrap(),
+        "--headless",
+        "--state-dir",
+        st.to_str().unwrap(),
+    ];
+    // Its stdout is not read here: it goes nowhere, so that it never blocks.
+    let mut child = site
+        .runbook("bastion-a", &args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let last_started = || {
+        site.pg
+            .try_psql(
+                "runbook",
+                "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"last\"%'",
+            )
+            .is_ok_and(|n| n.trim() == "1")
+    };
+    assert!(
+        common::wait_for(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(50));
+            last_started()
+        }),
+        "{:?}",
+        common::run_dirs(&st)
+            .iter()
+            .map(|d| journal(d))
+            .collect::<Vec<_>>()
+    );
+    // The link goes while the last step runs: the end of the run cannot reach the store.
+    site.net.cut("bastion-a");
+    let dir = the_run(&st);
+    assert!(
+        dir.join("store-copy").exists(),
+        "the run is marked as not yet copied"
+    );
+    // At the exit, the wait for the copy is said, with what is left; Ctrl-C ends it.
+    let mut err = child.stderr.take().unwrap();
+    let said = std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    assert!(
+        common::wait_for(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(50));
+            has(&journal(&dir), "run_finished", None)
+        }),
+        "the run ends while cut off"
+    );
+    let waited = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let stderr = said.join().unwrap();
+    assert!(
+        waited.elapsed() < Duration::from_secs(5),
+        "Ctrl-C ends the wait at once"
+    );
+    assert_eq!(status.code(), Some(0), "the run's own status: {stderr}");
+    assert!(
+        stderr.contains("runbook: copying ") && stderr.contains(" to the store "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the store lacks the last ") && stderr.contains("left at Ctrl-C"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the next runbook run, rehearse or resume on this host with this store copies them"),
+        "{stderr}"
+    );
+    let id = run_id(&dir);
+    let lines = common::postgres::local_lines(&dir).len();
+    let stored: usize = site
+        .pg
+        .psql(
+            "runbook",
+            &format!("SELECT count(*) FROM events WHERE run_id = '{id}'"),
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        stored < lines,
+        "the store lacks the end of the run ({stored} of {lines})"
+    );
+    assert!(dir.join("store-copy").exists());
+
+    // The link is back; the next runbook on this host copies what the store lacks.
+    site.net.heal("bastion-a");
+    let other = site.fx.write(
+        "other.toml",
+        "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
+    );
+    let next = site
+        .runbook(
+            "bastion-a",
+            &[
+                "run",
+                other.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                st.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let next = finish(next, Duration::from_secs(60));
+    next.expect_code(0);
+    assert!(
+        next.stderr
+            .contains("copying to the store what it lacks of 1 earlier run(s) of this host"),
+        "{}",
+        next.stderr
+    );
+    site.pg.assert_replicated(&dir);
+    assert!(!dir.join("store-copy").exists(), "the mark goes once all is in");
+    let epochs = site.pg.psql(
+        "runbook",
+        &format!("SELECT DISTINCT epoch FROM events WHERE run_id = '{id}'"),
+    );
+    assert_eq!(epochs.trim(), "1", "caught up under the run's own lease");
+    for run in common::run_dirs(&st) {
+        assert!(!run.join("store-copy").exists(), "{}", run.display());
+    }
+}

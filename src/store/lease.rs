@@ -105,6 +105,8 @@ pub async fn holder(client: &Client, run_id: &str) -> Result<Option<Holder>, tok
 /// fenced. `epoch` tells the replicator which epoch it writes with.
 pub struct LeaseTask {
     pub config: StoreConfig,
+    /// A connection already open, if any (else one is made).
+    pub client: Option<Client>,
     pub run: RunRow,
     /// Take the lease even though it has not expired: its holder was on this host and is dead.
     pub steal: bool,
@@ -121,7 +123,7 @@ impl LeaseTask {
         let every = ttl / 3;
         let op_timeout = every.min(Duration::from_secs(5));
         let me = Driver::me();
-        let mut client: Option<Client> = None;
+        let mut client: Option<Client> = self.client.take();
         let mut state = LeaseState::Taking;
         // By this host's clock, counted from the last answered renewal's sending: steps may start
         // until `steps_until`, the lease holds until `valid_until`.

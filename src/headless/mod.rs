@@ -31,6 +31,7 @@ pub async fn run(session: Session) -> i32 {
         notices,
         // The store's tasks are the command line's to finish.
         store: _,
+        store_status: _,
     } = session;
     for n in &notices {
         crate::say!("runbook: {n}");

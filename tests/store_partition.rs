@@ -214,7 +214,10 @@ fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the
     let ticks = std::fs::read_to_string(dir.join("logs/work--slow--1.log")).unwrap();
     assert_eq!(ticks.lines().count(), 40);
     // The next step started only once the lease was renewed, and once.
-    let renewed = index_of(&j, "store_lease_renewed", None);
+    let renewed = j
+        .iter()
+        .rposition(|e| e["event"] == "store_lease_renewed")
+        .expect("store_lease_renewed");
     assert!(renewed > index_of(&j, "step_finished", Some("slow")));
     assert!(index_of(&j, "step_started", Some("after")) > renewed);
     assert_eq!(site.fx.read("after-ran").lines().count(), 1);

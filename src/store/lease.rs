@@ -125,8 +125,8 @@ impl LeaseTask {
         let me = Driver::me();
         let mut client: Option<Client> = self.client.take();
         let mut state = LeaseState::Taking;
-        // By this host's clock, counted from the last answered renewal's sending: steps may start
-        // until `steps_until`, the lease holds until `valid_until`.
+        // By this host's clock, when the last answered renewal was sent: steps may start until two
+        // thirds of the lease after it, and the lease holds until its whole length after it.
         let mut confirmed: Option<Instant> = None;
         let mut next_try = Instant::now();
         loop {

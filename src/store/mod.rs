@@ -176,10 +176,9 @@ impl Handle {
         if !copied {
             let (events, bytes) = replicate::remaining(&self.run_dir, &self.copied);
             tell(format!(
-                "copying {events} event{} / {} to the store {}… (at most {}s more; Ctrl-C leaves it \
-                 to the next runbook started here with this store)",
-                if events == 1 { "" } else { "s" },
-                link::bytes(bytes),
+                "copying {} to the store {}… (at most {}s more; Ctrl-C leaves it to the next runbook \
+                 started here with this store)",
+                amount(events, bytes),
                 self.store,
                 wait.saturating_sub(started.elapsed()).as_secs()
             ));
@@ -209,11 +208,7 @@ impl Handle {
             (Some(b), false) => b.error.clone(),
             (None, false) => format!("not done within {}s", wait.as_secs()),
         };
-        let rest = format!(
-            "{events} event{} / {}",
-            if events == 1 { "" } else { "s" },
-            link::bytes(bytes)
-        );
+        let rest = amount(events, bytes);
         Some(if fenced {
             format!(
                 "the store did not take the last {rest} of this run (a newer driver holds it); they stay in {}",
@@ -226,6 +221,15 @@ impl Handle {
                 self.run_dir.display()
             )
         })
+    }
+}
+
+/// `3 events / 1.2 KB`, or `10.7 MB of step logs` when the journal is all in.
+fn amount(events: u64, bytes: u64) -> String {
+    match events {
+        0 => format!("{} of step logs", link::bytes(bytes)),
+        1 => format!("1 event / {}", link::bytes(bytes)),
+        n => format!("{n} events / {}", link::bytes(bytes)),
     }
 }
 

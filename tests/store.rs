@@ -120,6 +120,12 @@ run = "echo checked >&2"
         "1|t|t|t",
         "the lease was taken once and released at the end"
     );
+    // The build log's chunk (25 KB) is stored compressed, with lz4 rather than the slower pglz.
+    let compression = pg.psql(
+        "runbook",
+        "SELECT DISTINCT pg_column_compression(data) FROM log_chunks WHERE pg_column_compression(data) IS NOT NULL",
+    );
+    assert_eq!(compression.trim(), "lz4");
     let row = pg.psql("runbook", "SELECT runbook, title FROM runs");
     assert_eq!(row.trim(), "rollout|Replicated rollout");
     let version = pg.psql("runbook", "SELECT max(version) FROM schema_version");

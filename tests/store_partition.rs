@@ -20,17 +20,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::hosts::Network;
+use common::hosts::{Host, Site as Hosts};
+use common::netns::Network;
 use common::postgres::Postgres;
-use common::{CliRun, Fixture, wait_output};
+use common::{CliRun, wait_output};
 use serde_json::Value;
 
-/// A network with bastions `a` and `b` and a database, PostgreSQL on it, and a config file
-/// naming that store with a 3 s lease. The network is dropped last: the database stops first.
+/// A network with bastions `bastion-a` and `bastion-b` and a database, PostgreSQL on it, and the
+/// hosts' config file naming that store with a 3 s lease. Dropped in this order: the database
+/// stops, then the network goes (with whatever still runs in it), then the hosts' folder.
 struct Site {
     pg: Postgres,
     net: Network,
-    fx: Fixture,
+    hosts: Hosts,
+    a: Host,
+    b: Host,
 }
 
 const LEASE_SECS: u64 = 3;
@@ -39,32 +43,27 @@ impl Site {
     fn new() -> Site {
         let net = Network::new(&["bastion-a", "bastion-b"]);
         let pg = Postgres::start_in(&net.db, &net.db_addr());
-        let fx = Fixture::new();
-        std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
-        std::fs::write(
-            fx.file("config/runbook/config.toml"),
-            format!("store = \"{}\"\nstore_lease = \"{LEASE_SECS}s\"\n", pg.url()),
-        )
-        .unwrap();
-        Site { pg, net, fx }
+        let hosts = Hosts::new();
+        hosts.store_config(&pg.url(), &format!("{LEASE_SECS}s"));
+        let (a, b) = (hosts.host("bastion-a"), hosts.host("bastion-b"));
+        Site { pg, net, hosts, a, b }
     }
 
-    /// `runbook ARGS` on bastion `host`, with the site's config file.
-    fn runbook(&self, host: &str, args: &[&str]) -> Command {
-        let mut cmd = self.net.command(host, common::runbook_bin());
-        cmd.args(args)
-            .env("XDG_CONFIG_HOME", self.fx.file("config"))
-            .env_remove("RUNBOOK_STORE")
-            .env_remove("PGPASSFILE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .current_dir(self.fx.path());
-        cmd
+    /// `runbook ARGS` on `host`, in its namespace.
+    fn runbook(&self, host: &Host, args: &[&str]) -> Command {
+        self.net.command(host, args)
     }
 
-    fn state(&self, host: &str) -> PathBuf {
-        self.fx.file(&format!("state-{host}"))
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        self.hosts.write(name, text)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.hosts.path().join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
     }
 }
 
@@ -136,11 +135,11 @@ run = "echo after >> after-ran; echo after the partition"
 #[test]
 fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the_store_catches_up() {
     let site = Site::new();
-    let rb = site.fx.write("rb.toml", THROUGH);
-    let st = site.state("a");
+    let rb = site.write("rb.toml", THROUGH);
+    let st = site.a.state.clone();
     let child = site
         .runbook(
-            "bastion-a",
+            &site.a,
             &[
                 "run",
                 rb.to_str().unwrap(),
@@ -157,7 +156,7 @@ fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the
         "t",
         Duration::from_secs(30),
     );
-    site.net.cut("bastion-a");
+    site.net.cut(&site.a.name);
     let cut = Instant::now();
     let dir = the_run(&st);
     // The step in flight finishes, the lease is lost, the copy falls behind: A waits.
@@ -180,9 +179,9 @@ fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the
         "no step starts while the lease cannot be renewed: {:?}",
         common::event_names(&j)
     );
-    assert!(!site.fx.exists("after-ran"));
+    assert!(!site.file("after-ran").exists());
     let held_for = cut.elapsed();
-    site.net.heal("bastion-a");
+    site.net.heal(&site.a.name);
     let run = finish(child, Duration::from_secs(60));
     run.expect_code(0);
 
@@ -220,7 +219,7 @@ fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the
         .expect("store_lease_renewed");
     assert!(renewed > index_of(&j, "step_finished", Some("slow")));
     assert!(index_of(&j, "step_started", Some("after")) > renewed);
-    assert_eq!(site.fx.read("after-ran").lines().count(), 1);
+    assert_eq!(site.read("after-ran").lines().count(), 1);
     assert!(
         held_for >= Duration::from_secs(LEASE_SECS),
         "the link was down past the lease"
@@ -270,11 +269,11 @@ run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
 #[test]
 fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_starts_nothing() {
     let site = Site::new();
-    let rb = site.fx.write("rb.toml", HANDOVER);
-    let (a, b) = (site.state("a"), site.state("b"));
+    let rb = site.write("rb.toml", HANDOVER);
+    let (a, b) = (site.a.state.clone(), site.b.state.clone());
     let old = site
         .runbook(
-            "bastion-a",
+            &site.a,
             &[
                 "run",
                 rb.to_str().unwrap(),
@@ -295,7 +294,7 @@ fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_s
     );
     let dir_a = the_run(&a);
     let id = run_id(&dir_a);
-    site.net.cut("bastion-a");
+    site.net.cut(&site.a.name);
     // A's lease runs out in the store; then B takes the run over from the store.
     site.pg.wait_for(
         &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
@@ -304,7 +303,7 @@ fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_s
     );
     let new = site
         .runbook(
-            "bastion-b",
+            &site.b,
             &[
                 "resume",
                 &id,
@@ -333,7 +332,7 @@ fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_s
     std::thread::sleep(Duration::from_secs(1));
     assert!(!has(&journal(&dir_a), "step_started", Some("third")));
     // A's link comes back.
-    site.net.heal("bastion-a");
+    site.net.heal(&site.a.name);
     let old = finish(old, Duration::from_secs(60));
     // Fenced: the run is B's now, as after a hand-over (exit 0, nothing more journaled).
     old.expect_code(0);
@@ -375,9 +374,9 @@ fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_s
     assert_eq!(by_a.get("deploy/third#1"), None, "A never started the third step");
     assert_eq!(by_b["deploy/third#1"], "bastion-b");
     assert_eq!(by_a["deploy/soak#1"], "bastion-a");
-    let ran: Vec<String> = site.fx.read("third-ran-in").lines().map(str::to_string).collect();
+    let ran: Vec<String> = site.read("third-ran-in").lines().map(str::to_string).collect();
     assert_eq!(ran.len(), 1, "the third step ran once: {ran:?}");
-    assert!(ran[0].contains("state-b"), "{ran:?}");
+    assert!(ran[0].contains("state-bastion-b"), "{ran:?}");
     // The store: nothing of A's (epoch 1) after B's first event (epoch 2); all of B's run.
     let late = site.pg.psql(
         "runbook",
@@ -417,8 +416,8 @@ run = "sleep 3; echo last words"
 #[test]
 fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_catches_it_up() {
     let site = Site::new();
-    let rb = site.fx.write("rb.toml", ENDS_CUT_OFF);
-    let st = site.state("a");
+    let rb = site.write("rb.toml", ENDS_CUT_OFF);
+    let st = site.a.state.clone();
     let args = [
         "run",
         rb.to_str().unwrap(),
@@ -428,7 +427,7 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
     ];
     // Its stdout is not read here: it goes nowhere, so that it never blocks.
     let mut child = site
-        .runbook("bastion-a", &args)
+        .runbook(&site.a, &args)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -452,7 +451,7 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
             .collect::<Vec<_>>()
     );
     // The link goes while the last step runs: the end of the run cannot reach the store.
-    site.net.cut("bastion-a");
+    site.net.cut(&site.a.name);
     let dir = the_run(&st);
     assert!(
         dir.join("store-copy").exists(),
@@ -517,14 +516,14 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
     assert!(dir.join("store-copy").exists());
 
     // The link is back; the next runbook on this host copies what the store lacks.
-    site.net.heal("bastion-a");
-    let other = site.fx.write(
+    site.net.heal(&site.a.name);
+    let other = site.write(
         "other.toml",
         "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
     );
     let next = site
         .runbook(
-            "bastion-a",
+            &site.a,
             &[
                 "run",
                 other.to_str().unwrap(),

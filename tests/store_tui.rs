@@ -5,63 +5,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::Fixture;
 use common::postgres::Postgres;
-
-/// A tmux server of the test's own, killed when dropped (a failing test included).
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("runbook-store-tui-{}", std::process::id());
-        let status = Command::new("tmux")
-            .args(["-L", &socket, "new-session", "-d", "-x", "80", "-y", "24"])
-            .arg(command)
-            .status()
-            .expect("tmux runs (.ci/run installs it)");
-        assert!(status.success());
-        Tmux { socket }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until the screen satisfies `cond`, or panics showing it.
-    fn wait(&self, what: &str, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        let ok = common::wait_for(limit, || {
-            std::thread::sleep(Duration::from_millis(100));
-            last = self.screen();
-            cond(&last)
-        });
-        assert!(ok, "{what} within {limit:?}; the screen:\n{last}");
-        last
-    }
-
-    fn keys(&self, keys: &str) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", keys])
-            .status();
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
+use common::tmux::TmuxServer;
 
 #[test]
 fn store_behind_leaves_the_header_when_the_store_catches_up_after_the_run_ended() {
@@ -88,7 +36,9 @@ run = "for i in $(seq 1 25); do echo line $i; sleep 0.2; done"
         state.display(),
         pg.url()
     );
-    let tmux = Tmux::start(&command);
+    let tmux = TmuxServer::new("store-tui");
+    tmux.ok(&["new-session", "-d", "-s", "run", "-x", "80", "-y", "24", &command]);
+    let header = |s: &str| s.lines().next().unwrap_or_default().to_string();
     pg.wait_for(
         "SELECT count(*) > 0 FROM log_chunks",
         "t",
@@ -96,21 +46,26 @@ run = "for i in $(seq 1 25); do echo line $i; sleep 0.2; done"
     );
     // The store goes away while the step writes: the header says how far behind it is.
     pg.stop();
-    tmux.wait("STORE BEHIND in the header", Duration::from_secs(20), |s| {
-        s.lines().next().is_some_and(|l| l.contains("STORE BEHIND"))
-    });
+    tmux.wait_screen(
+        "run",
+        "STORE BEHIND in the header",
+        Duration::from_secs(20),
+        |s| header(s).contains("STORE BEHIND"),
+    );
     // The run ends with the store still away; the screen stays, saying so.
-    tmux.wait("the run's end", Duration::from_secs(30), |s| {
-        s.contains("SUCCEEDED") && s.lines().next().is_some_and(|l| l.contains("STORE BEHIND"))
+    tmux.wait_screen("run", "the run's end", Duration::from_secs(30), |s| {
+        header(s).contains("SUCCEEDED") && header(s).contains("STORE BEHIND")
     });
     // The store returns: the copy catches up, and the header no longer shows a backlog.
     pg.start_again();
-    let screen = tmux.wait("STORE BEHIND gone", Duration::from_secs(20), |s| {
-        s.contains("SUCCEEDED") && !s.contains("STORE BEHIND")
+    let screen = tmux.wait_screen("run", "STORE BEHIND gone", Duration::from_secs(20), |s| {
+        header(s).contains("SUCCEEDED") && !s.contains("STORE BEHIND")
     });
     assert!(!screen.contains("EXIT="), "the screen is still open:\n{screen}");
-    tmux.keys("q");
-    let screen = tmux.wait("the exit", Duration::from_secs(20), |s| s.contains("EXIT="));
+    tmux.keys("run", &["q"]);
+    let screen = tmux.wait_screen("run", "the exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
     assert!(screen.contains("EXIT=0"), "{screen}");
     let dir = common::run_dirs(&state).pop().unwrap();
     pg.assert_replicated(&dir);

@@ -10,29 +10,24 @@ use crate::engine::Mode;
 use crate::session::{self, Request};
 
 /// `runbook run FILE`.
-pub(super) fn run(file: PathBuf, headless: bool, exec: ExecFlags) -> i32 {
+pub(super) fn run(file: PathBuf, exec: ExecFlags) -> i32 {
     let how = How {
         mode: Mode::Run,
         rehearsal: None,
         resume: None,
-        front: front_end(headless),
+        front: front_end(exec.headless),
         restore: None,
     };
     execute(file, exec, how)
 }
 
 /// `runbook rehearse FILE`.
-pub(super) fn rehearse(
-    file: PathBuf,
-    headless: bool,
-    rehearsal: crate::engine::Rehearsal,
-    exec: ExecFlags,
-) -> i32 {
+pub(super) fn rehearse(file: PathBuf, rehearsal: crate::engine::Rehearsal, exec: ExecFlags) -> i32 {
     let how = How {
         mode: Mode::Rehearse,
         rehearsal: Some(rehearsal),
         resume: None,
-        front: front_end(headless),
+        front: front_end(exec.headless),
         restore: None,
     };
     execute(file, exec, how)
@@ -40,7 +35,7 @@ pub(super) fn rehearse(
 
 /// `runbook resume [JOURNAL]`: the run named (its folder, its journal, its id), else the latest
 /// unfinished one in the state dir.
-pub(super) fn resume(journal: Option<PathBuf>, headless: bool, force: bool, exec: ExecFlags) -> i32 {
+pub(super) fn resume(journal: Option<PathBuf>, force: bool, exec: ExecFlags) -> i32 {
     let state_dir = exec.state_dir();
     let mut restore = None;
     let dir = match journal {
@@ -76,7 +71,7 @@ pub(super) fn resume(journal: Option<PathBuf>, headless: bool, force: bool, exec
         mode: Mode::Resume,
         rehearsal: None,
         resume: Some((dir, force)),
-        front: front_end(headless),
+        front: front_end(exec.headless),
         restore,
     };
     execute(PathBuf::new(), exec, how)
@@ -84,15 +79,9 @@ pub(super) fn resume(journal: Option<PathBuf>, headless: bool, force: bool, exec
 
 /// `runbook takeover RUN --reason TEXT`: the driver's operator is asked (or the driver is gone),
 /// then the run goes on here as a resume.
-pub(super) fn takeover(
-    run: &std::path::Path,
-    reason: &str,
-    headless: bool,
-    force: bool,
-    exec: ExecFlags,
-) -> i32 {
+pub(super) fn takeover(run: &std::path::Path, reason: &str, force: bool, exec: ExecFlags) -> i32 {
     let state_dir = exec.state_dir();
-    match crate::team::takeover::prepare(run, reason, &state_dir) {
+    match crate::team::takeover::prepare(run, reason, &state_dir, exec.store.as_deref()) {
         Err(code) => code,
         Ok(taken) => {
             // A rehearsal stays one: nothing it shows is run for real after a hand-over.
@@ -104,7 +93,7 @@ pub(super) fn takeover(
                 mode: Mode::Resume,
                 rehearsal,
                 resume: Some((taken.run_dir, force)),
-                front: front_end(headless),
+                front: front_end(exec.headless),
                 // The run is in this state dir: `prepare` found it there.
                 restore: None,
             };

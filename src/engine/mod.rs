@@ -10,12 +10,14 @@
 //! - `interface`: the options, commands and updates shared with the front ends.
 //! - `step`: one step — its go-ahead, attempts, retries and failure handling.
 //! - `watch`: the wait loop, trigger evaluation, holds, fault injection.
-//! - `alerts`: polling the alerts of alert triggers.
+//! - `alerts`: polling the alerts of alert triggers; `poll`: the loop every trigger poll runs on,
+//!   and what a check trigger runs.
 //! - `http`: requests; commands are run by `crate::process`.
 
 mod alerts;
 pub mod http;
 mod interface;
+mod poll;
 mod step;
 mod store;
 mod team;
@@ -297,11 +299,7 @@ impl Engine {
         let started = Event::RunStarted {
             runbook: rb.id.clone(),
             title: rb.title.clone(),
-            // Absolute, so that `resume` finds the file from any folder.
-            file: std::path::absolute(&rb.file)
-                .unwrap_or_else(|_| rb.file.clone())
-                .display()
-                .to_string(),
+            file: rb.absolute_file(),
             sha256: rb.sha256.clone(),
             operator: self.opts.operator.clone(),
             host: self.opts.host.clone(),

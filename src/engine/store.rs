@@ -46,6 +46,7 @@ impl Engine {
     /// Before a step starts: this driver must hold the run's lease. Lost (the store unreachable
     /// past its expiry): wait for it, saying why; fenced by a newer driver: stop for good.
     pub(super) async fn lease_gate(&mut self, at: StepRef) -> Result<(), Stop> {
+        self.deferred_handover().await?;
         let mut said = None;
         // Taking the lease is usually a matter of milliseconds: a wait is said after a second.
         let quiet_until = Instant::now() + Duration::from_secs(1);

@@ -1,12 +1,19 @@
 //! The runs of a state dir as somebody other than their driver sees them: which runs there are
 //! (`list`, `find`), who drives each and whether that process is still alive (`driver_of`), and
 //! where each stands (`standing`). `ls` prints them; `attach` follows one of them (`follow`).
+//! With a shared store, the same for the store's runs (`shared`), followed from any host
+//! (`remote`); `source` is the one seam a watcher reads a run through, whichever it is; `events`
+//! prints a watched run's events for scripts.
 //!
 //! Everything here only reads: the journal and the logs are written by the run's driver alone,
 //! and a watcher's requests (notes, approvals) go to the driver, never into its files.
 
+pub mod events;
 pub mod follow;
 pub mod ls;
+pub mod remote;
+pub mod shared;
+pub mod source;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -77,20 +84,23 @@ pub fn driver_of(run_dir: &Path, records: &[Record]) -> Option<Driver> {
     let from_lock = std::fs::read_to_string(run_dir.join("lock"))
         .ok()
         .and_then(|t| parse_holder(&t));
-    let (operator, host, pid) = from_lock.or_else(|| {
-        records.iter().rev().find_map(|r| match &r.event {
-            Event::RunStarted {
-                operator, host, pid, ..
-            } => Some((operator.clone(), host.clone(), *pid)),
-            _ => None,
-        })
-    })?;
+    let (operator, host, pid) = from_lock.or_else(|| started_by(records))?;
     let alive = liveness(&host, pid);
     Some(Driver {
         operator,
         host,
         pid,
         alive,
+    })
+}
+
+/// Who started the latest session of a run (its latest `run_started`): operator, host, pid.
+fn started_by(records: &[Record]) -> Option<(String, String, u32)> {
+    records.iter().rev().find_map(|r| match &r.event {
+        Event::RunStarted {
+            operator, host, pid, ..
+        } => Some((operator.clone(), host.clone(), *pid)),
+        _ => None,
     })
 }
 
@@ -293,12 +303,27 @@ fn next_step(records: &[Record], rb: &Runbook, rolling_back: bool) -> Option<(St
     })
 }
 
+/// Where `ls` found a run: in this host's state dir, or in the shared store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Found {
+    Local,
+    Store,
+}
+
 /// One run, as `ls` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     /// The run folder's name: what `attach`, `takeover` and `approve` take.
     pub id: String,
-    pub dir: PathBuf,
+    /// Its folder on this host (a run only in the shared store has none here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Where it was found: the state dir (`local`), or the shared store (`store`).
+    pub source: Found,
+    /// The driver's lease in the shared store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<shared::LeaseSummary>,
     pub runbook: Option<String>,
     pub title: Option<String>,
     /// The first `run_started`'s time (RFC 3339, UTC).
@@ -350,24 +375,42 @@ pub fn summarize(dir: &Path) -> RunSummary {
         Ok((records, _)) => (records, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    let info = crate::journal::resume::info(&records);
+    let driver = driver_of(dir, &records);
+    summary(id, Some(dir), &records, error, driver, Found::Local)
+}
+
+/// Summarises a run from its journal and its driver, wherever they were read (a run folder, or
+/// the shared store: `dir` is its folder on this host, when it has one).
+fn summary(
+    id: String,
+    dir: Option<&Path>,
+    records: &[Record],
+    error: Option<String>,
+    driver: Option<Driver>,
+    source: Found,
+) -> RunSummary {
+    let info = crate::journal::resume::info(records);
     let first = records.iter().find_map(|r| match &r.event {
         Event::RunStarted { mode, .. } => Some((r.ts.clone(), mode.clone())),
         _ => None,
     });
-    let driver = driver_of(dir, &records);
     let unfinished = info.as_ref().is_none_or(|i| i.finished.is_none());
     // The runbook tells what waits for a go-ahead; only runs that go on need it.
-    let rb = unfinished.then(|| runbook_of(&records).ok()).flatten();
-    let pos = standing(&records, rb.as_ref());
+    let rb = unfinished.then(|| runbook_of(records).ok()).flatten();
+    let pos = standing(records, rb.as_ref());
     let gone = driver.as_ref().is_some_and(|d| d.alive == Liveness::Gone);
     let stale = gone && !matches!(pos.standing, Standing::Finished { .. });
+    // Through the store, a run whose driver is gone goes on with `resume` on any host.
     let next = match &pos.standing {
+        _ if stale && source == Found::Store => Some(format!("runbook resume {id}")),
         _ if stale => Some(format!("runbook takeover {id} --reason …")),
         Standing::Finished { outcome, .. }
             if !matches!(outcome, Outcome::Succeeded | Outcome::RolledBack) && gone =>
         {
-            Some(format!("runbook resume {}", dir.display()))
+            Some(match (source, dir) {
+                (Found::Local, Some(dir)) => format!("runbook resume {}", dir.display()),
+                _ => format!("runbook resume {id}"),
+            })
         }
         _ => None,
     };
@@ -377,7 +420,7 @@ pub fn summarize(dir: &Path) -> RunSummary {
     if alive
         && !matches!(pos.standing, Standing::Finished { .. })
         && rb.as_ref().is_some_and(has_approvals)
-        && let Some(w) = awaited_approvals(dir)
+        && let Some(w) = dir.and_then(awaited_approvals)
     {
         let (phase, step) = w.step.split_once('/').unwrap_or(("", &w.step));
         pos.standing = Standing::Waiting {
@@ -397,7 +440,9 @@ pub fn summarize(dir: &Path) -> RunSummary {
     }
     RunSummary {
         id,
-        dir: dir.to_path_buf(),
+        dir: dir.map(Path::to_path_buf),
+        source,
+        lease: None,
         runbook: info.as_ref().map(|i| i.runbook.clone()),
         title: info.as_ref().map(|i| i.title.clone()),
         started: first.as_ref().map(|f| f.0.clone()),
@@ -477,6 +522,14 @@ fn awaited_approvals(dir: &Path) -> Option<crate::control::ApprovalWaiting> {
 
 /// Every run folder under `STATE_DIR/runs`, oldest first (by when it started).
 pub fn list(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
+    list_except(state_dir, &std::collections::HashSet::new())
+}
+
+/// `list`, leaving out the runs named in `skip` (the shared store has them).
+fn list_except(
+    state_dir: &Path,
+    skip: &std::collections::HashSet<String>,
+) -> std::io::Result<Vec<RunSummary>> {
     let runs = state_dir.join("runs");
     let entries = match std::fs::read_dir(&runs) {
         Ok(e) => e,
@@ -487,6 +540,10 @@ pub fn list(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
+        .filter(|p| {
+            p.file_name()
+                .is_none_or(|n| !skip.contains(&*n.to_string_lossy()))
+        })
         .map(|p| summarize(&p))
         .collect();
     out.sort_by(|a, b| (&a.started, &a.id).cmp(&(&b.started, &b.id)));
@@ -515,7 +572,7 @@ pub fn find(state_dir: &Path, name: Option<&str>) -> Result<PathBuf, FindError> 
             .into_iter()
             .filter(RunSummary::live)
             .max_by(|a, b| (&a.started, &a.id).cmp(&(&b.started, &b.id)))
-            .map(|r| r.dir)
+            .and_then(|r| r.dir)
             .ok_or(FindError::NoneLive { runs: shown });
     };
     let as_path = Path::new(name);

@@ -55,10 +55,7 @@ impl RunRow {
             run_id: run_id(run_dir),
             runbook: rb.id.clone(),
             title: rb.title.clone(),
-            file: std::path::absolute(&rb.file)
-                .unwrap_or_else(|_| rb.file.clone())
-                .display()
-                .to_string(),
+            file: rb.absolute_file(),
             sha256: rb.sha256.clone(),
         }
     }

@@ -8,6 +8,10 @@
 //! queries the sources itself (no second load on Prometheus, no credentials needed, and exactly
 //! what the driver saw).
 //!
+//! A run whose driver is on another host is followed through the shared store instead
+//! (`runs::remote`, LISTEN/NOTIFY): the run is read through `runs::source`, the one seam between
+//! the two, so that everything below it is the same screen.
+//!
 //! A watcher writes nothing in the run folder; leaving it (q, a hang-up, a kill) changes nothing
 //! for the driver.
 
@@ -21,32 +25,19 @@ use ratatui::backend::CrosstermBackend;
 use tokio::time::Instant;
 
 use super::state::{App, StepState};
-use super::watching::{Action, Watching};
-use super::{FRAME, Screen, draw, load_wanted_log, next_event, recv_hangup, scroll_regions, terminal};
+use super::watching::{Action, ViaStore, Watching};
+use super::{FRAME, LOG_READ, Screen, draw, next_event, recv_hangup, scroll_regions, terminal};
 use crate::control::{Request, Response};
 use crate::engine::{Mode, StepRef, Update, Wait};
 use crate::journal::{Event, Record};
 use crate::runbook::StepKind;
-use crate::runs::follow::{DriverExit, Followed, Follower};
+use crate::runs::follow::{DriverExit, Followed};
+use crate::runs::source::{Requests, Source};
 use crate::runs::{Liveness, Standing, WaitFor};
 
-/// `runbook attach [RUN]`: returns the exit status (0, or 2 when there is nothing to watch).
-pub fn main(state_dir: &Path, run: Option<&str>) -> i32 {
-    let dir = match crate::runs::find(state_dir, run) {
-        Ok(d) => d,
-        Err(e) => {
-            crate::say!("runbook: {e}");
-            return 2;
-        }
-    };
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        crate::say!(
-            "runbook: attach shows the run's screen and needs a terminal; runbook ls says where it stands, and {} grows as it goes",
-            dir.join("journal.jsonl").display()
-        );
-        return 2;
-    }
+/// `runbook attach [RUN] [--store URL]`: returns the exit status (0, or 2 when there is nothing
+/// to watch).
+pub fn main(state_dir: &Path, run: Option<&str>, store: Option<&str>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -54,7 +45,27 @@ pub fn main(state_dir: &Path, run: Option<&str>) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(watch(&dir))
+    runtime.block_on(async {
+        let (source, now) = match crate::runs::source::open(state_dir, run, store).await {
+            Ok(s) => s,
+            Err(e) => {
+                crate::say!("runbook: {e}");
+                return 2;
+            }
+        };
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            let grows = match source.local_dir() {
+                Some(dir) => format!("{} grows as it goes", dir.join("journal.jsonl").display()),
+                None => format!("{} is in the shared store", source.run_id()),
+            };
+            crate::say!(
+                "runbook: attach shows the run's screen and needs a terminal; runbook ls says where it stands, and {grows}"
+            );
+            return 2;
+        }
+        watch(source, now).await
+    })
 }
 
 /// The instant at which something journaled at `ts` happened (for clocks on screen).
@@ -69,7 +80,10 @@ struct Watcher {
     app: App,
     records: Vec<Record>,
     following: Option<StepRef>,
-    follower: Follower,
+    /// The log of the step that ended last, and that step: through the store, its last bytes
+    /// may come after its end.
+    closed: Option<(String, StepRef)>,
+    source: Source,
     /// Events arrived since the driver was last asked about approvals.
     moved: bool,
 }
@@ -77,22 +91,71 @@ struct Watcher {
 impl Watcher {
     /// Folds what changed into the screen, in order. The followed step's last output comes before
     /// its end.
-    fn take(&mut self, changes: Vec<Followed>, live: bool) {
+    async fn take(&mut self, changes: Vec<Followed>, live: bool) {
         let mut events = false;
         for c in changes {
             match c {
-                Followed::Output(bytes) => self.output(bytes),
-                Followed::BadLine(text) => self.app.note(text),
-                Followed::DriverChanged => self.driver_changed(),
                 Followed::Record(record) => {
                     events |= !matches!(record.event, Event::MetricsSampled { .. });
-                    self.record(*record, live);
+                    self.record(*record, live).await;
                 }
+                other => self.fold(other),
             }
         }
         if events {
             self.moved = true;
             self.standing();
+        }
+    }
+
+    /// What changed other than a journal event.
+    fn fold(&mut self, change: Followed) {
+        match change {
+            Followed::Output(bytes) => self.output(bytes),
+            Followed::LogOutput { log, bytes } => {
+                if let Some((_, step)) = self.closed.as_ref().filter(|(l, _)| *l == log) {
+                    let chunk = crate::engine::Chunk {
+                        at: SystemTime::now(),
+                        bytes,
+                    };
+                    self.app.apply(Update::Output { step: *step, chunk });
+                }
+            }
+            Followed::BadLine(text) => self.app.note(text),
+            Followed::DriverChanged => self.driver_changed(),
+            Followed::StoreLost(why) => {
+                let at = self.source.store().unwrap_or_default();
+                if let Some(v) = self.app.watching.as_mut().and_then(|w| w.store.as_mut()) {
+                    v.lost = Some(SystemTime::now());
+                }
+                self.app.note(format!(
+                    "lost the store {at} ({why}): what is shown may be behind; reconnecting"
+                ));
+            }
+            Followed::StoreBack => {
+                let at = self.source.store().unwrap_or_default();
+                if let Some(v) = self.app.watching.as_mut().and_then(|w| w.store.as_mut()) {
+                    v.lost = None;
+                }
+                self.app.note(format!("the store {at} is back: caught up"));
+                self.app.dirty = true;
+            }
+            Followed::Record(_) => {}
+        }
+    }
+
+    /// Output read along with an event (a step's log started or stopped being followed).
+    fn fold_all(&mut self, changes: Vec<Followed>) {
+        for c in changes {
+            self.fold(c);
+        }
+    }
+
+    /// Loads the log of the step the watcher selected, when it is not on screen yet.
+    async fn load_log(&mut self) {
+        if let Some((at, attempt, rel)) = self.app.wanted_log() {
+            let read = self.source.read_log(&rel, LOG_READ).await;
+            self.app.log_loaded(at, attempt, read);
         }
     }
 
@@ -106,7 +169,7 @@ impl Watcher {
         }
     }
 
-    fn record(&mut self, record: Record, live: bool) {
+    async fn record(&mut self, record: Record, live: bool) {
         let step_log = match &record.event {
             Event::StepStarted {
                 phase,
@@ -120,15 +183,17 @@ impl Watcher {
         let ts = record.ts.clone();
         self.records.push(record.clone());
         let handover = matches!(record.event, Event::RunStarted { .. });
-        if let Some((rollback, phase, step, _, false)) = &step_log
+        if let Some((rollback, phase, step, attempt, false)) = &step_log
             && self
                 .following
                 .is_some_and(|at| self.app.name(at) == format!("{phase}/{step}") && at.rollback == *rollback)
         {
             // Its last output, before its end.
-            let rest = self.follower.stop_log();
-            self.take(rest, live);
-            self.following = None;
+            let rest = self.source.stop_log().await;
+            self.fold_all(rest);
+            if let Some(at) = self.following.take() {
+                self.closed = Some((crate::engine::log_file(*rollback, phase, step, *attempt), at));
+            }
         }
         self.app.apply(Update::Event(record));
         if handover {
@@ -146,8 +211,8 @@ impl Watcher {
             if live {
                 self.following = Some(at);
                 let path = crate::engine::log_file(rollback, &phase, &step, attempt);
-                let now = self.follower.follow_log(&path, false);
-                self.take(now, live);
+                let now = self.source.follow_log(&path, false).await;
+                self.fold_all(now);
             }
         }
     }
@@ -177,9 +242,23 @@ impl Watcher {
         }
     }
 
-    /// The lock file changed, or a session started: read who drives now.
+    /// The lock file (or the lease) changed, or a session started: read who drives now.
     fn driver_changed(&mut self) {
-        let driver = crate::runs::driver_of(self.follower.dir(), &self.records);
+        let driver = self.source.driver(&self.records);
+        // Through the store, a lease that ran out is all a watcher learns of a lost driver.
+        if let (Some(w), Some(d)) = (&self.app.watching, &driver)
+            && w.store.is_some()
+            && d.alive == Liveness::Gone
+            && !w.driver_gone()
+            && self.app.finished.is_none()
+        {
+            let text = format!(
+                "the lease of {} ran out without a renewal: its runbook is gone or cut off from the store; to go on: runbook resume {}",
+                d.who(),
+                w.run
+            );
+            self.app.note(text);
+        }
         if let Some(w) = &mut self.app.watching {
             if let Some(d) = &driver {
                 self.app.operator = d.operator.clone();
@@ -216,14 +295,8 @@ fn mode_of(records: &[Record]) -> Mode {
     }
 }
 
-async fn watch(dir: &Path) -> i32 {
-    let (follower, now) = match Follower::open(dir) {
-        Ok(f) => f,
-        Err(e) => {
-            crate::say!("runbook: cannot watch {}: {e}", dir.display());
-            return 2;
-        }
-    };
+async fn watch(source: Source, now: Vec<Followed>) -> i32 {
+    let shown_as = source.shown_as();
     let history: Vec<Record> = now
         .iter()
         .filter_map(|f| match f {
@@ -234,7 +307,7 @@ async fn watch(dir: &Path) -> i32 {
     let rb = match crate::runs::runbook_of(&history) {
         Ok(rb) => rb,
         Err(e) => {
-            crate::say!("runbook: cannot show {}: {e}", dir.display());
+            crate::say!("runbook: cannot show {shown_as}: {e}");
             return 2;
         }
     };
@@ -252,17 +325,15 @@ async fn watch(dir: &Path) -> i32 {
             simulate: mode == Mode::Rehearse,
         },
     );
-    let id = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut app = App::new(Arc::new(rb), mode, &sources, dir.display().to_string());
-    let driver = crate::runs::driver_of(dir, &history);
+    let id = source.run_id();
+    let mut app = App::new(Arc::new(rb), mode, &sources, shown_as);
+    let driver = source.driver(&history);
     app.watching = Some(Watching {
         run: id,
         driver: driver.clone(),
         ended: false,
         me: unix_user(),
+        store: source.store().map(|at| ViaStore { at, lost: None }),
     });
     if let Some(d) = &driver {
         app.operator = d.operator.clone();
@@ -275,10 +346,11 @@ async fn watch(dir: &Path) -> i32 {
         app,
         records: Vec::new(),
         following: None,
-        follower,
+        closed: None,
+        source,
         moved: false,
     };
-    w.take(now, false);
+    w.take(now, false).await;
     // Attached in the middle of a step: its output so far (the end of it), then as it comes.
     if let Some(at) = w.app.running()
         && matches!(w.app.step(at).kind, StepKind::Run(_) | StepKind::Http(_))
@@ -291,8 +363,8 @@ async fn watch(dir: &Path) -> i32 {
             w.app.view(at).attempts,
         );
         w.following = Some(at);
-        let so_far = w.follower.follow_log(&path, true);
-        w.take(so_far, true);
+        let so_far = w.source.follow_log(&path, true).await;
+        w.fold_all(so_far);
     }
     for n in notices {
         w.app.note(n);
@@ -326,8 +398,9 @@ async fn run(mut w: Watcher) -> i32 {
         last: None,
         scroll_regions: scroll_regions(),
     };
-    let run_dir = w.follower.dir().to_path_buf();
-    load_wanted_log(&mut w.app, &run_dir);
+    // Requests go to the driver's control socket on this host, or through the shared store.
+    let requests = w.source.requests();
+    w.load_log().await;
     let mut events = Some(EventStream::new());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut term_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -382,13 +455,13 @@ async fn run(mut w: Watcher) -> i32 {
                             Action::Mouse(on) => {
                                 let _ = terminal::mouse(on);
                             }
-                            Action::Ask(request) => ask(&run_dir, request, &answers_tx),
+                            Action::Ask(request) => ask(&requests, request, &answers_tx),
                         }
                     }
                     if quit {
                         break;
                     }
-                    load_wanted_log(&mut w.app, &run_dir);
+                    w.load_log().await;
                 }
                 // The wheel scrolls the log, as on the driver's screen.
                 Some(Ok(TermEvent::Mouse(m))) => {
@@ -409,10 +482,10 @@ async fn run(mut w: Watcher) -> i32 {
                 draw(&mut term, &mut w.app, &theme);
                 last_frame = Instant::now();
             }
-            changes = w.follower.next(), if following => match changes {
+            changes = w.source.next(), if following => match changes {
                 Ok(changes) => {
-                    w.take(changes, true);
-                    load_wanted_log(&mut w.app, &run_dir);
+                    w.take(changes, true).await;
+                    w.load_log().await;
                 }
                 Err(e) => {
                     w.app.note(format!("cannot follow the run any more: {e}"));
@@ -448,7 +521,7 @@ async fn run(mut w: Watcher) -> i32 {
             _ = crate::engine::sleep_until_opt(hello_at), if !hello_out => {
                 hello_at = None;
                 hello_out = true;
-                ask(&run_dir, Request::Hello, &answers_tx);
+                ask(&requests, Request::Hello, &answers_tx);
             }
             _ = tick.tick(), if w.app.finished.is_none() => w.app.dirty = true,
         }
@@ -480,7 +553,11 @@ async fn run(mut w: Watcher) -> i32 {
 /// Watches the driver's process, when it runs on this host and is not the one watched already.
 fn driver_exit(app: &App, watched: Option<u32>) -> Option<(u32, DriverExit)> {
     let d = app.watching.as_ref()?.driver.as_ref()?;
-    if d.alive != Liveness::Alive || app.finished.is_some() || watched == Some(d.pid) {
+    if d.alive != Liveness::Alive
+        || app.finished.is_some()
+        || watched == Some(d.pid)
+        || d.host != crate::identity::host()
+    {
         return None;
     }
     Some((d.pid, DriverExit::watch(d.pid)?))
@@ -500,12 +577,13 @@ const HELLO_EVERY: Duration = Duration::from_secs(2);
 
 type Answer = (Request, Result<Response, String>);
 
-/// Sends a request to the driver in the background; its answer comes back on `answers`.
-fn ask(run_dir: &Path, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
-    let dir = run_dir.to_path_buf();
+/// Sends a request to the driver in the background (its control socket, or the shared store);
+/// its answer comes back on `answers`.
+fn ask(to: &Requests, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
+    let to = to.clone();
     let answers = answers.clone();
-    tokio::task::spawn_blocking(move || {
-        let answer = crate::team::client::request(&dir, &request).map_err(|e| e.to_string());
+    tokio::spawn(async move {
+        let answer = to.ask(&request).await;
         let _ = answers.send((request, answer));
     });
 }

@@ -87,29 +87,22 @@ async fn store_changed(
 
 /// Runs the UI until the run has ended and the operator leaves; returns the exit status.
 pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: f64) -> i32 {
-    let Session {
-        runbook,
-        run_dir,
-        commands,
-        mut updates,
-        engine,
-        history,
-        notices,
-        // The store's tasks are the command line's to finish.
-        store: _,
-        mut store_status,
-    } = session;
-    let mut app = App::new(runbook, mode, &sources, run_dir.display().to_string());
+    let run_dir = session.run_dir;
+    let mut app = App::new(session.runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;
     // Resuming: the screen starts where the run stood (the resumed session's own `run_started`
     // then resets what the engine watches afresh: the triggers).
-    for record in history {
+    for record in session.history {
         app.apply(crate::engine::Update::Event(record));
     }
     app.finished = None;
-    for n in notices {
+    for n in session.notices {
         app.note(n);
     }
+    // The store is the command line's: it finishes the store's tasks. How far behind it is
+    // comes from the engine while it runs, then from the copy itself.
+    let (commands, mut updates, engine) = (session.commands, session.updates, session.engine);
+    let mut store_status = session.store_status;
     let theme = Theme::from_env();
     let guard = match terminal::Guard::enter() {
         Ok(g) => g,

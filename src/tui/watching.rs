@@ -2,7 +2,9 @@
 //! key that would change the run (a go-ahead, skip, retry, roll back, acknowledge, raise a
 //! trigger) does nothing but say who can do it; reading keys work as for the driver; `n` writes a
 //! note and `A` approves the step that waits for approvals (after a confirmation that names it):
-//! both are requests to the driver, who journals them with the watcher's name.
+//! both are requests to the driver, who journals them with the watcher's name. Watched through
+//! the shared store from another host, the badge says so (and when the store cannot be reached);
+//! notes and approvals then go through the store.
 //!
 //! The key table of the driver (`keys`) stays the driver's; this module is consulted first when
 //! `App::watching` is set.
@@ -29,6 +31,17 @@ pub struct Watching {
     pub ended: bool,
     /// This watcher's Unix user (what the driver will journal).
     pub me: String,
+    /// Watched through the shared store (from another host), not the run's folder.
+    pub store: Option<ViaStore>,
+}
+
+/// A run watched through the shared store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViaStore {
+    /// `user@host:port/db`.
+    pub at: String,
+    /// Since when the store cannot be reached: what the screen shows may be behind.
+    pub lost: Option<std::time::SystemTime>,
 }
 
 /// What a watcher's key asks the event loop to do.
@@ -66,12 +79,20 @@ impl Watching {
             Some(d) => format!("{}@{}", d.operator, d.host),
             None => "nobody".into(),
         };
+        let via = if self.store.is_some() { " via store" } else { "" };
+        if let Some(since) = self.store.as_ref().and_then(|s| s.lost) {
+            let at = crate::text::clock(since);
+            return format!(
+                " WATCHING via store · STORE LOST {} · reconnecting ",
+                at.get(..8).unwrap_or(&at)
+            );
+        }
         if self.ended {
-            format!(" WATCHING · ended · {who} drove ")
+            format!(" WATCHING{via} · ended · {who} drove ")
         } else if self.driver_gone() {
-            format!(" WATCHING · {who} is GONE ")
+            format!(" WATCHING{via} · {who} is GONE ")
         } else {
-            format!(" WATCHING · {who} drives ")
+            format!(" WATCHING{via} · {who} drives ")
         }
     }
 
@@ -347,6 +368,7 @@ approval = { count = 1 }
             }),
             ended: false,
             me: me.into(),
+            store: None,
         });
         app
     }
@@ -391,6 +413,23 @@ approval = { count = 1 }
         }
         // Leaving asks nothing.
         assert_eq!(on_key(&mut app, key(KeyCode::Char('q'))), vec![Action::Quit]);
+    }
+
+    #[test]
+    fn through_the_store_the_badge_says_so_and_never_looks_healthy_when_it_is_lost() {
+        let mut app = watcher("bob");
+        let w = app.watching.as_mut().unwrap();
+        w.store = Some(ViaStore {
+            at: "rb@db:5432/runbook".into(),
+            lost: None,
+        });
+        assert_eq!(w.badge(), " WATCHING via store · alice@bastion drives ");
+        w.store.as_mut().unwrap().lost =
+            Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(3723));
+        assert_eq!(
+            w.badge(),
+            " WATCHING via store · STORE LOST 01:02:03 · reconnecting "
+        );
     }
 
     #[test]

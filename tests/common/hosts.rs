@@ -1,164 +1,168 @@
-//! Hosts of the test's own: a database host and bastions, each in a network namespace
-//! (`ip netns`, as root), joined by a veth pair each to a bridge in the database's namespace, on
-//! a private /24 of the test's own. A bastion's link can be cut (`ip link set … down`, on the
-//! database's side, as a partition in between would) and healed. Each bastion is started with
-//! its own host name (`unshare --uts`), so that `runbook` tells them apart as it would on two
-//! machines. The namespaces, their links and whatever still runs in them go when the `Network`
-//! is dropped, a failing test included.
+//! Bastion hosts for the shared store's tests: each "host" has a host name of its own for real
+//! (its `runbook` runs in a UTS namespace of its own, `unshare --uts`, where the host name is
+//! set, so `gethostname` tells the hosts apart), a state dir of its own, and runs `runbook` as
+//! root or as a Unix user made for the test (`useradd`; removed when dropped). Everything lives
+//! in one folder every user may read, with a copy of the binary they may all run. Needs root,
+//! util-linux (`unshare`, `runuser`) and passwd (`useradd`): `.ci/run` runs as root and installs
+//! them.
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+static USERS: AtomicUsize = AtomicUsize::new(0);
 
-/// The bridge in the database's namespace (its address is the /24's `.1`).
-const BRIDGE: &str = "br0";
-
-pub struct Network {
-    /// The database host's namespace.
-    pub db: String,
-    /// `10.X.Y`: the test's /24.
-    net: String,
-    /// The bastions: host name, namespace, address, the veth end on the database's side.
-    hosts: Vec<Host>,
+/// A folder every user may read, with the binary in it.
+pub struct Site {
+    dir: tempfile::TempDir,
+    pub bin: PathBuf,
 }
 
-struct Host {
-    name: String,
-    netns: String,
-    addr: String,
-    link: String,
-}
-
-/// `ip ARGS`, which must succeed.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("`ip` runs (iproute2; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Network {
-    /// A database namespace and one namespace per bastion in `names`, linked and up.
-    pub fn new(names: &[&str]) -> Network {
+impl Site {
+    pub fn new() -> Site {
         assert!(
-            nix::unistd::Uid::effective().is_root(),
-            "network namespaces need root (CI runs the tests as root)"
+            nix::unistd::geteuid().is_root(),
+            "these tests set host names and create Unix users: run them as root (.ci/run does)"
         );
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let pid = std::process::id();
-        let tag = format!("rbp{pid}-{n}");
-        // A /24 of the test's own: nothing outside its namespaces sees it, but two tests never
-        // share one either.
-        let id = (pid.wrapping_mul(31).wrapping_add(n)) % 60_000;
-        let net = format!("10.{}.{}", 100 + id / 250 % 150, id % 250);
-        let mut network = Network {
-            db: format!("{tag}-db"),
-            net,
-            hosts: Vec::new(),
-        };
-        ip(&["netns", "add", &network.db]);
-        let db = network.db.clone();
-        ip(&["-n", &db, "link", "set", "lo", "up"]);
-        ip(&["-n", &db, "link", "add", BRIDGE, "type", "bridge"]);
-        let bridge_addr = format!("{}/24", network.db_addr());
-        ip(&["-n", &db, "addr", "add", &bridge_addr, "dev", BRIDGE]);
-        ip(&["-n", &db, "link", "set", BRIDGE, "up"]);
-        for (i, name) in names.iter().enumerate() {
-            let host = Host {
-                name: name.to_string(),
-                netns: format!("{tag}-h{i}"),
-                addr: format!("{}.{}", network.net, 10 + i),
-                link: format!("h{i}"),
-            };
-            // Recorded first: whatever fails below, Drop removes it.
-            network.hosts.push(host);
-            let host = network.hosts.last().unwrap();
-            ip(&["netns", "add", &host.netns]);
-            ip(&["-n", &host.netns, "link", "set", "lo", "up"]);
-            ip(&[
-                "-n",
-                &db,
-                "link",
-                "add",
-                &host.link,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &host.netns,
-            ]);
-            ip(&["-n", &db, "link", "set", &host.link, "master", BRIDGE]);
-            ip(&["-n", &db, "link", "set", &host.link, "up"]);
-            let addr = format!("{}/24", host.addr);
-            ip(&["-n", &host.netns, "addr", "add", &addr, "dev", "eth0"]);
-            ip(&["-n", &host.netns, "link", "set", "eth0", "up"]);
+        let dir = tempfile::Builder::new()
+            .prefix("runbook-hosts")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.path().join("runbook");
+        std::fs::copy(super::runbook_bin(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Site { dir, bin }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file every user may read.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        network
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
     }
 
-    /// The database host's address.
-    pub fn db_addr(&self) -> String {
-        format!("{}.1", self.net)
+    /// `config.toml` naming the store (and `store_lease`), used by every host of the site.
+    pub fn store_config(&self, url: &str, lease: &str) {
+        self.write(
+            "config/runbook/config.toml",
+            &format!("store = \"{url}\"\nstore_lease = \"{lease}\"\n"),
+        );
     }
 
-    fn host(&self, name: &str) -> &Host {
-        self.hosts
-            .iter()
-            .find(|h| h.name == name)
-            .unwrap_or_else(|| panic!("no host {name} in this network"))
+    /// A host of the site: its name and its state dir (`state-NAME`, made world-writable so that
+    /// any user of the test may run there).
+    pub fn host(&self, name: &str) -> Host {
+        let state = self.dir.path().join(format!("state-{name}"));
+        Host {
+            name: name.to_string(),
+            state,
+            bin: self.bin.clone(),
+            site: self.dir.path().to_path_buf(),
+        }
+    }
+}
+
+/// One bastion.
+pub struct Host {
+    pub name: String,
+    pub state: PathBuf,
+    bin: PathBuf,
+    site: PathBuf,
+}
+
+impl Host {
+    /// The shell words that run `runbook ARGS` on this host (as `user`, or root): for `Command`
+    /// (`command`) or a tmux pane (`shell_line`).
+    fn words(&self, user: Option<&User>, args: &[&str]) -> Vec<String> {
+        let mut w: Vec<String> = vec![
+            "unshare".into(),
+            "--uts".into(),
+            "sh".into(),
+            "-c".into(),
+            "echo \"$0\" > /proc/sys/kernel/hostname && shift && exec \"$@\"".into(),
+            self.name.clone(),
+            "-".into(),
+        ];
+        if let Some(u) = user {
+            w.extend(["runuser".into(), "-u".into(), u.name.clone(), "--".into()]);
+        }
+        w.extend([
+            "env".into(),
+            format!("XDG_CONFIG_HOME={}", self.site.join("config").display()),
+            "RUNBOOK_STORE=".into(),
+            "PGPASSFILE=/nonexistent".into(),
+        ]);
+        w.push(self.bin.display().to_string());
+        w.extend(args.iter().map(|a| a.to_string()));
+        w
     }
 
-    /// Cuts `name` off the network: its link on the database's side goes down.
-    pub fn cut(&self, name: &str) {
-        ip(&["-n", &self.db, "link", "set", &self.host(name).link, "down"]);
-    }
-
-    /// Puts `name` back on the network.
-    pub fn heal(&self, name: &str) {
-        ip(&["-n", &self.db, "link", "set", &self.host(name).link, "up"]);
-    }
-
-    /// `program` to be run on bastion `name`: in its namespace, with its host name. The process
-    /// started is `program` itself (no shell or `ip` stays in between), so its pid is the child's.
-    pub fn command(&self, name: &str, program: &std::path::Path) -> Command {
-        let host = self.host(name);
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &host.netns, "unshare", "--uts", "sh", "-c"])
-            .arg(format!("hostname {} && exec \"$0\" \"$@\"", host.name))
-            .arg(program);
+    /// `runbook ARGS` on this host, with `--state-dir` added for commands that take it.
+    pub fn command(&self, user: Option<&User>, args: &[&str]) -> Command {
+        let words = self.words(user, args);
+        let mut c = Command::new(&words[0]);
+        c.args(&words[1..])
+            .current_dir(&self.site)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c
     }
+
+    /// The same as one line for a shell (a tmux pane), each word quoted.
+    pub fn shell_line(&self, user: Option<&User>, args: &[&str]) -> String {
+        self.words(user, args)
+            .iter()
+            .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn state_arg(&self) -> String {
+        self.state.display().to_string()
+    }
 }
 
-impl Drop for Network {
+/// A Unix user made for the test; removed (with whatever it still runs) when dropped.
+pub struct User {
+    pub name: String,
+}
+
+impl User {
+    pub fn new(short: &str) -> User {
+        let n = USERS.fetch_add(1, Ordering::SeqCst);
+        let name = format!("rb{}{n}{short}", std::process::id() % 100_000);
+        let out = Command::new("useradd")
+            .args(["-M", "-N", "-s", "/bin/sh", &name])
+            .output()
+            .expect("useradd runs");
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        User { name }
+    }
+}
+
+impl Drop for User {
     fn drop(&mut self) {
-        let mut all: Vec<&str> = self.hosts.iter().map(|h| h.netns.as_str()).collect();
-        all.push(&self.db);
-        for ns in all {
-            // Nothing started in a namespace outlives it (a `runbook` a failed test left behind).
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(pid) = pid.parse::<i32>() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-            }
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
+        let _ = Command::new("pkill").args(["-KILL", "-u", &self.name]).status();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let _ = Command::new("userdel")
+            .arg(&self.name)
+            .stderr(Stdio::null())
+            .status();
     }
 }

@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests: runbooks written into a temporary folder, the real
 //! binary run headless against a temporary state folder, journals read back, processes checked,
-//! the engine driven through the library, and a tiny HTTP server.
+//! the engine driven through the library, a tiny HTTP server, and (`tmux`) a terminal to drive.
 #![allow(dead_code)]
 
 pub mod prometheus;
+pub mod tmux;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -108,10 +109,13 @@ pub fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Bastions and a database host in network namespaces of the test's own.
-pub mod hosts;
+/// The database and bastions in network namespaces of the test's own, links that can be cut.
+pub mod netns;
 /// A real PostgreSQL, for the shared store's tests.
 pub mod postgres;
+
+/// Bastion hosts (a host name, a state dir and a Unix user each), for the shared store's tests.
+pub mod hosts;
 
 /// A temporary folder holding runbooks, files the steps write, and the state folder.
 pub struct Fixture {
@@ -480,6 +484,11 @@ pub fn journal_now(path: &Path) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// A run folder's journal, read while it may be written (see `journal_now`).
+pub fn run_journal(run_dir: &Path) -> Vec<Value> {
+    journal_now(&run_dir.join("journal.jsonl"))
 }
 
 /// Every step_started with its name and attempt (`phase/step#N`), in journal order.

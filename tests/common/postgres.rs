@@ -1,7 +1,7 @@
 //! A real PostgreSQL for the tests (Debian's `postgresql` package): a cluster `initdb`-ed in a
 //! temporary folder, started on a free port on 127.0.0.1 as an unprivileged user (as root, the
 //! system user `runbook-pg`, created when missing), with password authentication. Stopped and
-//! removed when dropped. `start_in` starts it in a network namespace instead (`common::hosts`),
+//! removed when dropped. `start_in` starts it in a network namespace instead (`common::netns`),
 //! listening on that namespace's address; the test then reaches it through its Unix socket.
 
 use std::path::{Path, PathBuf};

@@ -70,3 +70,69 @@ run = "for i in $(seq 1 25); do echo line $i; sleep 0.2; done"
     let dir = common::run_dirs(&state).pop().unwrap();
     pg.assert_replicated(&dir);
 }
+
+#[test]
+fn a_driver_that_cannot_renew_its_lease_says_so_in_the_header_and_starts_the_next_step_once_renewed() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
+    std::fs::write(
+        fx.file("config/runbook/config.toml"),
+        format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url()),
+    )
+    .unwrap();
+    let rb = fx.write(
+        "rb.toml",
+        r#"
+[runbook]
+title = "Lease"
+[[phase]]
+title = "Work"
+[[phase.step]]
+title = "Slow"
+run = "for i in $(seq 1 12); do echo tick $i; sleep 0.5; done"
+[[phase.step]]
+title = "Next"
+run = "echo next > next-ran"
+"#,
+    );
+    let state = fx.file("state");
+    let command = format!(
+        "env NO_COLOR=1 XDG_CONFIG_HOME={} {} run {} --state-dir {}; echo EXIT=$?; sleep 600",
+        fx.file("config").display(),
+        common::runbook_bin().display(),
+        rb.display(),
+        state.display(),
+    );
+    let tmux = TmuxServer::new("store-lease");
+    tmux.ok(&["new-session", "-d", "-s", "run", "-x", "80", "-y", "24", &command]);
+    let header = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    pg.wait_for(
+        "SELECT count(*) > 0 FROM log_chunks",
+        "t",
+        Duration::from_secs(30),
+    );
+    // The store goes: renewals fail, and two thirds of the lease later nothing more starts.
+    pg.stop();
+    let screen = tmux.wait_screen("run", "the hold in the header", Duration::from_secs(20), |s| {
+        header(s).contains("NO STORE LEASE: HOLDING")
+    });
+    assert!(!fx.exists("next-ran"), "{screen}");
+    // The step in flight finishes; the next one waits.
+    let screen = tmux.wait_screen("run", "the slow step's end", Duration::from_secs(20), |s| {
+        s.contains("succeeded") && header(s).contains("NO STORE LEASE: HOLDING")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!fx.exists("next-ran"), "{screen}");
+    // The store returns: the lease is renewed, the next step runs, the run ends.
+    pg.start_again();
+    let screen = tmux.wait_screen("run", "the run's end", Duration::from_secs(30), |s| {
+        header(s).contains("SUCCEEDED")
+    });
+    assert!(!header(&screen).contains("NO STORE LEASE"), "{screen}");
+    assert!(fx.exists("next-ran"));
+    tmux.keys("run", &["q"]);
+    tmux.wait_screen("run", "the exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=0")
+    });
+}

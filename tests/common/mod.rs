@@ -110,6 +110,8 @@ pub fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The database and bastions in network namespaces of the test's own, links that can be cut.
+pub mod netns;
 /// A real PostgreSQL, for the shared store's tests.
 pub mod postgres;
 

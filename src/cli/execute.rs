@@ -215,6 +215,12 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         };
         let mut session = session;
         let shared = session.store.take();
+        // Earlier runs of this host whose copy to this store was left unfinished (SPEC §9).
+        let catchup = store.as_ref().and_then(|s| {
+            let (n, task) = crate::store::catchup::start(s, &state_dir, Some(&session.run_dir))?;
+            crate::say!("runbook: copying to the store what it lacks of {n} earlier run(s) of this host, in the background");
+            Some(task)
+        });
         session::forward_signals(session.commands.clone());
         if front == FrontEnd::HeadlessNoTerminal {
             crate::say!("runbook: stdout or stdin is not a terminal; running headless");
@@ -234,14 +240,11 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         } else {
             crate::headless::run(session).await
         };
-        // What the shared store still lacks is copied now (briefly), then the lease is released.
-        let mut fenced = None;
-        if let Some(shared) = shared {
-            fenced = shared.fenced_by();
-            if let Some(lacking) = shared.finish(std::time::Duration::from_secs(15)).await {
-                crate::say!("runbook: {lacking}");
-            }
-        }
+        // What the shared store still lacks is copied now (at most 15 s, said), then the lease is
+        // released; so is what earlier runs here left uncopied.
+        let fenced = shared.as_ref().and_then(crate::store::Handle::fenced_by);
+        let wait = std::time::Duration::from_secs(15);
+        crate::store::finish(shared, catchup, wait, |m| crate::say!("runbook: {m}")).await;
         if let Some(by) = fenced {
             crate::say!(
                 "runbook: {by} drives this run now (the shared store says so); nothing more runs here"

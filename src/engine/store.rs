@@ -55,6 +55,12 @@ impl Engine {
             match gate {
                 Gate::Go => return Ok(()),
                 Gate::Stop(why) => {
+                    // Fenced (already said by `store_fenced`): the run is the newer driver's now,
+                    // as after a hand-over (SPEC §8: the old driver becomes a watcher). Nothing
+                    // more is journaled here.
+                    if let Some(by) = self.store.as_ref().and_then(Link::fenced_by) {
+                        return Err(Stop::HandedOver(by.to_string()));
+                    }
                     self.rec.tell(Update::Message(why.clone())).await;
                     return Err(Stop::Interrupted(why));
                 }

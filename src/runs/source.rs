@@ -136,7 +136,7 @@ impl Requests {
                 .map_err(|e| e.to_string())?
             }
             Requests::Store { config, run_id } => {
-                crate::store::requests::request(&Store { config: *config }, &run_id, request)
+                crate::store::requests::request(&Store::with_config(*config), &run_id, request)
                     .await
                     .map_err(|e| e.to_string())
             }

@@ -105,6 +105,13 @@ fn status(app: &App, theme: &Theme, now: Instant) -> (String, Style) {
     if !app.firing().is_empty() {
         return (" TRIGGER FIRING ".into(), theme.alarm());
     }
+    // Cut off from the shared store: nothing more starts until the lease is renewed (SPEC §9).
+    if app.lease_hold && app.waiting.is_none() {
+        return (
+            " NO STORE LEASE: HOLDING ".into(),
+            theme.warn().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        );
+    }
     match &app.waiting {
         Some((_, Wait::Interrupted)) => (
             " INTERRUPTED STEP: DECIDE ".into(),

@@ -749,3 +749,58 @@ run = "echo $RUNBOOK_RUN_DIR >> third-ran-in"
         "A finished the command, then handed over: {names:?}"
     );
 }
+
+#[test]
+fn a_hand_over_agreed_during_the_last_command_is_answered_when_the_run_ends_there() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "5s");
+    let rb = site.write(
+        "rb.toml",
+        "[runbook]\ntitle = \"Last\"\n[[phase]]\ntitle = \"Deploy\"\n[[phase.step]]\ntitle = \"Long\"\nrun = \"sleep 3\"\n",
+    );
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let tmux = Tmux::new(site.path());
+    tmux.start(
+        "a",
+        &a.shell_line(
+            None,
+            &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
+        ),
+    );
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started'",
+        "1",
+        LIMIT,
+    );
+    let id = run_id(&the_run(&a.state));
+    let out_b = site.path().join("b.out");
+    let taker = spawn_logged(
+        b.command(
+            None,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "late",
+                "--headless",
+                "--state-dir",
+                &b.state_arg(),
+            ],
+        ),
+        &out_b,
+    );
+    tmux.wait_screen("a", "asks to take over");
+    tmux.keys("a", &["y"]);
+    let code = wait_exit(taker);
+    let said = std::fs::read_to_string(&out_b).unwrap();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the run ended (succeeded) before it could be handed over"),
+        "{said}"
+    );
+    assert!(common::run_dirs(&b.state).is_empty(), "B took nothing: {said}");
+    let j = journal(&the_run(&a.state));
+    assert!(common::events(&j, "handover").is_empty());
+    assert_eq!(common::events(&j, "run_finished")[0]["outcome"], "succeeded");
+}

@@ -317,6 +317,24 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_through_the_store_names_its_role() {
+        let o = Origin {
+            host: "bastion-b".into(),
+            pid: Some(42),
+            store_role: Some("bastion_b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            o.describe(),
+            "bastion-b, pid 42, via the shared store as role bastion_b"
+        );
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(json, r#"{"host":"bastion-b","pid":42,"store_role":"bastion_b"}"#);
+        let local: Origin = serde_json::from_str(r#"{"host":"a","pid":1}"#).unwrap();
+        assert_eq!(local.store_role, None, "journals from before read as local");
+    }
+
+    #[test]
     fn requests_are_tagged_by_op() {
         let r: Request = serde_json::from_str(r#"{"op":"approve","step":"deploy/canary"}"#).unwrap();
         assert_eq!(

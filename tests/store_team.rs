@@ -25,26 +25,38 @@ fn finish(child: Child, limit: Duration) -> CliRun {
     CliRun::new(wait_output(child, limit), started.elapsed())
 }
 
+/// A `runbook` started by the test, killed if the test ends (or fails) before it does.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `cmd` with its stdout and stderr going to files (read while it runs).
-fn spawn_logged(mut cmd: Command, out: &Path) -> Child {
+fn spawn_logged(mut cmd: Command, out: &Path) -> Running {
     let file = std::fs::File::create(out).unwrap();
-    cmd.stdout(Stdio::from(file.try_clone().unwrap()))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .unwrap()
+    Running(
+        cmd.stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Waits for a process started by `spawn_logged` to end; its exit status (it is killed after
 /// `LIMIT`).
-fn wait_exit(mut child: Child) -> Option<i32> {
+fn wait_exit(mut running: Running) -> Option<i32> {
     let deadline = Instant::now() + LIMIT;
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = running.0.try_wait().unwrap() {
             return status.code();
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             return None;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -470,11 +482,11 @@ fn host_b_takes_over_at_once_when_the_lease_of_a_killed_driver_on_host_a_expires
     let id = run_id(&the_run(&a.state));
     // Host A dies: its runbook killed outright (with the namespace's shell it runs under), its disk gone.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(driver.id() as i32),
+        nix::unistd::Pid::from_raw(driver.0.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let _ = driver.wait();
+    let _ = driver.0.wait();
     std::fs::remove_dir_all(&a.state).unwrap();
 
     let taker = finish(
@@ -639,7 +651,7 @@ fn a_deploy_lock_held_on_host_a_refuses_a_run_on_host_b_until_a_is_gone() {
     assert!(
         refused.stderr.contains(&format!(
             "deploy lock `checkout-production` is held by root@bastion-a (pid {}), driving the run {id}",
-            driver.id()
+            driver.0.id()
         )),
         "{}",
         refused.stderr
@@ -654,11 +666,11 @@ fn a_deploy_lock_held_on_host_a_refuses_a_run_on_host_b_until_a_is_gone() {
     // A dies without letting go: the lock is free again once A's lease (and the lock's grace,
     // one lease length) has run out.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(driver.id() as i32),
+        nix::unistd::Pid::from_raw(driver.0.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let _ = driver.wait();
+    let _ = driver.0.wait();
     pg.wait_for(
         "SELECT count(*) FROM locks k WHERE k.expires_at < now() AND NOT EXISTS \
          (SELECT 1 FROM leases l WHERE l.run_id = k.run_id AND l.expires_at > now())",
@@ -748,4 +760,59 @@ run = "echo $RUNBOOK_RUN_DIR >> third-ran-in"
         finished < handover,
         "A finished the command, then handed over: {names:?}"
     );
+}
+
+#[test]
+fn a_hand_over_agreed_during_the_last_command_is_answered_when_the_run_ends_there() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "5s");
+    let rb = site.write(
+        "rb.toml",
+        "[runbook]\ntitle = \"Last\"\n[[phase]]\ntitle = \"Deploy\"\n[[phase.step]]\ntitle = \"Long\"\nrun = \"sleep 3\"\n",
+    );
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let tmux = Tmux::new(site.path());
+    tmux.start(
+        "a",
+        &a.shell_line(
+            None,
+            &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
+        ),
+    );
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started'",
+        "1",
+        LIMIT,
+    );
+    let id = run_id(&the_run(&a.state));
+    let out_b = site.path().join("b.out");
+    let taker = spawn_logged(
+        b.command(
+            None,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "late",
+                "--headless",
+                "--state-dir",
+                &b.state_arg(),
+            ],
+        ),
+        &out_b,
+    );
+    tmux.wait_screen("a", "asks to take over");
+    tmux.keys("a", &["y"]);
+    let code = wait_exit(taker);
+    let said = std::fs::read_to_string(&out_b).unwrap();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the run ended (succeeded) before it could be handed over"),
+        "{said}"
+    );
+    assert!(common::run_dirs(&b.state).is_empty(), "B took nothing: {said}");
+    let j = journal(&the_run(&a.state));
+    assert!(common::events(&j, "handover").is_empty());
+    assert_eq!(common::events(&j, "run_finished")[0]["outcome"], "succeeded");
 }

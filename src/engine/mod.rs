@@ -369,6 +369,7 @@ impl Engine {
         if let Err(Stop::Journal(e)) = self.finish(outcome, reason).await {
             self.rec.tell(Update::Message(e)).await;
         }
+        self.takeovers_ended(outcome);
         self.finish_notify().await;
         outcome
     }

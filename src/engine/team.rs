@@ -467,6 +467,20 @@ impl Engine {
         }
     }
 
+    /// The run reached its end: a takeover still asked about, or agreed to for after the step
+    /// that was the last, is answered so (rather than "the driver stopped").
+    pub(super) fn takeovers_ended(&mut self, outcome: Outcome) {
+        let words = outcome.as_str().replace('_', " ");
+        for asked in [self.team.takeover.take(), self.team.agreed.take()]
+            .into_iter()
+            .flatten()
+        {
+            asked.reply.send(Response::refused(format!(
+                "the run ended ({words}) before it could be handed over: there is nothing to take over"
+            )));
+        }
+    }
+
     /// The step in flight, when it executes something here (a command, an HTTP request).
     fn executing(&self) -> Option<StepRef> {
         let (at, _, _) = self.unfinished?;

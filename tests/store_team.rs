@@ -168,10 +168,30 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
     note.expect_code(0);
     assert!(note.stdout.contains("note added"), "{}", note.stdout);
 
+    // Bastion B logs into the store as a role of its own, which may use the tables, not make
+    // them: the approval carries that role, the one thing the store vouches for.
+    pg.psql(
+        "runbook",
+        "CREATE ROLE bastion_b LOGIN PASSWORD 'b-pw'; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO bastion_b; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO bastion_b",
+    );
+    let as_b = pg.url().replace(
+        &format!("{}:{}@", common::postgres::USER, common::postgres::PASSWORD),
+        "bastion_b:b-pw@",
+    );
     let approve = finish(
         b.command(
             Some(&bob),
-            &["approve", &id, "deploy/migrate", "--state-dir", &b.state_arg()],
+            &[
+                "approve",
+                &id,
+                "deploy/migrate",
+                "--state-dir",
+                &b.state_arg(),
+                "--store",
+                &as_b,
+            ],
         )
         .spawn()
         .unwrap(),
@@ -194,11 +214,7 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
     assert_eq!(approval["operator"], bob.name.as_str(), "{approval}");
     assert_eq!(approval["step"], "migrate");
     assert_eq!(approval["from"]["host"], "bastion-b", "{approval}");
-    assert_eq!(
-        approval["from"]["store_role"],
-        common::postgres::USER,
-        "{approval}"
-    );
+    assert_eq!(approval["from"]["store_role"], "bastion_b", "{approval}");
     assert!(
         approval["metrics"]["error_rate"].is_number(),
         "the metric values at that moment: {approval}"
@@ -219,7 +235,7 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
     assert_eq!(
         rows.trim(),
         format!(
-            "approve|rb|root|bastion-b|false\nnote|rb|{0}|bastion-b|true\napprove|rb|{0}|bastion-b|true",
+            "approve|rb|root|bastion-b|false\nnote|rb|{0}|bastion-b|true\napprove|bastion_b|{0}|bastion-b|true",
             bob.name
         )
     );

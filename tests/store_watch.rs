@@ -5,7 +5,8 @@
 //! outcome, beside B's own local runs; a store that cannot be reached is an error. `attach` on B
 //! (the real binary in tmux, 80×24) shows A's steps and the running step's log as it grows,
 //! WATCHING, who drives from where, "via store", a store that went away and came back, and the
-//! run's end.
+//! run's end; a note and an approval from B's screen reach A through the store; a killed driver
+//! is seen gone when its lease runs out; `attach --events` prints A's journal as it comes.
 
 mod common;
 
@@ -94,11 +95,39 @@ fn line_on(host: &Host, args: &[&str]) -> String {
     host.shell_line(None, &args)
 }
 
+/// A `runbook` the test started: killed when dropped if it still runs (a test that failed
+/// midway leaves nothing behind).
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts A's run of `file` headless, through the store its config names.
-fn drive(a: &Host, file: &Path) -> Child {
-    on(a, &["run", file.to_str().unwrap(), "--headless"])
-        .spawn()
-        .expect("start the driver on bastion-a")
+fn drive(a: &Host, file: &Path) -> Running {
+    Running(
+        on(a, &["run", file.to_str().unwrap(), "--headless"])
+            .spawn()
+            .expect("start the driver on bastion-a"),
+    )
 }
 
 fn the_run(state: &Path) -> String {
@@ -503,9 +532,11 @@ fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_end
     let _gates = Gates(site.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
-    let mut watcher = on(&b, &["attach", "--events"])
-        .spawn()
-        .expect("start the watcher on bastion-b");
+    let mut watcher = Running(
+        on(&b, &["attach", "--events"])
+            .spawn()
+            .expect("start the watcher on bastion-b"),
+    );
     let stdout = watcher.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -588,4 +619,74 @@ fn a_watcher_through_the_store_sees_a_killed_driver_gone_when_its_lease_runs_out
     assert_eq!(tmux.exit_code("watcher"), 0);
     std::fs::write(site.path().join("more"), "").unwrap();
     std::fs::write(site.path().join("go"), "").unwrap();
+}
+
+/// A step that needs one approval by an operator other than the driver.
+const FOUR_EYES: &str = r#"
+[runbook]
+title = "Four eyes"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "ship"
+title = "Ship it"
+run = "echo shipped"
+approval = { count = 1 }
+"#;
+
+#[test]
+fn a_watcher_on_another_host_approves_through_the_store_from_its_screen() {
+    let pg = Postgres::start();
+    let (site, a, b) = two_hosts(&pg);
+    let rb = site.write("four-eyes.toml", FOUR_EYES);
+    let bob = common::hosts::User::new("bob");
+    let mut driver = drive(&a, &rb);
+    pg.wait_for(
+        "SELECT count(*) > 0 FROM events WHERE event = 'run_started'",
+        "t",
+        Duration::from_secs(30),
+    );
+    let id = the_run(&a.state);
+    let tmux = Terminals::new(&site);
+    let state = b.state_arg();
+    tmux.open(
+        "bob",
+        &b.shell_line(Some(&bob), &["attach", &id, "--state-dir", &state]),
+    );
+    // Whether the step waits for approvals is the driver's to say: asked through the store.
+    let screen = tmux.wait_for("bob", "waiting for 1 approval");
+    assert!(
+        screen.contains("WATCHING via store · root@bastion-a drives"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("A  approve"),
+        "the approve key is offered:\n{screen}"
+    );
+    tmux.keys("bob", &["A"]);
+    let screen = tmux.wait_for("bob", "Approve deploy/ship?");
+    assert!(
+        screen.contains("Ship it"),
+        "the confirmation names the step:\n{screen}"
+    );
+    tmux.keys("bob", &["y"]);
+    assert!(
+        wait_output_child(&mut driver).success(),
+        "approved, the run went on and succeeded"
+    );
+    let journal = common::journal_json(&a.state.join("runs").join(&id).join("journal.jsonl"));
+    let approval = journal
+        .iter()
+        .find(|e| e["event"] == "approval")
+        .expect("A journaled the approval");
+    assert_eq!(approval["operator"], bob.name.as_str(), "{approval:#}");
+    assert_eq!(approval["step"], "ship");
+    assert_eq!(approval["from"]["host"], "bastion-b", "{approval:#}");
+    let screen = tmux.wait_for("bob", "SUCCEEDED");
+    assert!(screen.contains("WATCHING via store · ended"), "{screen}");
+    tmux.keys("bob", &["q"]);
+    assert_eq!(tmux.exit_code("bob"), 0);
 }

@@ -466,11 +466,12 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
         text
     });
     assert!(
-        common::wait_for(Duration::from_secs(30), || {
+        common::wait_for(Duration::from_secs(60), || {
             std::thread::sleep(Duration::from_millis(50));
             has(&journal(&dir), "run_finished", None)
         }),
-        "the run ends while cut off"
+        "the run ends while cut off: {:?}",
+        common::event_names(&journal(&dir))
     );
     let waited = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));

@@ -25,7 +25,8 @@ $(du -sb "$DIR/state/runs/$run" | cut -f1) bytes (journal $(stat -c %s "$DIR/sta
 logs $(cat "$DIR/state/runs/$run"/logs/*.log | wc -c))"
 echo
 printf '%-15s %8s %12s %14s\n' table rows bytes "data bytes"
-for t in runs events log_chunks leases schema_version; do
+for t in $(sql "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY relname"); do
   case $t in
     events) data="sum(length(line))" ;;
     log_chunks) data="sum(length(data))" ;;

@@ -118,7 +118,11 @@ impl LeaseTask {
     pub async fn run(mut self) {
         let ttl = self.config.lease;
         let every = ttl / 3;
-        let op_timeout = every.min(Duration::from_secs(5));
+        // How long one attempt may take. Not bounded by the lease: the lease's margin and its end
+        // are said on time while an attempt is still under way (below), and a store that is only
+        // slow (a busy machine) still gets its renewal through.
+        let op_timeout = every.max(Duration::from_secs(5));
+        let connect_timeout = Duration::from_secs(10);
         let me = Driver::me();
         let mut client: Option<Client> = self.client.take();
         let mut state = LeaseState::Taking;
@@ -128,35 +132,11 @@ impl LeaseTask {
         let mut next_try = Instant::now();
         loop {
             // Wait for the next renewal, the end of the lease's margin or of the lease, or the run's.
-            let deadline = match (&state, confirmed) {
-                (LeaseState::Held { .. }, Some(at)) => Some(at + ttl * 2 / 3),
-                (LeaseState::Unconfirmed { .. }, Some(at)) => Some(at + ttl),
-                _ => None,
-            };
+            let deadline = lapses(&state, confirmed, ttl);
             tokio::select! {
                 _ = tokio::time::sleep_until(next_try) => {}
                 _ = crate::duration::sleep_until_opt(deadline) => {
-                    let Some(at) = confirmed else { continue };
-                    match state {
-                        LeaseState::Held { epoch } => {
-                            let (since, expires) = (wall(at), wall(at + ttl));
-                            state = LeaseState::Unconfirmed { epoch, since, expires };
-                            self.tell(Signal::Journal(Event::StoreLeaseUnconfirmed {
-                                since: crate::journal::timestamp(since),
-                                expires: crate::journal::timestamp(expires),
-                            }))
-                            .await;
-                        }
-                        LeaseState::Unconfirmed { epoch, .. } => {
-                            state = LeaseState::Lost { epoch, since: SystemTime::now() };
-                            self.tell(Signal::Journal(Event::StoreLeaseLost {
-                                expired: crate::journal::timestamp(SystemTime::now()),
-                            }))
-                            .await;
-                        }
-                        _ => continue,
-                    }
-                    self.tell(Signal::Lease(state.clone())).await;
+                    self.lapse(&mut state, confirmed, ttl).await;
                     continue;
                 }
                 changed = self.done.changed() => {
@@ -183,14 +163,19 @@ impl LeaseTask {
                 | LeaseState::Lost { epoch, .. } => Some(*epoch),
                 LeaseState::Fenced { .. } | LeaseState::Refused { .. } => return,
             };
-            // One attempt (connecting first if need be), cut short when the lease's margin or
-            // the lease itself runs out meanwhile: that is said on time, then tried again.
+            // One attempt (connecting first if need be). The lease's margin or its end passing
+            // meanwhile is said on time; the attempt goes on.
             let attempt = {
                 let (config, run, me, steal) = (&self.config, &self.run, &me, self.steal);
                 let mut c = client.take();
                 async move {
                     if c.is_none() {
-                        c = Some(timeout(op_timeout, connect::connect(config)).await.ok()?.ok()?);
+                        c = Some(
+                            timeout(connect_timeout, connect::connect(config))
+                                .await
+                                .ok()?
+                                .ok()?,
+                        );
                     }
                     let conn = c.as_ref()?;
                     let sent = Instant::now();
@@ -203,17 +188,18 @@ impl LeaseTask {
                     Some((c, sent, outcome))
                 }
             };
-            let (c, sent, outcome) = tokio::select! {
-                biased;
-                _ = crate::duration::sleep_until_opt(deadline) => {
-                    next_try = Instant::now();
-                    continue;
+            tokio::pin!(attempt);
+            let done = loop {
+                let deadline = lapses(&state, confirmed, ttl);
+                tokio::select! {
+                    biased;
+                    _ = crate::duration::sleep_until_opt(deadline) => {
+                        self.lapse(&mut state, confirmed, ttl).await;
+                    }
+                    done = &mut attempt => break done,
                 }
-                done = attempt => match done {
-                    Some(done) => done,
-                    None => continue,
-                },
             };
+            let Some((c, sent, outcome)) = done else { continue };
             client = c;
             match outcome {
                 Taken::Held(epoch) => {
@@ -252,8 +238,50 @@ impl LeaseTask {
         }
     }
 
+    /// The lease's margin or the lease itself ran out (`lapses`): said, journaled.
+    async fn lapse(&self, state: &mut LeaseState, confirmed: Option<Instant>, ttl: Duration) {
+        let Some(at) = confirmed else { return };
+        match *state {
+            LeaseState::Held { epoch } => {
+                let (since, expires) = (wall(at), wall(at + ttl));
+                *state = LeaseState::Unconfirmed {
+                    epoch,
+                    since,
+                    expires,
+                };
+                self.tell(Signal::Journal(Event::StoreLeaseUnconfirmed {
+                    since: crate::journal::timestamp(since),
+                    expires: crate::journal::timestamp(expires),
+                }))
+                .await;
+            }
+            LeaseState::Unconfirmed { epoch, .. } => {
+                *state = LeaseState::Lost {
+                    epoch,
+                    since: SystemTime::now(),
+                };
+                self.tell(Signal::Journal(Event::StoreLeaseLost {
+                    expired: crate::journal::timestamp(SystemTime::now()),
+                }))
+                .await;
+            }
+            _ => return,
+        }
+        self.tell(Signal::Lease(state.clone())).await;
+    }
+
     async fn tell(&self, s: Signal) {
         let _ = self.signals.send(s).await;
+    }
+}
+
+/// When the lease's state next lapses by itself, counted from the last answered renewal
+/// (`confirmed`): steps stop at two thirds of the lease, the lease ends at its whole length.
+fn lapses(state: &LeaseState, confirmed: Option<Instant>, ttl: Duration) -> Option<Instant> {
+    match (state, confirmed) {
+        (LeaseState::Held { .. }, Some(at)) => Some(at + ttl * 2 / 3),
+        (LeaseState::Unconfirmed { .. }, Some(at)) => Some(at + ttl),
+        _ => None,
     }
 }
 

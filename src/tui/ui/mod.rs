@@ -28,6 +28,7 @@ mod overview;
 mod sidebar;
 mod steps;
 pub mod theme;
+mod waiting;
 
 use std::time::Instant;
 
@@ -36,7 +37,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use unicode_width::UnicodeWidthStr;
 
 use super::state::{App, Pane};
-pub use crate::text::{elapsed as clock, fit};
+pub use crate::text::{elapsed as clock, fit, left};
 use theme::Theme;
 
 /// Below this width the overview column goes and the sidebar folds into a strip.

@@ -88,13 +88,13 @@ pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
 pub(super) fn trigger_text(app: &App, i: usize, now: Instant) -> String {
     let t = &app.triggers[i];
     if let Some(at) = app.auto_rollback_at(i) {
-        return format!("ROLLBACK IN {}", super::clock(at.saturating_duration_since(now)));
+        return format!("ROLLBACK IN {}", super::left(at.saturating_duration_since(now)));
     }
     match (t.state, t.since, t.window.map(|w| w.div_f64(app.speed))) {
         (TriggerState::Pending, Some(since), Some(w)) => {
             format!(
                 "pending, fires in {}",
-                super::clock(w.saturating_sub(now.saturating_duration_since(since)))
+                super::left(w.saturating_sub(now.saturating_duration_since(since)))
             )
         }
         (s, _, _) => s.label().to_string(),

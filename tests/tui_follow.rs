@@ -1,9 +1,14 @@
-//! What following a log sends to the terminal: the whole screen drawn the way the program draws
-//! it (`tui::scroll::draw`, the frame's cells written as escapes), for the checkout fixture with
-//! its metrics and triggers on screen, while a step prints lines 60 to 100 bytes long. A frame
-//! that only brings new lines must cost at most twice the bytes of those lines, at 120×36 and at
+//! Following a log, and what the screen says while a run waits or rolls back.
+//!
+//! What following sends to the terminal: the whole screen drawn the way the program draws it
+//! (`tui::scroll::draw`, the frame's cells written as escapes), for the checkout fixture with its
+//! metrics and triggers on screen, while a step prints lines 60 to 100 bytes long. A frame that
+//! only brings new lines must cost at most twice the bytes of those lines, at 120×36 and at
 //! 80×24: the log's rows hold nothing else, so the terminal scrolls them and only the new lines
 //! are written. (`assets/bench/follow.py` measures the same on the real binary over time.)
+//!
+//! Then the reading fixes: a waiting step's pane says what it waits for and the key; a watch's
+//! time left is rounded up; the rollback says who called it and why.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,16 +16,16 @@ use std::time::{Duration, SystemTime};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
-use runbook::engine::{Chunk, Mode, StepRef, Update};
+use runbook::engine::{Chunk, Mode, StepRef, Update, Wait};
 use runbook::journal::{Event, Record};
 use runbook::metrics::SourceKind;
-use runbook::tui::state::App;
+use runbook::tui::state::{App, StepState};
 use runbook::tui::ui;
 use runbook::tui::ui::theme::Theme;
 
 const T0: u64 = 1_764_190_800;
 
-fn app() -> App {
+fn checkout_app() -> App {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tui/checkout.toml");
     let rb = runbook::runbook::load(&path, &[]).expect("the UI fixture runbook loads");
     let mut app = App::new(
@@ -128,7 +133,7 @@ fn frame(terminal: &mut Terminal<TestBackend>, last: &mut Option<Buffer>, app: &
 }
 
 fn follow(cols: u16, rows: u16) {
-    let mut app = app();
+    let mut app = checkout_app();
     let mut terminal = Terminal::new(TestBackend::new(cols, rows)).expect("terminal");
     let mut last = None;
     print(&mut app, 0, 40);
@@ -169,7 +174,7 @@ fn following_at_80x24_sends_at_most_twice_the_lines() {
 
 #[test]
 fn at_120x36_the_log_spans_the_whole_width_below_the_other_panes() {
-    let app = app();
+    let app = checkout_app();
     let area = ratatui::layout::Rect::new(0, 0, 120, 36);
     let a = ui::layout(&app, area);
     let log = a.log.expect("a log pane");
@@ -198,7 +203,7 @@ fn screen(app: &App, cols: u16, rows: u16) -> String {
 
 #[test]
 fn a_sidebar_too_short_for_its_triggers_counts_those_it_leaves_out() {
-    let mut app = app();
+    let mut app = checkout_app();
     for k in 0..12 {
         let mut t = app.triggers[1].clone();
         t.id = format!("extra-{k:02}");
@@ -245,4 +250,115 @@ fn the_phase_on_screen_stays_in_view_in_a_long_overview() {
     let s = overview(&app);
     assert!(s.contains("Phase number 29"), "{s}");
     assert!(!s.contains("Phase number 00"), "{s}");
+}
+
+fn event(app: &mut App, s: u64, event: Event) {
+    let ts =
+        humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + s)).to_string();
+    app.apply(Update::Event(Record { ts, event }));
+}
+
+#[test]
+fn a_waiting_manual_step_says_what_it_waits_for_and_the_key() {
+    let mut app = checkout_app();
+    app.selected = StepRef {
+        rollback: false,
+        phase: 0,
+        step: 0,
+    };
+    app.follow = false;
+    app.apply(Update::Waiting {
+        step: app.selected,
+        why: Wait::GoAhead { irreversible: false },
+    });
+    for (cols, rows) in [(80, 24), (120, 36)] {
+        let s = screen(&app, cols, rows);
+        let pane = s.split("Log:").nth(1).expect("the log pane");
+        assert!(
+            pane.contains("Waiting for you to do this step by hand, then Enter"),
+            "{s}"
+        );
+        assert!(pane.contains("To do: Check in #deploys"), "{s}");
+        assert!(!pane.contains("│waiting"), "{s}");
+    }
+}
+
+#[test]
+fn a_watch_shows_its_time_left_rounded_up() {
+    let mut app = checkout_app();
+    event(
+        &mut app,
+        300,
+        Event::StepStarted {
+            phase: "canary".into(),
+            step: "watch".into(),
+            attempt: 1,
+            rollback: false,
+        },
+    );
+    let at = StepRef {
+        rollback: false,
+        phase: 1,
+        step: 1,
+    };
+    app.selected = at;
+    let StepState::Running { since, .. } = app.view(at).state else {
+        panic!("the watch runs: {:?}", app.view(at).state);
+    };
+    let theme = Theme {
+        color: false,
+        ascii: false,
+    };
+    let text = |now| {
+        let mut terminal = Terminal::new(TestBackend::new(120, 36)).expect("terminal");
+        terminal.draw(|f| ui::draw(f, &app, &theme, now)).expect("draw");
+        let b = terminal.backend().buffer().clone();
+        (0..b.area.height)
+            .map(|y| (0..b.area.width).map(|x| b[(x, y)].symbol()).collect::<String>() + "\n")
+            .collect::<String>()
+    };
+    // A third of a second in: 15:00 left, not 14:59.
+    let s = text(since + Duration::from_millis(300));
+    assert!(s.contains("watching, 15:00 left"), "{s}");
+    assert!(s.contains("0:00 of 15:00 gone, 15:00 left"), "{s}");
+    assert!(!s.contains("14:59"), "{s}");
+    // A second and a half in: 14:59 left, and what is gone and left adds up to the watch.
+    let s = text(since + Duration::from_millis(1500));
+    assert!(s.contains("0:01 of 15:00 gone, 14:59 left"), "{s}");
+}
+
+#[test]
+fn the_rollback_says_who_called_it_and_why() {
+    let mut app = checkout_app();
+    event(
+        &mut app,
+        300,
+        Event::RollbackStarted {
+            reason: "operator".into(),
+            operator: Some("alice".into()),
+            note: Some("errors climbing on the canary".into()),
+        },
+    );
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("ROLLING BACK · called by alice: errors climbing on the canary"),
+        "{s}"
+    );
+    assert!(
+        s.contains("rollback started: called by alice: errors climbing"),
+        "{s}"
+    );
+    // A trigger's rollback names the trigger, and who pressed the key when someone did.
+    let mut app = checkout_app();
+    event(
+        &mut app,
+        300,
+        Event::RollbackStarted {
+            reason: "trigger:error-rate".into(),
+            operator: Some("bob".into()),
+            note: None,
+        },
+    );
+    let s = screen(&app, 120, 36);
+    assert!(s.contains("trigger error-rate fired, called by bob"), "{s}");
 }

@@ -163,6 +163,10 @@ pub struct Origin {
     /// the driver may read its environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<String>,
+    /// The request came through the shared store (another host): the store role that asked,
+    /// the one thing the store vouches for. `host` and the user are what the asker reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_role: Option<String>,
 }
 
 impl Origin {
@@ -173,10 +177,12 @@ impl Origin {
             pid: _,
             tty,
             ssh,
+            store_role,
         } = self;
         m(host);
         mo(tty);
         mo(ssh);
+        mo(store_role);
     }
 
     /// "pts/3 on bastion, pid 4242, ssh from 10.0.0.7".
@@ -192,6 +198,9 @@ impl Origin {
             && let Some(ip) = ssh.split_whitespace().next()
         {
             s.push_str(&format!(", ssh from {ip}"));
+        }
+        if let Some(role) = &self.store_role {
+            s.push_str(&format!(", via the shared store as role {role}"));
         }
         s
     }

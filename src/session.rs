@@ -160,6 +160,11 @@ pub fn start_shared(
         }
         None => None,
     };
+    // With a shared store the lock is also the store's, for every host (after the local one).
+    let mut store_lock = match (&rb.lock, store) {
+        (Some(name), Some((s, _))) => Some(shared_lock(s, name, resume_dir.as_deref())?),
+        _ => None,
+    };
     let journal = match &resume_dir {
         Some(dir) => {
             let lock = lock
@@ -198,6 +203,14 @@ pub fn start_shared(
     if let Some(lock) = deploy_lock.as_mut() {
         let _ = lock.record_run(&run_dir);
     }
+    if let Some(lock) = store_lock.as_mut()
+        && let Err(e) = lock.record_run_blocking(&crate::store::lease::run_id(&run_dir))
+    {
+        notices.push(format!(
+            "the deploy lock `{}` in the shared store does not name this run ({e}): it holds for one lease length only",
+            lock.name
+        ));
+    }
     // Other operators reach the driver here (notes, approvals, takeover): SPEC §8.
     let control = match crate::team::server::serve(&run_dir, cmd_tx.clone()) {
         Ok(s) => Some(s),
@@ -210,16 +223,25 @@ pub fn start_shared(
         }
     };
     let mut engine = Engine::new(rb.clone(), opts, journal, secrets, upd_tx, cmd_rx);
+    let store_config = store.map(|(s, _)| s.config.clone());
     // The shared store's lease and copy (SPEC §9): the engine sees the lease through its link.
     let store = store.map(|(store, steal)| {
         let (link, handle) = store.attach(crate::store::lease::RunRow::of(&rb, &run_dir), &run_dir, steal);
         engine.attach_store(link);
         handle
     });
+    // Other hosts reach the driver through the store, while it holds the run's lease.
+    let via_store = store_config.map(|config| {
+        crate::team::store_server::serve(config, crate::store::lease::run_id(&run_dir), cmd_tx.clone())
+    });
     // The socket and the deploy lock live as long as the engine drives the run, and go with it.
     let engine = tokio::spawn(async move {
         let outcome = engine.run().await;
         drop(control);
+        drop(via_store);
+        if let Some(lock) = store_lock {
+            lock.release(outcome != Outcome::Interrupted).await;
+        }
         drop(deploy_lock);
         outcome
     });
@@ -232,6 +254,23 @@ pub fn start_shared(
         history,
         notices,
         store,
+    })
+}
+
+/// The deploy lock `name` in the shared store, for a new run or the run in `resume_dir`.
+fn shared_lock(
+    store: &crate::store::Store,
+    name: &str,
+    resume_dir: Option<&std::path::Path>,
+) -> Result<crate::store::locks::StoreLock, StartError> {
+    use crate::store::locks::{LockError, acquire_blocking};
+    let run_id = resume_dir.map(crate::store::lease::run_id);
+    acquire_blocking(&store.config, name, run_id.as_deref()).map_err(|e| match e {
+        LockError::Held { holder } => StartError::Lock(crate::team::lock::LockError::Held {
+            name: name.to_string(),
+            holder,
+        }),
+        LockError::Store(e) => StartError::Resume(format!("deploy lock `{name}`: {e}")),
     })
 }
 

@@ -14,62 +14,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::events;
-use common::prometheus::{Alertmanager, Exporter, Prometheus, Run, Setup, http_get, ms, ts};
+use common::prometheus::{
+    Alertmanager, Exporter, Prometheus, Run, Setup, echo_rollback, http_get, ms, ts, watching,
+};
+use common::{Fixture, events};
 use serde_json::Value;
-use tempfile::TempDir;
 
-fn tempdir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("runbook-alerts-test-")
-        .tempdir()
-        .expect("temp dir")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write runbook");
-    p
-}
-
-/// A runbook polling every second: `[metrics]` (with `url` when given), the triggers in `body`,
-/// one `watch` step, and a rollback that echoes.
+/// A runbook polling every second with the triggers in `body`, one `watch` step, and a rollback
+/// that echoes.
 fn runbook(url: Option<&str>, body: &str, watch: &str) -> String {
-    let url = url.map(|u| format!("url = \"{u}\"\n")).unwrap_or_default();
-    format!(
-        r#"[runbook]
-title = "Alert trigger test"
-
-[metrics]
-{url}interval = "1s"
-
-{body}
-
-[[phase]]
-id = "deploy"
-title = "Deploy"
-
-[[phase.step]]
-id = "canary"
-title = "Watch the canary"
-watch = "{watch}"
-
-[rollback]
-title = "Rollback"
-
-[[rollback.phase]]
-id = "back"
-title = "Back"
-
-[[rollback.phase.step]]
-id = "undo"
-title = "Undo the deploy"
-run = "echo rolled back"
-"#
-    )
+    echo_rollback(watching("Alert trigger test", url, body, watch))
 }
 
 /// The rule every test uses: errors above 5 for `for_`, labelled with the series' service.
@@ -111,7 +67,7 @@ fn a_rule_going_pending_then_firing_drives_the_trigger_through_the_same_states_w
         rules: Some(rules("4s")),
         ..Setup::default()
     });
-    let dir = tempdir();
+    let dir = Fixture::new();
     let body = r#"
 [[trigger]]
 id = "checkout-errors"
@@ -125,7 +81,7 @@ title = "Search error alert (no such service here)"
 alert = "CheckoutErrors"
 labels = { service = "search" }
 "#;
-    let file = write(dir.path(), "alert.toml", &runbook(Some(&prom.url()), body, "60s"));
+    let file = dir.write("alert.toml", &runbook(Some(&prom.url()), body, "60s"));
     let mut run = Run::start(&file, &dir.path().join("state"), &[]);
     run.wait_journal("the watch to start", Duration::from_secs(15), |j| {
         !events(j, "step_started").is_empty()
@@ -286,9 +242,8 @@ fn a_silence_in_alertmanager_keeps_the_trigger_ok_while_an_unsilenced_alert_fire
         am.alerts("CheckoutErrors")
     );
 
-    let dir = tempdir();
-    let silenced_rb = write(
-        dir.path(),
+    let dir = Fixture::new();
+    let silenced_rb = dir.write(
         "silenced.toml",
         &runbook(None, &alertmanager_trigger(&am.url(), "checkout", "warn"), "4s"),
     );
@@ -311,8 +266,7 @@ fn a_silence_in_alertmanager_keeps_the_trigger_ok_while_an_unsilenced_alert_fire
         am.alerts("CheckoutErrors")
     );
 
-    let open = write(
-        dir.path(),
+    let open = dir.write(
         "open.toml",
         &runbook(None, &alertmanager_trigger(&am.url(), "cart", "warn"), "20s"),
     );
@@ -336,14 +290,12 @@ fn alertmanager_down_is_unknown_and_obeys_on_no_data() {
             .iter()
             .any(|a| a["labels"]["service"] == "checkout" && a["status"]["state"] == "suppressed")
     }));
-    let dir = tempdir();
-    let warn = write(
-        dir.path(),
+    let dir = Fixture::new();
+    let warn = dir.write(
         "warn.toml",
         &runbook(None, &alertmanager_trigger(&am.url(), "checkout", "warn"), "8s"),
     );
-    let rollback = write(
-        dir.path(),
+    let rollback = dir.write(
         "rollback.toml",
         &runbook(
             None,
@@ -407,8 +359,8 @@ fn alertmanager_down_is_unknown_and_obeys_on_no_data() {
 
 /// `runbook validate` on `text`: exit 2 and exactly these `LINE:COL: message` problems.
 fn refused(text: &str, expected: &[(usize, usize, &str)]) {
-    let dir = tempdir();
-    let file = write(dir.path(), "bad.toml", text);
+    let dir = Fixture::new();
+    let file = dir.write("bad.toml", text);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
         .arg("validate")
         .arg(&file)

@@ -12,9 +12,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::tmux::TmuxServer;
 use common::{journal_now, wait_for};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -25,7 +25,6 @@ const ALICE: &str = "rbw-alice";
 const BOB: &str = "rbw-bob";
 const CAROL: &str = "rbw-carol";
 
-static SERVERS: AtomicUsize = AtomicUsize::new(0);
 static USERS: Mutex<bool> = Mutex::new(false);
 
 fn run_ok(cmd: &mut Command) -> Output {
@@ -72,23 +71,14 @@ fn users() {
 /// A team's folder: world-searchable, with the runbooks readable and a state dir shared with the
 /// group (`install -d -m 2770 -g GROUP`), and one tmux server for every terminal in it.
 struct Team {
+    // Declared first, so that the server goes before the folder.
+    tmux: TmuxServer,
     dir: TempDir,
-    socket: String,
-}
-
-impl Drop for Team {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
 }
 
 impl Team {
     fn new() -> Team {
         users();
-        match Command::new("tmux").arg("-V").output() {
-            Ok(o) if o.status.success() => {}
-            _ => panic!("tmux is not installed: these tests need it; .ci/run installs it"),
-        }
         let dir = tempfile::Builder::new()
             .prefix("runbook-attach-")
             .tempdir()
@@ -100,12 +90,10 @@ impl Team {
                 .args(["-d", "-m", "2770", "-g", GROUP])
                 .arg(dir.path().join("state")),
         );
-        let socket = format!(
-            "runbook-attach-{}-{}",
-            std::process::id(),
-            SERVERS.fetch_add(1, Ordering::Relaxed)
-        );
-        Team { dir, socket }
+        Team {
+            tmux: TmuxServer::new("attach"),
+            dir,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -124,25 +112,6 @@ impl Team {
         p
     }
 
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .env_remove("TMUX")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.tmux(args);
-        assert!(
-            o.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
     /// A terminal of 80×24 named `name` in which `user` runs `runbook ARGS`. When runbook exits,
     /// `EXIT=<status>` goes to the file `<name>.exit` and the pane stays open.
     fn terminal(&self, name: &str, user: &str, args: &str) {
@@ -158,10 +127,10 @@ impl Team {
         let script_path = self.path(&format!("{name}.sh"));
         std::fs::write(&script_path, script).expect("write script");
         let sh = format!("sh '{}'", script_path.display());
-        if self.tmux(&["has-session"]).status.success() {
-            self.ok(&["new-window", "-d", "-n", name, &sh]);
+        if self.tmux.run(&["has-session"]).status.success() {
+            self.tmux.ok(&["new-window", "-d", "-n", name, &sh]);
         } else {
-            self.ok(&[
+            self.tmux.ok(&[
                 "new-session",
                 "-d",
                 "-s",
@@ -175,7 +144,7 @@ impl Team {
                 &sh,
             ]);
         }
-        self.ok(&[
+        self.tmux.ok(&[
             "resize-window",
             "-t",
             &format!("team:{name}"),
@@ -187,34 +156,18 @@ impl Team {
     }
 
     fn screen(&self, name: &str) -> String {
-        self.ok(&["capture-pane", "-p", "-t", &format!("team:{name}")])
+        self.tmux.screen(&format!("team:{name}"))
     }
 
     fn keys(&self, name: &str, keys: &[&str]) {
-        let target = format!("team:{name}");
-        let mut args = vec!["send-keys", "-t", target.as_str()];
-        args.extend_from_slice(keys);
-        self.ok(&args);
+        self.tmux.keys(&format!("team:{name}"), keys);
     }
 
-    /// Waits until the screen of `name` shows `text` (and stays the same a moment: a capture can
-    /// land mid-frame).
+    /// Waits until the screen of `name` shows `text` (and has settled); returns it.
     fn wait_for(&self, name: &str, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen(name);
-            if s.contains(text) {
-                std::thread::sleep(Duration::from_millis(40));
-                if self.screen(name) == s {
-                    return s;
-                }
-                continue;
-            }
-            if start.elapsed() > TIMEOUT {
-                panic!("timed out waiting for {text:?} on {name}'s screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("{text:?}");
+        self.tmux
+            .wait_screen(&format!("team:{name}"), &what, TIMEOUT, |s| s.contains(text))
     }
 
     fn exit_code(&self, name: &str) -> i32 {
@@ -454,7 +407,7 @@ fn watchers_killed_or_hung_up_change_nothing_for_the_driver() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill -9 bob's watcher");
-    t.ok(&["kill-window", "-t", "team:carol"]);
+    t.tmux.ok(&["kill-window", "-t", "team:carol"]);
     assert!(
         wait_for(Duration::from_secs(10), || attach_pids(&state).is_empty()),
         "a watcher outlived its terminal: {:?}",

@@ -13,66 +13,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use common::prometheus::{Exporter, Finished, Prometheus, Run, ms, sampled, ts};
-use common::{events, free_port, runbook_bin};
+use common::prometheus::{Exporter, Finished, Prometheus, Run, echo_rollback, ms, sampled, ts, watching};
+use common::{Fixture, events, free_port, runbook_bin};
 use serde_json::Value;
-use tempfile::TempDir;
 
 const INTERVAL_MS: i64 = 1000;
 const FOR_MS: i64 = 2000;
 
-fn tempdir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("runbook-prometheus-test-")
-        .tempdir()
-        .expect("temp dir")
-}
-
 /// A runbook polling every second: `[metrics]` (with `url` when given), the metrics and triggers
 /// in `body`, one `watch` step then a command, and a rollback that echoes.
 fn runbook(url: Option<&str>, body: &str, watch: &str) -> String {
-    let url = url.map(|u| format!("url = \"{u}\"\n")).unwrap_or_default();
-    format!(
-        r#"[runbook]
-title = "Prometheus test"
-
-[metrics]
-{url}interval = "1s"
-
-{body}
-
-[[phase]]
-id = "deploy"
-title = "Deploy"
-
-[[phase.step]]
-id = "canary"
-title = "Watch the canary"
-watch = "{watch}"
-
-[[phase.step]]
-id = "after"
-title = "After the watch"
-run = "echo after the watch"
-
-[rollback]
-title = "Rollback"
-
-[[rollback.phase]]
-id = "back"
-title = "Back"
-
-[[rollback.phase.step]]
-id = "undo"
-title = "Undo the deploy"
-run = "echo rolled back"
-"#
-    )
+    let rb = watching("Prometheus test", url, body, watch);
+    echo_rollback(rb.step("after", "After the watch", r#"run = "echo after the watch""#))
 }
 
 /// The gauge the triggers watch, and its trigger: above 5% for 2s.
@@ -93,12 +50,6 @@ for = "2s"
 on_no_data = "{on_no_data}"
 "#
     )
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write runbook");
-    p
 }
 
 /// The `metrics_sampled` events whose `metric` had a value.
@@ -195,7 +146,7 @@ fn healthy_traffic_never_fires_and_what_is_sampled_is_what_prometheus_has() {
         "the rate-based ratio has no value in Prometheus: {last:?}"
     );
 
-    let dir = tempdir();
+    let dir = Fixture::new();
     let body = format!(
         r#"{}
 [[metric]]
@@ -221,7 +172,7 @@ for = "2s"
     );
     // The file's url is a closed port: `--prometheus` must win.
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let file = write(dir.path(), "healthy.toml", &runbook(Some(&closed), &body, "8s"));
+    let file = dir.write("healthy.toml", &runbook(Some(&closed), &body, "8s"));
     let f = Run::start(&file, &dir.path().join("state"), &["--prometheus", &prom.url()])
         .wait(Duration::from_secs(30));
 
@@ -300,9 +251,8 @@ fn a_rise_in_errors_fires_after_for_and_rolls_back() {
     let prom = Prometheus::start(&exporter.target());
 
     // This time the url comes from the runbook itself.
-    let dir = tempdir();
-    let file = write(
-        dir.path(),
+    let dir = Fixture::new();
+    let file = dir.write(
         "rise.toml",
         &runbook(Some(&prom.url()), &error_ratio("warn"), "30s"),
     );
@@ -436,12 +386,11 @@ fn a_trigger_fires_at_the_first_poll_once_for_has_elapsed() {
     let exporter = Exporter::start();
     exporter.set("demo_error_ratio", 0.01);
     let prom = Prometheus::start(&exporter.target());
-    let dir = tempdir();
+    let dir = Fixture::new();
     // Several runs at once, started at different moments: each polls on its own schedule.
     let mut runs = Vec::new();
     for i in 0..6 {
-        let file = write(
-            dir.path(),
+        let file = dir.write(
             &format!("rise-{i}.toml"),
             &runbook(Some(&prom.url()), &error_ratio("warn"), "30s"),
         );
@@ -471,15 +420,11 @@ fn prometheus_going_away_is_unknown_and_obeys_on_no_data() {
     let exporter = Exporter::start();
     exporter.set("demo_error_ratio", 0.01);
     let mut prom = Prometheus::start(&exporter.target());
-    let dir = tempdir();
+    let dir = Fixture::new();
     let mut runs: Vec<(&str, Run)> = ["warn", "rollback", "hold"]
         .into_iter()
         .map(|mode| {
-            let file = write(
-                dir.path(),
-                &format!("{mode}.toml"),
-                &runbook(None, &error_ratio(mode), "8s"),
-            );
+            let file = dir.write(&format!("{mode}.toml"), &runbook(None, &error_ratio(mode), "8s"));
             let state = dir.path().join(format!("state-{mode}"));
             (mode, Run::start(&file, &state, &["--prometheus", &prom.url()]))
         })
@@ -649,9 +594,8 @@ fn a_failed_query_while_pending_keeps_the_window_and_the_trigger_fires_on_time()
     exporter.set("demo_error_ratio", 0.01);
     let prom = Prometheus::start(&exporter.target());
     let proxy = FlakyProxy::start(&prom.url());
-    let dir = tempdir();
-    let file = write(
-        dir.path(),
+    let dir = Fixture::new();
+    let file = dir.write(
         "blip.toml",
         &runbook(Some(&proxy.url()), &error_ratio("rollback"), "30s"),
     );
@@ -713,10 +657,9 @@ fn a_failed_query_while_pending_keeps_the_window_and_the_trigger_fires_on_time()
 /// Runs the runbook with `on_no_data = MODE` against a port nobody listens on, and checks what
 /// every mode shares: the first sample, before any step, is an error and the operator is told.
 fn closed_port_from_the_start(mode: &str) -> Finished {
-    let dir = tempdir();
+    let dir = Fixture::new();
     let url = format!("http://127.0.0.1:{}", free_port());
-    let file = write(
-        dir.path(),
+    let file = dir.write(
         &format!("{mode}.toml"),
         &runbook(Some(&url), &error_ratio(mode), "2s"),
     );
@@ -799,12 +742,8 @@ fn a_prometheus_that_never_answers_is_unknown_and_polling_keeps_its_pace() {
             held.push(conn);
         }
     });
-    let dir = tempdir();
-    let file = write(
-        dir.path(),
-        "hung.toml",
-        &runbook(None, &error_ratio("warn"), "4s"),
-    );
+    let dir = Fixture::new();
+    let file = dir.write("hung.toml", &runbook(None, &error_ratio("warn"), "4s"));
     let f =
         Run::start(&file, &dir.path().join("state"), &["--prometheus", &url]).wait(Duration::from_secs(20));
     f.expect_code(0);
@@ -860,8 +799,8 @@ fn query_problems_are_reported_as_what_they_are() {
         "[[trigger]]\nid = \"absent\"\ntitle = \"Absent\"\nmetric = \"absent\"\nabove = 1\non_no_data = \"warn\"\n\n\
          [[trigger]]\nid = \"several\"\ntitle = \"Several\"\nmetric = \"several\"\nabove = 1\non_no_data = \"warn\"\n",
     );
-    let dir = tempdir();
-    let file = write(dir.path(), "queries.toml", &runbook(None, &body, "2s"));
+    let dir = Fixture::new();
+    let file = dir.write("queries.toml", &runbook(None, &body, "2s"));
     let f = Run::start(&file, &dir.path().join("state"), &["--prometheus", &prom.url()])
         .wait(Duration::from_secs(20));
     f.expect_code(0);
@@ -923,7 +862,7 @@ fn query_problems_are_reported_as_what_they_are() {
 
 #[test]
 fn plan_says_where_a_prometheus_metric_comes_from() {
-    let dir = tempdir();
+    let dir = Fixture::new();
     let plan = |file: &Path| {
         let out = std::process::Command::new(runbook_bin())
             .arg("plan")
@@ -939,8 +878,7 @@ fn plan_says_where_a_prometheus_metric_comes_from() {
         );
         text
     };
-    let with_url = write(
-        dir.path(),
+    let with_url = dir.write(
         "url.toml",
         &runbook(Some("http://127.0.0.1:9"), &error_ratio("hold"), "2s"),
     );
@@ -955,11 +893,7 @@ fn plan_says_where_a_prometheus_metric_comes_from() {
     ] {
         assert!(text.contains(want), "plan lacks {want:?}:\n{text}");
     }
-    let without = write(
-        dir.path(),
-        "nourl.toml",
-        &runbook(None, &error_ratio("warn"), "2s"),
-    );
+    let without = dir.write("nourl.toml", &runbook(None, &error_ratio("warn"), "2s"));
     let text = plan(&without);
     assert!(
         text.contains("simulated around") && text.contains("(no [metrics] url)"),

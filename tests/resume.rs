@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::tmux::TmuxServer;
 use common::*;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -1524,61 +1525,22 @@ title = "Next step"
 run = "touch next.txt"
 "#;
 
-/// A tmux server of our own (`tmux -L NAME`), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn command(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.arg("-L").arg(&self.socket).env_remove("TMUX");
-        c
-    }
-
-    /// A detached session running `shell_command` in `dir`.
-    fn start(dir: &Path, shell_command: &str) -> Tmux {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let t = Tmux {
-            socket: format!("runbook-resume-{}-{nanos}", std::process::id()),
-        };
-        let out = t
-            .command()
-            .args([
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "100",
-                "-y",
-                "30",
-                "-c",
-            ])
-            .arg(dir)
-            .arg(shell_command)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run tmux ({e}); .ci/run installs Debian's `tmux` package"));
-        assert!(
-            out.status.success(),
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t
-    }
-
-    fn kill_server(&self) {
-        let _ = self.command().arg("kill-server").output();
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.kill_server();
-    }
+/// A tmux server of our own with a detached 100×30 session running `shell_command` in `dir`.
+fn start_tmux(dir: &Path, shell_command: &str) -> TmuxServer {
+    let t = TmuxServer::new("resume");
+    let dir = dir.to_str().expect("a UTF-8 path");
+    t.ok(&[
+        "new-session",
+        "-d",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "-c",
+        dir,
+        shell_command,
+    ]);
+    t
 }
 
 /// What a hang-up left behind.
@@ -1602,7 +1564,7 @@ fn hang_up_in_tmux() -> HungUp {
         fx.state().display(),
         err.display()
     );
-    let tmux = Tmux::start(fx.path(), &shell);
+    let tmux = start_tmux(fx.path(), &shell);
     let run_dir = wait_step_running(&fx, "p/long", 1, "long.cnt");
     let journal = journal_path(&run_dir);
     let pid = run_started(&journal_now(&journal))[0]["pid"]
@@ -1614,7 +1576,7 @@ fn hang_up_in_tmux() -> HungUp {
     );
 
     let killed = Instant::now();
-    tmux.kill_server();
+    tmux.kill();
     let ended = wait_for(Duration::from_secs(6), || {
         let j = journal_now(&journal);
         !events(&j, "run_finished").is_empty() && process_gone(pid)

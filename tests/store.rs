@@ -31,6 +31,20 @@ fn runbook(fx: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// How many migrations this binary has (`src/store/migrations/NNNN_*.sql`): its schema version.
+fn migrations() -> usize {
+    std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sql")
+        })
+        .count()
+}
+
 fn finish(child: Child, limit: Duration) -> CliRun {
     let started = Instant::now();
     CliRun::new(wait_output(child, limit), started.elapsed())
@@ -196,7 +210,7 @@ run = "echo checked >&2"
     let row = pg.psql("runbook", "SELECT runbook, title FROM runs");
     assert_eq!(row.trim(), "rollout|Replicated rollout");
     let version = pg.psql("runbook", "SELECT max(version) FROM schema_version");
-    assert_eq!(version.trim(), "1");
+    assert_eq!(version.trim(), migrations().to_string());
 }
 
 #[test]
@@ -263,8 +277,10 @@ fn wrong_password_missing_database_and_newer_schema_are_refused_clearly() {
     let run = try_with(&pg.url());
     run.expect_code(2);
     assert!(
-        run.stderr
-            .contains("has schema version 7, newer than this runbook knows (1)"),
+        run.stderr.contains(&format!(
+            "has schema version 7, newer than this runbook knows ({})",
+            migrations()
+        )),
         "{}",
         run.stderr
     );

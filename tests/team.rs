@@ -16,6 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::tmux::TmuxServer;
+use common::{Fixture, events, run_dirs, run_journal, runbook, wait_for};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -30,7 +32,7 @@ struct Team {
     users: Vec<String>,
     dir: TempDir,
     bin: PathBuf,
-    tmux: String,
+    tmux: TmuxServer,
 }
 
 fn check(cmd: &mut Command) -> Output {
@@ -60,7 +62,7 @@ impl Team {
             users: Vec::new(),
             dir: tempfile::Builder::new().prefix("runbook-team").tempdir().unwrap(),
             bin: PathBuf::new(),
-            tmux: format!("{tag}tmux"),
+            tmux: TmuxServer::new("team"),
         };
         for name in names {
             let user = format!("{tag}{name}");
@@ -157,6 +159,38 @@ impl Team {
         child.wait_with_output().unwrap()
     }
 
+    /// `runbook run RB --headless` in the shared state dir as `user`, its output discarded.
+    fn spawn_headless(&self, user: &str, rb: &Path) -> Child {
+        let state = self.state();
+        let args = [
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        self.as_user(user, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `runbook run RB --headless` in the shared state dir as `user`, to its end.
+    fn run_headless(&self, user: &str, rb: &Path) -> Output {
+        let state = self.state();
+        self.run_as(
+            user,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+    }
+
     /// Starts `runbook ARGS` as `user` in an 80×24 tmux session named `session`; when it exits,
     /// its status goes to the file `<session>.exit` and the pane stays for reading.
     fn tmux_as(&self, session: &str, user: &str, args: &[&str]) {
@@ -169,60 +203,28 @@ impl Team {
             args.join(" "),
             exit.display()
         );
+        let cd = format!("cd {} && {script}", self.dir.path().display());
         check(
-            Command::new("tmux")
-                .args([
-                    "-L",
-                    &self.tmux,
-                    "new-session",
-                    "-d",
-                    "-s",
-                    session,
-                    "-x",
-                    "80",
-                    "-y",
-                    "24",
-                ])
-                .arg(format!("cd {} && {script}", self.dir.path().display()))
+            self.tmux
+                .command(&["new-session", "-d", "-s", session, "-x", "80", "-y", "24", &cd])
                 .env("TERM", "xterm-256color")
                 .env_remove("NO_COLOR"),
         );
     }
 
     fn screen(&self, session: &str) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.tmux, "capture-pane", "-p", "-t", session])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.tmux.screen(session)
     }
 
-    /// Waits until the screen holds `text` (and stays the same a moment later: a capture can
-    /// land mid-frame); returns it.
+    /// Waits until the screen holds `text` (and has settled); returns it.
     fn wait_screen(&self, session: &str, text: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let s = self.screen(session);
-            if s.contains(text) {
-                std::thread::sleep(Duration::from_millis(100));
-                let again = self.screen(session);
-                if again == s {
-                    return s;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!("the screen of {session} never showed {text:?}; it shows:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("{text:?}");
+        self.tmux
+            .wait_screen(session, &what, TIMEOUT, |s| s.contains(text))
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
-        check(
-            Command::new("tmux")
-                .args(["-L", &self.tmux, "send-keys", "-t", session])
-                .args(keys),
-        );
+        self.tmux.keys(session, keys);
     }
 
     /// Leaves a terminal UI whose run has ended (`q`), and returns its exit status.
@@ -249,7 +251,7 @@ impl Team {
     fn run_dir(&self) -> PathBuf {
         let mut found = Vec::new();
         wait_for(TIMEOUT, || {
-            found = runs(&self.state());
+            found = run_dirs(&self.state());
             !found.is_empty()
         });
         assert_eq!(found.len(), 1, "runs: {found:?}");
@@ -257,7 +259,7 @@ impl Team {
     }
 
     fn journal(&self) -> Vec<Value> {
-        journal(&self.run_dir())
+        run_journal(&self.run_dir())
     }
 
     /// Waits until the journal has an event that `pred` accepts.
@@ -273,10 +275,8 @@ impl Team {
 
 impl Drop for Team {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.tmux, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
+        // The terminals first, so that nothing of theirs is left when the users go.
+        self.tmux.kill();
         // Whatever these users still run (a driver a failed test left) goes before they do.
         for u in &self.users {
             let _ = Command::new("pkill").args(["-KILL", "-u", u]).status();
@@ -290,39 +290,6 @@ impl Drop for Team {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn runs(state: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(state.join("runs"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn journal(run_dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn events<'a>(j: &'a [Value], name: &str) -> Vec<&'a Value> {
-    j.iter().filter(|e| e["event"] == name).collect()
 }
 
 fn text(o: &Output) -> String {
@@ -504,15 +471,7 @@ fn a_run_whose_driver_was_killed_is_taken_over_at_once_and_its_step_followed_not
     let rb = team.runbook("handover.toml", LONG_STEP);
     let state = team.state();
     let state = state.to_str().unwrap();
-    let mut driver = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut driver = team.spawn_headless("alice", &rb);
     team.wait_event("the rollout's start", |e| {
         e["event"] == "step_started" && e["step"] == "rollout"
     });
@@ -525,7 +484,7 @@ fn a_run_whose_driver_was_killed_is_taken_over_at_once_and_its_step_followed_not
             .is_ok_and(|l| l.contains("started"))),
         "the rollout never printed"
     );
-    let pid = journal(&run_dir)
+    let pid = run_journal(&run_dir)
         .iter()
         .find(|e| e["event"] == "run_started")
         .and_then(|e| e["pid"].as_i64())
@@ -669,23 +628,10 @@ fn a_driver_that_says_no_keeps_the_run() {
 fn a_second_run_holding_the_same_lock_is_refused_naming_the_holder() {
     let team = Team::new(&["alice", "bob"]);
     let rb = team.runbook("handover.toml", LONG_STEP);
-    let state = team.state();
-    let state = state.to_str().unwrap();
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     team.wait_event("the rollout's start", |e| e["event"] == "step_started");
     let run_dir = team.run_dir();
-    let second = team.run_as(
-        "bob",
-        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-    );
+    let second = team.run_headless("bob", &rb);
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -697,16 +643,13 @@ fn a_second_run_holding_the_same_lock_is_refused_naming_the_holder() {
     );
     assert!(err.contains(run_dir.to_str().unwrap()), "{err}");
     assert_eq!(
-        runs(&team.state()).len(),
+        run_dirs(&team.state()).len(),
         1,
         "the refused run left a folder behind"
     );
     // Once the first run has ended, the lock is free.
     assert!(first.wait().unwrap().success());
-    let third = team.run_as(
-        "bob",
-        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-    );
+    let third = team.run_headless("bob", &rb);
     assert_eq!(third.status.code(), Some(0), "{}", text(&third));
 }
 
@@ -714,17 +657,7 @@ fn a_second_run_holding_the_same_lock_is_refused_naming_the_holder() {
 fn a_killed_run_releases_its_lock() {
     let team = Team::new(&["alice"]);
     let rb = team.runbook("handover.toml", LONG_STEP);
-    let state = team.state();
-    let state = state.to_str().unwrap();
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     team.wait_event("the rollout's start", |e| e["event"] == "step_started");
     let pid = team
         .journal()
@@ -734,30 +667,15 @@ fn a_killed_run_releases_its_lock() {
         .unwrap();
     check(Command::new("kill").args(["-9", &pid.to_string()]));
     let _ = first.wait();
-    let again = team.run_as(
-        "alice",
-        &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-    );
+    let again = team.run_headless("alice", &rb);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 }
 
 // ── Without other users: headless, rehearsals, the runbook format ───────────────────────────────
 
-fn scratch() -> TempDir {
-    tempfile::Builder::new().prefix("runbook-team").tempdir().unwrap()
-}
-
-fn runbook_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let me = nix::unistd::User::from_uid(nix::unistd::getuid())
         .unwrap()
         .unwrap()
@@ -771,7 +689,7 @@ fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
     let state = dir.path().join("state");
     let started = Instant::now();
     // --yes gives go-aheads, never approvals.
-    let out = runbook_cmd(&[
+    let out = runbook(&[
         "run",
         rb.to_str().unwrap(),
         "--headless",
@@ -786,7 +704,7 @@ fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
         err.contains("deploy/migrate needs 1 approval(s) from operators other than the driver"),
         "{err}"
     );
-    let j = journal(&runs(&state)[0]);
+    let j = run_journal(&run_dirs(&state)[0]);
     assert!(
         events(&j, "step_started").iter().all(|e| e["step"] != "migrate"),
         "{j:#?}"
@@ -796,7 +714,7 @@ fn headless_without_a_terminal_stops_when_nobody_but_the_driver_may_approve() {
 
 #[test]
 fn a_rehearsal_simulates_approvals_and_says_so() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let rb = dir.path().join("rehearse.toml");
     std::fs::write(
         &rb,
@@ -806,7 +724,7 @@ fn a_rehearsal_simulates_approvals_and_says_so() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let out = runbook_cmd(&[
+    let out = runbook(&[
         "rehearse",
         rb.to_str().unwrap(),
         "--headless",
@@ -816,7 +734,7 @@ fn a_rehearsal_simulates_approvals_and_says_so() {
         state.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let j = journal(&runs(&state)[0]);
+    let j = run_journal(&run_dirs(&state)[0]);
     let a = events(&j, "approval");
     assert_eq!(a.len(), 1, "{j:#?}");
     assert_eq!(a[0]["simulated"], true);
@@ -834,7 +752,7 @@ fn a_rehearsal_simulates_approvals_and_says_so() {
 
 #[test]
 fn approval_mistakes_are_reported_at_their_line_and_column() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let cases = [
         (
             "approval = { count = 0 }",
@@ -864,7 +782,7 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
             "[runbook]\ntitle = \"t\"\n[[phase]]\ntitle = \"p\"\n[[phase.step]]\ntitle = \"s\"\n{line}\nrun = \"true\"\n"
         );
         std::fs::write(&path, text_).unwrap();
-        let out = runbook_cmd(&["validate", path.to_str().unwrap()]);
+        let out = runbook(&["validate", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         let want = format!("{}:{want}", path.display());
@@ -872,7 +790,7 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
     }
     let lock = dir.path().join("lock.toml");
     std::fs::write(&lock, "[runbook]\ntitle = \"t\"\nlock = \"Checkout Prod\"\n[[phase]]\ntitle = \"p\"\n[[phase.step]]\ntitle = \"s\"\nrun = \"true\"\n").unwrap();
-    let out = runbook_cmd(&["validate", lock.to_str().unwrap()]);
+    let out = runbook(&["validate", lock.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(
@@ -886,7 +804,7 @@ fn approval_mistakes_are_reported_at_their_line_and_column() {
 
 #[test]
 fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
-    let dir = scratch();
+    let dir = Fixture::new();
     let deep = dir
         .path()
         .join("a-state-dir-nested-deep-enough".repeat(3))
@@ -912,7 +830,7 @@ fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
         .unwrap();
     let mut run_dir = None;
     wait_for(TIMEOUT, || {
-        run_dir = runs(&deep).pop();
+        run_dir = run_dirs(&deep).pop();
         run_dir.as_ref().is_some_and(|d| d.join("control.sock").exists())
     });
     let run_dir = run_dir.expect("a run folder");
@@ -925,7 +843,7 @@ fn a_run_folder_too_deep_for_a_socket_address_is_still_reached() {
     // Root drives: its own approval is refused, which only the driver can say.
     let mut out = None;
     wait_for(TIMEOUT, || {
-        let o = runbook_cmd(&["approve", run_dir.to_str().unwrap(), "migrate"]);
+        let o = runbook(&["approve", run_dir.to_str().unwrap(), "migrate"]);
         let done = String::from_utf8_lossy(&o.stderr).contains("drives this run");
         out = Some(o);
         done
@@ -950,15 +868,7 @@ fn a_resumed_run_keeps_the_approvals_already_given() {
     let rb = team.runbook("two.toml", &text_);
     let state = team.state();
     let state = state.to_str().unwrap();
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     let run_dir = team.run_dir();
     let run = run_dir.to_str().unwrap().to_string();
     let mut bob = None;
@@ -1031,15 +941,7 @@ fn a_headless_driver_without_a_terminal_refuses_a_takeover_and_one_on_a_terminal
     let state = team.state();
     let state = state.to_str().unwrap();
     // Without a terminal nobody can agree: refused at once, the run goes on.
-    let mut first = team
-        .as_user(
-            "alice",
-            &["run", rb.to_str().unwrap(), "--headless", "--state-dir", state],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = team.spawn_headless("alice", &rb);
     let run_dir = team.run_dir();
     let run = run_dir.to_str().unwrap().to_string();
     let mut out = None;

@@ -8,10 +8,10 @@
 mod common;
 
 use common::events;
+use common::tmux::TmuxServer;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,25 +21,11 @@ use tempfile::TempDir;
 const TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(50);
 
-static SERVERS: AtomicUsize = AtomicUsize::new(0);
-
 /// One tmux server with one session running `runbook run` from a script; killed on drop.
 struct Tmux {
-    socket: String,
+    // Declared first, so that the server goes before the folder its session runs in.
+    server: TmuxServer,
     dir: TempDir,
-}
-
-fn tmux_installed() {
-    match Command::new("tmux").arg("-V").output() {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "`tmux -V` failed ({}): these tests need tmux; .ci/run installs it (apt-get install tmux)",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!(
-            "tmux is not installed ({e}): these tests need it; .ci/run installs it (apt-get install tmux)"
-        ),
-    }
 }
 
 /// Options of one session.
@@ -60,16 +46,10 @@ impl Tmux {
 
     /// The same, with more arguments after `run FILE` (such as `--headless`).
     fn start_with(run: Run, args: &str) -> Tmux {
-        tmux_installed();
         let dir = tempfile::Builder::new()
             .prefix("runbook-tmux-")
             .tempdir()
             .expect("temp dir");
-        let socket = format!(
-            "runbook-test-{}-{}",
-            std::process::id(),
-            SERVERS.fetch_add(1, Ordering::Relaxed)
-        );
         let file = dir.path().join("runbook.toml");
         std::fs::write(&file, run.runbook).expect("write runbook");
         let no_color = if run.no_color {
@@ -91,30 +71,15 @@ impl Tmux {
         );
         let script_path = dir.path().join("run.sh");
         std::fs::write(&script_path, script).expect("write script");
-        let t = Tmux { socket, dir };
+        let t = Tmux {
+            server: TmuxServer::new("test"),
+            dir,
+        };
         let (w, h) = (run.width.to_string(), run.height.to_string());
         let sh = format!("sh '{}'", script_path.display());
-        t.ok(&["new-session", "-d", "-s", "main", "-x", &w, "-y", &h, &sh]);
+        t.server
+            .ok(&["new-session", "-d", "-s", "main", "-x", &w, "-y", &h, &sh]);
         t
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .env_remove("TMUX")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.tmux(args);
-        assert!(
-            o.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -123,39 +88,21 @@ impl Tmux {
 
     /// The visible screen, as text.
     fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "main"])
+        self.server.screen("main")
     }
 
     /// The visible screen with its attributes as escape sequences.
     fn screen_with_escapes(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-e", "-t", "main"])
+        self.server.ok(&["capture-pane", "-p", "-e", "-t", "main"])
     }
 
     fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "main"];
-        args.extend_from_slice(keys);
-        self.ok(&args);
+        self.server.keys("main", keys);
     }
 
     /// Polls the screen until `ok` holds; panics with the last screen after `TIMEOUT`.
     fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            // A capture can land in the middle of a frame being drawn: only a screen that stays
-            // the same a moment later is taken as what the operator sees.
-            if ok(&s) {
-                std::thread::sleep(Duration::from_millis(40));
-                if self.screen() == s {
-                    return s;
-                }
-                continue;
-            }
-            if start.elapsed() > TIMEOUT {
-                panic!("timed out after {TIMEOUT:?} waiting for {what}; the screen:\n{s}");
-            }
-            std::thread::sleep(POLL);
-        }
+        self.server.wait_screen("main", what, TIMEOUT, ok)
     }
 
     fn wait_for(&self, text: &str) -> String {
@@ -217,7 +164,9 @@ impl Drop for Tmux {
     /// tmux server. Killing the server alone would only hang up on runbook, and after a SIGHUP
     /// runbook lets the step in flight finish (SPEC §5) — up to 30 s of `sleep` here.
     fn drop(&mut self) {
-        let o = self.tmux(&["list-panes", "-t", "main", "-F", "#{pane_pid}"]);
+        let o = self
+            .server
+            .run(&["list-panes", "-t", "main", "-F", "#{pane_pid}"]);
         if let Ok(pid) = String::from_utf8_lossy(&o.stdout).trim().parse::<i32>()
             && pid > 1
         {
@@ -226,7 +175,7 @@ impl Drop for Tmux {
                 libc::kill(-pid, libc::SIGTERM);
             }
         }
-        let _ = self.tmux(&["kill-server"]);
+        // The server goes with `self.server`.
     }
 }
 
@@ -673,7 +622,7 @@ fn the_harness_cleans_up_its_tmux_server() {
             height: 24,
             no_color: false,
         });
-        socket = t.socket.clone();
+        socket = t.server.socket().to_string();
         let pid = t.pid("long.pid");
         assert!(Path::new(&format!("/proc/{pid}")).exists());
         // Dropped here, as a failing test would: the server, runbook and its step go.
@@ -717,7 +666,7 @@ fn a_finished_run_whose_terminal_goes_away_exits() {
         .as_i64()
         .expect("run_started has the pid") as i32;
     assert!(!gone(pid), "runbook waits for q while its terminal is there");
-    t.ok(&["kill-server"]);
+    t.server.ok(&["kill-server"]);
     let start = Instant::now();
     while !gone(pid) {
         assert!(
@@ -1115,7 +1064,9 @@ run = "echo reverted"
 impl Tmux {
     /// The pane's terminal settings, as `stty -a` prints them.
     fn stty(&self) -> String {
-        let tty = self.ok(&["display-message", "-p", "-t", "main", "#{pane_tty}"]);
+        let tty = self
+            .server
+            .ok(&["display-message", "-p", "-t", "main", "#{pane_tty}"]);
         let o = Command::new("stty")
             .args(["-a", "-F", tty.trim()])
             .output()
@@ -1221,7 +1172,7 @@ fn headless_question_gives_the_terminal_back_when_interrupted() {
     assert!(!cooked(&t.stty()));
     // SIGINT to runbook alone, as Ctrl-C in an interactive shell sends it to the job (here the
     // script around it shares its process group).
-    let pane = t.ok(&["list-panes", "-t", "main", "-F", "#{pane_pid}"]);
+    let pane = t.server.ok(&["list-panes", "-t", "main", "-F", "#{pane_pid}"]);
     let pane = pane.trim();
     let children = std::fs::read_to_string(format!("/proc/{pane}/task/{pane}/children")).expect("children");
     let pid: i32 = children

@@ -39,27 +39,24 @@ impl Engine {
                 .map(|(k, v)| (k.clone(), self.secrets.expand(v)))
                 .collect(),
         };
-        let tx = self.alerts.0.clone();
+        let query = Arc::new(query);
         let fault = self.fault.clone();
         let redactor = self.redactor.clone();
-        self.check_tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let reading = if simulated {
+        let read = move || {
+            let (query, fault, redactor) = (query.clone(), fault.clone(), redactor.clone());
+            async move {
+                if simulated {
                     alerts::simulated(&query.spec, fault.injected_at().is_some())
                 } else {
                     match query.read().await {
                         AlertReading::Error(e) => AlertReading::Error(redactor.redact_str(&e)),
                         r => r,
                     }
-                };
-                if tx.send((i, reading)).await.is_err() {
-                    break;
                 }
             }
-        }));
+        };
+        let poll = super::poll::every(interval, i, self.alerts.0.clone(), read);
+        self.check_tasks.push(poll);
     }
 
     /// An alert trigger's poll: its transition journaled, with the labels of the alert that fired.

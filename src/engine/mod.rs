@@ -10,12 +10,14 @@
 //! - `interface`: the options, commands and updates shared with the front ends.
 //! - `step`: one step — its go-ahead, attempts, retries and failure handling.
 //! - `watch`: the wait loop, trigger evaluation, holds, fault injection.
-//! - `alerts`: polling the alerts of alert triggers.
+//! - `alerts`: polling the alerts of alert triggers; `poll`: the loop every trigger poll runs on,
+//!   and what a check trigger runs.
 //! - `http`: requests; commands are run by `crate::process`.
 
 mod alerts;
 pub mod http;
 mod interface;
+mod poll;
 mod step;
 mod store;
 mod team;

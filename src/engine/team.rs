@@ -145,7 +145,12 @@ impl Engine {
             return Ok(None);
         }
         let name = waiting.step.clone();
-        if peer.uid == self.team.driver_uid {
+        // Through the store (another host) the uid means nothing here: the user's name counts.
+        let driver = match peer.origin.store_role {
+            None => peer.uid == self.team.driver_uid,
+            Some(_) => peer.user == self.team.driver_user,
+        };
+        if driver {
             reply.send(Response::refused(format!(
                 "{} drives this run: an approval must come from another operator (four eyes); {name} is still {}",
                 peer.user,

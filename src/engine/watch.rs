@@ -279,50 +279,28 @@ impl Engine {
             self.start_alert(i);
             return;
         };
-        let tx = self.checks.0.clone();
         let rehearsal = self.opts.rehearsal.is_some();
         let fault = self.fault.clone();
-        let shell = self.rb.settings.shell.clone();
-        let workdir = self.rb.settings.workdir.clone();
-        let env = self.env.clone();
-        let redactor = self.redactor.clone();
-        self.check_tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let result = if rehearsal {
-                    match fault.injected_at() {
-                        Some(_) => Err("the simulated fault makes the check fail".to_string()),
-                        None => Ok(()),
-                    }
-                } else {
-                    match process::run_captured(&shell, &command, &workdir, &env, timeout).await {
-                        Ok(c) if c.exit == 0 => Ok(()),
-                        Ok(c) => {
-                            let out = if c.stderr.is_empty() { &c.stdout } else { &c.stderr };
-                            let text = String::from_utf8_lossy(out);
-                            let last = text
-                                .lines()
-                                .rev()
-                                .find(|l| !l.trim().is_empty())
-                                .unwrap_or("")
-                                .trim();
-                            let last = redactor.redact_str(last);
-                            Err(if last.is_empty() {
-                                format!("exit {}", c.exit)
-                            } else {
-                                format!("exit {}: {last}", c.exit)
-                            })
-                        }
-                        Err(e) => Err(e),
-                    }
-                };
-                if tx.send((i, result)).await.is_err() {
-                    break;
+        let check = Arc::new(super::poll::CheckCommand {
+            shell: self.rb.settings.shell.clone(),
+            command,
+            workdir: self.rb.settings.workdir.clone(),
+            env: self.env.clone(),
+            timeout,
+            redactor: self.redactor.clone(),
+        });
+        let read = move || {
+            let (check, fault) = (check.clone(), fault.clone());
+            async move {
+                match (rehearsal, fault.injected_at()) {
+                    (false, _) => check.run().await,
+                    (true, Some(_)) => Err("the simulated fault makes the check fail".to_string()),
+                    (true, None) => Ok(()),
                 }
             }
-        }));
+        };
+        let poll = super::poll::every(interval, i, self.checks.0.clone(), read);
+        self.check_tasks.push(poll);
     }
 
     /// A poll round: journaled, remembered for confirmations, and fed to the metric triggers.

@@ -21,23 +21,21 @@ use prompt::{Choice, Prompter, Question, go_ahead_question};
 
 /// Runs a started session to its end, printing progress; returns the exit status.
 pub async fn run(session: Session) -> i32 {
+    // What the start had to say and, resuming, where the run stood. The store is the command line's.
+    for n in &session.notices {
+        crate::say!("runbook: {n}");
+    }
+    if !session.history.is_empty() {
+        resumed_summary(&session.history);
+    }
     let Session {
         runbook,
         run_dir,
         commands,
         mut updates,
         engine,
-        history,
-        notices,
-        // The store's tasks are the command line's to finish.
-        store: _,
+        ..
     } = session;
-    for n in &notices {
-        crate::say!("runbook: {n}");
-    }
-    if !history.is_empty() {
-        resumed_summary(&history);
-    }
     let interactive = std::io::stdin().is_terminal();
     // Questions on the terminal; dropped (the terminal put back) whatever way this returns.
     let prompter = Prompter::new();

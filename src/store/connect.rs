@@ -14,12 +14,27 @@ use super::config::{SslMode, StoreConfig};
 
 /// Opens a connection; its I/O runs on a task of its own, which ends with the `Client`.
 pub async fn connect(cfg: &StoreConfig) -> Result<tokio_postgres::Client, StoreError> {
+    open(cfg, None).await
+}
+
+/// `connect`, with the notifications of its `LISTEN`s sent to `notices` (until either end goes).
+pub async fn connect_listening(
+    cfg: &StoreConfig,
+    notices: tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>,
+) -> Result<tokio_postgres::Client, StoreError> {
+    open(cfg, Some(notices)).await
+}
+
+async fn open(
+    cfg: &StoreConfig,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
+) -> Result<tokio_postgres::Client, StoreError> {
     let mut pg = cfg.pg.clone();
     let result = match cfg.ssl {
         SslMode::Disable => {
             pg.ssl_mode(PgSsl::Disable);
             pg.connect(tokio_postgres::NoTls).await.map(|(client, conn)| {
-                tokio::spawn(conn);
+                tokio::spawn(drive(conn, notices));
                 client
             })
         }
@@ -31,12 +46,35 @@ pub async fn connect(cfg: &StoreConfig) -> Result<tokio_postgres::Client, StoreE
             });
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(cfg)?);
             pg.connect(tls).await.map(|(client, conn)| {
-                tokio::spawn(conn);
+                tokio::spawn(drive(conn, notices));
                 client
             })
         }
     };
     result.map_err(|e| explain(cfg, &e))
+}
+
+/// Runs a connection's I/O; hands its notifications on when someone listens.
+async fn drive<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Some(notices) = notices else {
+        let _ = conn.await;
+        return;
+    };
+    while let Some(Ok(message)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+        if let tokio_postgres::AsyncMessage::Notification(n) = message
+            && notices.send(n).is_err()
+        {
+            // Nobody listens any more: the connection still serves its client.
+            let _ = conn.await;
+            return;
+        }
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

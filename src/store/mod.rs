@@ -9,7 +9,10 @@
 //! - `replicate`: the background copy of the journal and logs, its backlog and how far behind it is;
 //! - `lease`: the driver's lease, renewed, lost, or fenced by a newer driver;
 //! - `link`: what the engine sees of all this (may a step start? what to journal?);
-//! - `restore`: a run folder rebuilt from the store, for `resume` on another host.
+//! - `restore`: a run folder rebuilt from the store, for `resume` on another host; `refresh`:
+//!   one here brought up to date when the run went on elsewhere;
+//! - `requests`: requests to a run's driver from other hosts (approve, note, takeover), answered
+//!   in their row; `locks`: deploy locks shared by every host.
 //!
 //! The engine and front ends know nothing of PostgreSQL: they read a `Link`.
 
@@ -17,7 +20,10 @@ pub mod config;
 pub mod connect;
 pub mod lease;
 pub mod link;
+pub mod locks;
+pub mod refresh;
 pub mod replicate;
+pub mod requests;
 pub mod restore;
 pub mod schema;
 
@@ -38,6 +44,11 @@ pub enum StoreError {
          upgrade runbook on this host; nothing was written to the store"
     )]
     Newer { at: String, found: i32, known: i32 },
+    /// Nobody holds the run's lease: no driver would answer a request (`requests`).
+    #[error(
+        "nobody drives this run (driver gone: its lease in the shared store has expired or was released)"
+    )]
+    NoDriver,
 }
 
 /// A store that answered: reachable, logged into, its schema at this binary's version.

@@ -8,7 +8,10 @@ use tokio_postgres::Client;
 use super::StoreError;
 
 /// Every migration: its number and its SQL. Append only; never change one that was released.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_runs.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_runs.sql")),
+    (2, include_str!("migrations/0002_requests_locks.sql")),
+];
 
 /// The schema version this binary writes.
 pub fn latest() -> i32 {

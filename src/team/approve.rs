@@ -3,59 +3,53 @@
 
 use std::path::Path;
 
-use super::client::{ClientError, request};
+use super::remote::{Asked, find};
 use crate::control::Request;
 
 /// Approves `step` of the run `run` (a run folder, its journal, or a run id); prints what was
-/// approved or why not. Exit status: 0 approved, 1 refused by the driver or no driver to ask,
-/// 2 no such run.
-pub fn main(run: &Path, step: &str, state_dir: &Path) -> i32 {
-    let dir = match super::find_run(run, state_dir) {
-        Ok(d) => d,
-        Err(e) => {
+/// approved or why not. The driver is asked on the run's control socket, else (another host)
+/// through the shared store when one is set (`store`: `--store`). Exit status: 0 approved,
+/// 1 refused by the driver or no driver to ask, 2 no such run.
+pub fn main(run: &Path, step: &str, state_dir: &Path, store: Option<&str>) -> i32 {
+    let found = match find(run, state_dir, store) {
+        Ok(f) => f,
+        Err((code, e)) => {
             crate::say!("runbook: {e}");
-            return 2;
+            return code;
         }
     };
-    match request(
-        &dir,
-        &Request::Approve {
-            step: step.to_string(),
-        },
-    ) {
-        Ok(r) if r.ok => {
+    let asked = found.ask(&Request::Approve {
+        step: step.to_string(),
+    });
+    match asked {
+        Asked::Answered(r) if r.ok => {
             crate::out!("{}", r.text());
             0
         }
-        Ok(r) => {
+        Asked::Answered(r) => {
             crate::say!("runbook: not approved: {}", r.text());
             1
         }
-        Err(ClientError::NoDriver) if ended(&dir).is_some() => {
-            let outcome = ended(&dir).unwrap_or_default();
+        Asked::NoDriver { ended: Some(outcome) } => {
             crate::say!(
                 "runbook: not approved: this run has ended ({outcome}); nothing waits for an approval"
             );
             1
         }
-        Err(ClientError::NoDriver) => {
+        Asked::NoDriver { ended: None } => {
+            let run = found
+                .dir
+                .as_ref()
+                .map_or_else(|| found.run_id.clone(), |d| d.display().to_string());
             crate::say!(
                 "runbook: not approved: nobody drives this run (driver gone); an approval is given to a live driver: \
-                 once someone drives it again (runbook takeover {} --reason ...), approve again",
-                dir.display()
+                 once someone drives it again (runbook takeover {run} --reason ...), approve again"
             );
             1
         }
-        Err(e) => {
+        Asked::Failed(e) => {
             crate::say!("runbook: not approved: {e}");
             1
         }
     }
-}
-
-/// How the run ended, if its journal says it did (and no session started after that).
-fn ended(run_dir: &Path) -> Option<String> {
-    let (records, _) = crate::journal::read(&run_dir.join("journal.jsonl")).ok()?;
-    let info = crate::journal::resume::info(&records)?;
-    info.finished.map(|o| o.as_str().replace('_', " "))
 }

@@ -10,7 +10,9 @@
 //!   alone writes the journal: a watcher's note is journaled by the driver with the watcher's name.
 //! - `lock`: deploy locks, `STATE_DIR/locks/<name>.lock` (flock: released when the run ends, also
 //!   on a crash).
-//! - `approve`, `takeover`: the two shell commands.
+//! - `approve`, `takeover`, `note`: the shell commands; `remote` finds their way to the driver
+//!   (its socket here, else the shared store).
+//! - `store_server`: the same requests from other hosts, through the shared store (SPEC §9).
 //!
 //! It leaves the waiting for approvals and the hand-over itself to the engine, and the dialogs to
 //! the front ends.
@@ -18,7 +20,10 @@
 pub mod approve;
 pub mod client;
 pub mod lock;
+pub mod note;
+pub mod remote;
 pub mod server;
+pub mod store_server;
 pub mod takeover;
 
 /// The socket's name in a run folder.

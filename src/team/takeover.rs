@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::client::{ClientError, request};
+use super::remote::Asked;
 use crate::control::Request;
 use crate::journal::{Event, Journal, OpenError};
 
@@ -17,11 +17,13 @@ pub struct Taken {
 }
 
 /// Asks for the run (or takes it from a dead driver). Prints what happens; on failure returns
-/// the exit status (1: refused, or nobody can agree; 2: no such run, or it has ended).
-pub fn prepare(run: &Path, reason: &str, state_dir: &Path) -> Result<Taken, i32> {
-    let dir = super::find_run(run, state_dir).map_err(|e| {
+/// the exit status (1: refused, or nobody can agree; 2: no such run, or it has ended). With a
+/// shared store (`store`: `--store`), a run driven on another host is asked for through the
+/// store, and its folder is rebuilt here from the store when this host lacks it.
+pub fn prepare(run: &Path, reason: &str, state_dir: &Path, store: Option<&str>) -> Result<Taken, i32> {
+    let mut found = super::remote::find(run, state_dir, store).map_err(|(code, e)| {
         crate::say!("runbook: {e}");
-        2
+        code
     })?;
     let reason = reason.trim();
     if reason.is_empty() {
@@ -30,6 +32,61 @@ pub fn prepare(run: &Path, reason: &str, state_dir: &Path) -> Result<Taken, i32>
         );
         return Err(2);
     }
+    if let Some(dir) = &found.dir {
+        check(dir)?;
+    }
+    crate::say!("runbook: asking the driver of this run to hand it over to you (Ctrl-C gives up)…");
+    let asked = found.ask(&Request::Takeover {
+        reason: reason.to_string(),
+    });
+    let dir = match asked {
+        Asked::Answered(r) if r.ok => {
+            crate::say!("runbook: {}", r.text());
+            // The old driver lets go of the run as it exits: its lock here, its lease in the store.
+            if let Some(dir) = &found.dir {
+                wait_for_run(dir)?;
+            }
+            found.wait_released().map_err(|e| {
+                crate::say!("runbook: {e}");
+                1
+            })?;
+            super::remote::sync_folder(&mut found, state_dir)?
+        }
+        Asked::Answered(r) => {
+            crate::say!("runbook: not taken over: {}", r.text());
+            return Err(1);
+        }
+        Asked::NoDriver { ended: Some(outcome) } => {
+            crate::say!("runbook: this run has ended ({outcome}); there is nothing to take over");
+            return Err(2);
+        }
+        Asked::NoDriver { ended: None } => {
+            let dir = super::remote::sync_folder(&mut found, state_dir)?;
+            let records = check(&dir)?;
+            take_from_gone(&dir, &last_driver(&records), reason)?;
+            dir
+        }
+        Asked::Failed(e) => {
+            crate::say!("runbook: not taken over: {e}");
+            return Err(1);
+        }
+    };
+    let records = check(&dir)?;
+    let rehearsal = records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::RunStarted { mode, .. } => Some(mode == "rehearse"),
+            _ => None,
+        })
+        .unwrap_or(false);
+    Ok(Taken {
+        run_dir: dir,
+        rehearsal,
+    })
+}
+
+/// The run's journal, if it records a run that has not ended; else why not (exit 2).
+fn check(dir: &Path) -> Result<Vec<crate::journal::Record>, i32> {
     let journal = dir.join("journal.jsonl");
     let (records, _) = crate::journal::read(&journal).map_err(|e| {
         crate::say!("runbook: cannot read {}: {e}", journal.display());
@@ -47,40 +104,7 @@ pub fn prepare(run: &Path, reason: &str, state_dir: &Path) -> Result<Taken, i32>
         crate::say!("runbook: this run has ended ({outcome}); there is nothing to take over");
         return Err(2);
     }
-    let rehearsal = records
-        .iter()
-        .find_map(|r| match &r.event {
-            Event::RunStarted { mode, .. } => Some(mode == "rehearse"),
-            _ => None,
-        })
-        .unwrap_or(false);
-    let driver = last_driver(&records);
-    crate::say!("runbook: asking the driver of this run to hand it over to you (Ctrl-C gives up)…");
-    match request(
-        &dir,
-        &Request::Takeover {
-            reason: reason.to_string(),
-        },
-    ) {
-        Ok(r) if r.ok => {
-            crate::say!("runbook: {}", r.text());
-            // The old driver lets go of the run as it exits.
-            wait_for_run(&dir)?;
-        }
-        Ok(r) => {
-            crate::say!("runbook: not taken over: {}", r.text());
-            return Err(1);
-        }
-        Err(ClientError::NoDriver) => take_from_gone(&dir, &driver, reason)?,
-        Err(e) => {
-            crate::say!("runbook: not taken over: {e}");
-            return Err(1);
-        }
-    }
-    Ok(Taken {
-        run_dir: dir,
-        rehearsal,
-    })
+    Ok(records)
 }
 
 /// Who drove the run last: the operator of its latest `run_started`.

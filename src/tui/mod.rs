@@ -74,28 +74,20 @@ async fn recv_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) {
 
 /// Runs the UI until the run has ended and the operator leaves; returns the exit status.
 pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: f64) -> i32 {
-    let Session {
-        runbook,
-        run_dir,
-        commands,
-        mut updates,
-        engine,
-        history,
-        notices,
-        // The store's tasks are the command line's to finish.
-        store: _,
-    } = session;
-    let mut app = App::new(runbook, mode, &sources, run_dir.display().to_string());
+    let run_dir = session.run_dir;
+    let mut app = App::new(session.runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;
     // Resuming: the screen starts where the run stood (the resumed session's own `run_started`
     // then resets what the engine watches afresh: the triggers).
-    for record in history {
+    for record in session.history {
         app.apply(crate::engine::Update::Event(record));
     }
     app.finished = None;
-    for n in notices {
+    for n in session.notices {
         app.note(n);
     }
+    // The store is the command line's: it finishes the store's tasks.
+    let (commands, mut updates, engine) = (session.commands, session.updates, session.engine);
     let theme = Theme::from_env();
     let guard = match terminal::Guard::enter() {
         Ok(g) => g,

@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests: runbooks written into a temporary folder, the real
 //! binary run headless against a temporary state folder, journals read back, processes checked,
-//! the engine driven through the library, and a tiny HTTP server.
+//! the engine driven through the library, a tiny HTTP server, and (`tmux`) a terminal to drive.
 #![allow(dead_code)]
 
 pub mod prometheus;
+pub mod tmux;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -110,6 +111,9 @@ pub fn toml_string(s: &str) -> String {
 
 /// A real PostgreSQL, for the shared store's tests.
 pub mod postgres;
+
+/// Bastion hosts (a host name, a state dir and a Unix user each), for the shared store's tests.
+pub mod hosts;
 
 /// A temporary folder holding runbooks, files the steps write, and the state folder.
 pub struct Fixture {
@@ -478,6 +482,11 @@ pub fn journal_now(path: &Path) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// A run folder's journal, read while it may be written (see `journal_now`).
+pub fn run_journal(run_dir: &Path) -> Vec<Value> {
+    journal_now(&run_dir.join("journal.jsonl"))
 }
 
 /// Every step_started with its name and attempt (`phase/step#N`), in journal order.

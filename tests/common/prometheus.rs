@@ -16,7 +16,35 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::{events, free_port, runbook_bin, wait_for};
+use super::{RunbookToml, events, free_port, runbook_bin, toml_string, wait_for};
+
+// ── The runbook ─────────────────────────────────────────────────────────────────────────────────
+
+/// A runbook that polls every second: `[metrics]` (with `url` when given), the metrics and triggers
+/// in `body`, then phase `deploy` whose step `canary` watches for `watch`. The test adds its other
+/// steps, then `echo_rollback`.
+pub fn watching(title: &str, url: Option<&str>, body: &str, watch: &str) -> RunbookToml {
+    let url = url
+        .map(|u| format!("url = {}\n", toml_string(u)))
+        .unwrap_or_default();
+    RunbookToml::new(title)
+        .raw(&format!("[metrics]\n{url}interval = \"1s\""))
+        .raw(body)
+        .phase("deploy", "Deploy")
+        .step(
+            "canary",
+            "Watch the canary",
+            &format!("watch = {}", toml_string(watch)),
+        )
+}
+
+/// The rollback of the metric tests' runbooks: one step that echoes.
+pub fn echo_rollback(rb: RunbookToml) -> String {
+    rb.rollback("Rollback")
+        .phase("back", "Back")
+        .step("undo", "Undo the deploy", r#"run = "echo rolled back""#)
+        .build()
+}
 
 // ── The exporter ────────────────────────────────────────────────────────────────────────────────
 

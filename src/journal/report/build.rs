@@ -5,25 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
+use super::metrics::Metrics;
 use super::phases::{PhaseTime, phase_time, phases};
 use super::plans::{Plans, reason_text};
+use super::timeline::{event_name, summarize, trigger_event};
 use super::{
-    FileChange, LastEvent, MetricSummary, NoteRow, OutcomeInfo, Rehearsal, Report, RollbackInfo, Session,
-    StepRow, TimelineRow, TriggerRow,
+    FileChange, LastEvent, NoteRow, OutcomeInfo, Rehearsal, Report, RollbackInfo, Session, StepRow,
+    TimelineRow,
 };
 use crate::journal::snapshot;
 use crate::journal::{Event, Record, StepStatus};
-
-/// One metric's samples while the journal is read.
-#[derive(Default)]
-struct MetricAcc {
-    values: Vec<f64>,
-    samples: usize,
-    no_data: usize,
-    last: Option<f64>,
-    last_ts: Option<String>,
-    last_error: Option<String>,
-}
 
 /// Builds the report from a journal's records, in one pass.
 pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report {
@@ -40,7 +31,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
     let mut plans = Plans::default();
     let mut rows: Vec<(bool, StepRow)> = Vec::new();
     let mut index: HashMap<(String, String, bool), usize> = HashMap::new();
-    let mut metrics: HashMap<String, MetricAcc> = HashMap::new();
+    let mut metrics = Metrics::default();
     // The values last sampled, for the timeline.
     let mut latest: BTreeMap<String, Option<f64>> = BTreeMap::new();
     let mut rollback: Option<RollbackInfo> = None;
@@ -237,34 +228,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
                 });
             }
             Event::MetricsSampled { values, errors } => {
-                for (id, v) in values {
-                    latest.insert(id.clone(), v.filter(|x| x.is_finite()));
-                    let acc = match metrics.get_mut(id) {
-                        Some(a) => a,
-                        None => metrics.entry(id.clone()).or_default(),
-                    };
-                    acc.samples += 1;
-                    match v {
-                        Some(x) if x.is_finite() => {
-                            acc.values.push(*x);
-                            acc.last = Some(*x);
-                            acc.last_ts = Some(ts.clone());
-                        }
-                        _ => acc.no_data += 1,
-                    }
-                }
-                for (id, e) in errors {
-                    let acc = match metrics.get_mut(id) {
-                        Some(a) => a,
-                        None => metrics.entry(id.clone()).or_default(),
-                    };
-                    if !values.contains_key(id) {
-                        acc.samples += 1;
-                        acc.no_data += 1;
-                        latest.insert(id.clone(), None);
-                    }
-                    acc.last_error = Some(e.clone());
-                }
+                metrics.sampled(values, errors, ts, &mut latest);
             }
             Event::TriggerPending { trigger, value } => trigger_event(
                 &mut r,
@@ -476,31 +440,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
     }
     r.rollback = rollback;
 
-    for (id, mut acc) in metrics {
-        acc.values.sort_unstable_by(f64::total_cmp);
-        let v = &acc.values;
-        let median = match v.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(v[n / 2]),
-            n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-        };
-        let (title, unit) = plans.metric(&id).unzip();
-        r.metrics.insert(
-            id,
-            MetricSummary {
-                title,
-                unit,
-                samples: acc.samples,
-                no_data: acc.no_data,
-                min: v.first().copied(),
-                median,
-                max: v.last().copied(),
-                last: acc.last,
-                last_ts: acc.last_ts,
-                last_error: acc.last_error,
-            },
-        );
-    }
+    r.metrics = metrics.summaries(&plans);
 
     for c in &r.runbook.changed {
         let mut w = format!(
@@ -521,47 +461,6 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
             .push("the journal has no run_started event: the runbook and operator are unknown".into());
     }
     r
-}
-
-/// A trigger event: into the trigger list and the timeline, with its title and unit.
-#[allow(clippy::too_many_arguments)]
-fn trigger_event(
-    r: &mut Report,
-    plans: &Plans,
-    latest: &BTreeMap<String, Option<f64>>,
-    ts: &str,
-    event: &str,
-    trigger: Option<&String>,
-    value: Option<f64>,
-    details: impl FnOnce(&mut TriggerRow),
-) {
-    let mut t = TriggerRow {
-        ts: ts.to_string(),
-        event: event.to_string(),
-        trigger: trigger.cloned(),
-        title: trigger.and_then(|id| plans.trigger_title(id)),
-        value,
-        unit: trigger.and_then(|id| plans.trigger_unit(id)),
-        reason: None,
-        operator: None,
-        error: None,
-        by: None,
-    };
-    details(&mut t);
-    let what = event.strip_prefix("trigger_").unwrap_or(event).replace('_', " ");
-    r.timeline.push(TimelineRow {
-        ts: t.ts.clone(),
-        event: t.event.clone(),
-        what,
-        subject: t.trigger.clone(),
-        title: t.title.clone(),
-        value: t.value,
-        unit: t.unit.clone(),
-        by: t.operator.clone().or_else(|| t.by.clone()),
-        detail: t.reason.clone().or_else(|| t.error.clone()),
-        metrics: latest.clone(),
-    });
-    r.triggers.push(t);
 }
 
 /// Adds someone to the operators, once ("auto" is not someone).
@@ -591,63 +490,6 @@ fn row_for<'a>(
         rows.len() - 1
     });
     &mut rows[i].1
-}
-
-fn event_name(e: &Event) -> String {
-    serde_json::to_value(e)
-        .ok()
-        .and_then(|v| v.get("event").and_then(|n| n.as_str()).map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
-/// One line about an event, for "where did the run stop".
-fn summarize(e: &Event) -> String {
-    match e {
-        Event::RunStarted {
-            mode, operator, host, ..
-        } => format!("{mode} started by {operator}@{host}"),
-        Event::StepStarted {
-            phase,
-            step,
-            attempt,
-            rollback,
-        } => format!(
-            "{}{phase}/{step} started (attempt {attempt})",
-            if *rollback { "rollback step " } else { "" }
-        ),
-        Event::StepFinished(f) => format!(
-            "{}{}/{} {} (attempt {})",
-            if f.rollback { "rollback step " } else { "" },
-            f.phase,
-            f.step,
-            f.status.as_str(),
-            f.attempt
-        ),
-        Event::Note { operator, .. } => format!("note by {operator}"),
-        Event::StoreBehind { .. }
-        | Event::StoreCaughtUp { .. }
-        | Event::StoreLeaseLost { .. }
-        | Event::StoreLeaseRenewed { .. }
-        | Event::StoreFenced { .. } => crate::journal::store_event::describe(e).unwrap_or_default(),
-        Event::WriteFailed { file, .. } => format!("{file} could not be written"),
-        Event::MetricsSampled { .. } => "metrics sampled".into(),
-        Event::TriggerPending { trigger, .. } => format!("trigger {trigger} pending"),
-        Event::TriggerFired { trigger, .. } => format!("trigger {trigger} fired"),
-        Event::TriggerCleared { trigger, .. } => format!("trigger {trigger} cleared"),
-        Event::TriggerAcknowledged { trigger, .. } => format!("trigger {trigger} acknowledged"),
-        Event::TriggerUnknown { trigger, .. } => format!("trigger {trigger} unknown"),
-        Event::FaultInjected { by } => format!("fault injected by {by}"),
-        Event::RollbackStarted { reason, .. } => format!("rollback started ({reason})"),
-        Event::RollbackFinished { status } => format!("rollback {status}"),
-        Event::RehearsalFigures { .. } => "rehearsal figures".into(),
-        Event::RunFinished { outcome, .. } => format!("run {}", outcome.as_str()),
-        Event::Approval { .. } | Event::Handover { .. } => {
-            crate::journal::team::describe(e).unwrap_or_default()
-        }
-        Event::NotifySent { .. } | Event::NotifyFailed { .. } | Event::NotifyRehearsed { .. } => {
-            e.notify_words().unwrap_or_default()
-        }
-    }
 }
 
 fn parse_ts(ts: &str) -> Option<SystemTime> {

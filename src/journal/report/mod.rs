@@ -2,17 +2,21 @@
 //!
 //! - `build`: one pass over the journal's records into a `Report` (pure); the plan snapshot in
 //!   `run_started` gives titles, kinds and units (`plans`), so the runbook file is never read.
-//!   Journals without a snapshot fall back to ids and raw values. `phases`: each phase's times.
-//! - `markdown`: the `Report` as Markdown. `--format json` is the `Report` serialized as is, so
-//!   both carry the same content.
+//!   Journals without a snapshot fall back to ids and raw values. `phases`: each phase's times;
+//!   `metrics`: each metric's summary; `timeline`: trigger rows and the words for an event.
+//! - `markdown`: the `Report` as Markdown, its values written by `cells`. `--format json` is the
+//!   `Report` serialized as is, so both carry the same content.
 //!
 //! `load` reads the journal (and the tails of failed attempts' logs beside it); the command line
 //! (`cli`) chooses the format and owns stdout, files and exit codes.
 
 mod build;
+mod cells;
 mod markdown;
+mod metrics;
 mod phases;
 mod plans;
+mod timeline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +24,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use build::build;
-pub use markdown::{cell, markdown};
+pub use cells::cell;
+pub use markdown::markdown;
 
 /// How many lines of a failed attempt's log the report shows.
 pub const LOG_TAIL_LINES: usize = 10;

@@ -15,7 +15,8 @@
 //! control socket (`team`): their requests become engine commands like the front end's, so the
 //! driver alone writes the journal. A watcher (`runbook attach`, `runbook ls`: `runs`,
 //! `tui::attach`) only reads the run folder — the journal and the running step's log as they
-//! grow — and sends its notes and approvals through that socket.
+//! grow — and sends its notes and approvals through that socket; from another host it reads the
+//! same through the shared store (`store::watch`, `runs::remote`).
 //!
 //! ## Layers
 //!

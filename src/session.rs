@@ -65,6 +65,8 @@ pub struct Session {
     pub notices: Vec<String>,
     /// The shared store's lease and copy of this run, when there is a store (SPEC §9).
     pub store: Option<crate::store::Handle>,
+    /// How far behind the store is, straight from the copy: still true after the engine ended.
+    pub store_status: Option<tokio::sync::watch::Receiver<crate::store::Status>>,
 }
 
 /// Checks everything, then starts the engine. Must be called inside a tokio runtime.
@@ -253,6 +255,7 @@ pub fn start_shared(
         engine,
         history,
         notices,
+        store_status: store.as_ref().map(crate::store::Handle::status),
         store,
     })
 }

@@ -361,11 +361,7 @@ fn alertmanager_down_is_unknown_and_obeys_on_no_data() {
 fn refused(text: &str, expected: &[(usize, usize, &str)]) {
     let dir = Fixture::new();
     let file = dir.write("bad.toml", text);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .expect("run validate");
+    let out = common::runbook(&["validate", file.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let prefix = format!("{}:", file.display());

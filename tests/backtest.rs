@@ -132,11 +132,7 @@ run = "true"
 }
 
 fn backtest(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .arg("backtest")
-        .args(args)
-        .output()
-        .expect("run runbook backtest");
+    let out = common::runbook(&[&["backtest"], args].concat());
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

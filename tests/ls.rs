@@ -260,21 +260,13 @@ fn attach_without_a_live_run_names_the_problem() {
     let f = Fixture::new();
     let quick = f.write("quick.toml", QUICK);
     f.run_cli(&quick, &[]).expect_code(0);
-    let out = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["attach", "--state-dir"])
-        .arg(f.state())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run attach");
+    let state = f.state();
+    let state = state.to_str().unwrap();
+    let out = common::runbook(&["attach", "--state-dir", state]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no live run in"), "{err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["attach", "nosuchrun", "--state-dir"])
-        .arg(f.state())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run attach");
+    let out = common::runbook(&["attach", "nosuchrun", "--state-dir", state]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no run `nosuchrun`"), "{err}");

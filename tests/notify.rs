@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::Command as ProcCommand;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,122 +16,20 @@ use serde_json::Value;
 const HOOK: &str = "hook-T0K3N-9f8e7d";
 const TOKEN: &str = "bearer-S3CR3T-4242";
 
-/// One request as the receiver read it.
-#[derive(Debug, Clone)]
-struct Req {
-    at: Instant,
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
-    }
-}
-
 /// A receiver on 127.0.0.1: `/slow...` answers after 30 s, `/fail...` 500, `/bad...` 400, anything
 /// else 200. Every request is recorded when it arrives.
-struct Receiver {
-    port: u16,
-    seen: Arc<Mutex<Vec<Req>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
-        let port = listener.local_addr().unwrap().port();
-        let seen: Arc<Mutex<Vec<Req>>> = Arc::default();
-        let s = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || answer(conn, &s));
-            }
-        });
-        Receiver { port, seen }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn requests(&self, prefix: &str) -> Vec<Req> {
-        let all = self.seen.lock().unwrap();
-        all.iter()
-            .filter(|r| r.path.starts_with(prefix))
-            .cloned()
-            .collect()
-    }
-}
-
-fn answer(conn: TcpStream, seen: &Mutex<Vec<Req>>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(conn.try_clone().expect("clone the connection"));
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-            return;
+fn receiver() -> TestServer {
+    TestServer::answering(|path| {
+        if path.starts_with("/slow") {
+            Reply::After(Duration::from_secs(30), 200, "late")
+        } else if path.starts_with("/fail") {
+            Reply::Fixed(500, "receiver is down")
+        } else if path.starts_with("/bad") {
+            Reply::Fixed(400, "invalid_payload")
+        } else {
+            Reply::Fixed(200, "ok")
         }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    seen.lock().unwrap().push(Req {
-        at: Instant::now(),
-        method,
-        path: path.clone(),
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    let (status, text) = if path.starts_with("/slow") {
-        std::thread::sleep(Duration::from_secs(30));
-        (200, "late")
-    } else if path.starts_with("/fail") {
-        (500, "receiver is down")
-    } else if path.starts_with("/bad") {
-        (400, "invalid_payload")
-    } else {
-        (200, "ok")
-    };
-    let mut conn = conn;
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = conn.flush();
+    })
 }
 
 const SECRETS_ENV: &[(&str, &str)] = &[("NOTIFY_TEST_HOOK", HOOK), ("NOTIFY_TEST_TOKEN", TOKEN)];
@@ -189,7 +85,7 @@ fn assert_no_secret(fx: &Fixture, run: &CliRun) {
 
 #[test]
 fn each_format_sends_its_body_and_the_journal_says_so_without_a_secret() {
-    let rx = Receiver::start();
+    let rx = receiver();
     let fx = Fixture::new();
     let text = format!(
         r#"{}
@@ -316,7 +212,7 @@ run = 'echo "deploying with $TOKEN"'
 
 #[test]
 fn failures_are_retried_three_times_then_journaled_and_shown_and_the_run_goes_on() {
-    let rx = Receiver::start();
+    let rx = receiver();
     let closed = free_port();
     let fx = Fixture::new();
     let text = format!(
@@ -408,11 +304,7 @@ run = "echo done > done.txt"
     );
     assert_no_secret(&fx, &run);
     // The report's timeline has them too.
-    let report = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
-        .arg("report")
-        .arg(fx.run_dir())
-        .output()
-        .unwrap();
+    let report = runbook(&["report", fx.run_dir().to_str().unwrap()]);
     let report = String::from_utf8_lossy(&report.stdout);
     assert!(
         report.contains("| notify down FAILED for run_started (attempt 3): HTTP 500: receiver is down |"),
@@ -422,7 +314,7 @@ run = "echo done > done.txt"
 
 #[test]
 fn a_receiver_that_takes_30_seconds_delays_no_step_and_the_end_waits_only_5_seconds() {
-    let rx = Receiver::start();
+    let rx = receiver();
     let fx = Fixture::new();
     let text = format!(
         r#"{}
@@ -498,7 +390,7 @@ run = "true"
 
 #[test]
 fn a_rehearsal_sends_nothing_and_shows_what_it_would_send_masked() {
-    let rx = Receiver::start();
+    let rx = receiver();
     let fx = Fixture::new();
     let text = format!(
         r#"{}
@@ -560,7 +452,7 @@ run = "echo hi"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_is_sent_once_the_run_has_waited_longer_than_waiting_after() {
-    let rx = Receiver::start();
+    let rx = receiver();
     let fx = Fixture::new();
     let text = format!(
         r#"[runbook]
@@ -636,11 +528,7 @@ manual = true
 
 fn validate(name: &str) -> (i32, String) {
     let path = format!("tests/fixtures/invalid/{name}.toml");
-    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["validate", &path])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    let out = runbook(&["validate", &path]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -741,7 +629,7 @@ fn readme_template(id: &str) -> String {
 /// through run_started, trigger_fired, rollback_started, rollback_finished and run_finished (rolled
 /// back), with its url pointed at the receiver. Returns what the receiver got, and the journal.
 fn run_readme_template(id: &str) -> (Vec<Req>, Vec<Value>) {
-    let rx = Receiver::start();
+    let rx = receiver();
     let fx = Fixture::new();
     let block = readme_template(id);
     let url = rx.url(&format!("/ok/{id}"));
@@ -1091,7 +979,7 @@ fn the_demo_notifies_its_local_receiver_which_goes_away_with_the_run() {
 
 #[test]
 fn a_resumed_run_notifies_as_a_run_does() {
-    let rx = Receiver::start();
+    let rx = receiver();
     let fx = Fixture::new();
     let text = format!(
         r#"[runbook]
@@ -1140,11 +1028,7 @@ manual = true
 
 #[test]
 fn plan_lists_the_targets_without_their_urls() {
-    let out = ProcCommand::new(env!("CARGO_BIN_EXE_runbook"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["plan", "runbooks/kubernetes-canary.toml"])
-        .output()
-        .unwrap();
+    let out = runbook(&["plan", "runbooks/kubernetes-canary.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
     let at = stdout.find("\n## Notifications\n").expect("a Notifications part");

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::hosts::{Site, User};
 use common::postgres::Postgres;
+use common::tmux::TmuxServer;
 use common::{CliRun, wait_output};
 use serde_json::Value;
 
@@ -167,10 +168,30 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
     note.expect_code(0);
     assert!(note.stdout.contains("note added"), "{}", note.stdout);
 
+    // Bastion B logs into the store as a role of its own, which may use the tables, not make
+    // them: the approval carries that role, the one thing the store vouches for.
+    pg.psql(
+        "runbook",
+        "CREATE ROLE bastion_b LOGIN PASSWORD 'b-pw'; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO bastion_b; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO bastion_b",
+    );
+    let as_b = pg.url().replace(
+        &format!("{}:{}@", common::postgres::USER, common::postgres::PASSWORD),
+        "bastion_b:b-pw@",
+    );
     let approve = finish(
         b.command(
             Some(&bob),
-            &["approve", &id, "deploy/migrate", "--state-dir", &b.state_arg()],
+            &[
+                "approve",
+                &id,
+                "deploy/migrate",
+                "--state-dir",
+                &b.state_arg(),
+                "--store",
+                &as_b,
+            ],
         )
         .spawn()
         .unwrap(),
@@ -193,11 +214,7 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
     assert_eq!(approval["operator"], bob.name.as_str(), "{approval}");
     assert_eq!(approval["step"], "migrate");
     assert_eq!(approval["from"]["host"], "bastion-b", "{approval}");
-    assert_eq!(
-        approval["from"]["store_role"],
-        common::postgres::USER,
-        "{approval}"
-    );
+    assert_eq!(approval["from"]["store_role"], "bastion_b", "{approval}");
     assert!(
         approval["metrics"]["error_rate"].is_number(),
         "the metric values at that moment: {approval}"
@@ -218,7 +235,7 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
     assert_eq!(
         rows.trim(),
         format!(
-            "approve|rb|root|bastion-b|false\nnote|rb|{0}|bastion-b|true\napprove|rb|{0}|bastion-b|true",
+            "approve|rb|root|bastion-b|false\nnote|rb|{0}|bastion-b|true\napprove|bastion_b|{0}|bastion-b|true",
             bob.name
         )
     );
@@ -269,28 +286,28 @@ fn wait_for_soak(pg: &Postgres) {
     );
 }
 
-/// A tmux server of the test's own: one 80×24 session per host's `runbook`.
+/// A tmux server of the test's own (`common::tmux`): one 80×24 session per host's `runbook`,
+/// whose exit status goes to `<session>.exit` in `dir`.
 struct Tmux {
-    socket: String,
+    server: TmuxServer,
     dir: PathBuf,
 }
 
 impl Tmux {
     fn new(dir: &Path) -> Tmux {
         Tmux {
-            socket: format!("rbst{}", std::process::id()),
+            server: TmuxServer::new("store-team"),
             dir: dir.to_path_buf(),
         }
     }
 
-    /// Runs `line` in a new session; its exit status goes to `<session>.exit`.
+    /// Runs `line` in a new session.
     fn start(&self, session: &str, line: &str) {
         let exit = self.dir.join(format!("{session}.exit"));
         let script = format!("{line}; echo $? > {}; sleep 600", exit.display());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &self.socket,
+        let out = self
+            .server
+            .command(&[
                 "new-session",
                 "-d",
                 "-s",
@@ -299,41 +316,26 @@ impl Tmux {
                 "80",
                 "-y",
                 "24",
+                &script,
             ])
-            .arg(script)
             .env("TERM", "xterm-256color")
             .env_remove("NO_COLOR")
-            .status()
+            .output()
             .unwrap();
-        assert!(ok.success());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn screen(&self, session: &str) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", session])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.server.screen(session)
     }
 
     fn wait_screen(&self, session: &str, text: &str) -> String {
-        let mut s = String::new();
-        let ok = common::wait_for(LIMIT, || {
-            std::thread::sleep(Duration::from_millis(50));
-            s = self.screen(session);
-            s.contains(text)
-        });
-        assert!(ok, "the screen never showed {text:?}; it shows:\n{s}");
-        s
+        self.server
+            .wait_screen(session, text, LIMIT, |s| s.contains(text))
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
-        let ok = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", session])
-            .args(keys)
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        self.server.keys(session, keys);
     }
 
     fn exit_of(&self, session: &str) -> i32 {
@@ -347,15 +349,6 @@ impl Tmux {
             code.is_some()
         });
         code.unwrap_or_else(|| panic!("{session} did not exit:\n{}", self.screen(session)))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
     }
 }
 
@@ -678,4 +671,81 @@ fn a_deploy_lock_held_on_host_a_refuses_a_run_on_host_b_until_a_is_gone() {
     // It ended: its row is gone, and the lock is free for anyone at once.
     let rows = pg.psql("runbook", "SELECT count(*) FROM locks");
     assert_eq!(rows.trim(), "0");
+}
+
+#[test]
+fn a_command_running_on_host_a_ends_there_before_the_run_is_handed_over_to_host_b() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "5s");
+    let rb = site.write(
+        "rb.toml",
+        r#"
+[runbook]
+title = "Hand-over mid-command"
+[[phase]]
+title = "Deploy"
+[[phase.step]]
+title = "Long"
+run = "sleep 4; echo $RUNBOOK_RUN_DIR >> long-ran-in"
+[[phase.step]]
+title = "Third"
+run = "echo $RUNBOOK_RUN_DIR >> third-ran-in"
+"#,
+    );
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let tmux = Tmux::new(site.path());
+    tmux.start(
+        "a",
+        &a.shell_line(
+            None,
+            &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
+        ),
+    );
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"long\"%'",
+        "1",
+        LIMIT,
+    );
+    let dir_a = the_run(&a.state);
+    let id = run_id(&dir_a);
+    let out_b = site.path().join("b.out");
+    let taker = spawn_logged(
+        b.command(
+            None,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "mid-command",
+                "--headless",
+                "--state-dir",
+                &b.state_arg(),
+            ],
+        ),
+        &out_b,
+    );
+    let screen = tmux.wait_screen("a", "asks to take over");
+    assert!(
+        screen.contains("handed over once it has ended"),
+        "the dialog says the command ends here first:\n{screen}"
+    );
+    tmux.keys("a", &["y"]);
+    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
+    let code = wait_exit(taker);
+    let said = std::fs::read_to_string(&out_b).unwrap();
+    assert_eq!(code, Some(0), "B goes on without a decision to make:\n{said}");
+    let long = std::fs::read_to_string(site.path().join("long-ran-in")).unwrap();
+    assert_eq!(long.lines().count(), 1, "the command ran once, on A: {long}");
+    assert!(long.contains("state-bastion-a"), "{long}");
+    let third = std::fs::read_to_string(site.path().join("third-ran-in")).unwrap();
+    assert_eq!(third.lines().count(), 1, "{third}");
+    assert!(third.contains("state-bastion-b"), "{third}");
+    let names = common::event_names(&journal(&dir_a));
+    let finished = names.iter().position(|n| n == "step_finished").unwrap();
+    let handover = names.iter().position(|n| n == "handover").unwrap();
+    assert!(
+        finished < handover,
+        "A finished the command, then handed over: {names:?}"
+    );
 }

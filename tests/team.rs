@@ -944,6 +944,8 @@ fn a_headless_driver_without_a_terminal_refuses_a_takeover_and_one_on_a_terminal
     let mut first = team.spawn_headless("alice", &rb);
     let run_dir = team.run_dir();
     let run = run_dir.to_str().unwrap().to_string();
+    // A journal without its run_started yet is "nothing to take over" (exit 2): ask once it is there.
+    team.wait_event("the run's start", |e| e["event"] == "run_started");
     let mut out = None;
     wait_for(TIMEOUT, || {
         let o = team.run_as(

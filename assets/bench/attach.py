@@ -25,7 +25,7 @@ import argparse, json, os, re, signal, socket, statistics, subprocess, sys, temp
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ptyrun import Pty, text_pattern  # noqa: E402
+from ptyrun import Pty, TmuxServer, text_pattern  # noqa: E402
 
 BIN = os.path.abspath(os.environ.get("BIN", "target/release/runbook"))
 TMP = tempfile.mkdtemp(prefix="rb-bench-attach-")
@@ -229,29 +229,22 @@ run = "seq 2000000"
 """
 
 
-class TmuxWatcher:
+class TmuxWatcher(TmuxServer):
     """A watcher in a tmux pane of 80x24, its screen read back as text (capture-pane): tmux is a
     real terminal, so the last line counts only once it is on the screen."""
 
     def __init__(self, state):
-        self.sock = f"rb-bench-attach-{os.getpid()}-{time.monotonic_ns()}"
+        super().__init__("rb-bench-attach")
         _live.append(self)
         self.tmux("new-session", "-d", "-x", "80", "-y", "24", f"exec '{BIN}' attach --state-dir '{state}'")
-
-    def tmux(self, *args):
-        return subprocess.run(["tmux", "-L", self.sock, "-f", "/dev/null", *args],
-                               capture_output=True, text=True).stdout
 
     def wait_for(self, text, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.tmux("capture-pane", "-p"):
+            if text in self.screen():
                 return time.time()
             time.sleep(0.02)
         return None
-
-    def close(self):
-        self.tmux("kill-server")
 
 
 def flood_once(rb, with_watcher):

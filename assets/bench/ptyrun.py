@@ -5,9 +5,12 @@ exec, so the program never sees another size), with TERM=xterm-256color LANG=C.U
 everything the program writes and keeps it with the time each chunk arrived, so that a figure can
 be taken after the fact ("when did this text first appear?"). `close()` kills the process group.
 
+`TmuxServer(prefix)` is a tmux server on a socket of its own, for the figures read off a real
+terminal (attach.py, tui.py); `close()` kills it and removes its socket file.
+
 Standard library only. Linux only (/proc).
 """
-import bisect, fcntl, os, pty, re, signal, struct, termios, threading, time
+import bisect, fcntl, os, pty, re, signal, struct, subprocess, termios, threading, time
 
 COLS, ROWS = 120, 36
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -216,3 +219,28 @@ def provenance(binary):
     return (f"HEAD {head or '?'}{' (src/ modified)' if dirty else ''}; binary built "
             f"{_t.strftime('%H:%M:%S', _t.localtime(built))}"
             f"{'; WARNING: src/ is newer than the binary, run cargo build --release' if newest > built else ''}")
+
+
+class TmuxServer:
+    """A tmux server on its own socket (`tmux -L NAME -f /dev/null`): nothing of the user's tmux is
+    read or touched. Nothing runs on it until a session is made with `tmux("new-session", ...)`."""
+
+    def __init__(self, prefix):
+        self.sock = f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
+
+    def tmux(self, *args, check=False):
+        """`tmux ARGS` on this server; its stdout (with check=True, a failure raises)."""
+        return subprocess.run(["tmux", "-L", self.sock, "-f", "/dev/null", *args], check=check,
+                              capture_output=True, text=True).stdout
+
+    def screen(self):
+        """The visible screen of the current pane, as text."""
+        return self.tmux("capture-pane", "-p")
+
+    def close(self):
+        """Kills the server and removes its socket file (kill-server can leave it behind)."""
+        self.tmux("kill-server")
+        try:
+            os.unlink(os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.sock))
+        except OSError:
+            pass

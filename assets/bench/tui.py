@@ -165,24 +165,20 @@ def quit_ui(p, timeout=5.0):
 
 
 # ── idle ──────────────────────────────────────────────────────────────────────────────────────
-class TmuxPane:
+class TmuxPane(ptyrun.TmuxServer):
     """The UI in a detached tmux session on its own socket, its pane piped to a file."""
 
     def __init__(self, argv, out):
-        self.sock = f"rbbench-{os.getpid()}-{time.monotonic_ns()}"
+        super().__init__("rbbench")
         self.out = out
         cmd = "exec " + " ".join(argv)
-        self.tmux(["new-session", "-d", "-s", "b", "-x", str(ptyrun.COLS), "-y", str(ptyrun.ROWS),
-                   "-e", "LANG=C.UTF-8", "-e", "LC_ALL=C.UTF-8", cmd])
+        self.tmux("new-session", "-d", "-s", "b", "-x", str(ptyrun.COLS), "-y", str(ptyrun.ROWS),
+                  "-e", "LANG=C.UTF-8", "-e", "LC_ALL=C.UTF-8", cmd, check=True)
         _live.append(self)
-        self.pid = int(self.tmux(["display", "-p", "-t", "b", "#{pane_pid}"]).strip())
-        size = self.tmux(["display", "-p", "-t", "b", "#{pane_width}x#{pane_height}"]).strip()
+        self.pid = int(self.tmux("display", "-p", "-t", "b", "#{pane_pid}", check=True).strip())
+        size = self.tmux("display", "-p", "-t", "b", "#{pane_width}x#{pane_height}", check=True).strip()
         assert size == f"{ptyrun.COLS}x{ptyrun.ROWS}", size
-        self.tmux(["pipe-pane", "-o", "-t", "b", f"cat >> {out}"])
-
-    def tmux(self, args):
-        return subprocess.run(["tmux", "-L", self.sock, "-f", "/dev/null"] + args, check=True,
-                              capture_output=True, text=True).stdout
+        self.tmux("pipe-pane", "-o", "-t", "b", f"cat >> {out}", check=True)
 
     def size(self):
         return os.path.getsize(self.out) if os.path.exists(self.out) else 0
@@ -206,11 +202,7 @@ class TmuxPane:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
-        try:    # kill-server can leave its socket file behind
-            os.unlink(os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.sock))
-        except OSError:
-            pass
+        super().close()
 
 
 def bench_idle(rb, repeats, seconds):

@@ -27,9 +27,6 @@ pub enum Cmd {
     Run {
         /// The runbook (TOML) to execute
         file: PathBuf,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         #[command(flatten)]
         exec: ExecFlags,
     },
@@ -37,9 +34,6 @@ pub enum Cmd {
     Rehearse {
         /// The runbook (TOML) to practise
         file: PathBuf,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         /// Divide watch durations, trigger `for` windows and auto_rollback by N
         #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_speed)]
         speed: f64,
@@ -59,9 +53,6 @@ pub enum Cmd {
     Resume {
         /// The run's journal.jsonl or its folder
         journal: Option<PathBuf>,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         /// Resume even though the runbook file changed since the run started, or the run had ended
         #[arg(long)]
         force: bool,
@@ -84,7 +75,7 @@ pub enum Cmd {
         /// The Markdown file to turn into a runbook
         checklist: PathBuf,
     },
-    /// The runs in the state dir: runbook, start, who drives it (and whether that process is alive), where it stands
+    /// The runs in the state dir (or the shared store): runbook, start, who drives it (and whether that process is alive), where it stands
     Ls {
         /// text or json
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -92,6 +83,10 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Also the runs of this PostgreSQL store (postgres://USER@HOST/DB) [env: RUNBOOK_STORE;
+        /// else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Watch a run from another terminal: the same screen, read-only, live (the latest live run when none is named)
     Attach {
@@ -100,6 +95,14 @@ pub enum Cmd {
         /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Watch a run of another host through this PostgreSQL store (postgres://USER@HOST/DB)
+        /// [env: RUNBOOK_STORE; else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        /// Instead of the screen, print the run's journal events as JSON lines as they come (those
+        /// so far first); it ends with the run
+        #[arg(long)]
+        events: bool,
     },
     /// Approve a step that waits for another operator's approval (you: this shell's Unix user)
     Approve {
@@ -134,9 +137,6 @@ pub enum Cmd {
         /// Why (journaled, and shown to the driver's operator)
         #[arg(long, value_name = "TEXT", required = true)]
         reason: String,
-        /// Plain, line-oriented progress on stdout instead of the terminal UI
-        #[arg(long)]
-        headless: bool,
         /// Go on even though the runbook file changed since the run started
         #[arg(long)]
         force: bool,
@@ -179,6 +179,9 @@ pub enum Cmd {
 /// Flags every executing command takes.
 #[derive(Debug, Args, Clone)]
 pub struct ExecFlags {
+    /// Plain, line-oriented progress on stdout instead of the terminal UI
+    #[arg(long)]
+    pub headless: bool,
     /// Override a [vars] entry (repeatable); an unknown NAME is an error
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,

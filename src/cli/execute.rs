@@ -10,29 +10,24 @@ use crate::engine::Mode;
 use crate::session::{self, Request};
 
 /// `runbook run FILE`.
-pub(super) fn run(file: PathBuf, headless: bool, exec: ExecFlags) -> i32 {
+pub(super) fn run(file: PathBuf, exec: ExecFlags) -> i32 {
     let how = How {
         mode: Mode::Run,
         rehearsal: None,
         resume: None,
-        front: front_end(headless),
+        front: front_end(exec.headless),
         restore: None,
     };
     execute(file, exec, how)
 }
 
 /// `runbook rehearse FILE`.
-pub(super) fn rehearse(
-    file: PathBuf,
-    headless: bool,
-    rehearsal: crate::engine::Rehearsal,
-    exec: ExecFlags,
-) -> i32 {
+pub(super) fn rehearse(file: PathBuf, rehearsal: crate::engine::Rehearsal, exec: ExecFlags) -> i32 {
     let how = How {
         mode: Mode::Rehearse,
         rehearsal: Some(rehearsal),
         resume: None,
-        front: front_end(headless),
+        front: front_end(exec.headless),
         restore: None,
     };
     execute(file, exec, how)
@@ -40,7 +35,7 @@ pub(super) fn rehearse(
 
 /// `runbook resume [JOURNAL]`: the run named (its folder, its journal, its id), else the latest
 /// unfinished one in the state dir.
-pub(super) fn resume(journal: Option<PathBuf>, headless: bool, force: bool, exec: ExecFlags) -> i32 {
+pub(super) fn resume(journal: Option<PathBuf>, force: bool, exec: ExecFlags) -> i32 {
     let state_dir = exec.state_dir();
     let mut restore = None;
     let dir = match journal {
@@ -76,7 +71,7 @@ pub(super) fn resume(journal: Option<PathBuf>, headless: bool, force: bool, exec
         mode: Mode::Resume,
         rehearsal: None,
         resume: Some((dir, force)),
-        front: front_end(headless),
+        front: front_end(exec.headless),
         restore,
     };
     execute(PathBuf::new(), exec, how)
@@ -84,13 +79,7 @@ pub(super) fn resume(journal: Option<PathBuf>, headless: bool, force: bool, exec
 
 /// `runbook takeover RUN --reason TEXT`: the driver's operator is asked (or the driver is gone),
 /// then the run goes on here as a resume.
-pub(super) fn takeover(
-    run: &std::path::Path,
-    reason: &str,
-    headless: bool,
-    force: bool,
-    exec: ExecFlags,
-) -> i32 {
+pub(super) fn takeover(run: &std::path::Path, reason: &str, force: bool, exec: ExecFlags) -> i32 {
     let state_dir = exec.state_dir();
     match crate::team::takeover::prepare(run, reason, &state_dir, exec.store.as_deref()) {
         Err(code) => code,
@@ -104,7 +93,7 @@ pub(super) fn takeover(
                 mode: Mode::Resume,
                 rehearsal,
                 resume: Some((taken.run_dir, force)),
-                front: front_end(headless),
+                front: front_end(exec.headless),
                 // The run is in this state dir: `prepare` found it there.
                 restore: None,
             };
@@ -226,6 +215,12 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         };
         let mut session = session;
         let shared = session.store.take();
+        // Earlier runs of this host whose copy to this store was left unfinished (SPEC §9).
+        let catchup = store.as_ref().and_then(|s| {
+            let (n, task) = crate::store::catchup::start(s, &state_dir, Some(&session.run_dir))?;
+            crate::say!("runbook: copying to the store what it lacks of {n} earlier run(s) of this host, in the background");
+            Some(task)
+        });
         session::forward_signals(session.commands.clone());
         if front == FrontEnd::HeadlessNoTerminal {
             crate::say!("runbook: stdout or stdin is not a terminal; running headless");
@@ -245,14 +240,11 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         } else {
             crate::headless::run(session).await
         };
-        // What the shared store still lacks is copied now (briefly), then the lease is released.
-        let mut fenced = None;
-        if let Some(shared) = shared {
-            fenced = shared.fenced_by();
-            if let Some(lacking) = shared.finish(std::time::Duration::from_secs(15)).await {
-                crate::say!("runbook: {lacking}");
-            }
-        }
+        // What the shared store still lacks is copied now (at most 15 s, said), then the lease is
+        // released; so is what earlier runs here left uncopied.
+        let fenced = shared.as_ref().and_then(crate::store::Handle::fenced_by);
+        let wait = std::time::Duration::from_secs(15);
+        crate::store::finish(shared, catchup, wait, |m| crate::say!("runbook: {m}")).await;
         if let Some(by) = fenced {
             crate::say!(
                 "runbook: {by} drives this run now (the shared store says so); nothing more runs here"

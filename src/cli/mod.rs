@@ -44,12 +44,35 @@ pub fn main() -> ExitCode {
             prometheus,
             json: format == "json",
         }),
-        Cmd::Ls { format, state_dir } => {
-            crate::runs::ls::main(&state_dir.unwrap_or_else(default_state_dir), &format)
-        }
-        Cmd::Attach { run, state_dir } => {
-            crate::tui::attach::main(&state_dir.unwrap_or_else(default_state_dir), run.as_deref())
-        }
+        Cmd::Ls {
+            format,
+            state_dir,
+            store,
+        } => crate::runs::ls::main(
+            &state_dir.unwrap_or_else(default_state_dir),
+            &format,
+            store.as_deref(),
+        ),
+        Cmd::Attach {
+            run,
+            state_dir,
+            store,
+            events: true,
+        } => crate::runs::events::main(
+            &state_dir.unwrap_or_else(default_state_dir),
+            run.as_deref(),
+            store.as_deref(),
+        ),
+        Cmd::Attach {
+            run,
+            state_dir,
+            store,
+            events: false,
+        } => crate::tui::attach::main(
+            &state_dir.unwrap_or_else(default_state_dir),
+            run.as_deref(),
+            store.as_deref(),
+        ),
         Cmd::Approve {
             run,
             step,
@@ -72,10 +95,9 @@ pub fn main() -> ExitCode {
             &state_dir.unwrap_or_else(default_state_dir),
             store.as_deref(),
         ),
-        Cmd::Run { file, headless, exec } => execute::run(file, headless, exec),
+        Cmd::Run { file, exec } => execute::run(file, exec),
         Cmd::Rehearse {
             file,
-            headless,
             speed,
             inject_fault_at,
             exec,
@@ -84,21 +106,15 @@ pub fn main() -> ExitCode {
                 speed,
                 inject_fault_at,
             };
-            execute::rehearse(file, headless, rehearsal, exec)
+            execute::rehearse(file, rehearsal, exec)
         }
-        Cmd::Resume {
-            journal,
-            headless,
-            force,
-            exec,
-        } => execute::resume(journal, headless, force, exec),
+        Cmd::Resume { journal, force, exec } => execute::resume(journal, force, exec),
         Cmd::Takeover {
             run,
             reason,
-            headless,
             force,
             exec,
-        } => execute::takeover(&run, &reason, headless, force, exec),
+        } => execute::takeover(&run, &reason, force, exec),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -299,11 +299,7 @@ impl Engine {
         let started = Event::RunStarted {
             runbook: rb.id.clone(),
             title: rb.title.clone(),
-            // Absolute, so that `resume` finds the file from any folder.
-            file: std::path::absolute(&rb.file)
-                .unwrap_or_else(|_| rb.file.clone())
-                .display()
-                .to_string(),
+            file: rb.absolute_file(),
             sha256: rb.sha256.clone(),
             operator: self.opts.operator.clone(),
             host: self.opts.host.clone(),

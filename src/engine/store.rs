@@ -46,6 +46,7 @@ impl Engine {
     /// Before a step starts: this driver must hold the run's lease. Lost (the store unreachable
     /// past its expiry): wait for it, saying why; fenced by a newer driver: stop for good.
     pub(super) async fn lease_gate(&mut self, at: StepRef) -> Result<(), Stop> {
+        self.deferred_handover().await?;
         let mut said = None;
         // Taking the lease is usually a matter of milliseconds: a wait is said after a second.
         let quiet_until = Instant::now() + Duration::from_secs(1);
@@ -54,6 +55,12 @@ impl Engine {
             match gate {
                 Gate::Go => return Ok(()),
                 Gate::Stop(why) => {
+                    // Fenced (already said by `store_fenced`): the run is the newer driver's now,
+                    // as after a hand-over (SPEC §8: the old driver becomes a watcher). Nothing
+                    // more is journaled here.
+                    if let Some(by) = self.store.as_ref().and_then(Link::fenced_by) {
+                        return Err(Stop::HandedOver(by.to_string()));
+                    }
                     self.rec.tell(Update::Message(why.clone())).await;
                     return Err(Stop::Interrupted(why));
                 }

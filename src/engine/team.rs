@@ -19,6 +19,9 @@ pub enum TeamUpdate {
         by: String,
         from: String,
         reason: String,
+        /// Through the shared store, from another host: a step in flight cannot be followed
+        /// there, so the run is handed over once it has ended.
+        across_hosts: bool,
     },
     /// The one who asked gave up (or the question was settled otherwise): the dialog goes.
     TakeoverWithdrawn { by: String, why: String },
@@ -44,6 +47,9 @@ pub(super) struct Team {
     /// Approvals already journaled (earlier sessions of this run), by (rollback, phase, step).
     pub given: HashMap<crate::journal::resume::StepKey, Vec<String>>,
     pub takeover: Option<AskedTakeover>,
+    /// A hand-over agreed to while a step ran that another host cannot follow: carried out
+    /// before the next step starts (`deferred_handover`).
+    pub agreed: Option<AskedTakeover>,
     /// The new driver's answer, sent once this one has stopped.
     pub handed_to: Option<Reply>,
 }
@@ -369,6 +375,7 @@ impl Engine {
                 by: peer.user.clone(),
                 from,
                 reason: reason.clone(),
+                across_hosts: peer.origin.store_role.is_some(),
             }))
             .await;
         self.team.takeover = Some(AskedTakeover { peer, reason, reply });
@@ -405,6 +412,26 @@ impl Engine {
                 .await;
             return Ok(None);
         }
+        // From another host, a command or request in flight here cannot be followed: it ends
+        // here first, and the run is handed over before the next step starts.
+        if asked.peer.origin.store_role.is_some()
+            && let Some(at) = self.executing()
+        {
+            let (phase, step) = self.names(at);
+            self.rec
+                .tell(Update::Message(format!(
+                    "handing over to {} once {phase}/{step} ends (it runs here)",
+                    asked.peer.user
+                )))
+                .await;
+            self.team.agreed = Some(asked);
+            return Ok(None);
+        }
+        self.hand_over(asked).await.map(Some)
+    }
+
+    /// Journals the agreed hand-over and stops the run here.
+    async fn hand_over(&mut self, asked: AskedTakeover) -> Result<Input<()>, Stop> {
         self.rec
             .emit(Event::Handover {
                 from: self.opts.operator.clone(),
@@ -415,7 +442,40 @@ impl Engine {
             })
             .await?;
         self.team.handed_to = Some(asked.reply);
-        Ok(Some(Input::Stop(Stop::HandedOver(asked.peer.user))))
+        Ok(Input::Stop(Stop::HandedOver(asked.peer.user)))
+    }
+
+    /// Before a step starts: a hand-over agreed to while the last one ran is carried out now
+    /// (unless its asker gave up meanwhile).
+    pub(super) async fn deferred_handover(&mut self) -> Result<(), Stop> {
+        let Some(asked) = self.team.agreed.take() else {
+            return Ok(());
+        };
+        if asked.reply.is_closed() {
+            let by = asked.peer.user.clone();
+            self.rec
+                .tell(Update::Team(TeamUpdate::TakeoverWithdrawn {
+                    why: format!("{by} no longer waits for the hand-over; you go on driving"),
+                    by,
+                }))
+                .await;
+            return Ok(());
+        }
+        match self.hand_over(asked).await? {
+            Input::Stop(s) => Err(s),
+            _ => Ok(()),
+        }
+    }
+
+    /// The step in flight, when it executes something here (a command, an HTTP request).
+    fn executing(&self) -> Option<StepRef> {
+        let (at, _, _) = self.unfinished?;
+        let step = &self.rb.phases_of(at.rollback)[at.phase].steps[at.step];
+        matches!(
+            step.kind,
+            crate::runbook::StepKind::Run(_) | crate::runbook::StepKind::Http(_)
+        )
+        .then_some(at)
     }
 
     /// The run was handed over: no more events (the step in flight stays unfinished in the

@@ -78,6 +78,10 @@ impl Engine {
             Store(crate::store::Signal),
         }
         loop {
+            // A hand-over agreed to while a step ran: carried out once nothing runs here.
+            if self.unfinished.is_none() {
+                self.deferred_handover().await?;
+            }
             let auto = if self.rolling_back {
                 None
             } else {

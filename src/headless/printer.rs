@@ -215,6 +215,7 @@ impl<'a> Printer<'a> {
             Event::WriteFailed { file, error } => writeln!(out, "{now} !! cannot write {file}: {error}"),
             e @ (Event::StoreBehind { .. }
             | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseUnconfirmed { .. }
             | Event::StoreLeaseLost { .. }
             | Event::StoreLeaseRenewed { .. }
             | Event::StoreFenced { .. }) => {

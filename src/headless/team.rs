@@ -15,7 +15,7 @@ pub(super) fn on_update(
     commands: &mpsc::Sender<Command>,
 ) -> Option<String> {
     match update {
-        TeamUpdate::TakeoverAsked { by, from, reason } => {
+        TeamUpdate::TakeoverAsked { by, from, reason, .. } => {
             let _ = writeln!(
                 out,
                 "{now} ?? {by} asks to take the run over (from {from}): {reason}"

@@ -1,5 +1,6 @@
 //! The shared store's events (SPEC §9) in words, for the screen, the headless lines and the
-//! report: the store behind or caught up, the lease lost, renewed or taken by a newer driver.
+//! report: the store behind or caught up, the lease unconfirmed, lost, renewed or taken by a newer
+//! driver.
 
 use super::Event;
 
@@ -38,6 +39,12 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::StoreCaughtUp { behind_ms } => format!(
             "the shared store has caught up (it was behind for {})",
             crate::duration::format_duration(std::time::Duration::from_millis(*behind_ms))
+        ),
+        Event::StoreLeaseUnconfirmed { since, expires } => format!(
+            "the shared store has not confirmed this run's lease since {}; it expires at {} unless renewed: \
+             no new step starts until it is renewed (a step in flight goes on)",
+            time_of(since),
+            time_of(expires)
         ),
         Event::StoreLeaseLost { expired } => format!(
             "this run's lease in the shared store expired at {} without renewal: no new step starts until it is renewed",

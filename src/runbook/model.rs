@@ -301,6 +301,16 @@ pub enum NotifyFormat {
 }
 
 impl Runbook {
+    /// The runbook file's absolute path, as text: what the journal's `run_started` and the shared
+    /// store's `runs` row record, so that `resume` finds the file from any folder. (Made absolute
+    /// against the current folder, which is read; the path as given when that fails.)
+    pub fn absolute_file(&self) -> String {
+        std::path::absolute(&self.file)
+            .unwrap_or_else(|_| self.file.clone())
+            .display()
+            .to_string()
+    }
+
     pub fn step_count(&self) -> usize {
         self.phases.iter().map(|p| p.steps.len()).sum()
     }

@@ -31,8 +31,15 @@ pub enum Followed {
     BadLine(String),
     /// Output of the step followed (`follow_log`).
     Output(Vec<u8>),
-    /// The lock file changed: another process drives the run now (a takeover, a resume).
+    /// The lock file changed: another process drives the run now (a takeover, a resume). Through
+    /// the store (`remote`): the lease changed hands, or ran out.
     DriverChanged,
+    /// Through the store: the last bytes of a step's log that came after its end.
+    LogOutput { log: String, bytes: Vec<u8> },
+    /// Through the store: the connection dropped (why); what is shown may be behind.
+    StoreLost(String),
+    /// Through the store: connected again, and caught up with what was missed.
+    StoreBack,
 }
 
 struct Notify(Inotify);

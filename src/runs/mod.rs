@@ -1,20 +1,28 @@
 //! The runs of a state dir as somebody other than their driver sees them: which runs there are
 //! (`list`, `find`), who drives each and whether that process is still alive (`driver_of`), and
-//! where each stands (`standing`). `ls` prints them; `attach` follows one of them (`follow`).
+//! where each stands (`standing`, in its own module). `ls` prints them; `attach` follows one of them (`follow`).
+//! With a shared store, the same for the store's runs (`shared`), followed from any host
+//! (`remote`); `source` is the one seam a watcher reads a run through, whichever it is; `events`
+//! prints a watched run's events for scripts.
 //!
 //! Everything here only reads: the journal and the logs are written by the run's driver alone,
 //! and a watcher's requests (notes, approvals) go to the driver, never into its files.
 
+pub mod events;
 pub mod follow;
 pub mod ls;
+pub mod remote;
+pub mod shared;
+pub mod source;
+mod standing;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::journal::{Event, Outcome, Record, StepStatus};
-use crate::runbook::{OnFailure, Runbook, StepKind};
+use crate::journal::{Event, Outcome, Record};
+use crate::runbook::Runbook;
+pub use standing::{Position, Standing, StepName, WaitFor, describe, standing};
 
 /// Who drives a run, from its lock file (`RUN_DIR/lock`), or from its latest `run_started`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,14 +85,7 @@ pub fn driver_of(run_dir: &Path, records: &[Record]) -> Option<Driver> {
     let from_lock = std::fs::read_to_string(run_dir.join("lock"))
         .ok()
         .and_then(|t| parse_holder(&t));
-    let (operator, host, pid) = from_lock.or_else(|| {
-        records.iter().rev().find_map(|r| match &r.event {
-            Event::RunStarted {
-                operator, host, pid, ..
-            } => Some((operator.clone(), host.clone(), *pid)),
-            _ => None,
-        })
-    })?;
+    let (operator, host, pid) = from_lock.or_else(|| started_by(records))?;
     let alive = liveness(&host, pid);
     Some(Driver {
         operator,
@@ -94,203 +95,22 @@ pub fn driver_of(run_dir: &Path, records: &[Record]) -> Option<Driver> {
     })
 }
 
-/// A step by its name in the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StepName {
-    pub phase: String,
-    pub step: String,
-    pub rollback: bool,
+/// Who started the latest session of a run (its latest `run_started`): operator, host, pid.
+fn started_by(records: &[Record]) -> Option<(String, String, u32)> {
+    records.iter().rev().find_map(|r| match &r.event {
+        Event::RunStarted {
+            operator, host, pid, ..
+        } => Some((operator.clone(), host.clone(), *pid)),
+        _ => None,
+    })
 }
 
-impl std::fmt::Display for StepName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.phase, self.step)
-    }
-}
-
-/// What the run waits for from its driver.
+/// Where `ls` found a run: in this host's state dir, or in the shared store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum WaitFor {
-    /// A manual step's confirmation, or a `confirm = true` (or irreversible) step's go-ahead.
-    GoAhead,
-    /// A step failed: retry, skip or roll back.
-    Decision,
-    /// Other operators' approvals (the driver says so when asked: the journal does not).
-    Approvals,
-}
-
-/// Where a run stands, as its journal (and its runbook, where it can be read) tells.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Standing {
-    /// Nothing was recorded yet (the run is starting).
-    Starting,
-    Running {
-        step: StepName,
-        attempt: u32,
-        /// When the attempt started (RFC 3339).
-        since: String,
-    },
-    Waiting {
-        step: StepName,
-        #[serde(rename = "waiting_for")]
-        for_: WaitFor,
-    },
-    /// Triggers fire: the driver acknowledges them or rolls back.
-    Held { triggers: Vec<String> },
-    /// Between two steps (the next one starts, or the driver is gone).
-    Between { after: Option<StepName> },
-    Finished {
-        outcome: Outcome,
-        exit_code: i32,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-}
-
-/// Where the run stands, with the rollback it is in (if one started and did not finish).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Position {
-    pub standing: Standing,
-    /// The rollback's reason, while it runs.
-    pub rollback: Option<String>,
-}
-
-/// Works out where a run stands from its journal. With the runbook, a step that waits for a
-/// go-ahead before it starts (`confirm = true`, irreversible) is named as waiting, and a failed
-/// step as waiting for a decision only where its `on_failure` asks.
-pub fn standing(records: &[Record], rb: Option<&Runbook>) -> Position {
-    let mut open: Option<(StepName, u32, String)> = None;
-    let mut last: Option<(StepName, StepStatus, u32)> = None;
-    let mut firing: BTreeSet<String> = BTreeSet::new();
-    let mut rollback: Option<String> = None;
-    let mut finished = None;
-    for r in records {
-        match &r.event {
-            Event::RunStarted { .. } => {
-                // A new session (resumed): it watches the triggers afresh.
-                finished = None;
-                firing.clear();
-            }
-            Event::StepStarted {
-                phase,
-                step,
-                attempt,
-                rollback,
-            } => {
-                let name = StepName {
-                    phase: phase.clone(),
-                    step: step.clone(),
-                    rollback: *rollback,
-                };
-                open = Some((name, *attempt, r.ts.clone()));
-            }
-            Event::StepFinished(f) => {
-                let name = StepName {
-                    phase: f.phase.clone(),
-                    step: f.step.clone(),
-                    rollback: f.rollback,
-                };
-                if open.as_ref().is_some_and(|(o, _, _)| *o == name) {
-                    open = None;
-                }
-                last = Some((name, f.status, f.attempt));
-            }
-            Event::TriggerFired { trigger, .. } => {
-                firing.insert(trigger.clone());
-            }
-            Event::TriggerCleared { trigger, .. } | Event::TriggerAcknowledged { trigger, .. } => {
-                firing.remove(trigger);
-            }
-            Event::RollbackStarted { reason, .. } => rollback = Some(reason.clone()),
-            Event::RollbackFinished { .. } => rollback = None,
-            Event::RunFinished {
-                outcome,
-                exit_code,
-                reason,
-            } => {
-                finished = Some(Standing::Finished {
-                    outcome: *outcome,
-                    exit_code: *exit_code,
-                    reason: reason.clone(),
-                });
-            }
-            _ => {}
-        }
-    }
-    if let Some(f) = finished {
-        return Position {
-            standing: f,
-            rollback: None,
-        };
-    }
-    let step_of = |n: &StepName| rb.and_then(|rb| rb.find_step(n.rollback, &n.phase, &n.step));
-    let standing = if let Some((name, attempt, since)) = open {
-        if step_of(&name).is_some_and(|s| matches!(s.kind, StepKind::Manual(_))) {
-            Standing::Waiting {
-                step: name,
-                for_: WaitFor::GoAhead,
-            }
-        } else {
-            Standing::Running {
-                step: name,
-                attempt,
-                since,
-            }
-        }
-    } else if !firing.is_empty() && rollback.is_none() {
-        Standing::Held {
-            triggers: firing.into_iter().collect(),
-        }
-    } else {
-        let failed = last.as_ref().filter(|(name, status, attempt)| {
-            matches!(status, StepStatus::Failed | StepStatus::TimedOut)
-                && step_of(name).is_none_or(|s| {
-                    // A step that retries, or goes on or rolls back by itself, waits for nobody.
-                    s.on_failure == OnFailure::Ask && *attempt > s.retries
-                })
-        });
-        match (failed, rb) {
-            (Some((name, _, _)), _) => Standing::Waiting {
-                step: name.clone(),
-                for_: WaitFor::Decision,
-            },
-            (None, Some(rb)) => match next_step(records, rb, rollback.is_some()) {
-                Some((name, true)) => Standing::Waiting {
-                    step: name,
-                    for_: WaitFor::GoAhead,
-                },
-                _ => Standing::Between {
-                    after: last.map(|l| l.0),
-                },
-            },
-            (None, None) if records.is_empty() => Standing::Starting,
-            (None, None) => Standing::Between {
-                after: last.map(|l| l.0),
-            },
-        }
-    };
-    Position { standing, rollback }
-}
-
-/// The next step the run will come to (of the rollback procedure once it started), as `resume`
-/// would work it out, and whether it waits for a go-ahead before it starts.
-fn next_step(records: &[Record], rb: &Runbook, rolling_back: bool) -> Option<(StepName, bool)> {
-    let plan = crate::journal::resume::plan(records, rb);
-    rb.phases_of(rolling_back).iter().find_map(|p| {
-        p.steps.iter().find_map(|s| {
-            let key = (rolling_back, p.id.clone(), s.id.clone());
-            (!plan.done.contains(&key)).then(|| {
-                let name = StepName {
-                    phase: p.id.clone(),
-                    step: s.id.clone(),
-                    rollback: rolling_back,
-                };
-                (name, s.needs_go_ahead() || s.irreversible)
-            })
-        })
-    })
+pub enum Found {
+    Local,
+    Store,
 }
 
 /// One run, as `ls` shows it.
@@ -298,7 +118,14 @@ fn next_step(records: &[Record], rb: &Runbook, rolling_back: bool) -> Option<(St
 pub struct RunSummary {
     /// The run folder's name: what `attach`, `takeover` and `approve` take.
     pub id: String,
-    pub dir: PathBuf,
+    /// Its folder on this host (a run only in the shared store has none here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Where it was found: the state dir (`local`), or the shared store (`store`).
+    pub source: Found,
+    /// The driver's lease in the shared store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<shared::LeaseSummary>,
     pub runbook: Option<String>,
     pub title: Option<String>,
     /// The first `run_started`'s time (RFC 3339, UTC).
@@ -350,24 +177,42 @@ pub fn summarize(dir: &Path) -> RunSummary {
         Ok((records, _)) => (records, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    let info = crate::journal::resume::info(&records);
+    let driver = driver_of(dir, &records);
+    summary(id, Some(dir), &records, error, driver, Found::Local)
+}
+
+/// Summarises a run from its journal and its driver, wherever they were read (a run folder, or
+/// the shared store: `dir` is its folder on this host, when it has one).
+fn summary(
+    id: String,
+    dir: Option<&Path>,
+    records: &[Record],
+    error: Option<String>,
+    driver: Option<Driver>,
+    source: Found,
+) -> RunSummary {
+    let info = crate::journal::resume::info(records);
     let first = records.iter().find_map(|r| match &r.event {
         Event::RunStarted { mode, .. } => Some((r.ts.clone(), mode.clone())),
         _ => None,
     });
-    let driver = driver_of(dir, &records);
     let unfinished = info.as_ref().is_none_or(|i| i.finished.is_none());
     // The runbook tells what waits for a go-ahead; only runs that go on need it.
-    let rb = unfinished.then(|| runbook_of(&records).ok()).flatten();
-    let pos = standing(&records, rb.as_ref());
+    let rb = unfinished.then(|| runbook_of(records).ok()).flatten();
+    let pos = standing(records, rb.as_ref());
     let gone = driver.as_ref().is_some_and(|d| d.alive == Liveness::Gone);
     let stale = gone && !matches!(pos.standing, Standing::Finished { .. });
+    // Through the store, a run whose driver is gone goes on with `resume` on any host.
     let next = match &pos.standing {
+        _ if stale && source == Found::Store => Some(format!("runbook resume {id}")),
         _ if stale => Some(format!("runbook takeover {id} --reason …")),
         Standing::Finished { outcome, .. }
             if !matches!(outcome, Outcome::Succeeded | Outcome::RolledBack) && gone =>
         {
-            Some(format!("runbook resume {}", dir.display()))
+            Some(match (source, dir) {
+                (Found::Local, Some(dir)) => format!("runbook resume {}", dir.display()),
+                _ => format!("runbook resume {id}"),
+            })
         }
         _ => None,
     };
@@ -377,7 +222,7 @@ pub fn summarize(dir: &Path) -> RunSummary {
     if alive
         && !matches!(pos.standing, Standing::Finished { .. })
         && rb.as_ref().is_some_and(has_approvals)
-        && let Some(w) = awaited_approvals(dir)
+        && let Some(w) = dir.and_then(awaited_approvals)
     {
         let (phase, step) = w.step.split_once('/').unwrap_or(("", &w.step));
         pos.standing = Standing::Waiting {
@@ -397,7 +242,9 @@ pub fn summarize(dir: &Path) -> RunSummary {
     }
     RunSummary {
         id,
-        dir: dir.to_path_buf(),
+        dir: dir.map(Path::to_path_buf),
+        source,
+        lease: None,
         runbook: info.as_ref().map(|i| i.runbook.clone()),
         title: info.as_ref().map(|i| i.title.clone()),
         started: first.as_ref().map(|f| f.0.clone()),
@@ -410,48 +257,6 @@ pub fn summarize(dir: &Path) -> RunSummary {
         next,
         error,
     }
-}
-
-/// Where a run stands, in words: `running deploy/canary (attempt 2)`, `waiting for alice: go-ahead
-/// for deploy/cdn`, `rolled back`.
-pub fn describe(pos: &Position, driver: Option<&str>, stale: bool) -> String {
-    let whom = driver.unwrap_or("the driver");
-    let mut text = match &pos.standing {
-        Standing::Starting => "starting".to_string(),
-        Standing::Running { step, attempt, .. } if *attempt > 1 => {
-            format!("running {step} (attempt {attempt})")
-        }
-        Standing::Running { step, .. } => format!("running {step}"),
-        Standing::Waiting {
-            step,
-            for_: WaitFor::GoAhead,
-        } => format!("waiting for {whom}: go-ahead for {step}"),
-        Standing::Waiting {
-            step,
-            for_: WaitFor::Decision,
-        } => format!("{step} failed; waiting for {whom}: retry, skip or roll back"),
-        Standing::Waiting {
-            step,
-            for_: WaitFor::Approvals,
-        } => format!("{step} is waiting for approvals"),
-        Standing::Held { triggers } => format!(
-            "held: {} firing; waiting for {whom}: acknowledge or roll back",
-            triggers.join(", ")
-        ),
-        Standing::Between { after: Some(step) } => format!("after {step}"),
-        Standing::Between { after: None } => "started".to_string(),
-        Standing::Finished { outcome, reason, .. } => match reason {
-            Some(r) => format!("{} ({r})", outcome.words()),
-            None => outcome.words().to_string(),
-        },
-    };
-    if let Some(reason) = &pos.rollback {
-        text = format!("rolling back ({reason}): {text}");
-    }
-    if stale {
-        text = format!("driver gone (stale lock) — was {text}");
-    }
-    text
 }
 
 fn has_approvals(rb: &Runbook) -> bool {
@@ -477,6 +282,14 @@ fn awaited_approvals(dir: &Path) -> Option<crate::control::ApprovalWaiting> {
 
 /// Every run folder under `STATE_DIR/runs`, oldest first (by when it started).
 pub fn list(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
+    list_except(state_dir, &std::collections::HashSet::new())
+}
+
+/// `list`, leaving out the runs named in `skip` (the shared store has them).
+fn list_except(
+    state_dir: &Path,
+    skip: &std::collections::HashSet<String>,
+) -> std::io::Result<Vec<RunSummary>> {
     let runs = state_dir.join("runs");
     let entries = match std::fs::read_dir(&runs) {
         Ok(e) => e,
@@ -487,6 +300,10 @@ pub fn list(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
+        .filter(|p| {
+            p.file_name()
+                .is_none_or(|n| !skip.contains(&*n.to_string_lossy()))
+        })
         .map(|p| summarize(&p))
         .collect();
     out.sort_by(|a, b| (&a.started, &a.id).cmp(&(&b.started, &b.id)));
@@ -515,7 +332,7 @@ pub fn find(state_dir: &Path, name: Option<&str>) -> Result<PathBuf, FindError> 
             .into_iter()
             .filter(RunSummary::live)
             .max_by(|a, b| (&a.started, &a.id).cmp(&(&b.started, &b.id)))
-            .map(|r| r.dir)
+            .and_then(|r| r.dir)
             .ok_or(FindError::NoneLive { runs: shown });
     };
     let as_path = Path::new(name);

@@ -1,6 +1,7 @@
 //! Tests of reading a run back: where it stands, who drives it, and finding it by name.
 
 use super::*;
+use crate::journal::StepStatus;
 
 fn rec(ts: &str, event: Event) -> Record {
     Record { ts: ts.into(), event }

@@ -1,8 +1,10 @@
 //! The driver's lease: one row per run in `leases` (run, operator, host, pid, epoch, expiry by the
 //! store's clock). Taken when the run starts (a new epoch), renewed every third of its length,
-//! released when the run ends. A lease not renewed before it expired (by this host's clock,
-//! counted from when the renewal was sent) stops new steps until it is renewed; a newer epoch in
-//! the row fences this driver for good.
+//! released when the run ends. Counted by this host's clock from when a renewal was sent: two
+//! thirds of the lease without an answer and no new step starts (`store_lease_unconfirmed`: the
+//! lease still holds in the store, but not for long enough to start something); the whole lease
+//! and it is lost (`store_lease_lost`). Either way steps go on once it is renewed; a newer epoch
+//! in the row fences this driver for good.
 
 use std::time::{Duration, SystemTime};
 
@@ -53,10 +55,7 @@ impl RunRow {
             run_id: run_id(run_dir),
             runbook: rb.id.clone(),
             title: rb.title.clone(),
-            file: std::path::absolute(&rb.file)
-                .unwrap_or_else(|_| rb.file.clone())
-                .display()
-                .to_string(),
+            file: rb.absolute_file(),
             sha256: rb.sha256.clone(),
         }
     }
@@ -103,12 +102,14 @@ pub async fn holder(client: &Client, run_id: &str) -> Result<Option<Holder>, tok
 /// fenced. `epoch` tells the replicator which epoch it writes with.
 pub struct LeaseTask {
     pub config: StoreConfig,
+    /// A connection already open, if any (else one is made).
+    pub client: Option<Client>,
     pub run: RunRow,
     /// Take the lease even though it has not expired: its holder was on this host and is dead.
     pub steal: bool,
     pub signals: mpsc::Sender<Signal>,
     pub epoch: watch::Sender<Option<i64>>,
-    /// Until when the lease holds, by this host's clock.
+    /// Until when a step may start, by this host's clock (see `Link`).
     pub valid_until: watch::Sender<Option<Instant>>,
     pub done: watch::Receiver<bool>,
 }
@@ -119,33 +120,54 @@ impl LeaseTask {
         let every = ttl / 3;
         let op_timeout = every.min(Duration::from_secs(5));
         let me = Driver::me();
-        let mut client: Option<Client> = None;
+        let mut client: Option<Client> = self.client.take();
         let mut state = LeaseState::Taking;
-        // By this host's clock: the lease holds until then (counted from a renewal's sending).
-        let mut valid_until: Option<Instant> = None;
+        // By this host's clock, when the last answered renewal was sent: steps may start until two
+        // thirds of the lease after it, and the lease holds until its whole length after it.
+        let mut confirmed: Option<Instant> = None;
         let mut next_try = Instant::now();
         loop {
-            // Wait for the next renewal, the lease's end, or the run's.
-            let expiry = match (&state, valid_until) {
-                (LeaseState::Held { .. }, Some(v)) => Some(v),
+            // Wait for the next renewal, the end of the lease's margin or of the lease, or the run's.
+            let deadline = match (&state, confirmed) {
+                (LeaseState::Held { .. }, Some(at)) => Some(at + ttl * 2 / 3),
+                (LeaseState::Unconfirmed { .. }, Some(at)) => Some(at + ttl),
                 _ => None,
             };
             tokio::select! {
                 _ = tokio::time::sleep_until(next_try) => {}
-                _ = crate::duration::sleep_until_opt(expiry) => {
-                    if let LeaseState::Held { epoch } = state {
-                        state = LeaseState::Lost { epoch, since: SystemTime::now() };
-                        self.tell(Signal::Journal(Event::StoreLeaseLost {
-                            expired: crate::journal::timestamp(SystemTime::now()),
-                        }))
-                        .await;
-                        self.tell(Signal::Lease(state.clone())).await;
+                _ = crate::duration::sleep_until_opt(deadline) => {
+                    let Some(at) = confirmed else { continue };
+                    match state {
+                        LeaseState::Held { epoch } => {
+                            let (since, expires) = (wall(at), wall(at + ttl));
+                            state = LeaseState::Unconfirmed { epoch, since, expires };
+                            self.tell(Signal::Journal(Event::StoreLeaseUnconfirmed {
+                                since: crate::journal::timestamp(since),
+                                expires: crate::journal::timestamp(expires),
+                            }))
+                            .await;
+                        }
+                        LeaseState::Unconfirmed { epoch, .. } => {
+                            state = LeaseState::Lost { epoch, since: SystemTime::now() };
+                            self.tell(Signal::Journal(Event::StoreLeaseLost {
+                                expired: crate::journal::timestamp(SystemTime::now()),
+                            }))
+                            .await;
+                        }
+                        _ => continue,
                     }
+                    self.tell(Signal::Lease(state.clone())).await;
                     continue;
                 }
                 changed = self.done.changed() => {
                     if changed.is_err() || *self.done.borrow() {
-                        if let (Some(c), LeaseState::Held { epoch } | LeaseState::Lost { epoch, .. }) = (&client, &state) {
+                        if let (
+                            Some(c),
+                            LeaseState::Held { epoch }
+                            | LeaseState::Unconfirmed { epoch, .. }
+                            | LeaseState::Lost { epoch, .. },
+                        ) = (&client, &state)
+                        {
                             let _ = timeout(op_timeout, release(c, &self.run.run_id, *epoch)).await;
                         }
                         return;
@@ -154,36 +176,52 @@ impl LeaseTask {
                 }
             }
             next_try = Instant::now() + Duration::from_secs(1);
-            if client.is_none() {
-                client = match timeout(op_timeout, connect::connect(&self.config)).await {
-                    Ok(Ok(c)) => Some(c),
-                    _ => continue,
-                };
-            }
-            let Some(c) = &client else { continue };
-            let sent = Instant::now();
-            let result = match &state {
-                LeaseState::Taking => timeout(op_timeout, take(c, &self.run, &me, ttl, self.steal)).await,
-                LeaseState::Held { epoch } | LeaseState::Lost { epoch, .. } => {
-                    timeout(op_timeout, renew(c, &self.run.run_id, *epoch, ttl)).await
-                }
+            let epoch = match &state {
+                LeaseState::Taking => None,
+                LeaseState::Held { epoch }
+                | LeaseState::Unconfirmed { epoch, .. }
+                | LeaseState::Lost { epoch, .. } => Some(*epoch),
                 LeaseState::Fenced { .. } | LeaseState::Refused { .. } => return,
             };
-            let outcome = match result {
-                Ok(Ok(o)) => o,
-                Ok(Err(_)) | Err(_) => {
+            // One attempt (connecting first if need be), cut short when the lease's margin or
+            // the lease itself runs out meanwhile: that is said on time, then tried again.
+            let attempt = {
+                let (config, run, me, steal) = (&self.config, &self.run, &me, self.steal);
+                let mut c = client.take();
+                async move {
+                    if c.is_none() {
+                        c = Some(timeout(op_timeout, connect::connect(config)).await.ok()?.ok()?);
+                    }
+                    let conn = c.as_ref()?;
+                    let sent = Instant::now();
+                    let result = match epoch {
+                        None => timeout(op_timeout, take(conn, run, me, ttl, steal)).await,
+                        Some(epoch) => timeout(op_timeout, renew(conn, &run.run_id, epoch, ttl)).await,
+                    };
                     // Unreachable, or too slow: a fresh connection next time.
-                    client = None;
-                    continue;
+                    let outcome = result.ok()?.ok()?;
+                    Some((c, sent, outcome))
                 }
             };
+            let (c, sent, outcome) = tokio::select! {
+                biased;
+                _ = crate::duration::sleep_until_opt(deadline) => {
+                    next_try = Instant::now();
+                    continue;
+                }
+                done = attempt => match done {
+                    Some(done) => done,
+                    None => continue,
+                },
+            };
+            client = c;
             match outcome {
                 Taken::Held(epoch) => {
-                    let was_lost = matches!(state, LeaseState::Lost { .. });
+                    let was_lost = matches!(state, LeaseState::Lost { .. } | LeaseState::Unconfirmed { .. });
                     let changed = !matches!(state, LeaseState::Held { .. });
                     state = LeaseState::Held { epoch };
-                    valid_until = Some(sent + ttl);
-                    let _ = self.valid_until.send(valid_until);
+                    confirmed = Some(sent);
+                    let _ = self.valid_until.send(Some(sent + ttl * 2 / 3));
                     next_try = sent + every;
                     let _ = self.epoch.send(Some(epoch));
                     if was_lost {
@@ -216,6 +254,16 @@ impl LeaseTask {
 
     async fn tell(&self, s: Signal) {
         let _ = self.signals.send(s).await;
+    }
+}
+
+/// An instant of this host's monotonic clock as a wall-clock time (for the journal).
+fn wall(at: Instant) -> SystemTime {
+    let now = Instant::now();
+    if at >= now {
+        SystemTime::now() + (at - now)
+    } else {
+        SystemTime::now() - (now - at)
     }
 }
 

@@ -19,6 +19,13 @@ pub enum LeaseState {
     Held {
         epoch: i64,
     },
+    /// Renewals went unanswered for two thirds of the lease: it may still hold in the store
+    /// until `expires`, but no new step starts here until it is renewed.
+    Unconfirmed {
+        epoch: i64,
+        since: SystemTime,
+        expires: SystemTime,
+    },
     /// Not renewed before it expired (the store unreachable): no new step starts.
     Lost {
         epoch: i64,
@@ -93,8 +100,10 @@ pub struct Link {
     lease: LeaseState,
     /// Wakes the replicator: the journal grew.
     nudge: Arc<Notify>,
-    /// Until when the lease holds by this host's clock (renewals move it). A lease that this
-    /// says has expired is not trusted, even before the lease task has said so: after a pause
+    /// Until when a step may start by this host's clock: two thirds of the lease after the last
+    /// renewal was sent (renewals move it), so that a driver cut off from the store stops
+    /// starting steps a third of the lease before anyone else may take the run. A time that
+    /// has passed is not trusted, even before the lease task has said so: after a pause
     /// (SIGSTOP, a frozen VM) the engine may run before it.
     valid_until: watch::Receiver<Option<Instant>>,
     /// Who fenced this driver, for the command line once the run has stopped.
@@ -134,6 +143,14 @@ impl Link {
         matches!(self.lease, LeaseState::Fenced { .. })
     }
 
+    /// Who holds the run now, when a newer driver fenced this one.
+    pub fn fenced_by(&self) -> Option<&str> {
+        match &self.lease {
+            LeaseState::Fenced { by, .. } => Some(by),
+            _ => None,
+        }
+    }
+
     pub fn set_lease(&mut self, lease: LeaseState) {
         if let LeaseState::Fenced { by, .. } = &lease
             && let Ok(mut f) = self.fenced_by.lock()
@@ -153,6 +170,12 @@ impl Link {
                     .into(),
             ),
             LeaseState::Taking => Gate::Wait("taking the run's lease in the store".into()),
+            LeaseState::Unconfirmed { since, expires, .. } => Gate::Wait(format!(
+                "the store has not confirmed this run's lease since {}; it expires at {} unless renewed: \
+                 no new step starts until it is renewed",
+                crate::text::clock(*since).get(..8).unwrap_or_default(),
+                crate::text::clock(*expires).get(..8).unwrap_or_default()
+            )),
             LeaseState::Lost { since, .. } => Gate::Wait(format!(
                 "the store could not be reached to renew this run's lease, which expired at {}: \
                  no new step starts until it is renewed",
@@ -190,5 +213,45 @@ impl Throttle {
         }
         self.last = Some(std::time::Instant::now());
         Some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(until: Option<Instant>) -> (Link, watch::Sender<Option<Instant>>) {
+        let (_tx, rx) = mpsc::channel(1);
+        let (until_tx, until_rx) = watch::channel(until);
+        let link = Link::new(rx, Arc::new(Notify::new()), until_rx, Arc::default());
+        (link, until_tx)
+    }
+
+    #[tokio::test]
+    async fn a_step_starts_only_within_the_leases_margin() {
+        let soon = Instant::now() + std::time::Duration::from_secs(5);
+        let (mut l, until) = link(Some(soon));
+        assert!(matches!(l.gate(), Gate::Wait(_)), "not taken yet");
+        l.set_lease(LeaseState::Held { epoch: 3 });
+        assert_eq!(l.gate(), Gate::Go);
+        // The margin ran out before the lease task said so (a paused process): no start.
+        let _ = until.send(Some(Instant::now() - std::time::Duration::from_millis(1)));
+        assert!(matches!(l.gate(), Gate::Wait(_)));
+        let now = SystemTime::now();
+        l.set_lease(LeaseState::Unconfirmed {
+            epoch: 3,
+            since: now,
+            expires: now + std::time::Duration::from_secs(3),
+        });
+        let Gate::Wait(why) = l.gate() else {
+            panic!("no start while unconfirmed")
+        };
+        assert!(why.contains("no new step starts"), "{why}");
+        l.set_lease(LeaseState::Fenced {
+            by: "bob@b (pid 7)".into(),
+            epoch: 4,
+        });
+        assert!(matches!(l.gate(), Gate::Stop(_)));
+        assert_eq!(l.fenced_by(), Some("bob@b (pid 7)"));
     }
 }

@@ -12,10 +12,13 @@
 //! - `restore`: a run folder rebuilt from the store, for `resume` on another host; `refresh`:
 //!   one here brought up to date when the run went on elsewhere;
 //! - `requests`: requests to a run's driver from other hosts (approve, note, takeover), answered
-//!   in their row; `locks`: deploy locks shared by every host.
+//!   in their row; `locks`: deploy locks shared by every host;
+//! - `watch`: what watchers on any host read (runs, leases, lines, log bytes) and hear (`LISTEN`);
+//! - `catchup`: what a run's copy left unfinished, copied by the next `runbook` on this host.
 //!
 //! The engine and front ends know nothing of PostgreSQL: they read a `Link`.
 
+pub mod catchup;
 pub mod config;
 pub mod connect;
 pub mod lease;
@@ -26,6 +29,7 @@ pub mod replicate;
 pub mod requests;
 pub mod restore;
 pub mod schema;
+pub mod watch;
 
 pub use crate::journal::store_event::describe;
 pub use config::{StoreConfig, resolve};
@@ -54,6 +58,9 @@ pub enum StoreError {
 /// A store that answered: reachable, logged into, its schema at this binary's version.
 pub struct Store {
     pub config: StoreConfig,
+    /// The connection `open` made, kept for the run's lease: taking it then costs no second
+    /// connection (and its authentication) before the first step.
+    first: std::sync::Mutex<Option<tokio_postgres::Client>>,
 }
 
 impl Store {
@@ -62,7 +69,18 @@ impl Store {
     pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let mut client = connect::connect(&config).await?;
         schema::migrate(&mut client, &config.display()).await?;
-        Ok(Store { config })
+        Ok(Store {
+            config,
+            first: std::sync::Mutex::new(Some(client)),
+        })
+    }
+
+    /// A store known by its settings, not opened here (each use connects).
+    pub fn with_config(config: StoreConfig) -> Store {
+        Store {
+            config,
+            first: std::sync::Mutex::new(None),
+        }
     }
 
     /// A fresh connection (the background tasks each keep their own and reconnect).
@@ -92,6 +110,8 @@ pub struct Handle {
     lease: tokio::task::JoinHandle<()>,
     run_dir: std::path::PathBuf,
     fenced_by: Arc<std::sync::Mutex<Option<String>>>,
+    copied: replicate::Copied,
+    store: String,
 }
 
 use std::sync::Arc;
@@ -109,6 +129,7 @@ impl Store {
         let (until_tx, until_rx) = watch::channel(None);
         let nudge = Arc::new(Notify::new());
         let fenced_by = Arc::new(std::sync::Mutex::new(None));
+        let copied = replicate::Copied::default();
         let replicator = replicate::Replicator {
             config: self.config.clone(),
             run_id: run.run_id.clone(),
@@ -118,9 +139,12 @@ impl Store {
             signals: signals_tx.clone(),
             done: done_rx.clone(),
             progress: progress_tx,
+            copied: copied.clone(),
+            mark: true,
         };
         let lease = lease::LeaseTask {
             config: self.config.clone(),
+            client: self.first.lock().ok().and_then(|mut c| c.take()),
             run,
             steal,
             signals: signals_tx,
@@ -135,41 +159,151 @@ impl Store {
             lease: tokio::spawn(lease.run()),
             run_dir: run_dir.to_path_buf(),
             fenced_by: fenced_by.clone(),
+            copied,
+            store: self.config.display(),
         };
         (Link::new(signals_rx, nudge, until_rx, fenced_by), handle)
     }
 }
 
 impl Handle {
+    /// How far behind the store is, as the copy says (it goes on after the engine has ended).
+    pub fn status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.progress.clone()
+    }
+
     /// Who took the run over, when this driver was fenced.
     pub fn fenced_by(&self) -> Option<String> {
         self.fenced_by.lock().ok().and_then(|f| f.clone())
     }
 
-    /// The run ended: copies what is left (waiting at most `wait`), releases the lease. Returns
-    /// what the store still lacks, in words, when it lacks something.
-    pub async fn finish(mut self, wait: std::time::Duration) -> Option<String> {
+    /// The run ended: copies what is left, releases the lease. A copy that takes more than a
+    /// moment is said (`tell`: how much is left, and where to); it is given `wait` at most, or
+    /// until `give_up` (the operator's Ctrl-C). Returns what the store still lacks, in words,
+    /// when it lacks something: the run folder keeps it, and the next `runbook` with this store
+    /// on this host copies it (`catchup`).
+    pub async fn finish(
+        mut self,
+        wait: std::time::Duration,
+        give_up: impl std::future::Future<Output = ()>,
+        tell: &impl Fn(String),
+    ) -> Option<String> {
+        use std::time::Duration;
         let _ = self.done.send(true);
-        let copied = tokio::time::timeout(wait, &mut self.replicator).await.is_ok();
+        let started = tokio::time::Instant::now();
+        let quiet = Duration::from_millis(300).min(wait);
+        let mut copied = tokio::time::timeout(quiet, &mut self.replicator).await.is_ok();
+        let mut gave_up = false;
+        if !copied {
+            let (events, bytes) = replicate::remaining(&self.run_dir, &self.copied);
+            tell(format!(
+                "copying {} to the store {}… (at most {}s more; Ctrl-C leaves it to the next runbook \
+                 started here with this store)",
+                amount(events, bytes),
+                self.store,
+                wait.saturating_sub(started.elapsed()).as_secs()
+            ));
+            tokio::select! {
+                r = tokio::time::timeout(wait.saturating_sub(started.elapsed()), &mut self.replicator) => {
+                    copied = r.is_ok();
+                }
+                () = give_up => gave_up = true,
+            }
+        }
         if !copied {
             self.replicator.abort();
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), &mut self.lease).await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), &mut self.lease).await;
         self.lease.abort();
-        let status = self.progress.borrow().clone();
-        match (&status.behind, copied) {
-            (Some(_), _) => Some(format!(
-                "{}; the rest is in {}",
-                status.line().unwrap_or_default(),
-                self.run_dir.display()
-            )),
-            (None, false) => Some(format!(
-                "the shared store did not take all of this run within {}s; the rest is in {}",
-                wait.as_secs(),
-                self.run_dir.display()
-            )),
-            (None, true) => None,
+        let (events, bytes) = replicate::remaining(&self.run_dir, &self.copied);
+        let fenced = self.fenced_by().is_some();
+        if (events, bytes) == (0, 0) || fenced {
+            // All in; or, fenced, never to be: the newer driver's run is the store's.
+            catchup::unmark(&self.run_dir);
         }
+        if (events, bytes) == (0, 0) {
+            return None;
+        }
+        let why = match (&self.progress.borrow().behind, gave_up) {
+            (_, true) => "left at Ctrl-C".to_string(),
+            (Some(b), false) => b.error.clone(),
+            (None, false) => format!("not done within {}s", wait.as_secs()),
+        };
+        let rest = amount(events, bytes);
+        Some(if fenced {
+            format!(
+                "the store did not take the last {rest} of this run (a newer driver holds it); they stay in {}",
+                self.run_dir.display()
+            )
+        } else {
+            format!(
+                "the store lacks the last {rest} of this run ({why}); they are safe in {}, and the next \
+                 runbook run, rehearse or resume on this host with this store copies them",
+                self.run_dir.display()
+            )
+        })
+    }
+}
+
+/// `3 events / 1.2 KB`, or `10.7 MB of step logs` when the journal is all in.
+fn amount(events: u64, bytes: u64) -> String {
+    match events {
+        0 => format!("{} of step logs", link::bytes(bytes)),
+        1 => format!("1 event / {}", link::bytes(bytes)),
+        n => format!("{n} events / {}", link::bytes(bytes)),
+    }
+}
+
+/// At the exit: the run's copy (`Handle::finish`), then the catching up on earlier runs
+/// (`catchup`), within `wait` in all, or until Ctrl-C or SIGTERM. Each remark goes to `tell`.
+pub async fn finish(
+    handle: Option<Handle>,
+    catchup: Option<tokio::task::JoinHandle<catchup::Report>>,
+    wait: std::time::Duration,
+    tell: impl Fn(String),
+) {
+    let until = tokio::time::Instant::now() + wait;
+    if let Some(h) = handle
+        && let Some(lacking) = h.finish(wait, interrupted(), &tell).await
+    {
+        tell(lacking);
+    }
+    let Some(mut catchup) = catchup else { return };
+    let left = until.saturating_duration_since(tokio::time::Instant::now());
+    let quiet = std::time::Duration::from_millis(300).min(left);
+    let report = match tokio::time::timeout(quiet, &mut catchup).await {
+        Ok(r) => r.ok(),
+        Err(_) => {
+            tell(format!(
+                "copying to the store what it lacks of earlier runs of this host… (at most {}s more)",
+                left.as_secs()
+            ));
+            tokio::select! {
+                r = tokio::time::timeout(left.saturating_sub(quiet), &mut catchup) => r.ok().and_then(Result::ok),
+                () = interrupted() => None,
+            }
+        }
+    };
+    match report {
+        Some(lines) => lines.into_iter().for_each(&tell),
+        None => {
+            catchup.abort();
+            tell("the store still lacks some of earlier runs of this host; the next runbook with it tries again".into());
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM, from now on.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
     }
 }
 

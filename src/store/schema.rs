@@ -11,6 +11,7 @@ use super::StoreError;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_runs.sql")),
     (2, include_str!("migrations/0002_requests_locks.sql")),
+    (3, include_str!("migrations/0003_notify.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -23,6 +24,19 @@ pub fn latest() -> i32 {
 pub async fn migrate(client: &mut Client, at: &str) -> Result<(), StoreError> {
     let sql =
         |e: tokio_postgres::Error| StoreError::Message(format!("the store {at}: migrating its schema: {e}"));
+    // A schema already at this version needs nothing: a role that may only read and write the
+    // tables (not create them) uses the store as well as the one that made them.
+    match current_version(client).await.map_err(sql)? {
+        Some(current) if current == latest() => return Ok(()),
+        Some(found) if found > latest() => {
+            return Err(StoreError::Newer {
+                at: at.to_string(),
+                found,
+                known: latest(),
+            });
+        }
+        _ => {}
+    }
     client
         .batch_execute(
             "SELECT pg_advisory_lock(7293847561);
@@ -41,6 +55,20 @@ pub async fn migrate(client: &mut Client, at: &str) -> Result<(), StoreError> {
     result?;
     unlocked.map_err(sql)?;
     Ok(())
+}
+
+/// The schema's version, when there is a schema.
+async fn current_version(client: &Client) -> Result<Option<i32>, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .await?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let row = client
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .await?;
+    Ok(Some(row.get(0)))
 }
 
 async fn apply(client: &mut Client, at: &str) -> Result<(), StoreError> {

@@ -49,6 +49,9 @@ pub enum Dialog {
         by: String,
         from: String,
         reason: String,
+        /// Asked from another host (through the shared store): a step in flight is not followed
+        /// there; the run is handed over once it has ended.
+        across_hosts: bool,
     },
 }
 

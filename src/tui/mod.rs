@@ -72,6 +72,19 @@ async fn recv_hangup(hangup: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
+/// The store's status when it changes; pending forever without a store (or once its copy ended).
+async fn store_changed(
+    status: &mut Option<tokio::sync::watch::Receiver<crate::store::Status>>,
+) -> crate::store::Status {
+    if let Some(rx) = status {
+        if rx.changed().await.is_ok() {
+            return rx.borrow_and_update().clone();
+        }
+        *status = None;
+    }
+    std::future::pending().await
+}
+
 /// Runs the UI until the run has ended and the operator leaves; returns the exit status.
 pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: f64) -> i32 {
     let run_dir = session.run_dir;
@@ -86,8 +99,10 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     for n in session.notices {
         app.note(n);
     }
-    // The store is the command line's: it finishes the store's tasks.
+    // The store is the command line's: it finishes the store's tasks. How far behind it is
+    // comes from the engine while it runs, then from the copy itself.
     let (commands, mut updates, engine) = (session.commands, session.updates, session.engine);
+    let mut store_status = session.store_status;
     let theme = Theme::from_env();
     let guard = match terminal::Guard::enter() {
         Ok(g) => g,
@@ -209,6 +224,13 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
             _ = tick.tick(), if app.finished.is_none() => {
                 app.dirty = true;
                 output_only = false;
+            }
+            // Once the run has ended the engine says no more about the store: the copy does.
+            status = store_changed(&mut store_status), if engine.is_none() => {
+                if app.store_behind != status.behind {
+                    app.store_behind = status.behind;
+                    app.dirty = true;
+                }
             }
             u = updates.recv(), if engine.is_some() => match u {
                 Some(u) => {

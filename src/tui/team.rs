@@ -14,10 +14,20 @@ impl App {
     /// Folds a team update in.
     pub fn team(&mut self, update: TeamUpdate) {
         match update {
-            TeamUpdate::TakeoverAsked { by, from, reason } => {
+            TeamUpdate::TakeoverAsked {
+                by,
+                from,
+                reason,
+                across_hosts,
+            } => {
                 self.note(format!("{by} asks to take the run over (from {from}): {reason}"));
                 self.bell = true;
-                let dialog = Dialog::Handover { by, from, reason };
+                let dialog = Dialog::Handover {
+                    by,
+                    from,
+                    reason,
+                    across_hosts,
+                };
                 // Never on top of something being typed: a `y` in a note must not hand the run
                 // over. It shows once that dialog is closed.
                 if self.dialogs.is_empty() {
@@ -42,7 +52,11 @@ impl App {
 
 /// A key in the hand-over dialog: `y` hands over, `n` or `Esc` keeps the run; anything else
 /// leaves the question open.
-pub fn on_key(app: &mut App, by: String, from: String, reason: String, key: KeyEvent) -> Vec<Effect> {
+pub fn on_key(
+    app: &mut App,
+    (by, from, reason, across_hosts): (String, String, String, bool),
+    key: KeyEvent,
+) -> Vec<Effect> {
     match key.code {
         KeyCode::Char('y') | KeyCode::Char('Y') => {
             app.note(format!("handing the run over to {by}…"));
@@ -52,15 +66,29 @@ pub fn on_key(app: &mut App, by: String, from: String, reason: String, key: KeyE
             vec![Effect::Send(Command::Handover { accept: false })]
         }
         _ => {
-            app.dialogs.push(Dialog::Handover { by, from, reason });
+            app.dialogs.push(Dialog::Handover {
+                by,
+                from,
+                reason,
+                across_hosts,
+            });
             Vec::new()
         }
     }
 }
 
 /// The dialog's lines: who asks, from where, why, and what each answer does.
-pub fn lines<'a>(app: &App, by: &str, from: &str, reason: &str, theme: &Theme) -> Vec<Line<'a>> {
+pub fn lines<'a>(
+    app: &App,
+    (by, from, reason, across_hosts): (&str, &str, &str, bool),
+    theme: &Theme,
+) -> Vec<Line<'a>> {
     let running = match app.running() {
+        // Another host cannot follow a command running here: it ends here first.
+        Some(at) if across_hosts => format!(
+            " {} is running here: it goes on, and the run is handed over once it has ended.",
+            app.name(at)
+        ),
         Some(at) => format!(
             " {} is running: it goes on, and {by} follows it to its end.",
             app.name(at)
@@ -107,6 +135,7 @@ mod tests {
             by: "bob".into(),
             from: "pts/3 on bastion, pid 42".into(),
             reason: "end of shift".into(),
+            across_hosts: false,
         }
     }
 

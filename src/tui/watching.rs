@@ -2,7 +2,9 @@
 //! key that would change the run (a go-ahead, skip, retry, roll back, acknowledge, raise a
 //! trigger) does nothing but say who can do it; reading keys work as for the driver; `n` writes a
 //! note and `A` approves the step that waits for approvals (after a confirmation that names it):
-//! both are requests to the driver, who journals them with the watcher's name.
+//! both are requests to the driver, who journals them with the watcher's name. Watched through
+//! the shared store from another host, the badge says so (and when the store cannot be reached);
+//! notes and approvals then go through the store.
 //!
 //! The key table of the driver (`keys`) stays the driver's; this module is consulted first when
 //! `App::watching` is set.
@@ -29,6 +31,17 @@ pub struct Watching {
     pub ended: bool,
     /// This watcher's Unix user (what the driver will journal).
     pub me: String,
+    /// Watched through the shared store (from another host), not the run's folder.
+    pub store: Option<ViaStore>,
+}
+
+/// A run watched through the shared store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViaStore {
+    /// `user@host:port/db`.
+    pub at: String,
+    /// Since when the store cannot be reached: what the screen shows may be behind.
+    pub lost: Option<std::time::SystemTime>,
 }
 
 /// What a watcher's key asks the event loop to do.
@@ -60,18 +73,56 @@ impl Watching {
         self.driver.as_ref().is_none_or(|d| d.alive == Liveness::Gone)
     }
 
-    /// The header's badge: ` WATCHING · alice@bastion drives `.
+    /// The header's badge: ` WATCHING · alice@bastion drives `, ` WATCHING via store · …`.
     pub fn badge(&self) -> String {
-        let who = match &self.driver {
-            Some(d) => format!("{}@{}", d.operator, d.host),
-            None => "nobody".into(),
+        self.badges().swap_remove(0)
+    }
+
+    /// The longest badge that fits in `room` columns (else the shortest): the driver's host,
+    /// then their name give way; "via store" and STORE LOST never do.
+    pub fn badge_within(&self, room: usize) -> String {
+        use unicode_width::UnicodeWidthStr as _;
+        let mut all = self.badges();
+        match all.iter().position(|b| b.width() <= room) {
+            Some(i) => all.swap_remove(i),
+            None => all.pop().unwrap_or_default(),
+        }
+    }
+
+    /// The badge's wordings, longest first.
+    fn badges(&self) -> Vec<String> {
+        let (op, who) = match &self.driver {
+            Some(d) => (d.operator.clone(), format!("{}@{}", d.operator, d.host)),
+            None => ("nobody".into(), "nobody".into()),
         };
+        let via = if self.store.is_some() { " via store" } else { "" };
+        if let Some(since) = self.store.as_ref().and_then(|s| s.lost) {
+            let at = crate::text::clock(since);
+            let at = at.get(..8).unwrap_or(&at);
+            return vec![
+                format!(" WATCHING via store · STORE LOST {at} · reconnecting "),
+                format!(" WATCHING via store · STORE LOST {at} "),
+                format!(" STORE LOST {at} "),
+            ];
+        }
         if self.ended {
-            format!(" WATCHING · ended · {who} drove ")
+            vec![
+                format!(" WATCHING{via} · ended · {who} drove "),
+                format!(" WATCHING{via} · ended "),
+            ]
         } else if self.driver_gone() {
-            format!(" WATCHING · {who} is GONE ")
+            vec![
+                format!(" WATCHING{via} · {who} is GONE "),
+                format!(" WATCHING{via} · {op} is GONE "),
+                format!(" WATCHING{via} · GONE "),
+            ]
         } else {
-            format!(" WATCHING · {who} drives ")
+            vec![
+                format!(" WATCHING{via} · {who} drives "),
+                format!(" WATCHING{via} · {op} drives "),
+                format!(" WATCHING{via} · {who} "),
+                format!(" WATCHING{via} "),
+            ]
         }
     }
 
@@ -347,6 +398,7 @@ approval = { count = 1 }
             }),
             ended: false,
             me: me.into(),
+            store: None,
         });
         app
     }
@@ -391,6 +443,55 @@ approval = { count = 1 }
         }
         // Leaving asks nothing.
         assert_eq!(on_key(&mut app, key(KeyCode::Char('q'))), vec![Action::Quit]);
+    }
+
+    #[test]
+    fn through_the_store_the_badge_says_so_and_never_looks_healthy_when_it_is_lost() {
+        let mut app = watcher("bob");
+        let w = app.watching.as_mut().unwrap();
+        w.store = Some(ViaStore {
+            at: "rb@db:5432/runbook".into(),
+            lost: None,
+        });
+        assert_eq!(w.badge(), " WATCHING via store · alice@bastion drives ");
+        assert_eq!(w.badge_within(40), " WATCHING via store · alice drives ");
+        assert_eq!(w.badge_within(10), " WATCHING via store ");
+        w.store.as_mut().unwrap().lost =
+            Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(3723));
+        assert_eq!(
+            w.badge(),
+            " WATCHING via store · STORE LOST 01:02:03 · reconnecting "
+        );
+        assert_eq!(w.badge_within(45), " WATCHING via store · STORE LOST 01:02:03 ");
+        assert_eq!(w.badge_within(30), " STORE LOST 01:02:03 ");
+    }
+
+    #[test]
+    fn at_80_columns_the_badge_gives_way_before_where_the_run_stands() {
+        let mut app = watcher("bob");
+        let w = app.watching.as_mut().unwrap();
+        w.store = Some(ViaStore {
+            at: "rb@db:5432/runbook".into(),
+            lost: None,
+        });
+        if let Some(d) = &mut w.driver {
+            d.host = "bastion-eu-west-1a.example.internal".into();
+        }
+        app.apply(crate::engine::Update::Waiting {
+            step: at(0),
+            why: Wait::GoAhead { irreversible: false },
+        });
+        let theme = Theme {
+            color: false,
+            ascii: false,
+        };
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+        term.draw(|f| crate::tui::ui::draw(f, &app, &theme, app.started))
+            .unwrap();
+        let buffer = term.backend().buffer();
+        let header: String = buffer.content()[..80].iter().map(|c| c.symbol()).collect();
+        assert!(header.contains("WAITING FOR ALICE"), "{header}");
+        assert!(header.contains(" WATCHING via store · alice drives "), "{header}");
     }
 
     #[test]

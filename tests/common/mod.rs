@@ -6,10 +6,11 @@
 pub mod prometheus;
 pub mod tmux;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command as ProcCommand, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runbook::engine::{Command, Mode, StepRef, Update, Wait};
@@ -109,6 +110,8 @@ pub fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The database and bastions in network namespaces of the test's own, links that can be cut.
+pub mod netns;
 /// A real PostgreSQL, for the shared store's tests.
 pub mod postgres;
 
@@ -678,70 +681,149 @@ pub fn is_started(u: &Update, name: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A tiny HTTP server.
+// A tiny HTTP server: it records every request and answers as told.
 
-/// How the test server answers a path.
+/// How the test server answers a request.
 #[derive(Clone)]
 pub enum Reply {
     /// Status, body.
     Fixed(u16, &'static str),
     /// Reads the request and never answers (holds the connection for a while).
     Hang,
+    /// Status and body, after a while (a slow receiver).
+    After(Duration, u16, &'static str),
 }
 
-/// A server on 127.0.0.1:0 answering fixed replies by path; 404 for anything else.
+/// One request as the test server read it, when it arrived.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A server on 127.0.0.1:0 that records every request as it arrives and answers it as told.
 pub struct TestServer {
     pub port: u16,
+    seen: Arc<Mutex<Vec<Req>>>,
 }
 
 impl TestServer {
+    /// Fixed replies by exact path; 404 for anything else.
     pub fn start(routes: Vec<(&'static str, Reply)>) -> TestServer {
+        TestServer::answering(move |path| {
+            routes
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, r)| r.clone())
+                .unwrap_or(Reply::Fixed(404, "not found"))
+        })
+    }
+
+    /// Each request answered with `reply(its path)`.
+    pub fn answering(reply: impl Fn(&str) -> Reply + Send + Sync + 'static) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
         let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Req>>> = Arc::default();
+        let (s, reply) = (seen.clone(), Arc::new(reply));
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let routes = routes.clone();
-                std::thread::spawn(move || serve(conn, &routes));
+                let (s, reply) = (s.clone(), reply.clone());
+                std::thread::spawn(move || serve(conn, &s, &*reply));
             }
         });
-        TestServer { port }
+        TestServer { port, seen }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+
+    /// The requests so far whose path starts with `prefix`, in the order they arrived.
+    pub fn requests(&self, prefix: &str) -> Vec<Req> {
+        let all = self.seen.lock().unwrap();
+        all.iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
 }
 
-fn serve(mut conn: TcpStream, routes: &[(&'static str, Reply)]) {
+fn serve(conn: TcpStream, seen: &Mutex<Vec<Req>>, reply: &dyn Fn(&str) -> Reply) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut req = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
+    let mut reader = BufReader::new(conn.try_clone().expect("clone the connection"));
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
     }
-    let head = String::from_utf8_lossy(&req).into_owned();
-    let target = head.split_whitespace().nth(1).unwrap_or("/");
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("/");
     let path = target.split('?').next().unwrap_or("/").to_string();
-    let reply = routes
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, r)| r.clone())
-        .unwrap_or(Reply::Fixed(404, "not found"));
-    match reply {
-        Reply::Hang => std::thread::sleep(Duration::from_secs(10)),
-        Reply::Fixed(status, body) => {
-            let resp = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(resp.as_bytes());
-            let _ = conn.flush();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    seen.lock().unwrap().push(Req {
+        at: Instant::now(),
+        method,
+        path: path.clone(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let (status, text) = match reply(&path) {
+        Reply::Hang => {
+            std::thread::sleep(Duration::from_secs(10));
+            return;
+        }
+        Reply::After(wait, status, text) => {
+            std::thread::sleep(wait);
+            (status, text)
+        }
+        Reply::Fixed(status, text) => (status, text),
+    };
+    let mut conn = conn;
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = conn.flush();
 }
 
 /// A local port nothing listens on right now (bound on :0, then released).

@@ -1,7 +1,8 @@
 //! A real PostgreSQL for the tests (Debian's `postgresql` package): a cluster `initdb`-ed in a
 //! temporary folder, started on a free port on 127.0.0.1 as an unprivileged user (as root, the
 //! system user `runbook-pg`, created when missing), with password authentication. Stopped and
-//! removed when dropped.
+//! removed when dropped. `start_in` starts it in a network namespace instead (`common::netns`),
+//! listening on that namespace's address; the test then reaches it through its Unix socket.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,6 +20,10 @@ pub struct Postgres {
     pub port: u16,
     bin: PathBuf,
     log: PathBuf,
+    /// The network namespace it runs in, if not the test's own.
+    netns: Option<String>,
+    /// The address it listens on (and the clients' network, for `pg_hba.conf`).
+    listen: String,
 }
 
 fn bin_dir() -> PathBuf {
@@ -34,6 +39,17 @@ fn bin_dir() -> PathBuf {
 
 fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
+}
+
+/// A command run as the service user (as root), else as ourselves; in `netns` if given.
+fn as_service_in(netns: Option<&str>, program: &Path) -> Command {
+    if let Some(ns) = netns {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, "runuser", "-u", SERVICE_USER, "--"])
+            .arg(program);
+        return c;
+    }
+    as_service(program)
 }
 
 /// A command run as the service user (as root), else as ourselves.
@@ -81,6 +97,16 @@ fn ensure_service_user() {
 impl Postgres {
     /// A new cluster with the role `rb` (password `PASSWORD`) and the database `runbook`, running.
     pub fn start() -> Postgres {
+        Postgres::start_on(None, "127.0.0.1")
+    }
+
+    /// `start`, in the network namespace `netns` (tests run as root), listening on `addr` and
+    /// letting in clients of its /24.
+    pub fn start_in(netns: &str, addr: &str) -> Postgres {
+        Postgres::start_on(Some(netns.to_string()), addr)
+    }
+
+    fn start_on(netns: Option<String>, listen: &str) -> Postgres {
         use std::os::unix::fs::PermissionsExt as _;
         ensure_service_user();
         let bin = bin_dir();
@@ -116,12 +142,24 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if netns.is_some() {
+            use std::io::Write as _;
+            let net = listen.rsplit_once('.').map_or(listen, |(n, _)| n);
+            let mut hba = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("pg_hba.conf"))
+                .unwrap();
+            writeln!(hba, "host all all {net}.0/24 scram-sha-256").unwrap();
+        }
         let pg = Postgres {
-            port: super::free_port(),
+            // A namespace of its own has all its ports free.
+            port: if netns.is_some() { 5432 } else { super::free_port() },
             log: home.join("log"),
             data,
             bin,
             _dir: dir,
+            netns,
+            listen: listen.to_string(),
         };
         pg.start_again();
         pg.psql("postgres", "CREATE DATABASE runbook");
@@ -130,14 +168,15 @@ impl Postgres {
 
     /// Starts the server (again), waiting until it takes connections.
     pub fn start_again(&self) {
-        let out = as_service(&self.bin.join("pg_ctl"))
+        let out = as_service_in(self.netns.as_deref(), &self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(&self.data)
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-p {} -k {} -c listen_addresses={} -c fsync=off",
                 self.port,
-                self.data.display()
+                self.data.display(),
+                self.listen
             ))
             .arg("-l")
             .arg(&self.log)
@@ -205,11 +244,11 @@ impl Postgres {
             .status();
     }
 
-    /// `postgres://rb:PASSWORD@127.0.0.1:PORT/runbook?sslmode=disable`
+    /// `postgres://rb:PASSWORD@127.0.0.1:PORT/runbook?sslmode=disable` (its address, in a namespace)
     pub fn url(&self) -> String {
         format!(
-            "postgres://{USER}:{PASSWORD}@127.0.0.1:{}/runbook?sslmode=disable",
-            self.port
+            "postgres://{USER}:{PASSWORD}@{}:{}/runbook?sslmode=disable",
+            self.listen, self.port
         )
     }
 
@@ -226,17 +265,13 @@ impl Postgres {
 
     /// `psql`, with its error instead of a panic.
     pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        // In a namespace of its own, through its Unix socket (which no network cut touches).
+        let host = match &self.netns {
+            Some(_) => self.data.display().to_string(),
+            None => "127.0.0.1".to_string(),
+        };
         let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                USER,
-                "-d",
-                db,
-            ])
+            .args(["-h", &host, "-p", &self.port.to_string(), "-U", USER, "-d", db])
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .env("PGPASSWORD", PASSWORD)
             .env("PGSSLMODE", "prefer")
@@ -268,4 +303,81 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// What the store holds of runs, and whether it is exactly what a run folder holds.
+impl Postgres {
+    /// The journal lines of a run in the store, in order.
+    pub fn lines_of(&self, run: &str) -> Vec<String> {
+        let out = self.psql(
+            "runbook",
+            &format!("SELECT line FROM events WHERE run_id = '{run}' ORDER BY seq"),
+        );
+        out.lines().map(str::to_string).collect()
+    }
+
+    /// A log of a run in the store, put together from its chunks (hex, so bytes stay bytes).
+    pub fn log_of(&self, run: &str, log: &str) -> Vec<u8> {
+        let out = self.psql(
+            "runbook",
+            &format!(
+                "SELECT encode(data, 'hex') FROM log_chunks WHERE run_id = '{run}' AND log = '{log}' ORDER BY \"offset\""
+            ),
+        );
+        out.lines().flat_map(|l| hex(l.trim())).collect()
+    }
+
+    /// Every local journal line and log of the run folder `dir` is in the store, exactly, once.
+    pub fn assert_replicated(&self, dir: &Path) {
+        let run = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let local = local_lines(dir);
+        assert!(!local.is_empty());
+        let stored = self.lines_of(&run);
+        assert_eq!(stored, local, "the store's events are the local journal's lines");
+        let logs = local_logs(dir);
+        assert!(!logs.is_empty(), "the run wrote logs");
+        for (log, bytes) in logs {
+            assert_eq!(self.log_of(&run, &log), bytes, "{log} in the store");
+        }
+        let seqs = self.psql(
+            "runbook",
+            &format!(
+                "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM events WHERE run_id = '{run}'"
+            ),
+        );
+        let n = local.len();
+        assert_eq!(seqs.trim(), format!("{n}|{n}|1|{n}"));
+    }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The journal lines of a run folder.
+pub fn local_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `.log` files of a run folder, by their path in it.
+pub fn local_logs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut logs: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| {
+            (
+                format!("logs/{}", e.file_name().to_string_lossy()),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    logs.sort();
+    logs
 }

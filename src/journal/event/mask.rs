@@ -97,7 +97,10 @@ impl Event {
                 m(error);
             }
             Event::StoreFenced { by, .. } => m(by),
-            Event::StoreCaughtUp { .. } | Event::StoreLeaseLost { .. } | Event::StoreLeaseRenewed { .. } => {}
+            Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseUnconfirmed { .. }
+            | Event::StoreLeaseLost { .. }
+            | Event::StoreLeaseRenewed { .. } => {}
             Event::MetricsSampled { values, errors } => {
                 keys(values, r);
                 errors.values_mut().for_each(m);

@@ -98,6 +98,12 @@ pub enum Event {
     StoreCaughtUp {
         behind_ms: u64,
     },
+    /// The store has not confirmed this driver's lease since `since` (renewals unanswered): it
+    /// may hold there until `expires`, but no new step starts until it is renewed (SPEC §9).
+    StoreLeaseUnconfirmed {
+        since: String,
+        expires: String,
+    },
     /// This driver's lease in the store expired before it could be renewed: no new step starts.
     StoreLeaseLost {
         expired: String,

@@ -204,6 +204,7 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
             }),
             e @ (Event::StoreBehind { .. }
             | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseUnconfirmed { .. }
             | Event::StoreLeaseLost { .. }
             | Event::StoreLeaseRenewed { .. }
             | Event::StoreFenced { .. }) => r.notes.push(NoteRow {

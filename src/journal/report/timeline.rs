@@ -82,6 +82,7 @@ pub(super) fn summarize(e: &Event) -> String {
         Event::Note { operator, .. } => format!("note by {operator}"),
         Event::StoreBehind { .. }
         | Event::StoreCaughtUp { .. }
+        | Event::StoreLeaseUnconfirmed { .. }
         | Event::StoreLeaseLost { .. }
         | Event::StoreLeaseRenewed { .. }
         | Event::StoreFenced { .. } => crate::journal::store_event::describe(e).unwrap_or_default(),

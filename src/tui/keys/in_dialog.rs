@@ -98,7 +98,12 @@ pub(super) fn on_dialog_key(app: &mut App, dialog: Dialog, key: KeyEvent) -> Vec
                 app.dialogs.push(Dialog::Irreversible(at));
             }
         }
-        Dialog::Handover { by, from, reason } => return crate::tui::team::on_key(app, by, from, reason, key),
+        Dialog::Handover {
+            by,
+            from,
+            reason,
+            across_hosts,
+        } => return crate::tui::team::on_key(app, (by, from, reason, across_hosts), key),
         // `watching::on_key` answers it before it gets here.
         Dialog::Watcher(_) => {}
         Dialog::PickTrigger { selected } => match key.code {

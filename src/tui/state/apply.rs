@@ -209,9 +209,17 @@ impl App {
             Event::WriteFailed { file, error } => self.note(format!("cannot write {file}: {error}")),
             ref e @ (Event::StoreBehind { .. }
             | Event::StoreCaughtUp { .. }
+            | Event::StoreLeaseUnconfirmed { .. }
             | Event::StoreLeaseLost { .. }
             | Event::StoreLeaseRenewed { .. }
             | Event::StoreFenced { .. }) => {
+                match e {
+                    Event::StoreLeaseUnconfirmed { .. } | Event::StoreLeaseLost { .. } => {
+                        self.lease_hold = true
+                    }
+                    Event::StoreLeaseRenewed { .. } | Event::StoreFenced { .. } => self.lease_hold = false,
+                    _ => {}
+                }
                 if let Some(text) = crate::store::describe(e) {
                     self.note(text);
                 }
@@ -222,6 +230,8 @@ impl App {
                 self.note(e.notify_words().unwrap_or_default())
             }
             Event::RunStarted { mode, .. } => {
+                // A session's lease is its own.
+                self.lease_hold = false;
                 if mode == crate::engine::Mode::Resume.as_str() {
                     self.resumed();
                 }

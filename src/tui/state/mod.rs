@@ -198,6 +198,8 @@ pub struct App {
     pub dirty: bool,
     /// How far behind the shared store is, while it cannot be written (SPEC §9).
     pub store_behind: Option<crate::store::link::Behind>,
+    /// The store has not confirmed this driver's lease (or it expired): no new step starts.
+    pub lease_hold: bool,
     /// A trigger fired since the last frame: ring the bell once.
     pub bell: bool,
     pub rehearsal_figures: Option<(Option<u64>, Option<u64>)>,
@@ -322,6 +324,7 @@ impl App {
             fault_injected: false,
             dirty: true,
             store_behind: None,
+            lease_hold: false,
             bell: false,
             rehearsal_figures: None,
             dialogs: Vec::new(),

@@ -32,12 +32,17 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Dialog::Rollback => rollback(f, area, app, theme),
             Dialog::Quit => quit(f, area, app, theme),
             Dialog::Irreversible(at) => irreversible(f, area, app, theme, *at),
-            Dialog::Handover { by, from, reason } => simple(
+            Dialog::Handover {
+                by,
+                from,
+                reason,
+                across_hosts,
+            } => simple(
                 f,
                 area,
                 theme,
                 " Hand this run over? ",
-                crate::tui::team::lines(app, by, from, reason, theme),
+                crate::tui::team::lines(app, (by, from, reason, *across_hosts), theme),
             ),
             Dialog::Watcher(ask) => {
                 let (title, lines) = crate::tui::watching::dialog(app, ask, theme);

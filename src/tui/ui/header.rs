@@ -19,10 +19,6 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         Mode::Rehearse => Span::styled(" REHEARSAL — nothing is executed ", theme.rehearsal()),
         Mode::Resume => Span::styled(" RESUMED RUN ", theme.key()),
     };
-    let mode = match &app.watching {
-        Some(w) => Span::styled(w.badge(), theme.rehearsal()),
-        None => mode,
-    };
     let (mut state, style) = status(app, theme, now);
     if let Some(w) = &app.watching {
         state = state.replace("FOR YOU", &format!("FOR {}", w.driver_name().to_uppercase()));
@@ -32,6 +28,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         .find_map(|k| app.rb.var(k).map(|v| format!("{k} {v}")))
         .or_else(|| app.rb.vars.first().map(|(k, v)| format!("{k} {v}")));
     let elapsed = super::clock(now.saturating_duration_since(app.started));
+    // A watcher's badge gives way (its shorter words) before where the run stands is cut.
+    let mode = match &app.watching {
+        Some(w) => {
+            let var_width = var.as_ref().map_or(0, |v| v.width() + 3);
+            let room = (area.width as usize).saturating_sub(state.width() + elapsed.width() + var_width + 4);
+            Span::styled(w.badge_within(room), theme.rehearsal())
+        }
+        None => mode,
+    };
     // A watcher's badge names the driver already.
     let mut right = match &app.watching {
         Some(_) => format!(" {elapsed} "),
@@ -99,6 +104,13 @@ fn status(app: &App, theme: &Theme, now: Instant) -> (String, Style) {
     }
     if !app.firing().is_empty() {
         return (" TRIGGER FIRING ".into(), theme.alarm());
+    }
+    // Cut off from the shared store: nothing more starts until the lease is renewed (SPEC §9).
+    if app.lease_hold && app.waiting.is_none() {
+        return (
+            " NO STORE LEASE: HOLDING ".into(),
+            theme.warn().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        );
     }
     match &app.waiting {
         Some((_, Wait::Interrupted)) => (

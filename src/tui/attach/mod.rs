@@ -8,45 +8,42 @@
 //! queries the sources itself (no second load on Prometheus, no credentials needed, and exactly
 //! what the driver saw).
 //!
+//! A run whose driver is on another host is followed through the shared store instead
+//! (`runs::remote`, LISTEN/NOTIFY): the run is read through `runs::source`, the one seam between
+//! the two, so that everything below it is the same screen.
+//!
 //! A watcher writes nothing in the run folder; leaving it (q, a hang-up, a kill) changes nothing
 //! for the driver.
+//!
+//! The watcher's state and how what follows changes it are `watcher`'s; this is the event loop.
+
+mod watcher;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::time::Instant;
 
-use super::state::{App, StepState};
-use super::watching::{Action, Watching};
-use super::{FRAME, Screen, draw, load_wanted_log, next_event, recv_hangup, scroll_regions, terminal};
+use super::state::App;
+use super::watching::{Action, ViaStore, Watching};
+use super::{FRAME, Screen, draw, next_event, recv_hangup, scroll_regions, terminal};
 use crate::control::{Request, Response};
-use crate::engine::{Mode, StepRef, Update, Wait};
-use crate::journal::{Event, Record};
+use crate::engine::Mode;
+use crate::journal::Record;
 use crate::runbook::StepKind;
-use crate::runs::follow::{DriverExit, Followed, Follower};
-use crate::runs::{Liveness, Standing, WaitFor};
+use crate::runs::Liveness;
+use crate::runs::follow::{DriverExit, Followed};
+use crate::runs::source::{Requests, Source};
 
-/// `runbook attach [RUN]`: returns the exit status (0, or 2 when there is nothing to watch).
-pub fn main(state_dir: &Path, run: Option<&str>) -> i32 {
-    let dir = match crate::runs::find(state_dir, run) {
-        Ok(d) => d,
-        Err(e) => {
-            crate::say!("runbook: {e}");
-            return 2;
-        }
-    };
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        crate::say!(
-            "runbook: attach shows the run's screen and needs a terminal; runbook ls says where it stands, and {} grows as it goes",
-            dir.join("journal.jsonl").display()
-        );
-        return 2;
-    }
+use watcher::{Watcher, instant_of, mode_of};
+
+/// `runbook attach [RUN] [--store URL]`: returns the exit status (0, or 2 when there is nothing
+/// to watch).
+pub fn main(state_dir: &Path, run: Option<&str>, store: Option<&str>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -54,176 +51,31 @@ pub fn main(state_dir: &Path, run: Option<&str>) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(watch(&dir))
-}
-
-/// The instant at which something journaled at `ts` happened (for clocks on screen).
-fn instant_of(ts: &str) -> Option<std::time::Instant> {
-    let at = humantime::parse_rfc3339(ts).ok()?;
-    let age = SystemTime::now().duration_since(at).unwrap_or_default();
-    std::time::Instant::now().checked_sub(age)
-}
-
-/// The state of one watcher: the screen, the journal so far, and the step whose log is followed.
-struct Watcher {
-    app: App,
-    records: Vec<Record>,
-    following: Option<StepRef>,
-    follower: Follower,
-    /// Events arrived since the driver was last asked about approvals.
-    moved: bool,
-}
-
-impl Watcher {
-    /// Folds what changed into the screen, in order. The followed step's last output comes before
-    /// its end.
-    fn take(&mut self, changes: Vec<Followed>, live: bool) {
-        let mut events = false;
-        for c in changes {
-            match c {
-                Followed::Output(bytes) => self.output(bytes),
-                Followed::BadLine(text) => self.app.note(text),
-                Followed::DriverChanged => self.driver_changed(),
-                Followed::Record(record) => {
-                    events |= !matches!(record.event, Event::MetricsSampled { .. });
-                    self.record(*record, live);
-                }
+    runtime.block_on(async {
+        let (source, now) = match crate::runs::source::open(state_dir, run, store).await {
+            Ok(s) => s,
+            Err(e) => {
+                crate::say!("runbook: {e}");
+                return 2;
             }
-        }
-        if events {
-            self.moved = true;
-            self.standing();
-        }
-    }
-
-    fn output(&mut self, bytes: Vec<u8>) {
-        if let Some(step) = self.following {
-            let chunk = crate::engine::Chunk {
-                at: SystemTime::now(),
-                bytes,
-            };
-            self.app.apply(Update::Output { step, chunk });
-        }
-    }
-
-    fn record(&mut self, record: Record, live: bool) {
-        let step_log = match &record.event {
-            Event::StepStarted {
-                phase,
-                step,
-                attempt,
-                rollback,
-            } => Some((*rollback, phase.clone(), step.clone(), *attempt, true)),
-            Event::StepFinished(f) => Some((f.rollback, f.phase.clone(), f.step.clone(), f.attempt, false)),
-            _ => None,
         };
-        let ts = record.ts.clone();
-        self.records.push(record.clone());
-        let handover = matches!(record.event, Event::RunStarted { .. });
-        if let Some((rollback, phase, step, _, false)) = &step_log
-            && self
-                .following
-                .is_some_and(|at| self.app.name(at) == format!("{phase}/{step}") && at.rollback == *rollback)
-        {
-            // Its last output, before its end.
-            let rest = self.follower.stop_log();
-            self.take(rest, live);
-            self.following = None;
-        }
-        self.app.apply(Update::Event(record));
-        if handover {
-            self.driver_changed();
-        }
-        if let Some((rollback, phase, step, attempt, true)) = step_log
-            && let Some(at) = self.app.find(&phase, &step, rollback)
-            && matches!(self.app.step(at).kind, StepKind::Run(_) | StepKind::Http(_))
-        {
-            if let Some(since) = instant_of(&ts)
-                && let StepState::Running { since: s, .. } = &mut view_mut(&mut self.app, at).state
-            {
-                *s = since;
-            }
-            if live {
-                self.following = Some(at);
-                let path = crate::engine::log_file(rollback, &phase, &step, attempt);
-                let now = self.follower.follow_log(&path, false);
-                self.take(now, live);
-            }
-        }
-    }
-
-    /// What the journal does not say outright: a step that waits for its go-ahead before it
-    /// starts, a failed step waiting for a decision.
-    fn standing(&mut self) {
-        let pos = crate::runs::standing(&self.records, Some(&self.app.rb));
-        if let Standing::Waiting { step, for_ } = pos.standing
-            && let Some(at) = self.app.find(&step.phase, &step.step, step.rollback)
-            && self.app.waiting.as_ref().is_none_or(|(w, _)| *w != at)
-        {
-            let why = match for_ {
-                // Never opens the driver's irreversible confirmation on a watcher's screen.
-                WaitFor::GoAhead => Wait::GoAhead { irreversible: false },
-                // Known from the driver's answer to `hello`, never from the journal.
-                WaitFor::Approvals => return,
-                WaitFor::Decision => Wait::Failed {
-                    status: match &self.app.view(at).state {
-                        StepState::Done { status, .. } => *status,
-                        _ => crate::journal::StepStatus::Failed,
-                    },
-                    error: None,
-                },
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            let grows = match source.local_dir() {
+                Some(dir) => format!("{} grows as it goes", dir.join("journal.jsonl").display()),
+                None => format!("{} is in the shared store", source.run_id()),
             };
-            self.app.apply(Update::Waiting { step: at, why });
-        }
-    }
-
-    /// The lock file changed, or a session started: read who drives now.
-    fn driver_changed(&mut self) {
-        let driver = crate::runs::driver_of(self.follower.dir(), &self.records);
-        if let Some(w) = &mut self.app.watching {
-            if let Some(d) = &driver {
-                self.app.operator = d.operator.clone();
-                self.app.host = d.host.clone();
-            }
-            w.driver = driver;
-        }
-        self.app.dirty = true;
-    }
-}
-
-fn view_mut(app: &mut App, at: StepRef) -> &mut super::state::StepView {
-    let v = if at.rollback {
-        &mut app.rollback_steps
-    } else {
-        &mut app.steps
-    };
-    &mut v[at.phase][at.step]
-}
-
-fn mode_of(records: &[Record]) -> Mode {
-    let modes: Vec<&str> = records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::RunStarted { mode, .. } => Some(mode.as_str()),
-            _ => None,
-        })
-        .collect();
-    match modes.as_slice() {
-        [] => Mode::Run,
-        [first, rest @ ..] if *first == "rehearse" || rest.contains(&"rehearse") => Mode::Rehearse,
-        [_, rest @ ..] if !rest.is_empty() => Mode::Resume,
-        _ => Mode::Run,
-    }
-}
-
-async fn watch(dir: &Path) -> i32 {
-    let (follower, now) = match Follower::open(dir) {
-        Ok(f) => f,
-        Err(e) => {
-            crate::say!("runbook: cannot watch {}: {e}", dir.display());
+            crate::say!(
+                "runbook: attach shows the run's screen and needs a terminal; runbook ls says where it stands, and {grows}"
+            );
             return 2;
         }
-    };
+        watch(source, now).await
+    })
+}
+
+async fn watch(source: Source, now: Vec<Followed>) -> i32 {
+    let shown_as = source.shown_as();
     let history: Vec<Record> = now
         .iter()
         .filter_map(|f| match f {
@@ -234,7 +86,7 @@ async fn watch(dir: &Path) -> i32 {
     let rb = match crate::runs::runbook_of(&history) {
         Ok(rb) => rb,
         Err(e) => {
-            crate::say!("runbook: cannot show {}: {e}", dir.display());
+            crate::say!("runbook: cannot show {shown_as}: {e}");
             return 2;
         }
     };
@@ -252,17 +104,15 @@ async fn watch(dir: &Path) -> i32 {
             simulate: mode == Mode::Rehearse,
         },
     );
-    let id = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut app = App::new(Arc::new(rb), mode, &sources, dir.display().to_string());
-    let driver = crate::runs::driver_of(dir, &history);
+    let id = source.run_id();
+    let mut app = App::new(Arc::new(rb), mode, &sources, shown_as);
+    let driver = source.driver(&history);
     app.watching = Some(Watching {
         run: id,
         driver: driver.clone(),
         ended: false,
         me: unix_user(),
+        store: source.store().map(|at| ViaStore { at, lost: None }),
     });
     if let Some(d) = &driver {
         app.operator = d.operator.clone();
@@ -275,10 +125,11 @@ async fn watch(dir: &Path) -> i32 {
         app,
         records: Vec::new(),
         following: None,
-        follower,
+        closed: None,
+        source,
         moved: false,
     };
-    w.take(now, false);
+    w.take(now, false).await;
     // Attached in the middle of a step: its output so far (the end of it), then as it comes.
     if let Some(at) = w.app.running()
         && matches!(w.app.step(at).kind, StepKind::Run(_) | StepKind::Http(_))
@@ -291,8 +142,8 @@ async fn watch(dir: &Path) -> i32 {
             w.app.view(at).attempts,
         );
         w.following = Some(at);
-        let so_far = w.follower.follow_log(&path, true);
-        w.take(so_far, true);
+        let so_far = w.source.follow_log(&path, true).await;
+        w.fold_all(so_far);
     }
     for n in notices {
         w.app.note(n);
@@ -326,8 +177,9 @@ async fn run(mut w: Watcher) -> i32 {
         last: None,
         scroll_regions: scroll_regions(),
     };
-    let run_dir = w.follower.dir().to_path_buf();
-    load_wanted_log(&mut w.app, &run_dir);
+    // Requests go to the driver's control socket on this host, or through the shared store.
+    let requests = w.source.requests();
+    w.load_log().await;
     let mut events = Some(EventStream::new());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut term_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -382,13 +234,13 @@ async fn run(mut w: Watcher) -> i32 {
                             Action::Mouse(on) => {
                                 let _ = terminal::mouse(on);
                             }
-                            Action::Ask(request) => ask(&run_dir, request, &answers_tx),
+                            Action::Ask(request) => ask(&requests, request, &answers_tx),
                         }
                     }
                     if quit {
                         break;
                     }
-                    load_wanted_log(&mut w.app, &run_dir);
+                    w.load_log().await;
                 }
                 // The wheel scrolls the log, as on the driver's screen.
                 Some(Ok(TermEvent::Mouse(m))) => {
@@ -409,10 +261,10 @@ async fn run(mut w: Watcher) -> i32 {
                 draw(&mut term, &mut w.app, &theme);
                 last_frame = Instant::now();
             }
-            changes = w.follower.next(), if following => match changes {
+            changes = w.source.next(), if following => match changes {
                 Ok(changes) => {
-                    w.take(changes, true);
-                    load_wanted_log(&mut w.app, &run_dir);
+                    w.take(changes, true).await;
+                    w.load_log().await;
                 }
                 Err(e) => {
                     w.app.note(format!("cannot follow the run any more: {e}"));
@@ -448,7 +300,7 @@ async fn run(mut w: Watcher) -> i32 {
             _ = crate::engine::sleep_until_opt(hello_at), if !hello_out => {
                 hello_at = None;
                 hello_out = true;
-                ask(&run_dir, Request::Hello, &answers_tx);
+                ask(&requests, Request::Hello, &answers_tx);
             }
             _ = tick.tick(), if w.app.finished.is_none() => w.app.dirty = true,
         }
@@ -480,7 +332,11 @@ async fn run(mut w: Watcher) -> i32 {
 /// Watches the driver's process, when it runs on this host and is not the one watched already.
 fn driver_exit(app: &App, watched: Option<u32>) -> Option<(u32, DriverExit)> {
     let d = app.watching.as_ref()?.driver.as_ref()?;
-    if d.alive != Liveness::Alive || app.finished.is_some() || watched == Some(d.pid) {
+    if d.alive != Liveness::Alive
+        || app.finished.is_some()
+        || watched == Some(d.pid)
+        || d.host != crate::identity::host()
+    {
         return None;
     }
     Some((d.pid, DriverExit::watch(d.pid)?))
@@ -500,59 +356,13 @@ const HELLO_EVERY: Duration = Duration::from_secs(2);
 
 type Answer = (Request, Result<Response, String>);
 
-/// Sends a request to the driver in the background; its answer comes back on `answers`.
-fn ask(run_dir: &Path, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
-    let dir = run_dir.to_path_buf();
+/// Sends a request to the driver in the background (its control socket, or the shared store);
+/// its answer comes back on `answers`.
+fn ask(to: &Requests, request: Request, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) {
+    let to = to.clone();
     let answers = answers.clone();
-    tokio::task::spawn_blocking(move || {
-        let answer = crate::team::client::request(&dir, &request).map_err(|e| e.to_string());
+    tokio::spawn(async move {
+        let answer = to.ask(&request).await;
         let _ = answers.send((request, answer));
     });
-}
-
-impl Watcher {
-    /// The driver's answer to a request of this watcher.
-    fn answer(&mut self, request: Request, answer: Result<Response, String>) {
-        match (request, answer) {
-            (Request::Hello, Ok(r)) => {
-                let waiting = r.driver.map(|d| d.waiting).unwrap_or_default();
-                if let Some(aw) = waiting.into_iter().next() {
-                    let (phase, step) = aw.step.split_once('/').unwrap_or(("", &aw.step));
-                    if let Some(at) = self.app.find(phase, step, aw.rollback)
-                        && self.app.waiting.as_ref() != Some(&(at, Wait::Approval(aw.clone())))
-                    {
-                        self.app.apply(Update::Waiting {
-                            step: at,
-                            why: Wait::Approval(aw),
-                        });
-                    }
-                }
-            }
-            // Asked on its own: nothing to say when it gets no answer.
-            (Request::Hello, Err(_)) => {}
-            // The journal's `note` event shows it, as the driver recorded it.
-            (Request::Note { .. }, Ok(r)) if r.ok => {}
-            (_, Ok(r)) if r.ok => self.app.note(r.text().to_string()),
-            (_, Ok(r)) => self.app.note(format!("refused: {}", r.text())),
-            (request, Err(e)) => self.app.note(format!("{} not sent: {e}", request.op())),
-        }
-    }
-
-    /// Whether any step of the runbook needs approvals (then the driver is asked about them).
-    fn approvals_matter(&self) -> bool {
-        self.app.finished.is_none()
-            && [false, true].iter().any(|&rb| {
-                self.app
-                    .phases(rb)
-                    .iter()
-                    .any(|p| p.steps.iter().any(|s| s.approval.is_some()))
-            })
-    }
-
-    /// A step that needs approvals waits for its go-ahead: once the driver gives it, it waits
-    /// for approvals, and nothing is journaled about that.
-    fn approval_soon(&self) -> bool {
-        self.app.finished.is_none()
-            && matches!(&self.app.waiting, Some((at, Wait::GoAhead { .. })) if self.app.step(*at).approval.is_some())
-    }
 }

@@ -1,0 +1,555 @@
+//! The shared store (SPEC §9) when the network partitions: the database and two bastions, each
+//! in a network namespace of the test's own with a host name of its own (`common::hosts`), a
+//! real PostgreSQL listening on its namespace's address, and `runbook` started on a bastion.
+//! Then a bastion's link is cut:
+//!
+//! - cut off mid-run and back before anyone took over, the driver starts no new step while it
+//!   cannot renew its lease (saying so, journaled), lets the step in flight finish, and goes on
+//!   when the link returns; the store catches up with nothing lost or doubled;
+//! - cut off long enough for bastion B to take the run over (`resume RUN`, rebuilt from the
+//!   store), driver A, when its link returns, finds itself fenced, starts nothing, says who took
+//!   over; the store holds nothing of A's written after B's first event, and no step was started
+//!   by both drivers.
+//!
+//! Run as root (CI does): namespaces need it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::hosts::{Host, Site as Hosts};
+use common::netns::Network;
+use common::postgres::Postgres;
+use common::{CliRun, wait_output};
+use serde_json::Value;
+
+/// A network with bastions `bastion-a` and `bastion-b` and a database, PostgreSQL on it, and the
+/// hosts' config file naming that store with a 3 s lease. Dropped in this order: the database
+/// stops, then the network goes (with whatever still runs in it), then the hosts' folder.
+struct Site {
+    pg: Postgres,
+    net: Network,
+    hosts: Hosts,
+    a: Host,
+    b: Host,
+}
+
+const LEASE_SECS: u64 = 3;
+
+impl Site {
+    fn new() -> Site {
+        let net = Network::new(&["bastion-a", "bastion-b"]);
+        let pg = Postgres::start_in(&net.db, &net.db_addr());
+        let hosts = Hosts::new();
+        hosts.store_config(&pg.url(), &format!("{LEASE_SECS}s"));
+        let (a, b) = (hosts.host("bastion-a"), hosts.host("bastion-b"));
+        Site { pg, net, hosts, a, b }
+    }
+
+    /// `runbook ARGS` on `host`, in its namespace.
+    fn runbook(&self, host: &Host, args: &[&str]) -> Command {
+        self.net.command(host, args)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        self.hosts.write(name, text)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.hosts.path().join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+}
+
+fn finish(child: Child, limit: Duration) -> CliRun {
+    let started = Instant::now();
+    CliRun::new(wait_output(child, limit), started.elapsed())
+}
+
+fn the_run(state: &Path) -> PathBuf {
+    let dirs = common::run_dirs(state);
+    assert_eq!(dirs.len(), 1, "one run folder in {}: {dirs:?}", state.display());
+    dirs.into_iter().next().unwrap()
+}
+
+fn run_id(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// The journal as it is now (a line being written is left out).
+fn journal(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn has(j: &[Value], event: &str, step: Option<&str>) -> bool {
+    j.iter()
+        .any(|e| e["event"] == event && step.is_none_or(|s| e["step"] == s))
+}
+
+fn index_of(j: &[Value], event: &str, step: Option<&str>) -> usize {
+    j.iter()
+        .position(|e| e["event"] == event && step.is_none_or(|s| e["step"] == s))
+        .unwrap_or_else(|| panic!("no {event} {step:?} in {:?}", common::event_names(j)))
+}
+
+/// Which host started each step attempt (`phase/step#attempt`), by the `run_started` of the
+/// session it was journaled in.
+fn starters(j: &[Value]) -> BTreeMap<String, String> {
+    let mut host = String::new();
+    let mut out = BTreeMap::new();
+    for e in j {
+        match e["event"].as_str() {
+            Some("run_started") => host = e["host"].as_str().unwrap_or_default().to_string(),
+            Some("step_started") => {
+                out.insert(format!("{}#{}", common::step_name(e), e["attempt"]), host.clone());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+const THROUGH: &str = r#"
+[runbook]
+title = "Through a partition"
+[[phase]]
+title = "Work"
+[[phase.step]]
+title = "Slow"
+run = "for i in $(seq 1 40); do echo tick $i; sleep 0.25; done"
+[[phase.step]]
+title = "After"
+run = "echo after >> after-ran; echo after the partition"
+"#;
+
+#[test]
+fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the_store_catches_up() {
+    let site = Site::new();
+    let rb = site.write("rb.toml", THROUGH);
+    let st = site.a.state.clone();
+    let child = site
+        .runbook(
+            &site.a,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                st.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    // The slow step runs and its first lines are in the store: cut A off.
+    site.pg.wait_for(
+        "SELECT count(*) > 0 FROM log_chunks",
+        "t",
+        Duration::from_secs(30),
+    );
+    site.net.cut(&site.a.name);
+    let cut = Instant::now();
+    let dir = the_run(&st);
+    // The step in flight finishes, the lease is lost, the copy falls behind: A waits.
+    assert!(
+        common::wait_for(Duration::from_secs(40), || {
+            std::thread::sleep(Duration::from_millis(100));
+            let j = journal(&dir);
+            has(&j, "step_finished", Some("slow"))
+                && has(&j, "store_lease_lost", None)
+                && has(&j, "store_behind", None)
+        }),
+        "{:?}",
+        common::event_names(&journal(&dir))
+    );
+    // A moment more, in which nothing starts.
+    std::thread::sleep(Duration::from_secs(1));
+    let j = journal(&dir);
+    assert!(
+        !has(&j, "step_started", Some("after")),
+        "no step starts while the lease cannot be renewed: {:?}",
+        common::event_names(&j)
+    );
+    assert!(!site.file("after-ran").exists());
+    let held_for = cut.elapsed();
+    site.net.heal(&site.a.name);
+    let run = finish(child, Duration::from_secs(60));
+    run.expect_code(0);
+
+    let j = common::journal_json(&dir.join("journal.jsonl"));
+    // Said before the lease expired, then that it was lost.
+    let lost = index_of(&j, "store_lease_lost", None);
+    let unconfirmed = j[..lost]
+        .iter()
+        .rfind(|e| e["event"] == "store_lease_unconfirmed")
+        .unwrap_or_else(|| {
+            panic!(
+                "store_lease_unconfirmed before store_lease_lost: {:?}",
+                common::event_names(&j)
+            )
+        });
+    let (since, expires) = (
+        unconfirmed["since"].as_str().unwrap(),
+        unconfirmed["expires"].as_str().unwrap(),
+    );
+    assert!(
+        common::ms_between(unconfirmed["ts"].as_str().unwrap(), expires) > 0,
+        "store_lease_unconfirmed is journaled before the lease expires: {unconfirmed}"
+    );
+    let lease_ms = common::ms_between(since, expires) - (LEASE_SECS * 1000) as i128;
+    assert!(lease_ms.abs() <= 2, "{unconfirmed}");
+    // The step in flight was not killed: every line, succeeded.
+    let slow = common::last_finished(&j, "work/slow");
+    assert_eq!(slow["status"], "succeeded", "{slow}");
+    let ticks = std::fs::read_to_string(dir.join("logs/work--slow--1.log")).unwrap();
+    assert_eq!(ticks.lines().count(), 40);
+    // The next step started only once the lease was renewed, and once.
+    let renewed = j
+        .iter()
+        .rposition(|e| e["event"] == "store_lease_renewed")
+        .expect("store_lease_renewed");
+    assert!(renewed > index_of(&j, "step_finished", Some("slow")));
+    assert!(index_of(&j, "step_started", Some("after")) > renewed);
+    assert_eq!(site.read("after-ran").lines().count(), 1);
+    assert!(
+        held_for >= Duration::from_secs(LEASE_SECS),
+        "the link was down past the lease"
+    );
+    // The operator was told, on the headless lines, why nothing started.
+    assert!(
+        run.stdout
+            .contains("the shared store has not confirmed this run's lease since"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("no new step starts until it is renewed"),
+        "{}",
+        run.stdout
+    );
+    // The store caught up: every line and log byte, once, all under the one lease.
+    site.pg.assert_replicated(&dir);
+    let epochs = site.pg.psql(
+        "runbook",
+        &format!(
+            "SELECT DISTINCT epoch FROM events WHERE run_id = '{}'",
+            run_id(&dir)
+        ),
+    );
+    assert_eq!(epochs.trim(), "1");
+}
+
+const HANDOVER: &str = r#"
+[runbook]
+title = "Hand-over across a partition"
+[vars]
+w = "5m"
+[[phase]]
+title = "Deploy"
+[[phase.step]]
+title = "First"
+run = "echo first"
+[[phase.step]]
+title = "Soak"
+watch = "${w}"
+[[phase.step]]
+title = "Third"
+run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
+"#;
+
+#[test]
+fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_starts_nothing() {
+    let site = Site::new();
+    let rb = site.write("rb.toml", HANDOVER);
+    let (a, b) = (site.a.state.clone(), site.b.state.clone());
+    let old = site
+        .runbook(
+            &site.a,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--yes",
+                "--var",
+                "w=8s",
+                "--state-dir",
+                a.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    site.pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
+        "1",
+        Duration::from_secs(30),
+    );
+    let dir_a = the_run(&a);
+    let id = run_id(&dir_a);
+    site.net.cut(&site.a.name);
+    // A's lease runs out in the store; then B takes the run over from the store.
+    site.pg.wait_for(
+        &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
+        "t",
+        Duration::from_secs(15),
+    );
+    let new = site
+        .runbook(
+            &site.b,
+            &[
+                "resume",
+                &id,
+                "--headless",
+                "--yes",
+                "--var",
+                "w=1s",
+                "--state-dir",
+                b.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let new = finish(new, Duration::from_secs(60));
+    new.expect_code(0);
+    assert!(new.stderr.contains("rebuilt"), "{}", new.stderr);
+    // A's soak passed meanwhile: it waits for its lease, starting nothing.
+    assert!(
+        common::wait_for(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(100));
+            has(&journal(&dir_a), "step_finished", Some("soak"))
+        }),
+        "{:?}",
+        common::event_names(&journal(&dir_a))
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!has(&journal(&dir_a), "step_started", Some("third")));
+    // A's link comes back.
+    site.net.heal(&site.a.name);
+    let old = finish(old, Duration::from_secs(60));
+    // Fenced: the run is B's now, as after a hand-over (exit 0, nothing more journaled).
+    old.expect_code(0);
+    let said = format!("{}\n{}", old.stdout, old.stderr);
+    assert!(
+        said.contains("@bastion-b (pid") && said.contains("took over this run"),
+        "A says who took over:\n{said}"
+    );
+
+    let dir_b = b.join("runs").join(&id);
+    let ja = common::journal_json(&dir_a.join("journal.jsonl"));
+    let jb = common::journal_json(&dir_b.join("journal.jsonl"));
+    // Two hosts for real: each session journals its own host name.
+    let hosts: Vec<&str> = common::events(&jb, "run_started")
+        .iter()
+        .map(|e| e["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["bastion-a", "bastion-b"]);
+    let fenced = common::events(&ja, "store_fenced");
+    assert_eq!(fenced.len(), 1, "{:?}", common::event_names(&ja));
+    assert!(
+        fenced[0]["by"].as_str().unwrap().contains("@bastion-b"),
+        "{}",
+        fenced[0]
+    );
+    assert!(
+        common::events(&ja, "run_finished").is_empty(),
+        "a fenced driver does not end the run"
+    );
+    // No step attempt was started by both drivers: A's after the cut and B's are apart.
+    let (by_a, by_b) = (starters(&ja), starters(&jb));
+    let mut both: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (step, host) in by_a.iter().chain(by_b.iter()) {
+        both.entry(step.clone()).or_default().insert(host.clone());
+    }
+    for (step, hosts) in &both {
+        assert_eq!(hosts.len(), 1, "{step} was started by {hosts:?}");
+    }
+    assert_eq!(by_a.get("deploy/third#1"), None, "A never started the third step");
+    assert_eq!(by_b["deploy/third#1"], "bastion-b");
+    assert_eq!(by_a["deploy/soak#1"], "bastion-a");
+    let ran: Vec<String> = site.read("third-ran-in").lines().map(str::to_string).collect();
+    assert_eq!(ran.len(), 1, "the third step ran once: {ran:?}");
+    assert!(ran[0].contains("state-bastion-b"), "{ran:?}");
+    // The store: nothing of A's (epoch 1) after B's first event (epoch 2); all of B's run.
+    let late = site.pg.psql(
+        "runbook",
+        &format!(
+            "SELECT count(*) FROM events WHERE run_id = '{id}' AND epoch = 1 AND seq > \
+             (SELECT min(seq) FROM events WHERE run_id = '{id}' AND epoch = 2)"
+        ),
+    );
+    assert_eq!(late.trim(), "0");
+    let a_after_cut = site.pg.psql(
+        "runbook",
+        &format!(
+            "SELECT count(*) FROM events WHERE run_id = '{id}' AND event IN ('store_lease_lost', 'store_fenced')"
+        ),
+    );
+    assert_eq!(
+        a_after_cut.trim(),
+        "0",
+        "what A journaled cut off never reached the store"
+    );
+    site.pg.assert_replicated(&dir_b);
+}
+
+const ENDS_CUT_OFF: &str = r#"
+[runbook]
+title = "Ends cut off"
+[[phase]]
+title = "Work"
+[[phase.step]]
+title = "Output"
+run = "seq 1 5000"
+[[phase.step]]
+title = "Last"
+run = "sleep 3; echo last words"
+"#;
+
+#[test]
+fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_catches_it_up() {
+    let site = Site::new();
+    let rb = site.write("rb.toml", ENDS_CUT_OFF);
+    let st = site.a.state.clone();
+    let args = [
+        "run",
+        rb.to_str().unwrap(),
+        "--headless",
+        "--state-dir",
+        st.to_str().unwrap(),
+    ];
+    // Its stdout is not read here: it goes nowhere, so that it never blocks.
+    let mut child = site
+        .runbook(&site.a, &args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let last_started = || {
+        site.pg
+            .try_psql(
+                "runbook",
+                "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"last\"%'",
+            )
+            .is_ok_and(|n| n.trim() == "1")
+    };
+    assert!(
+        common::wait_for(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(50));
+            last_started()
+        }),
+        "{:?}",
+        common::run_dirs(&st)
+            .iter()
+            .map(|d| journal(d))
+            .collect::<Vec<_>>()
+    );
+    // The link goes while the last step runs: the end of the run cannot reach the store.
+    site.net.cut(&site.a.name);
+    let dir = the_run(&st);
+    assert!(
+        dir.join("store-copy").exists(),
+        "the run is marked as not yet copied"
+    );
+    // At the exit, the wait for the copy is said, with what is left; Ctrl-C ends it.
+    let mut err = child.stderr.take().unwrap();
+    let said = std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    assert!(
+        common::wait_for(Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(50));
+            has(&journal(&dir), "run_finished", None)
+        }),
+        "the run ends while cut off"
+    );
+    let waited = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let stderr = said.join().unwrap();
+    assert!(
+        waited.elapsed() < Duration::from_secs(5),
+        "Ctrl-C ends the wait at once"
+    );
+    assert_eq!(status.code(), Some(0), "the run's own status: {stderr}");
+    assert!(
+        stderr.contains("runbook: copying ") && stderr.contains(" to the store "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the store lacks the last ") && stderr.contains("left at Ctrl-C"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the next runbook run, rehearse or resume on this host with this store copies them"),
+        "{stderr}"
+    );
+    let id = run_id(&dir);
+    let lines = common::postgres::local_lines(&dir).len();
+    let stored: usize = site
+        .pg
+        .psql(
+            "runbook",
+            &format!("SELECT count(*) FROM events WHERE run_id = '{id}'"),
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        stored < lines,
+        "the store lacks the end of the run ({stored} of {lines})"
+    );
+    assert!(dir.join("store-copy").exists());
+
+    // The link is back; the next runbook on this host copies what the store lacks.
+    site.net.heal(&site.a.name);
+    let other = site.write(
+        "other.toml",
+        "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
+    );
+    let next = site
+        .runbook(
+            &site.a,
+            &[
+                "run",
+                other.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                st.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let next = finish(next, Duration::from_secs(60));
+    next.expect_code(0);
+    assert!(
+        next.stderr
+            .contains("copying to the store what it lacks of 1 earlier run(s) of this host"),
+        "{}",
+        next.stderr
+    );
+    site.pg.assert_replicated(&dir);
+    assert!(!dir.join("store-copy").exists(), "the mark goes once all is in");
+    let epochs = site.pg.psql(
+        "runbook",
+        &format!("SELECT DISTINCT epoch FROM events WHERE run_id = '{id}'"),
+    );
+    assert_eq!(epochs.trim(), "1", "caught up under the run's own lease");
+    for run in common::run_dirs(&st) {
+        assert!(!run.join("store-copy").exists(), "{}", run.display());
+    }
+}

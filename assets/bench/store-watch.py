@@ -12,11 +12,21 @@ driver's journal (taken just before the driver writes and fsyncs the line) to th
 watcher's line reaches this script is measured: the driver's write, the copy to the store, the
 commit's notification, the watcher's read.
 
-Usage: python3 assets/bench/store-watch.py [--steps N] [--gap SECONDS] [--runs R]
+--log: the same for the running step's log, on the watcher's screen: `runbook attach` (the terminal
+UI, 80x24 in a pseudo-terminal) on bastion-b while A's step prints --lines lines 0.1-0.3 s apart,
+each with the wall-clock time it was printed; from that time to the moment the line's text reaches
+the watcher's terminal (the copy sends a running step's log every 250 ms; the screen draws at most
+20 frames a second).
+
+Usage: python3 assets/bench/store-watch.py [--steps N] [--gap SECONDS] [--runs R] [--log [--lines N]]
 Run from the repository root after `cargo build --release` (or BIN=target/debug/runbook). Needs
 Debian's postgresql package. Standard library only; leaves no process behind.
 """
-import argparse, datetime, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ptyrun import Pty, text_pattern  # noqa: E402
 
 BIN = os.path.abspath(os.environ.get("BIN", "target/release/runbook"))
 ROOT = os.geteuid() == 0
@@ -144,17 +154,102 @@ def one_run(tmp, pg, steps, gap, n):
         open(go, "w").close()
 
 
+def token(i):
+    """Line i as text whose every character differs from line i-1's at the same place (the screen
+    redraws only cells that changed: a text sharing a cell with the one before would arrive in
+    pieces)."""
+    sets = ("ABCDEFGHIJ", "KLMNOPQRST")
+    return "".join(sets[i % 2][int(d)] for d in f"{i:04d}")
+
+
+def log_run(tmp, pg, lines):
+    """Latencies (ms) of the running step's log lines, from their printing on A to B's screen."""
+    tokens = os.path.join(tmp, "tokens.txt")
+    with open(tokens, "w") as f:
+        f.write("".join(token(i) + "\n" for i in range(1, lines + 1)))
+    go = os.path.join(tmp, "go-log")
+    rb = os.path.join(tmp, "log.toml")
+    with open(rb, "w") as f:
+        f.write(f"""[runbook]
+title = "Watched log"
+[settings]
+shell = "bash"
+[[phase]]
+id = "p"
+title = "Log"
+[[phase.step]]
+id = "gate"
+title = "Gate"
+run = "while [ ! -e {go} ]; do sleep 0.02; done"
+[[phase.step]]
+id = "lines"
+title = "Lines"
+run = 'while read -r tok; do printf "%s %s\\n" "$tok" "$(date +%s.%N)"; sleep 0.$(( RANDOM % 3 + 1 )); done < {tokens}'
+""")
+    state_a = os.path.join(tmp, "state-a-log")
+    state_b = os.path.join(tmp, "state-b-log")
+    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "no-config"))
+    env.pop("RUNBOOK_STORE", None)
+    driver = subprocess.Popen(on_host("bastion-a", [BIN, "run", rb, "--headless", "--state-dir", state_a,
+                                                    "--store", pg.url]),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    w = None
+    try:
+        deadline = time.time() + 30
+        while not (os.path.isdir(os.path.join(state_a, "runs")) and os.listdir(os.path.join(state_a, "runs"))):
+            if time.time() > deadline:
+                sys.exit("the driver did not start")
+            time.sleep(0.02)
+        run_id = os.listdir(os.path.join(state_a, "runs"))[0]
+        time.sleep(0.5)
+        w = Pty(on_host("bastion-b", [BIN, "attach", run_id, "--state-dir", state_b, "--store", pg.url]),
+                env=env, cols=80, rows=24)
+        if w.wait_for(text_pattern("WATCHING via store"), timeout=30) is None:
+            sys.exit("the watcher did not show the run")
+        # perf_counter -> wall clock, for the pty's arrival times.
+        off = time.time() - time.perf_counter()
+        open(go, "w").close()
+        driver.wait(timeout=600)
+        time.sleep(1)
+        log = open(os.path.join(state_a, "runs", run_id, "logs", "p--lines--1.log")).read()
+        printed = {m.group(1): float(m.group(2)) for m in re.finditer(r"([A-T]{4}) (\d+\.\d+)", log)}
+        out = []
+        for i in range(1, lines + 1):
+            t = token(i)
+            got = w.wait_for(text_pattern(t), start=0, timeout=0.01)
+            if got is None:
+                sys.exit(f"line {i} never reached the watcher's terminal")
+            out.append((got[0] + off - printed[t]) * 1000)
+        return out
+    finally:
+        if w is not None:
+            w.close()
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        open(go, "w").close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=40, help="steps after the gate (2 events each)")
     ap.add_argument("--gap", type=float, default=0.1, help="each step's sleep, in seconds")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--log", action="store_true", help="the running step's log on the watcher's screen")
+    ap.add_argument("--lines", type=int, default=60, help="with --log: lines the step prints")
     args = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit(f"{BIN} is missing: cargo build --release first (or BIN=target/debug/runbook)")
     tmp = tempfile.mkdtemp(prefix="rb-bench-store-watch-")
     pg = Postgres(tmp)
     try:
+        if args.log:
+            xs = sorted(log_run(tmp, pg, args.lines))
+            p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+            print(f"log line printed on bastion-a -> on the screen of `attach` on bastion-b (80x24): median "
+                  f"{statistics.median(xs):.1f} ms, p95 {p95:.1f}, max {max(xs):.1f}, min {min(xs):.1f} "
+                  f"(n={len(xs)}; {BIN}; load average {open('/proc/loadavg').read().split()[0]})")
+            return
         all_ms = []
         for n in range(args.runs):
             ms = one_run(tmp, pg, args.steps, args.gap, n)

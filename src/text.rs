@@ -31,6 +31,12 @@ pub fn elapsed(d: Duration) -> String {
     }
 }
 
+/// Time left on a countdown, `m:ss`: whole seconds rounded up, so that a 30 s watch reads 0:30
+/// at its start and 0:00 only once it is over (a clock rounded down reads 0:29 at once).
+pub fn left(d: Duration) -> String {
+    elapsed(Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)))
+}
+
 /// Cuts text to a display width (not bytes, not characters), with an ellipsis when it was cut.
 pub fn fit(text: &str, width: usize) -> String {
     if text.width() <= width {

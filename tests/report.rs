@@ -776,6 +776,9 @@ fn a_run_with_a_retry_a_skip_a_trigger_and_a_rollback_in_json() {
         "trigger error-rate (Error rate above 1% for 30s) fired"
     );
     assert_eq!(rb["title"], "Back to v2.13.2");
+    // Steps the rollback cancelled before they started: their ids, and their titles as shown.
+    assert_eq!(j["cancelled_before_start"], serde_json::json!(["canary/full"]));
+    assert_eq!(j["cancelled_titles"]["canary/full"], "Deploy v2.14.0 everywhere");
     let phases: Vec<(&str, u64)> = j["phases"]
         .as_array()
         .unwrap()

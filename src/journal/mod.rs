@@ -6,11 +6,12 @@
 //!
 //! - `event`: the events and their statuses, and masking secrets in them;
 //! - `writer`: the open journal, its run lock, appending a line;
-//! - `reader`: reading a journal back;
+//! - `reader`: reading a journal back (`line`: one line into a record, quickly);
 //! - `resume` and `report`: what is made of a journal read back;
 //! - `snapshot`: the plan snapshot `run_started` carries, so that a reader needs no runbook file.
 
 mod event;
+mod line;
 mod reader;
 pub mod report;
 pub mod resume;

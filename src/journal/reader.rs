@@ -34,15 +34,15 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, Option<String>)> {
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
         not_journal(line, "it is not text")
     })?;
-    let mut records = Vec::new();
     let mut torn = None;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut records = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim_end_matches('\n');
         if trimmed.is_empty() {
             continue;
         }
-        match serde_json::from_str::<Record>(trimmed) {
+        match super::line::record(trimmed) {
             Ok(r) => records.push(r),
             // The writer starts every line with `{"ts":`; a last line cut short by a crash still does.
             Err(e) if i + 1 == lines.len() && !line.ends_with('\n') && trimmed.starts_with("{\"ts\":") => {

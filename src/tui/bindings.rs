@@ -8,7 +8,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::state::{App, StepState};
+use super::state::App;
 use crate::engine::Wait;
 use crate::runbook::StepKind;
 
@@ -160,9 +160,9 @@ fn hint_note(app: &App) -> Option<&'static str> {
     live(app).then_some("note")
 }
 
+/// Offered only when the log has lines to search (not for a watch, nor a step with no output yet).
 fn hint_search(app: &App) -> Option<&'static str> {
-    let has_output = matches!(app.view(app.selected).state, StepState::Running { .. })
-        || app.shown_log().is_some_and(|l| !l.is_empty());
+    let has_output = app.shown_log().is_some_and(|l| !l.is_empty());
     (app.search.is_none() && has_output).then_some("search")
 }
 

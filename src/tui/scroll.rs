@@ -196,14 +196,24 @@ pub fn emit(mut w: &mut dyn std::io::Write, cells: &[(u16, u16, &Cell)], area: R
             }
             modifier = cell.modifier;
         }
-        // One colour at a time when only one changes: `CSI 39m` rather than `CSI 39;49m`.
+        // One colour at a time when only one changes: `CSI 39m` rather than `CSI 39;49m`; one
+        // of the sixteen terminal colours by its own code, `CSI 90m` rather than `CSI 38;5;8m`.
         match (cell.fg != fg, cell.bg != bg) {
-            (true, true) => queue!(
-                &mut w,
-                SetColors(Colors::new(cell.fg.into_crossterm(), cell.bg.into_crossterm()))
-            )?,
-            (true, false) => queue!(&mut w, SetForegroundColor(cell.fg.into_crossterm()))?,
-            (false, true) => queue!(&mut w, SetBackgroundColor(cell.bg.into_crossterm()))?,
+            (true, true) => match (sgr16(cell.fg), sgr16(cell.bg)) {
+                (Some(f), Some(b)) => write!(w, "\x1b[{f};{}m", b + 10)?,
+                _ => queue!(
+                    &mut w,
+                    SetColors(Colors::new(cell.fg.into_crossterm(), cell.bg.into_crossterm()))
+                )?,
+            },
+            (true, false) => match sgr16(cell.fg) {
+                Some(f) => write!(w, "\x1b[{f}m")?,
+                None => queue!(&mut w, SetForegroundColor(cell.fg.into_crossterm()))?,
+            },
+            (false, true) => match sgr16(cell.bg) {
+                Some(b) => write!(w, "\x1b[{}m", b + 10)?,
+                None => queue!(&mut w, SetBackgroundColor(cell.bg.into_crossterm()))?,
+            },
             (false, false) => {}
         }
         (fg, bg) = (cell.fg, cell.bg);
@@ -218,6 +228,35 @@ pub fn emit(mut w: &mut dyn std::io::Write, cells: &[(u16, u16, &Cell)], area: R
         w.write_all(b"\x1b[0m")?;
     }
     Ok(())
+}
+
+/// The foreground code of one of the sixteen terminal colours (and of the default), as every
+/// terminal knows it: `30`–`37`, `90`–`97`, `39`; the background's is ten more. The same
+/// colours crossterm would write as `38;5;N`, in half the bytes.
+fn sgr16(c: ratatui::style::Color) -> Option<u8> {
+    use ratatui::style::Color;
+    Some(match c {
+        Color::Reset => 39,
+        Color::Black => 30,
+        Color::Red => 31,
+        Color::Green => 32,
+        Color::Yellow => 33,
+        Color::Blue => 34,
+        Color::Magenta => 35,
+        Color::Cyan => 36,
+        Color::Gray => 37,
+        Color::DarkGray => 90,
+        Color::LightRed => 91,
+        Color::LightGreen => 92,
+        Color::LightYellow => 93,
+        Color::LightBlue => 94,
+        Color::LightMagenta => 95,
+        Color::LightCyan => 96,
+        Color::White => 97,
+        Color::Indexed(i @ 0..=7) => 30 + i,
+        Color::Indexed(i @ 8..=15) => 82 + i,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -279,6 +318,24 @@ mod tests {
         old.set_string(0, 0, "x", ratatui::style::Style::default());
         let at: Vec<u16> = updates(&old, &new).iter().map(|(x, _, _)| *x).collect();
         assert_eq!(at, [0, 20]);
+    }
+
+    #[test]
+    fn the_sixteen_colours_are_written_by_their_own_codes() {
+        use ratatui::style::{Color, Style};
+        let area = Rect::new(0, 0, 10, 1);
+        let mut b = Buffer::empty(area);
+        b.set_string(0, 0, "ab", Style::default().fg(Color::DarkGray));
+        b.set_string(2, 0, "c", Style::default());
+        b.set_string(3, 0, "d", Style::default().fg(Color::Yellow).bg(Color::Blue));
+        b.set_string(4, 0, "e", Style::default().fg(Color::Rgb(1, 2, 3)));
+        let cells: Vec<(u16, u16, &Cell)> = (0..5).map(|x| (x, 0, &b[(x, 0)])).collect();
+        let mut out = Vec::new();
+        emit(&mut out, &cells, area).expect("emit");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "\x1b[1;1H\x1b[90mab\x1b[39mc\x1b[33;44md\x1b[38;2;1;2;3;49me\x1b[0m"
+        );
     }
 
     #[test]

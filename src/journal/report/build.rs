@@ -415,17 +415,22 @@ pub fn build(journal: &str, records: &[Record], torn: Option<String>) -> Report 
     r.phases = phases(&phase_times, &rows, &plans);
     for (rb, row) in rows {
         let never_started = row.start.is_none() && row.attempts == 0 && row.status == "cancelled";
+        let name = format!("{}/{}", row.phase, row.step);
         if rb {
             let info = rollback.get_or_insert_with(Default::default);
             if never_started {
-                info.cancelled_before_start
-                    .push(format!("{}/{}", row.phase, row.step));
+                if let Some(t) = row.title {
+                    info.cancelled_titles.insert(name.clone(), t);
+                }
+                info.cancelled_before_start.push(name);
             } else {
                 info.steps.push(row);
             }
         } else if never_started {
-            r.cancelled_before_start
-                .push(format!("{}/{}", row.phase, row.step));
+            if let Some(t) = row.title {
+                r.cancelled_titles.insert(name.clone(), t);
+            }
+            r.cancelled_before_start.push(name);
         } else {
             r.steps.push(row);
         }

@@ -188,7 +188,7 @@ pub fn markdown(r: &Report) -> String {
         } else {
             ""
         };
-        let names: Vec<String> = r.cancelled_before_start.iter().map(|n| code(n)).collect();
+        let names = cancelled_names(&r.cancelled_before_start, &r.cancelled_titles);
         let _ = writeln!(
             m,
             "\nCancelled {why}before they started ({}): {}",
@@ -234,7 +234,7 @@ pub fn markdown(r: &Report) -> String {
             failed_attempts(&mut m, &rb.steps, day);
         }
         if !rb.cancelled_before_start.is_empty() {
-            let names: Vec<String> = rb.cancelled_before_start.iter().map(|n| code(n)).collect();
+            let names = cancelled_names(&rb.cancelled_before_start, &rb.cancelled_titles);
             let _ = writeln!(
                 m,
                 "\nRollback steps cancelled before they started ({}): {}",
@@ -318,6 +318,17 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     m
+}
+
+/// Steps named as in the steps table: "Title (`phase/step`)", the id alone without a title.
+fn cancelled_names(names: &[String], titles: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| match titles.get(n) {
+            Some(t) => titled(Some(t), n),
+            None => code(n),
+        })
+        .collect()
 }
 
 fn step_table(m: &mut String, rows: &[StepRow], day: &str) {

@@ -1,7 +1,7 @@
 //! The report's metric summaries: every `metrics_sampled` event's values and errors gathered per
 //! metric, then summed up (samples, no data, min, median, max, last value, last error).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::MetricSummary;
 use super::plans::Plans;
@@ -17,13 +17,33 @@ struct MetricAcc {
     last_error: Option<String>,
 }
 
-/// Every metric's samples while the journal is read.
+/// Every metric's samples while the journal is read: a list, not a map (a runbook has a few
+/// metrics, each looked up thousands of times).
 #[derive(Default)]
-pub(super) struct Metrics(HashMap<String, MetricAcc>);
+pub(super) struct Metrics(Vec<(String, MetricAcc)>);
+
+/// `latest[id] = v`, the id copied only when it is new.
+fn set(latest: &mut BTreeMap<String, Option<f64>>, id: &str, v: Option<f64>) {
+    match latest.get_mut(id) {
+        Some(slot) => *slot = v,
+        None => {
+            latest.insert(id.to_string(), v);
+        }
+    }
+}
 
 impl Metrics {
+    /// The metric's samples (its id copied only the first time it is seen: a long journal
+    /// samples every metric thousands of times).
     fn acc(&mut self, id: &str) -> &mut MetricAcc {
-        self.0.entry(id.to_string()).or_default()
+        let i = match self.0.iter().position(|(k, _)| k == id) {
+            Some(i) => i,
+            None => {
+                self.0.push((id.to_string(), MetricAcc::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
     }
 
     /// One `metrics_sampled` event at `ts`; `latest` (the values last sampled, for the timeline)
@@ -36,14 +56,17 @@ impl Metrics {
         latest: &mut BTreeMap<String, Option<f64>>,
     ) {
         for (id, v) in values {
-            latest.insert(id.clone(), v.filter(|x| x.is_finite()));
+            set(latest, id, v.filter(|x| x.is_finite()));
             let acc = self.acc(id);
             acc.samples += 1;
             match v {
                 Some(x) if x.is_finite() => {
                     acc.values.push(*x);
                     acc.last = Some(*x);
-                    acc.last_ts = Some(ts.to_string());
+                    // The same buffer each time.
+                    let last_ts = acc.last_ts.get_or_insert_with(String::new);
+                    last_ts.clear();
+                    last_ts.push_str(ts);
                 }
                 _ => acc.no_data += 1,
             }
@@ -53,7 +76,7 @@ impl Metrics {
             if !values.contains_key(id) {
                 acc.samples += 1;
                 acc.no_data += 1;
-                latest.insert(id.clone(), None);
+                set(latest, id, None);
             }
             acc.last_error = Some(e.clone());
         }

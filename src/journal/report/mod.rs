@@ -172,6 +172,9 @@ pub struct Report {
     pub steps: Vec<StepRow>,
     /// Forward steps a rollback cancelled before they ever started.
     pub cancelled_before_start: Vec<String>,
+    /// Their titles as shown in the run (from the plan snapshot), by `phase/step`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cancelled_titles: BTreeMap<String, String>,
     pub rollback: Option<RollbackInfo>,
     pub notes: Vec<NoteRow>,
     /// Trigger events as journaled (also in `timeline`).
@@ -339,6 +342,9 @@ pub struct RollbackInfo {
     pub steps: Vec<StepRow>,
     /// Rollback steps cancelled before they started.
     pub cancelled_before_start: Vec<String>,
+    /// Their titles as shown in the run, by `phase/step`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cancelled_titles: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

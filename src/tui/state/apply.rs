@@ -181,8 +181,14 @@ impl App {
                     "fault injected ({by}): the simulated metrics rise past their thresholds"
                 ));
             }
-            Event::RollbackStarted { reason, .. } => {
-                self.rollback_reason = Some(reason);
+            Event::RollbackStarted {
+                reason,
+                operator,
+                note,
+            } => {
+                let words = self.rollback_words(&reason, operator.as_deref(), note.as_deref());
+                self.note(format!("rollback started: {words}"));
+                self.rollback_reason = Some(words);
                 self.waiting = None;
             }
             Event::RollbackFinished { status } => self.note(format!("rollback {status}")),

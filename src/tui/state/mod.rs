@@ -6,9 +6,11 @@
 //!
 //! - `log`: one step attempt's output, bounded.
 //! - `apply`: folding the engine's updates in.
+//! - `rollback`: why a rollback runs, in words.
 
 mod apply;
 mod log;
+mod rollback;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -169,6 +171,7 @@ pub struct App {
     pub follow: bool,
     pub waiting: Option<(StepRef, Wait)>,
     pub messages: VecDeque<(SystemTime, String)>,
+    /// Why the rollback runs, in words (`called by alice: …`, `trigger error-rate … fired`).
     pub rollback_reason: Option<String>,
     pub finished: Option<(Outcome, Option<String>)>,
     pub focus: Focus,

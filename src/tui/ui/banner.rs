@@ -59,14 +59,14 @@ fn rollback_text(app: &App) -> Option<String> {
     Some(match &app.waiting {
         // The keys first, so that they are on the first row.
         Some((at, Wait::GoAhead { .. })) => format!(
-            " ROLLBACK STEP WAITS FOR YOU · Enter: go ahead · s: skip · {} ({reason})",
+            " ROLLBACK STEP WAITS FOR YOU · Enter: go ahead · s: skip · {} · rollback: {reason}",
             app.name(*at)
         ),
         Some((at, Wait::Failed { .. })) => format!(
-            " ROLLBACK STEP FAILED · r: retry · s: skip · {} ({reason})",
+            " ROLLBACK STEP FAILED · r: retry · s: skip · {} · rollback: {reason}",
             app.name(*at)
         ),
-        _ => format!(" ROLLING BACK ({reason}): the rollback procedure runs below"),
+        _ => format!(" ROLLING BACK · {reason} · the rollback procedure runs below"),
     })
 }
 
@@ -100,7 +100,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
                 let when = if left.is_zero() {
                     "NOW".to_string()
                 } else {
-                    format!("IN {}", super::clock(left))
+                    format!("IN {}", super::left(left))
                 };
                 // The trigger is named on its own line above when it is the only one firing.
                 let which = if app.firing().len() > 1 {
@@ -147,7 +147,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         );
         return;
     } else if let Some((_, passes)) = app.watch_passes() {
-        let left = super::clock(passes.saturating_duration_since(now));
+        let left = super::left(passes.saturating_duration_since(now));
         let text =
             format!(" WATCH passes by itself in {left} · Enter, y: pass it now · R: roll back instead");
         lines.push(Line::from(Span::styled(

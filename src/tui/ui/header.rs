@@ -99,7 +99,7 @@ fn status(app: &App, theme: &Theme, now: Instant) -> (String, Style) {
         );
     }
     if let Some((_, at)) = app.auto_rollback() {
-        let left = super::clock(at.saturating_duration_since(now));
+        let left = super::left(at.saturating_duration_since(now));
         return (format!(" AUTO ROLLBACK IN {left} "), theme.alarm());
     }
     if !app.firing().is_empty() {

@@ -376,7 +376,7 @@ fn watch_lines(app: &App, theme: &Theme, now: std::time::Instant, width: usize) 
                  trigger fires (Enter ends it early).",
                 super::clock(gone),
                 super::clock(d),
-                super::clock(d - gone)
+                super::left(d - gone)
             )
         }
         StepState::Done { status, took, .. } => format!(
@@ -528,6 +528,16 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: std::tim
         // A watch prints nothing: its pane shows how far it is and what it watches.
         None if matches!(app.step(at).kind, crate::runbook::StepKind::Watch(_)) => {
             lines = watch_lines(app, theme, now, text_area.width as usize);
+        }
+        // A step that waits: what for, and the key that answers it.
+        None if log.is_none() && matches!(view.state, StepState::Waiting(_)) => {
+            if let StepState::Waiting(w) = &view.state {
+                let rows = super::waiting::lines(app, w, text_area.width.max(20) as usize);
+                lines.extend(
+                    rows.into_iter()
+                        .map(|r| Line::from(Span::styled(r, theme.warn()))),
+                );
+            }
         }
         None => {
             let text = match &view.state {

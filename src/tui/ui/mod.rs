@@ -6,11 +6,18 @@
 //! ┌ header ─────────────────────────────────────┐   ┌ header ───────────────────────┐
 //! │ banner (trigger firing / rollback / result) │   │ banner                         │
 //! ├ phases ─┬ steps of the phase ─┬ metrics ────┤   │ metrics strip (1 line each)    │
-//! │         │                     │ sparklines  │   ├ steps of the phase ───────────┤
-//! │         ├ log of the step ────┤ triggers    │   ├ log of the step ──────────────┤
-//! │         │                     │             │   │                                │
-//! └─────────┴─────────────────────┴─────────────┘   └────────────────────────────────┘
+//! │         │                     │ triggers    │   ├ steps of the phase ───────────┤
+//! ├ log of the step (the whole width) ──────────┤   ├ log of the step ──────────────┤
+//! │                                             │   │                                │
+//! └─────────────────────────────────────────────┘   └────────────────────────────────┘
 //!  key hints                                          key hints
+//! ```
+//!
+//! The log has rows of its own at every size: when new lines move it up, the terminal scrolls
+//! those rows and only the new lines are sent (`tui::scroll`); a pane beside it would be redrawn
+//! on every new row. The band above it is as tall as its tallest pane needs, at most about half
+//! the body: a phase list that does not fit keeps the phase on screen in view, and a sidebar
+//! that does not fit says what it leaves out (`+3 triggers (m)`).
 //! ```
 
 mod banner;
@@ -21,6 +28,7 @@ mod overview;
 mod sidebar;
 mod steps;
 pub mod theme;
+mod waiting;
 
 use std::time::Instant;
 
@@ -29,7 +37,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use unicode_width::UnicodeWidthStr;
 
 use super::state::{App, Pane};
-pub use crate::text::{elapsed as clock, fit};
+pub use crate::text::{elapsed as clock, fit, left};
 use theme::Theme;
 
 /// Below this width the overview column goes and the sidebar folds into a strip.
@@ -86,30 +94,45 @@ pub fn layout(app: &App, area: Rect) -> Areas {
         Some(Pane::Log) => a.log = Some(body),
         Some(Pane::Metrics) => a.sidebar = Some(body),
         None => {
-            let main = if narrow {
+            if narrow {
                 a.strip = Some(strip);
-                body
+                let steps_h = steps::height(app, body.height, body.width);
+                let [steps_area, log_area] =
+                    Layout::vertical([Constraint::Length(steps_h), Constraint::Min(3)]).areas(body);
+                a.steps = Some(steps_area);
+                a.log = Some(log_area);
             } else {
+                // The log spans the whole width under the band of phases, steps and metrics:
+                // its rows hold nothing else, so that following it scrolls only its own lines.
                 let side_w = 30.min(area.width / 4);
                 let over_w = 26.min(area.width / 5);
-                let [over, main, side] = Layout::horizontal([
+                let steps_w = area.width - side_w - over_w;
+                let band_h = band_height(app, body.height, steps_w, side_w);
+                let [band, log_area] =
+                    Layout::vertical([Constraint::Length(band_h), Constraint::Min(3)]).areas(body);
+                let [over, steps_area, side] = Layout::horizontal([
                     Constraint::Length(over_w),
                     Constraint::Min(30),
                     Constraint::Length(side_w),
                 ])
-                .areas(body);
+                .areas(band);
                 a.overview = Some(over);
                 a.sidebar = Some(side);
-                main
-            };
-            let steps_h = steps::height(app, main.height, main.width);
-            let [steps_area, log_area] =
-                Layout::vertical([Constraint::Length(steps_h), Constraint::Min(3)]).areas(main);
-            a.steps = Some(steps_area);
-            a.log = Some(log_area);
+                a.steps = Some(steps_area);
+                a.log = Some(log_area);
+            }
         }
     }
     a
+}
+
+/// The wide screen's band of phases, steps and metrics: as tall as the tallest of the three
+/// needs, at most about half the body (each pane says what it leaves out).
+fn band_height(app: &App, body: u16, steps_w: u16, side_w: u16) -> u16 {
+    let need = steps::height(app, body, steps_w)
+        .max(overview::height(app).saturating_add(2))
+        .max(sidebar::height(app, side_w.saturating_sub(2)).saturating_add(2));
+    need.min(body / 2 + 1).max(6)
 }
 
 pub fn draw(f: &mut Frame, app: &App, theme: &Theme, now: Instant) {

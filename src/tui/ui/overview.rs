@@ -11,6 +11,23 @@ use super::theme::{Glyph, Theme};
 use crate::journal::StepStatus;
 use crate::tui::state::{App, StepState, StepView};
 
+/// Rows the overview's lines take: sections, phases, the rollback's title and phases.
+pub fn height(app: &App) -> u16 {
+    let mut section: Option<&str> = None;
+    let mut n = 0;
+    for p in &app.rb.phases {
+        if p.section.is_some() && p.section.as_deref() != section {
+            section = p.section.as_deref();
+            n += 1;
+        }
+        n += 1;
+    }
+    if let Some(r) = &app.rb.rollback {
+        n += 1 + r.phases.len();
+    }
+    n.min(u16::MAX as usize) as u16
+}
+
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     // Dim, as every pane without the keyboard (and a scrolled-in log row redraws fewer styles).
     let block = Block::bordered()
@@ -21,6 +38,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     f.render_widget(block, area);
     let w = inner.width as usize;
     let mut lines = Vec::new();
+    let mut shown_at = 0;
     let mut section: Option<&str> = None;
     for (pi, p) in app.rb.phases.iter().enumerate() {
         if p.section.is_some() && p.section.as_deref() != section {
@@ -30,6 +48,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 theme.dim(),
             )));
         }
+        if !app.selected.rollback && app.selected.phase == pi {
+            shown_at = lines.len();
+        }
         lines.push(phase_line(app, theme, false, pi, &p.title, w));
     }
     if let Some(r) = &app.rb.rollback {
@@ -38,10 +59,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme.warn(),
         )));
         for (pi, p) in r.phases.iter().enumerate() {
+            if app.selected.rollback && app.selected.phase == pi {
+                shown_at = lines.len();
+            }
             lines.push(phase_line(app, theme, true, pi, &p.title, w));
         }
     }
-    f.render_widget(Paragraph::new(lines), inner);
+    // Taller than the pane: the phase on screen stays in view.
+    let skip = (shown_at + 1).saturating_sub(inner.height as usize);
+    f.render_widget(
+        Paragraph::new(lines).scroll((skip.min(u16::MAX as usize) as u16, 0)),
+        inner,
+    );
 }
 
 fn phase_line<'a>(app: &App, theme: &Theme, rollback: bool, pi: usize, title: &str, w: usize) -> Line<'a> {

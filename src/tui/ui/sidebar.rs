@@ -88,13 +88,13 @@ pub fn sparkline(m: &MetricView, width: usize, theme: &Theme) -> String {
 pub(super) fn trigger_text(app: &App, i: usize, now: Instant) -> String {
     let t = &app.triggers[i];
     if let Some(at) = app.auto_rollback_at(i) {
-        return format!("ROLLBACK IN {}", super::clock(at.saturating_duration_since(now)));
+        return format!("ROLLBACK IN {}", super::left(at.saturating_duration_since(now)));
     }
     match (t.state, t.since, t.window.map(|w| w.div_f64(app.speed))) {
         (TriggerState::Pending, Some(since), Some(w)) => {
             format!(
                 "pending, fires in {}",
-                super::clock(w.saturating_sub(now.saturating_duration_since(since)))
+                super::left(w.saturating_sub(now.saturating_duration_since(since)))
             )
         }
         (s, _, _) => s.label().to_string(),
@@ -111,33 +111,115 @@ pub(super) fn trigger_style(t: &TriggerView, theme: &Theme) -> Style {
     }
 }
 
+/// Rows the sidebar's lines take in a column of `w`: a metric three, a trigger one, or more when
+/// its id and state do not fit one (a countdown counted at its usual width, so that the band
+/// above the log does not change height from one second to the next).
+pub fn height(app: &App, w: u16) -> u16 {
+    let w = w as usize;
+    let metrics = if app.metrics.is_empty() {
+        1
+    } else {
+        3 * app.metrics.len()
+    };
+    let triggers: usize = (0..app.triggers.len())
+        .map(|i| {
+            let t = &app.triggers[i];
+            let state_w = match (app.auto_rollback_at(i), t.state) {
+                (Some(_), _) => "ROLLBACK IN 0:00".len(),
+                (None, TriggerState::Pending) if t.window.is_some() => "pending, fires in 0:00".len(),
+                (None, s) => s.label().width(),
+            };
+            if t.id.width() + 1 + state_w > w {
+                id_rows(&t.id, w).len() + 1
+            } else {
+                1
+            }
+        })
+        .sum();
+    (metrics + 1 + triggers).min(u16::MAX as usize) as u16
+}
+
+/// Lines that do not fit the column: the last row says how many metrics and triggers it leaves
+/// out, and `m` shows them all.
+fn fold(lines: &mut Vec<(Line<'static>, Item)>, rows: usize, theme: &Theme) {
+    if lines.len() <= rows || rows == 0 {
+        return;
+    }
+    let kept = rows - 1;
+    let hidden = &lines[kept..];
+    let count = |want: fn(&Item) -> Option<usize>| {
+        let mut seen: Vec<usize> = hidden.iter().filter_map(|(_, i)| want(i)).collect();
+        seen.dedup();
+        seen.len()
+    };
+    let metrics = count(|i| match i {
+        Item::Metric(k) => Some(*k),
+        _ => None,
+    });
+    let triggers = count(|i| match i {
+        Item::Trigger(k) => Some(*k),
+        _ => None,
+    });
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let text = match (metrics, triggers) {
+        (0, t) => format!("+{} (m)", plural(t, "trigger")),
+        (m, 0) => format!("+{} (m)", plural(m, "metric")),
+        (m, t) => format!("+{}, {} (m)", plural(m, "metric"), plural(t, "trigger")),
+    };
+    lines.truncate(kept);
+    lines.push((
+        Line::from(Span::styled(
+            text,
+            theme.warn().add_modifier(ratatui::style::Modifier::BOLD),
+        )),
+        Item::Other,
+    ));
+}
+
+/// What a line of the sidebar belongs to (to count what a short column leaves out).
+#[derive(Clone, Copy)]
+enum Item {
+    Metric(usize),
+    Trigger(usize),
+    Other,
+}
+
 pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant) {
     let inner = Block::bordered().inner(area);
     let w = inner.width as usize;
-    let mut lines = Vec::new();
+    let mut lines: Vec<(Line<'static>, Item)> = Vec::new();
     if app.metrics.is_empty() {
-        lines.push(Line::from(Span::styled(
-            "no metrics in this runbook",
-            theme.dim(),
-        )));
+        lines.push((
+            Line::from(Span::styled("no metrics in this runbook", theme.dim())),
+            Item::Other,
+        ));
     }
-    for m in &app.metrics {
+    for (k, m) in app.metrics.iter().enumerate() {
         let style = metric_style(m, theme);
-        lines.push(Line::from(Span::styled(super::fit(&m.title, w), theme.accent())));
+        lines.push((
+            Line::from(Span::styled(super::fit(&m.title, w), theme.accent())),
+            Item::Metric(k),
+        ));
         let v = value(m);
         let spark = sparkline(m, w.saturating_sub(v.len() + 1).min(24), theme);
-        lines.push(Line::from(vec![
-            Span::styled(v, style),
-            Span::raw(" "),
-            Span::styled(spark, theme.dim()),
-        ]));
+        lines.push((
+            Line::from(vec![
+                Span::styled(v, style),
+                Span::raw(" "),
+                Span::styled(spark, theme.dim()),
+            ]),
+            Item::Metric(k),
+        ));
         let mut info = format!("{} · {}", threshold(m), m.source.as_str());
         if let Some(e) = &m.error {
             info = format!("{info} · {e}");
         }
-        lines.push(Line::from(Span::styled(super::fit(&info, w), theme.dim())));
+        lines.push((
+            Line::from(Span::styled(super::fit(&info, w), theme.dim())),
+            Item::Metric(k),
+        ));
     }
-    lines.push(Line::from(Span::styled("Triggers", theme.accent())));
+    lines.push((Line::from(Span::styled("Triggers", theme.accent())), Item::Other));
     let zoomed = app.zoom == Some(Pane::Metrics);
     for (i, t) in app.triggers.iter().enumerate() {
         let state = trigger_text(app, i, now);
@@ -146,26 +228,38 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         // longer than the column is broken after a `-`, where it reads as words).
         if t.id.width() + 1 + state_w > w {
             for part in id_rows(&t.id, w) {
-                lines.push(Line::from(Span::raw(part)));
+                lines.push((Line::from(Span::raw(part)), Item::Trigger(i)));
             }
             let pad = w.saturating_sub(state_w);
-            lines.push(Line::from(vec![
-                Span::raw(" ".repeat(pad)),
-                Span::styled(state, trigger_style(t, theme)),
-            ]));
+            lines.push((
+                Line::from(vec![
+                    Span::raw(" ".repeat(pad)),
+                    Span::styled(state, trigger_style(t, theme)),
+                ]),
+                Item::Trigger(i),
+            ));
         } else {
             let pad = w.saturating_sub(t.id.width() + state_w);
-            lines.push(Line::from(vec![
-                Span::raw(t.id.clone()),
-                Span::raw(" ".repeat(pad)),
-                Span::styled(state, trigger_style(t, theme)),
-            ]));
+            lines.push((
+                Line::from(vec![
+                    Span::raw(t.id.clone()),
+                    Span::raw(" ".repeat(pad)),
+                    Span::styled(state, trigger_style(t, theme)),
+                ]),
+                Item::Trigger(i),
+            ));
         }
         // The whole screen (m): what each trigger watches, and why it fired, in full.
         if zoomed {
-            lines.push(Line::from(Span::styled(format!("  {}", t.title), theme.dim())));
+            lines.push((
+                Line::from(Span::styled(format!("  {}", t.title), theme.dim())),
+                Item::Trigger(i),
+            ));
             if let Some(r) = &t.reason {
-                lines.push(Line::from(Span::styled(format!("  {r}"), theme.warn())));
+                lines.push((
+                    Line::from(Span::styled(format!("  {r}"), theme.warn())),
+                    Item::Trigger(i),
+                ));
             }
         }
     }
@@ -179,6 +273,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: Instant)
         .border_style(theme.dim())
         .title(title);
     f.render_widget(block, area);
+    if !zoomed {
+        fold(&mut lines, inner.height as usize, theme);
+    }
+    let lines: Vec<Line> = lines.into_iter().map(|(l, _)| l).collect();
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 

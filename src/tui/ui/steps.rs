@@ -158,7 +158,7 @@ fn row_state(app: &App, theme: &Theme, si: usize, now: Instant) -> (&'static str
             let right = match &step.kind {
                 StepKind::Watch(d) => {
                     let total = d.div_f64(app.speed);
-                    format!("watching, {} left", super::clock(total.saturating_sub(el)))
+                    format!("watching, {} left", super::left(total.saturating_sub(el)))
                 }
                 _ => format!("running {}", super::clock(el)),
             };

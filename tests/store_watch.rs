@@ -167,7 +167,7 @@ fn wait_in_store(pg: &Postgres, event: &str, step: &str) {
             "SELECT count(*) > 0 FROM events WHERE event = '{event}' AND line LIKE '%\"step\":\"{step}\"%'"
         ),
         "t",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     );
 }
 

@@ -198,66 +198,9 @@ fn note(text: &str) -> Command {
     Command::Note { text: text.into() }
 }
 
-/// `drive`, for runs with simulated metrics: the same, except that the journal read back from disk
-/// is compared with what the front end was given event by event and not float for float (the
-/// journal reader does not read every float back to the same bits; see
-/// `metric_values_read_back_from_the_journal_are_the_values_written`).
-async fn drive_simulated(req: Request, mut react: impl FnMut(&Update) -> Vec<Command>) -> Driven {
-    let started = Instant::now();
-    let mut s = runbook::session::start(req).unwrap_or_else(|e| panic!("session did not start: {e}"));
-    let mut d = Driven {
-        records: Vec::new(),
-        output: Vec::new(),
-        waits: Vec::new(),
-        messages: Vec::new(),
-        outcome: Outcome::Failed,
-        run_dir: s.run_dir.clone(),
-        elapsed: Duration::ZERO,
-    };
-    let body = async {
-        while let Some(u) = s.updates.recv().await {
-            let mut answer = react(&u);
-            if matches!(u, Update::Waiting { .. }) && answer.is_empty() {
-                answer.push(Command::Abort {
-                    reason: Some("test: unexpected wait".into()),
-                });
-            }
-            for c in answer {
-                s.commands.send(c).await.expect("engine takes commands");
-            }
-            match u {
-                Update::Event(r) => d.records.push(r),
-                Update::Output { step, chunk } => d.output.push((step, chunk.bytes)),
-                Update::Waiting { step, why } => d.waits.push((step, why)),
-                Update::Message(m) => d.messages.push(m),
-                // No store in these runs.
-                Update::Store(_) => {}
-                Update::Team(t) => d.messages.push(format!("{t:?}")),
-            }
-        }
-        (&mut s.engine).await.expect("engine task")
-    };
-    d.outcome = tokio::time::timeout(Duration::from_secs(30), body)
-        .await
-        .expect("the run ended within 30 s");
-    d.elapsed = started.elapsed();
-    let on_disk = journal_json(&d.run_dir.join("journal.jsonl"));
-    let sent: Vec<String> = d
-        .records
-        .iter()
-        .map(|r| {
-            serde_json::to_value(r).unwrap()["event"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(
-        event_names(&on_disk),
-        sent,
-        "the journal on disk has the events sent"
-    );
-    d
+/// `drive`, for runs with simulated metrics (see `Check::EventNames`).
+async fn drive_simulated(req: Request, react: impl FnMut(&Update) -> Vec<Command>) -> Driven {
+    drive_checked(req, react, Check::EventNames).await
 }
 
 fn trigger_hold(ids: &[&str]) -> Wait {

@@ -15,7 +15,7 @@ commit's notification, the watcher's read.
 --log: the same for the running step's log, on the watcher's screen: `runbook attach` (the terminal
 UI, 80x24 in a pseudo-terminal) on bastion-b while A's step prints --lines lines 0.1-0.3 s apart,
 each with the wall-clock time it was printed; from that time to the moment the line's text reaches
-the watcher's terminal (the copy sends a running step's log every 250 ms; the screen draws at most
+the watcher's terminal (the copy sends a running step's log every 100 ms; the screen draws at most
 20 frames a second).
 
 Usage: python3 assets/bench/store-watch.py [--steps N] [--gap SECONDS] [--runs R] [--log [--lines N]]

@@ -24,7 +24,7 @@ const MAX_EVENTS: usize = 500;
 /// At most this many bytes of a log go in one chunk.
 const MAX_CHUNK: usize = 1 << 20;
 /// While a step runs, its log is looked at this often (the journal wakes us up itself).
-const LOG_POLL: Duration = Duration::from_millis(250);
+const LOG_POLL: Duration = Duration::from_millis(100);
 
 pub struct Replicator {
     pub config: StoreConfig,

@@ -124,7 +124,12 @@ impl Network {
 
     /// Puts `name` back on the network.
     pub fn heal(&self, name: &str) {
-        ip(&["-n", &self.db, "link", "set", &self.host(name).link, "up"]);
+        let host = self.host(name);
+        ip(&["-n", &self.db, "link", "set", &host.link, "up"]);
+        // Addresses that failed to resolve while cut off stay failed for a while ("No route to
+        // host" at the next connect): both sides forget them, and ask afresh.
+        ip(&["-n", &host.netns, "neigh", "flush", "all"]);
+        ip(&["-n", &self.db, "neigh", "flush", "all"]);
     }
 
     /// `runbook ARGS` on `host` (`common::hosts`: its host name, its config), in its namespace.

@@ -230,12 +230,7 @@ fn a_store_stopped_for_20s_mid_run_is_caught_up_with_nothing_lost_or_doubled() {
     let pg = Postgres::start();
     let fx = Fixture::new();
     // The store set in the config file, with a lease that outlasts the outage.
-    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
-    std::fs::write(
-        fx.file("config/runbook/config.toml"),
-        format!("store = \"{}\"\nstore_lease = \"60s\"\n", pg.url()),
-    )
-    .unwrap();
+    pg.write_config(&fx, "60s");
     let rb = fx.write(
         "rb.toml",
         r#"
@@ -324,12 +319,7 @@ run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
 fn resume_on_host_b_after_kill_9_of_the_driver_on_host_a_and_its_state_dir_gone() {
     let pg = Postgres::start();
     let fx = Fixture::new();
-    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
-    std::fs::write(
-        fx.file("config/runbook/config.toml"),
-        format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url()),
-    )
-    .unwrap();
+    pg.write_config(&fx, "3s");
     let rb = fx.write("rb.toml", WAITING);
     let (a, b) = (state(&fx, "a"), state(&fx, "b"));
     let mut driver = runbook(
@@ -419,12 +409,7 @@ fn resume_on_host_b_after_kill_9_of_the_driver_on_host_a_and_its_state_dir_gone(
 fn a_driver_fenced_by_a_newer_lease_starts_nothing_more_and_says_who_took_over() {
     let pg = Postgres::start();
     let fx = Fixture::new();
-    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
-    std::fs::write(
-        fx.file("config/runbook/config.toml"),
-        format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url()),
-    )
-    .unwrap();
+    pg.write_config(&fx, "3s");
     let rb = fx.write("rb.toml", WAITING);
     let (a, b) = (state(&fx, "a"), state(&fx, "b"));
     let old = runbook(

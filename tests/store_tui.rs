@@ -75,12 +75,7 @@ run = "for i in $(seq 1 25); do echo line $i; sleep 0.2; done"
 fn a_driver_that_cannot_renew_its_lease_says_so_in_the_header_and_starts_the_next_step_once_renewed() {
     let pg = Postgres::start();
     let fx = Fixture::new();
-    std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
-    std::fs::write(
-        fx.file("config/runbook/config.toml"),
-        format!("store = \"{}\"\nstore_lease = \"3s\"\n", pg.url()),
-    )
-    .unwrap();
+    pg.write_config(&fx, "3s");
     let rb = fx.write(
         "rb.toml",
         r#"

@@ -252,6 +252,17 @@ impl Postgres {
         )
     }
 
+    /// `config.toml` naming this store with a lease of `lease`, in the fixture's
+    /// `config/runbook/` (the tests set `XDG_CONFIG_HOME` to the fixture's `config`).
+    pub fn write_config(&self, fx: &super::Fixture, lease: &str) {
+        std::fs::create_dir_all(fx.file("config/runbook")).unwrap();
+        std::fs::write(
+            fx.file("config/runbook/config.toml"),
+            format!("store = \"{}\"\nstore_lease = \"{lease}\"\n", self.url()),
+        )
+        .unwrap();
+    }
+
     /// `url()` with another `sslmode` (and whatever else goes after it, e.g. `&sslrootcert=…`).
     pub fn url_with(&self, ssl: &str) -> String {
         self.url().replace("sslmode=disable", ssl)

@@ -554,3 +554,196 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
         assert!(!run.join("store-copy").exists(), "{}", run.display());
     }
 }
+
+const TAKEN_OVER: &str = r#"
+[runbook]
+title = "Taken over while cut off"
+[[phase]]
+title = "Work"
+[[phase.step]]
+title = "First"
+run = "echo first"
+[[phase.step]]
+title = "Slow"
+run = "for i in $(seq 1 30); do echo tick $i; sleep 0.2; done"
+[[phase.step]]
+title = "Last"
+run = "echo $RUNBOOK_RUN_DIR >> last-ran-in; echo last"
+"#;
+
+/// `512 B`, `12.3 KB`: sizes as `runbook` words them.
+fn size(n: u64) -> String {
+    match n {
+        n if n < 1000 => format!("{n} B"),
+        n if n < 1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        n => format!("{:.1} MB", n as f64 / 1e6),
+    }
+}
+
+#[test]
+fn a_run_taken_over_elsewhere_is_not_caught_up_over_the_new_drivers_lines_and_the_host_says_so() {
+    let site = Site::new();
+    let rb = site.write("rb.toml", TAKEN_OVER);
+    let (a, b) = (site.a.state.clone(), site.b.state.clone());
+    let mut old = site
+        .runbook(
+            &site.a,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--yes",
+                "--state-dir",
+                a.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The slow step's first lines are in the store: A is cut off, and writes the rest only
+    // locally (the step ends, the lease is lost, A holds).
+    site.pg.wait_for(
+        "SELECT count(*) > 0 FROM log_chunks WHERE log = 'logs/work--slow--1.log'",
+        "t",
+        Duration::from_secs(30),
+    );
+    site.net.cut(&site.a.name);
+    let dir_a = the_run(&a);
+    let id = run_id(&dir_a);
+    assert!(
+        common::wait_for(Duration::from_secs(40), || {
+            std::thread::sleep(Duration::from_millis(100));
+            let j = journal(&dir_a);
+            has(&j, "step_finished", Some("slow")) && has(&j, "store_lease_lost", None)
+        }),
+        "{:?}",
+        common::event_names(&journal(&dir_a))
+    );
+    // B takes the run over from the store and drives it to its end.
+    site.pg.wait_for(
+        &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
+        "t",
+        Duration::from_secs(15),
+    );
+    let new = site
+        .runbook(
+            &site.b,
+            &[
+                "resume",
+                &id,
+                "--headless",
+                "--yes",
+                "--state-dir",
+                b.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let new = finish(new, Duration::from_secs(60));
+    new.expect_code(0);
+    assert!(new.stderr.contains("rebuilt"), "{}", new.stderr);
+    let dir_b = b.join("runs").join(&id);
+    // A is killed while still cut off: its copy is left unfinished, its folder marked.
+    old.kill().unwrap();
+    old.wait().unwrap();
+    assert!(dir_a.join("store-copy").exists(), "A's copy was left unfinished");
+    let a_lines = common::postgres::local_lines(&dir_a);
+    let a_in_store: usize = site
+        .pg
+        .psql(
+            "runbook",
+            &format!("SELECT count(*) FROM events WHERE run_id = '{id}' AND epoch = 1"),
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    let stored = site.pg.lines_of(&id);
+    assert_eq!(
+        stored[..a_in_store],
+        a_lines[..a_in_store],
+        "the store begins with A's lines"
+    );
+    let left_lines = a_lines.len() - a_in_store;
+    assert!(left_lines > 0, "A journaled lines the store never had");
+    let slow_a = std::fs::read(dir_a.join("logs/work--slow--1.log")).unwrap();
+    let slow_stored = site.pg.log_of(&id, "logs/work--slow--1.log");
+    assert!(
+        slow_stored.len() < slow_a.len() && slow_a.starts_with(&slow_stored),
+        "the store has the start of A's slow step log ({} of {} bytes)",
+        slow_stored.len(),
+        slow_a.len()
+    );
+    let left_bytes = (slow_a.len() - slow_stored.len()) as u64;
+    site.pg.assert_replicated(&dir_b);
+
+    // A's link returns; its next runbook with this store finds the marked run.
+    site.net.heal(&site.a.name);
+    let other = site.write(
+        "other.toml",
+        "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
+    );
+    let next_args = [
+        "run",
+        other.to_str().unwrap(),
+        "--headless",
+        "--state-dir",
+        a.to_str().unwrap(),
+    ];
+    let next = finish(
+        site.runbook(&site.a, &next_args).spawn().unwrap(),
+        Duration::from_secs(60),
+    );
+    next.expect_code(0);
+    assert!(
+        next.stderr
+            .contains("copying to the store what it lacks of 1 earlier run(s) of this host"),
+        "{}",
+        next.stderr
+    );
+    // It says what became of that run, and where A's own lines stay.
+    let said = next
+        .stderr
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap_or_else(|| panic!("A names the run it did not copy:\n{}", next.stderr));
+    assert!(
+        said.contains("taken over by ") && said.contains("@bastion-b (pid"),
+        "{said}"
+    );
+    assert!(said.contains("drove it to its end (succeeded)"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{left_lines} journal lines and {} of step logs",
+            size(left_bytes)
+        )),
+        "{said}"
+    );
+    assert!(said.contains("were not copied"), "{said}");
+    assert!(said.contains(&format!("stay in {}", dir_a.display())), "{said}");
+    // The store's journal of the run is still exactly B's: nothing of A's added, doubled or
+    // lost, numbered 1..n; the slow step's log as B rebuilt it.
+    site.pg.assert_replicated(&dir_b);
+    assert_eq!(site.pg.lines_of(&id), stored);
+    assert_eq!(site.pg.log_of(&id, "logs/work--slow--1.log"), slow_stored);
+    // A's folder keeps its lines; its mark is gone, so the next runbook does not try again.
+    assert_eq!(common::postgres::local_lines(&dir_a), a_lines);
+    assert_eq!(
+        std::fs::read(dir_a.join("logs/work--slow--1.log")).unwrap(),
+        slow_a
+    );
+    assert!(!dir_a.join("store-copy").exists());
+    let again = finish(
+        site.runbook(&site.a, &next_args).spawn().unwrap(),
+        Duration::from_secs(60),
+    );
+    again.expect_code(0);
+    assert!(
+        !again.stderr.contains("earlier run") && !again.stderr.contains(&id),
+        "{}",
+        again.stderr
+    );
+    let ran: Vec<String> = site.read("last-ran-in").lines().map(str::to_string).collect();
+    assert_eq!(ran.len(), 1, "the last step ran once, on B: {ran:?}");
+    assert!(ran[0].contains("state-bastion-b"), "{ran:?}");
+}

@@ -5,8 +5,9 @@
 //! end. A mark that stays (the store was away when the run ended, the wait at the exit was given
 //! up, `runbook` was killed) is found by the next `run`, `rehearse` or `resume` on this host with
 //! the same store, which copies the rest in the background — under the epoch the run was written
-//! with, so that nothing reaches the store after another driver took the run over (then the mark
-//! goes, and the operator is told what stays local).
+//! with, so that nothing reaches the store after another driver took the run over: that is
+//! checked first (`superseded`), and then nothing is copied, the mark goes, and the operator is
+//! told who has the run and what of this host's stays local.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +85,12 @@ pub fn spawn(store: &Store, runs: Vec<Pending>) -> tokio::task::JoinHandle<Repor
 
 /// What the store lacks of one run, now, as for the run's own copy at its end.
 async fn copy_rest(config: &StoreConfig, p: &Pending) -> Option<String> {
+    // Taken over meanwhile: the store's journal of it is the newer driver's, and this host's
+    // later lines would only be refused (`superseded`). The mark goes; nothing is copied.
+    if let Ok(Some(taken)) = super::superseded::check(config, &p.run_dir, p.epoch).await {
+        unmark(&p.run_dir);
+        return Some(taken.say(&p.run_dir));
+    }
     let run_id = super::lease::run_id(&p.run_dir);
     let (signals_tx, mut signals_rx) = mpsc::channel(64);
     let (_epoch_tx, epoch_rx) = watch::channel(Some(p.epoch));
@@ -110,17 +117,19 @@ async fn copy_rest(config: &StoreConfig, p: &Pending) -> Option<String> {
             fenced = Some(by);
         }
     }
-    let (events, bytes) = remaining(&p.run_dir, &copied);
     if let Some(by) = fenced {
-        // The store will never take them: the run went on under a newer driver.
+        // Taken over while this copy ran: the store will never take the rest.
         unmark(&p.run_dir);
+        if let Ok(Some(taken)) = super::superseded::check(config, &p.run_dir, p.epoch).await {
+            return Some(taken.say(&p.run_dir));
+        }
         return Some(format!(
-            "{run_id}: {by} took this run over before the store had all of it; what it lacks \
-             ({events} events, {}) stays in {}",
-            super::link::bytes(bytes),
+            "{run_id}: {by} took this run over; what this host wrote of it that the store lacks \
+             stays in {}",
             p.run_dir.display()
         ));
     }
+    let (events, bytes) = remaining(&p.run_dir, &copied);
     if (events, bytes) == (0, 0) {
         unmark(&p.run_dir);
         return None;

@@ -14,7 +14,8 @@
 //! - `requests`: requests to a run's driver from other hosts (approve, note, takeover), answered
 //!   in their row; `locks`: deploy locks shared by every host;
 //! - `watch`: what watchers on any host read (runs, leases, lines, log bytes) and hear (`LISTEN`);
-//! - `catchup`: what a run's copy left unfinished, copied by the next `runbook` on this host.
+//! - `catchup`: what a run's copy left unfinished, copied by the next `runbook` on this host;
+//!   `superseded`: such a run that another driver took over meanwhile, left as it is.
 //!
 //! The engine and front ends know nothing of PostgreSQL: they read a `Link`.
 
@@ -29,6 +30,7 @@ pub mod replicate;
 pub mod requests;
 pub mod restore;
 pub mod schema;
+pub mod superseded;
 pub mod watch;
 
 pub use crate::journal::store_event::describe;

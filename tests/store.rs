@@ -8,11 +8,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Fixture;
 use common::postgres::Postgres;
-use common::{CliRun, Fixture, wait_output};
+use common::runs::{WAITING, finish, run_id, the_run, wait_for_soak};
 
 /// `runbook ARGS` with a config folder of the test's own (so that nobody's config.toml counts).
 fn runbook(fx: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -45,23 +46,8 @@ fn migrations() -> usize {
         .count()
 }
 
-fn finish(child: Child, limit: Duration) -> CliRun {
-    let started = Instant::now();
-    CliRun::new(wait_output(child, limit), started.elapsed())
-}
-
 fn state(fx: &Fixture, host: &str) -> PathBuf {
     fx.file(&format!("state-{host}"))
-}
-
-fn the_run(state: &Path) -> PathBuf {
-    let dirs = common::run_dirs(state);
-    assert_eq!(dirs.len(), 1, "one run folder in {}: {dirs:?}", state.display());
-    dirs.into_iter().next().unwrap()
-}
-
-fn run_id(dir: &Path) -> String {
-    dir.file_name().unwrap().to_string_lossy().into_owned()
 }
 
 #[test]
@@ -296,25 +282,6 @@ run = "echo after the outage"
     pg.assert_replicated(&dir);
 }
 
-/// A runbook whose second step waits (a watch of `${w}`), so that a driver can be caught in it.
-const WAITING: &str = r#"
-[runbook]
-title = "Hand-over"
-[vars]
-w = "5m"
-[[phase]]
-title = "Deploy"
-[[phase.step]]
-title = "First"
-run = "echo first on $RUNBOOK_RUN_DIR"
-[[phase.step]]
-title = "Soak"
-watch = "${w}"
-[[phase.step]]
-title = "Third"
-run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
-"#;
-
 #[test]
 fn resume_on_host_b_after_kill_9_of_the_driver_on_host_a_and_its_state_dir_gone() {
     let pg = Postgres::start();
@@ -336,11 +303,7 @@ fn resume_on_host_b_after_kill_9_of_the_driver_on_host_a_and_its_state_dir_gone(
     )
     .spawn()
     .unwrap();
-    pg.wait_for(
-        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
-        "1",
-        Duration::from_secs(30),
-    );
+    wait_for_soak(&pg);
     let dir_a = the_run(&a);
     let first_log = std::fs::read(dir_a.join("logs/deploy--first--1.log")).unwrap();
     let id = run_id(&dir_a);
@@ -428,11 +391,7 @@ fn a_driver_fenced_by_a_newer_lease_starts_nothing_more_and_says_who_took_over()
     )
     .spawn()
     .unwrap();
-    pg.wait_for(
-        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
-        "1",
-        Duration::from_secs(30),
-    );
+    wait_for_soak(&pg);
     let id = run_id(&the_run(&a));
     // Driver A freezes (a partition, a stopped VM) past its lease; B takes the run over.
     let pid = nix::unistd::Pid::from_raw(old.id() as i32);

@@ -16,14 +16,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::hosts::{Host, Site as Hosts};
 use common::netns::Network;
 use common::postgres::Postgres;
-use common::{CliRun, wait_output};
+use common::runs::{WAITING, finish, run_id, the_run, wait_for_soak};
 use serde_json::Value;
 
 /// A network with bastions `bastion-a` and `bastion-b` and a database, PostgreSQL on it, and the
@@ -65,30 +65,6 @@ impl Site {
     fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.file(name)).unwrap_or_default()
     }
-}
-
-fn finish(child: Child, limit: Duration) -> CliRun {
-    let started = Instant::now();
-    CliRun::new(wait_output(child, limit), started.elapsed())
-}
-
-fn the_run(state: &Path) -> PathBuf {
-    let dirs = common::run_dirs(state);
-    assert_eq!(dirs.len(), 1, "one run folder in {}: {dirs:?}", state.display());
-    dirs.into_iter().next().unwrap()
-}
-
-fn run_id(dir: &Path) -> String {
-    dir.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-/// The journal as it is now (a line being written is left out).
-fn journal(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn has(j: &[Value], event: &str, step: Option<&str>) -> bool {
@@ -163,17 +139,17 @@ fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the
     assert!(
         common::wait_for(Duration::from_secs(40), || {
             std::thread::sleep(Duration::from_millis(100));
-            let j = journal(&dir);
+            let j = common::run_journal(&dir);
             has(&j, "step_finished", Some("slow"))
                 && has(&j, "store_lease_lost", None)
                 && has(&j, "store_behind", None)
         }),
         "{:?}",
-        common::event_names(&journal(&dir))
+        common::event_names(&common::run_journal(&dir))
     );
     // A moment more, in which nothing starts.
     std::thread::sleep(Duration::from_secs(1));
-    let j = journal(&dir);
+    let j = common::run_journal(&dir);
     assert!(
         !has(&j, "step_started", Some("after")),
         "no step starts while the lease cannot be renewed: {:?}",
@@ -248,28 +224,10 @@ fn a_driver_cut_off_from_the_store_starts_no_step_until_its_link_returns_and_the
     assert_eq!(epochs.trim(), "1");
 }
 
-const HANDOVER: &str = r#"
-[runbook]
-title = "Hand-over across a partition"
-[vars]
-w = "5m"
-[[phase]]
-title = "Deploy"
-[[phase.step]]
-title = "First"
-run = "echo first"
-[[phase.step]]
-title = "Soak"
-watch = "${w}"
-[[phase.step]]
-title = "Third"
-run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
-"#;
-
 #[test]
 fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_starts_nothing() {
     let site = Site::new();
-    let rb = site.write("rb.toml", HANDOVER);
+    let rb = site.write("rb.toml", WAITING);
     let (a, b) = (site.a.state.clone(), site.b.state.clone());
     let old = site
         .runbook(
@@ -287,11 +245,7 @@ fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_s
         )
         .spawn()
         .unwrap();
-    site.pg.wait_for(
-        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
-        "1",
-        Duration::from_secs(30),
-    );
+    wait_for_soak(&site.pg);
     let dir_a = the_run(&a);
     let id = run_id(&dir_a);
     site.net.cut(&site.a.name);
@@ -324,13 +278,13 @@ fn a_driver_cut_off_while_another_host_took_over_is_fenced_when_it_returns_and_s
     assert!(
         common::wait_for(Duration::from_secs(30), || {
             std::thread::sleep(Duration::from_millis(100));
-            has(&journal(&dir_a), "step_finished", Some("soak"))
+            has(&common::run_journal(&dir_a), "step_finished", Some("soak"))
         }),
         "{:?}",
-        common::event_names(&journal(&dir_a))
+        common::event_names(&common::run_journal(&dir_a))
     );
     std::thread::sleep(Duration::from_secs(1));
-    assert!(!has(&journal(&dir_a), "step_started", Some("third")));
+    assert!(!has(&common::run_journal(&dir_a), "step_started", Some("third")));
     // A's link comes back.
     site.net.heal(&site.a.name);
     let old = finish(old, Duration::from_secs(60));
@@ -447,7 +401,7 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
         "{:?}",
         common::run_dirs(&st)
             .iter()
-            .map(|d| journal(d))
+            .map(|d| common::run_journal(d))
             .collect::<Vec<_>>()
     );
     // The link goes while the last step runs: the end of the run cannot reach the store.
@@ -468,10 +422,10 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
     assert!(
         common::wait_for(Duration::from_secs(60), || {
             std::thread::sleep(Duration::from_millis(50));
-            has(&journal(&dir), "run_finished", None)
+            has(&common::run_journal(&dir), "run_finished", None)
         }),
         "the run ends while cut off: {:?}",
-        common::event_names(&journal(&dir))
+        common::event_names(&common::run_journal(&dir))
     );
     let waited = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
@@ -614,11 +568,11 @@ fn a_run_taken_over_elsewhere_is_not_caught_up_over_the_new_drivers_lines_and_th
     assert!(
         common::wait_for(Duration::from_secs(40), || {
             std::thread::sleep(Duration::from_millis(100));
-            let j = journal(&dir_a);
+            let j = common::run_journal(&dir_a);
             has(&j, "step_finished", Some("slow")) && has(&j, "store_lease_lost", None)
         }),
         "{:?}",
-        common::event_names(&journal(&dir_a))
+        common::event_names(&common::run_journal(&dir_a))
     );
     // B takes the run over from the store and drives it to its end.
     site.pg.wait_for(

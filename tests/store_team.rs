@@ -9,89 +9,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::hosts::{Site, User};
 use common::postgres::Postgres;
+use common::runs::{
+    LIMIT, WAITING, finish, journal, run_id, spawn_logged, the_run, wait_exit, wait_for_soak, wait_text,
+};
 use common::tmux::TmuxServer;
-use common::{CliRun, wait_output};
 use serde_json::Value;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn finish(child: Child, limit: Duration) -> CliRun {
-    let started = Instant::now();
-    CliRun::new(wait_output(child, limit), started.elapsed())
-}
-
-/// A `runbook` started by the test, killed if the test ends (or fails) before it does.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Starts `cmd` with its stdout and stderr going to files (read while it runs).
-fn spawn_logged(mut cmd: Command, out: &Path) -> Running {
-    let file = std::fs::File::create(out).unwrap();
-    Running(
-        cmd.stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Waits for a process started by `spawn_logged` to end; its exit status (it is killed after
-/// `LIMIT`).
-fn wait_exit(mut running: Running) -> Option<i32> {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(status) = running.0.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until the file holds `text`; returns what it holds.
-fn wait_text(path: &Path, text: &str) -> String {
-    let mut got = String::new();
-    let ok = common::wait_for(LIMIT, || {
-        std::thread::sleep(Duration::from_millis(50));
-        got = std::fs::read_to_string(path).unwrap_or_default();
-        got.contains(text)
-    });
-    assert!(ok, "{} never said {text:?}; it says:\n{got}", path.display());
-    got
-}
-
-fn the_run(state: &Path) -> PathBuf {
-    let mut dirs = Vec::new();
-    common::wait_for(LIMIT, || {
-        dirs = common::run_dirs(state);
-        !dirs.is_empty()
-    });
-    assert_eq!(dirs.len(), 1, "one run folder in {}: {dirs:?}", state.display());
-    dirs.pop().unwrap()
-}
-
-fn run_id(dir: &Path) -> String {
-    dir.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-fn journal(dir: &Path) -> Vec<Value> {
-    common::journal_json(&dir.join("journal.jsonl"))
-}
 
 /// A step that needs one approval by an operator other than the driver, with a metric on screen.
 const FOUR_EYES: &str = r#"
@@ -266,35 +192,6 @@ fn an_approval_and_a_note_from_host_b_reach_the_driver_on_host_a_through_the_sto
         late.stderr.contains("this run has ended (succeeded)"),
         "{}",
         late.stderr
-    );
-}
-
-/// A runbook whose second step waits (a watch of `${w}`), so that a driver can be caught in it;
-/// the third step writes which run folder ran it.
-const WAITING: &str = r#"
-[runbook]
-title = "Hand-over across hosts"
-[vars]
-w = "5m"
-[[phase]]
-title = "Deploy"
-[[phase.step]]
-title = "First"
-run = "echo first"
-[[phase.step]]
-title = "Soak"
-watch = "${w}"
-[[phase.step]]
-title = "Third"
-run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
-"#;
-
-/// Waits until the driver on A is in its soak (the store has its `step_started`).
-fn wait_for_soak(pg: &Postgres) {
-    pg.wait_for(
-        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
-        "1",
-        LIMIT,
     );
 }
 

@@ -11,13 +11,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::hosts::{Host, Site};
 use common::postgres::Postgres;
+use common::runs::{Running, ended, run_id, the_run};
 use common::tmux::TmuxServer;
-use common::{wait_for, wait_output};
+use common::{text, wait_for, wait_output};
 use serde_json::Value;
 
 /// A run that waits for the test twice in its second step (`more`, then `go` in the site's
@@ -95,32 +96,6 @@ fn line_on(host: &Host, args: &[&str]) -> String {
     host.shell_line(None, &args)
 }
 
-/// A `runbook` the test started: killed when dropped if it still runs (a test that failed
-/// midway leaves nothing behind).
-struct Running(Child);
-
-impl std::ops::Deref for Running {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Starts A's run of `file` headless, through the store its config names.
 fn drive(a: &Host, file: &Path) -> Running {
     Running(
@@ -130,19 +105,9 @@ fn drive(a: &Host, file: &Path) -> Running {
     )
 }
 
-fn the_run(state: &Path) -> String {
-    let dirs = common::run_dirs(state);
-    assert_eq!(dirs.len(), 1, "one run in {}", state.display());
-    dirs[0].file_name().unwrap().to_string_lossy().into_owned()
-}
-
 fn output(cmd: &mut Command) -> Output {
     let child = cmd.spawn().expect("start runbook");
     wait_output(child, Duration::from_secs(30))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// `runbook ls --format json` on `host`: the runs.
@@ -198,11 +163,11 @@ fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand()
             .stderr(std::process::Stdio::piped()),
     );
     assert!(local.status.success(), "{}", text(&local.stderr));
-    let local_id = the_run(&b.state);
+    let local_id = run_id(&the_run(&b.state));
 
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
-    let id = the_run(&a.state);
+    let id = run_id(&the_run(&a.state));
 
     // Text, as an operator reads it at 80 columns.
     let out = output(on(&b, &["ls"]).env("COLUMNS", "80"));
@@ -271,7 +236,7 @@ fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand()
     // The run ends: B sees its outcome, and that nobody holds it any more.
     std::fs::write(site.path().join("more"), "").unwrap();
     std::fs::write(site.path().join("go"), "").unwrap();
-    let done = wait_output_child(&mut driver);
+    let done = ended(&mut driver);
     assert!(done.success(), "the driver's run succeeded");
     pg.wait_for(
         &format!("SELECT count(*) FROM events WHERE run_id = '{id}' AND event = 'run_finished'"),
@@ -291,20 +256,6 @@ fn ls_on_another_host_shows_the_store_s_runs_their_driver_and_where_they_stand()
     assert!(shown.contains("Checkout rollout: succeeded"), "{shown}");
 }
 
-fn wait_output_child(child: &mut Child) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the driver did not end"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_driver_killed_on_its_host_is_gone_for_ls_once_its_lease_expires() {
     let pg = Postgres::start();
@@ -313,7 +264,7 @@ fn a_driver_killed_on_its_host_is_gone_for_ls_once_its_lease_expires() {
     let _gates = Gates(site.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
-    let id = the_run(&a.state);
+    let id = run_id(&the_run(&a.state));
     let pid = driver.id();
     driver.kill().unwrap();
     driver.wait().unwrap();
@@ -448,7 +399,7 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
     let _gates = Gates(site.path().to_path_buf());
     let mut driver = drive(&a, &rb);
     wait_in_store(&pg, "step_started", "canary");
-    let id = the_run(&a.state);
+    let id = run_id(&the_run(&a.state));
     assert!(
         !b.state.join("runs").join(&id).exists(),
         "B has no folder of the run: it is watched through the store"
@@ -503,7 +454,7 @@ fn attach_on_another_host_follows_the_run_through_the_store_live_to_its_end() {
 
     // A's run ends: its last output and its outcome reach B.
     std::fs::write(site.path().join("go"), "").unwrap();
-    let done = wait_output_child(&mut driver);
+    let done = ended(&mut driver);
     assert!(done.success(), "A's run succeeded");
     let screen = tmux.wait_for("watcher", "SUCCEEDED");
     assert!(
@@ -572,12 +523,11 @@ fn attach_events_on_another_host_prints_the_driver_s_journal_as_it_comes_and_end
             break;
         }
     }
-    assert!(wait_output_child(&mut driver).success());
-    let status = wait_output_child(&mut watcher);
+    assert!(ended(&mut driver).success());
+    let status = ended(&mut watcher);
     assert!(status.success(), "the watcher ends with the run, exit 0");
     // What B printed is A's journal, event for event.
-    let journal: Vec<Value> =
-        common::journal_json(&a.state.join("runs").join(the_run(&a.state)).join("journal.jsonl"));
+    let journal: Vec<Value> = common::runs::journal(&the_run(&a.state));
     let names = |v: &[Value]| -> Vec<String> {
         v.iter()
             .map(|e| format!("{} {}", e["ts"].as_str().unwrap(), e["event"].as_str().unwrap()))
@@ -649,7 +599,7 @@ fn a_watcher_on_another_host_approves_through_the_store_from_its_screen() {
         "t",
         Duration::from_secs(30),
     );
-    let id = the_run(&a.state);
+    let id = run_id(&the_run(&a.state));
     let tmux = Terminals::new(&site);
     let state = b.state_arg();
     tmux.open(
@@ -674,7 +624,7 @@ fn a_watcher_on_another_host_approves_through_the_store_from_its_screen() {
     );
     tmux.keys("bob", &["y"]);
     assert!(
-        wait_output_child(&mut driver).success(),
+        ended(&mut driver).success(),
         "approved, the run went on and succeeded"
     );
     let journal = common::journal_json(&a.state.join("runs").join(&id).join("journal.jsonl"));

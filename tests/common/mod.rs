@@ -117,6 +117,8 @@ pub mod postgres;
 
 /// Bastion hosts (a host name, a state dir and a Unix user each), for the shared store's tests.
 pub mod hosts;
+/// The store tests' `runbook` processes, their run folders and journals, a shared runbook.
+pub mod runs;
 
 /// A temporary folder holding runbooks, files the steps write, and the state folder.
 pub struct Fixture {

@@ -6,7 +6,9 @@
 # (pg_total_relation_size: table, indexes and TOAST), against the run folder on disk.
 #
 # Usage: assets/bench/store-size.sh [extra runbook flags]
-# Run from the repository root after `cargo build --release`.
+# Run from the repository root after `cargo build --release`, or with BIN=target/debug/runbook (the
+# sizes do not depend on the build). Every table of the store's schema is listed, whatever its
+# version (a table that this run leaves empty, such as `requests` or `locks`, shows 0 rows).
 set -euo pipefail
 
 BIN=$(realpath "${BIN:-target/release/runbook}")

@@ -14,7 +14,8 @@ use std::time::Duration;
 use common::hosts::{Host, Site, User};
 use common::postgres::Postgres;
 use common::runs::{
-    LIMIT, WAITING, finish, journal, run_id, spawn_logged, the_run, wait_exit, wait_for_soak, wait_text,
+    LIMIT, Running, WAITING, finish, journal, run_id, spawn_logged, the_run, wait_exit, wait_for_soak,
+    wait_text,
 };
 use common::tmux::TmuxServer;
 use serde_json::Value;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::Fixture;
 use common::postgres::Postgres;
+use common::runs::{WAITING, run_id, the_run, wait_for_soak};
 use common::tmux::TmuxServer;
 
 /// `runbook run FILE --state-dir STATE EXTRA…` on its terminal UI in a new 80×24 tmux session
@@ -140,35 +141,12 @@ fn a_driver_fenced_in_a_long_watch_stops_it_at_once_and_its_screen_watches_the_n
     let pg = Postgres::start();
     let fx = Fixture::new();
     pg.write_config(&fx, "3s");
-    let rb = fx.write(
-        "rb.toml",
-        r#"
-[runbook]
-title = "Fence"
-[vars]
-w = "5m"
-[[phase]]
-title = "Deploy"
-[[phase.step]]
-title = "First"
-run = "echo first"
-[[phase.step]]
-title = "Soak"
-watch = "${w}"
-[[phase.step]]
-title = "Third"
-run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
-"#,
-    );
+    let rb = fx.write("rb.toml", WAITING);
     let (a, b) = (fx.file("state-a"), fx.file("state-b"));
     let tmux = start_tui(&fx, "store-fence", &rb, &a, "");
-    pg.wait_for(
-        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
-        "1",
-        Duration::from_secs(30),
-    );
-    let dir = common::run_dirs(&a).pop().unwrap();
-    let id = dir.file_name().unwrap().to_str().unwrap().to_string();
+    wait_for_soak(&pg);
+    let dir = the_run(&a);
+    let id = run_id(&dir);
     let pid = common::event(&common::run_journal(&dir), "run_started")["pid"]
         .as_i64()
         .unwrap() as i32;

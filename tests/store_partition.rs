@@ -535,7 +535,7 @@ fn size(n: u64) -> String {
 }
 
 #[test]
-fn a_run_taken_over_elsewhere_is_not_caught_up_over_the_new_drivers_lines_and_the_host_says_so() {
+fn a_run_taken_over_elsewhere_is_neither_caught_up_nor_resumed_over_the_new_drivers_lines() {
     let site = Site::new();
     let rb = site.write("rb.toml", TAKEN_OVER);
     let (a, b) = (site.a.state.clone(), site.b.state.clone());
@@ -697,6 +697,41 @@ fn a_run_taken_over_elsewhere_is_not_caught_up_over_the_new_drivers_lines_and_th
         "{}",
         again.stderr
     );
+    // Nor is A's folder resumed: that would run again on A what ran on B.
+    let resumed = finish(
+        site.runbook(
+            &site.a,
+            &[
+                "resume",
+                &id,
+                "--headless",
+                "--yes",
+                "--state-dir",
+                a.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap(),
+        Duration::from_secs(60),
+    );
+    resumed.expect_code(2);
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("{id} went on without this host")),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        resumed.stderr.contains("@bastion-b (pid")
+            && resumed.stderr.contains("drove it to its end (succeeded)")
+            && resumed.stderr.contains("there is nothing to resume"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(common::postgres::local_lines(&dir_a), a_lines);
+    assert_eq!(site.pg.lines_of(&id), stored);
+    site.pg.assert_replicated(&dir_b);
     let ran: Vec<String> = site.read("last-ran-in").lines().map(str::to_string).collect();
     assert_eq!(ran.len(), 1, "the last step ran once, on B: {ran:?}");
     assert!(ran[0].contains("state-bastion-b"), "{ran:?}");

@@ -341,6 +341,14 @@ pub async fn prepare_resume(
     let steal = lease::may_take(&store.config, &run_id)
         .await
         .map_err(|e| e.to_string())?;
+    // A folder here that the run went on without (taken over elsewhere) is not resumed.
+    if restore.is_none()
+        && let Some(why) = superseded::went_on(&store.config, run_dir)
+            .await
+            .map_err(|e| e.to_string())?
+    {
+        return Err(why);
+    }
     if let Some(id) = restore {
         let dir = restore::restore(store, id, state_dir)
             .await

@@ -6,7 +6,8 @@
 //! log bytes this host wrote after that are its own view of a run that went on elsewhere; they
 //! are not copied (the store refuses them anyway: every write checks the epoch), and they stay in
 //! the run folder. This module only reads the store and the folder, and words it for the
-//! operator; `catchup` decides to call it and removes the folder's mark.
+//! operator; `catchup` decides to call it and removes the folder's mark. Such a folder is not
+//! resumed either (`went_on`): it would run again what the newer driver ran.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,20 +91,7 @@ async fn read(c: &Client, run_dir: &Path, epoch: i64) -> Result<Option<TakenOver
     let now = if expires_in > 0.0 {
         Now::Driven
     } else {
-        let last = c
-            .query_opt(
-                "SELECT line FROM events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1",
-                &[&run_id],
-            )
-            .await?
-            .map(|r| r.get::<_, String>(0));
-        match last.as_deref().map(serde_json::from_str::<Record>) {
-            Some(Ok(r)) => match r.event {
-                Event::RunFinished { outcome, .. } => Now::Ended(outcome),
-                _ => Now::Stopped,
-            },
-            _ => Now::Stopped,
-        }
+        now_of(last_line(c, &run_id).await?.map(|(_, line)| line).as_deref())
     };
     let (lines, bytes) = left_here(run_dir, have.max(0) as u64, &logs);
     Ok(Some(TakenOver {
@@ -114,6 +102,91 @@ async fn read(c: &Client, run_dir: &Path, epoch: i64) -> Result<Option<TakenOver
         lines,
         bytes,
     }))
+}
+
+/// The store's last journal line of `run_id`: its number and text.
+async fn last_line(c: &Client, run_id: &str) -> Result<Option<(i64, String)>, tokio_postgres::Error> {
+    Ok(c.query_opt(
+        "SELECT seq, line FROM events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1",
+        &[&run_id],
+    )
+    .await?
+    .map(|r| (r.get(0), r.get(1))))
+}
+
+/// Where a run stands whose lease has ended, by its last line in the store.
+fn now_of(last: Option<&str>) -> Now {
+    match last.map(serde_json::from_str::<Record>) {
+        Some(Ok(Record {
+            event: Event::RunFinished { outcome, .. },
+            ..
+        })) => Now::Ended(outcome),
+        _ => Now::Stopped,
+    }
+}
+
+/// Before `resume` of the folder `run_dir` on this host: whether the store's journal of the run
+/// went on without it (its last line is not this folder's line of that number: another host
+/// took the run over and wrote on). Then the folder is only this host's view of a run that went
+/// on elsewhere, and resuming it would run again what the other host ran: the words refuse it.
+pub async fn went_on(config: &StoreConfig, run_dir: &Path) -> Result<Option<String>, super::StoreError> {
+    let c = connect::connect(config).await?;
+    went_on_with(&c, run_dir)
+        .await
+        .map_err(|e| connect::explain(config, &e))
+}
+
+async fn went_on_with(c: &Client, run_dir: &Path) -> Result<Option<String>, tokio_postgres::Error> {
+    let run_id = lease::run_id(run_dir);
+    let Some((seq, line)) = last_line(c, &run_id).await? else {
+        return Ok(None);
+    };
+    let text = std::fs::read(run_dir.join("journal.jsonl")).unwrap_or_default();
+    let here: Vec<&[u8]> = text
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+        .map(|l| &l[..l.len() - 1])
+        .collect();
+    let same = usize::try_from(seq - 1)
+        .ok()
+        .and_then(|i| here.get(i))
+        .is_some_and(|l| *l == line.as_bytes());
+    if same {
+        return Ok(None);
+    }
+    let holder = lease::holder(c, &run_id).await?;
+    let now = match &holder {
+        Some(h) if h.expires_in > 0.0 => Now::Driven,
+        _ => now_of(Some(&line)),
+    };
+    let by = holder.map_or_else(
+        || "another host".to_string(),
+        |h| format!("{} (lease epoch {})", h.driver.name(), h.epoch),
+    );
+    Ok(Some(went_on_words(&run_id, run_dir, &by, now, here.len(), seq)))
+}
+
+fn went_on_words(run_id: &str, run_dir: &Path, by: &str, now: Now, here: usize, stored: i64) -> String {
+    let head = format!(
+        "{run_id} went on without this host: the shared store's journal of it ({stored} lines) is not \
+         {} ({here} lines), which is only this host's view of it",
+        run_dir.display()
+    );
+    match now {
+        Now::Ended(o) => format!(
+            "{head}; {by} drove it to its end ({}): there is nothing to resume (runbook ls shows it)",
+            o.words()
+        ),
+        Now::Driven => format!("{head}; {by} drives it now: nothing is resumed here"),
+        Now::Stopped => format!(
+            "{head}; {by} drove it last, and its lease has ended without the run's end. Resuming this \
+             folder would run again what ran there: move it out of {} (it keeps this host's lines) \
+             and run `runbook resume {run_id}` again, which rebuilds the run from the store",
+            run_dir
+                .parent()
+                .map_or_else(String::new, |p| p.display().to_string())
+        ),
+    }
 }
 
 /// The whole journal lines of `run_dir` beyond its first `have`, and its log bytes beyond `logs`.
@@ -202,6 +275,58 @@ mod tests {
         assert!(logs.contains("last 10 B of step logs, written"), "{logs}");
         let none = taken(0, 0, Now::Driven).say(dir);
         assert!(none.ends_with("with all this host wrote of it before"), "{none}");
+    }
+
+    #[test]
+    fn a_folder_the_run_went_on_without_is_not_resumed_and_the_words_say_what_to_do() {
+        let dir = Path::new("/s/runs/20261129T120000Z-rb");
+        let by = "bob@bastion-b (pid 42) (lease epoch 2)";
+        let ended = went_on_words(
+            "20261129T120000Z-rb",
+            dir,
+            by,
+            Now::Ended(Outcome::Succeeded),
+            8,
+            10,
+        );
+        assert_eq!(
+            ended,
+            "20261129T120000Z-rb went on without this host: the shared store's journal of it (10 \
+             lines) is not /s/runs/20261129T120000Z-rb (8 lines), which is only this host's view of \
+             it; bob@bastion-b (pid 42) (lease epoch 2) drove it to its end (succeeded): there is \
+             nothing to resume (runbook ls shows it)"
+        );
+        let stopped = went_on_words("20261129T120000Z-rb", dir, by, Now::Stopped, 8, 10);
+        assert!(
+            stopped.ends_with(
+                "move it out of /s/runs (it keeps this host's lines) and run `runbook resume \
+                 20261129T120000Z-rb` again, which rebuilds the run from the store"
+            ),
+            "{stopped}"
+        );
+        let driven = went_on_words("20261129T120000Z-rb", dir, by, Now::Driven, 8, 10);
+        assert!(
+            driven.ends_with("drives it now: nothing is resumed here"),
+            "{driven}"
+        );
+    }
+
+    #[test]
+    fn a_run_whose_last_line_is_its_end_has_ended_whatever_came_before() {
+        assert_eq!(
+            now_of(Some(
+                r#"{"ts":"2026-11-29T12:00:00.000Z","event":"run_finished","outcome":"rolled_back","exit_code":3}"#
+            )),
+            Now::Ended(Outcome::RolledBack)
+        );
+        assert_eq!(
+            now_of(Some(
+                r#"{"ts":"2026-11-29T12:00:00.000Z","event":"note","text":"x","operator":"bob"}"#
+            )),
+            Now::Stopped
+        );
+        assert_eq!(now_of(Some("not json")), Now::Stopped);
+        assert_eq!(now_of(None), Now::Stopped);
     }
 
     #[test]

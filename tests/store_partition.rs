@@ -736,3 +736,145 @@ fn a_run_taken_over_elsewhere_is_neither_caught_up_nor_resumed_over_the_new_driv
     assert_eq!(ran.len(), 1, "the last step ran once, on B: {ran:?}");
     assert!(ran[0].contains("state-bastion-b"), "{ran:?}");
 }
+
+#[test]
+fn a_takeover_back_on_a_host_whose_folder_went_its_own_way_rebuilds_it_and_keeps_the_old_one() {
+    let site = Site::new();
+    let rb = site.write("rb.toml", WAITING);
+    let (a, b) = (site.a.state.clone(), site.b.state.clone());
+    let mut old = site
+        .runbook(
+            &site.a,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--yes",
+                "--var",
+                "w=8s",
+                "--state-dir",
+                a.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_soak(&site.pg);
+    let dir_a = the_run(&a);
+    let id = run_id(&dir_a);
+    // A is cut off in its soak, which passes there: A journals it, and its lease lost, alone.
+    site.net.cut(&site.a.name);
+    assert!(
+        common::wait_for(Duration::from_secs(40), || {
+            std::thread::sleep(Duration::from_millis(100));
+            let j = common::run_journal(&dir_a);
+            has(&j, "step_finished", Some("soak")) && has(&j, "store_lease_lost", None)
+        }),
+        "{:?}",
+        common::event_names(&common::run_journal(&dir_a))
+    );
+    // B takes the run over from the store, starts the soak again, and is lost in it too.
+    site.pg.wait_for(
+        &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
+        "t",
+        Duration::from_secs(15),
+    );
+    let new = site
+        .runbook(
+            &site.b,
+            &[
+                "resume",
+                &id,
+                "--headless",
+                "--yes",
+                "--state-dir",
+                b.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    site.pg.wait_for(
+        &format!(
+            "SELECT count(*) FROM events WHERE run_id = '{id}' AND epoch = 2 AND event = 'step_started'"
+        ),
+        "1",
+        Duration::from_secs(30),
+    );
+    let mut new = new;
+    new.kill().unwrap();
+    new.wait().unwrap();
+    let dir_b = b.join("runs").join(&id);
+    site.pg.assert_replicated(&dir_b);
+    site.pg.wait_for(
+        &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
+        "t",
+        Duration::from_secs(15),
+    );
+    // A is killed still cut off; its folder holds lines the store never took.
+    old.kill().unwrap();
+    old.wait().unwrap();
+    let a_lines = common::postgres::local_lines(&dir_a);
+    let stored = site.pg.lines_of(&id);
+    assert!(
+        a_lines.iter().any(|l| !stored.contains(l)),
+        "A's folder went its own way"
+    );
+
+    // A's operator, back on the network, takes the run back: A's folder is rebuilt from the
+    // store, A's own one is kept, and A goes on from where B left the run.
+    site.net.heal(&site.a.name);
+    let back = site
+        .runbook(
+            &site.a,
+            &[
+                "takeover",
+                &id,
+                "--reason",
+                "bastion-a is back",
+                "--headless",
+                "--yes",
+                "--var",
+                "w=1s",
+                "--state-dir",
+                a.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let back = finish(back, Duration::from_secs(60));
+    back.expect_code(0);
+    assert!(
+        back.stderr
+            .contains(&format!("brought {} up to date", dir_a.display())),
+        "{}",
+        back.stderr
+    );
+    let kept_in = a.join("superseded");
+    let kept: Vec<_> = std::fs::read_dir(&kept_in)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", kept_in.display(), back.stderr))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        back.stderr.contains(&format!(
+            "this host's own folder of {id} ({} journal lines",
+            a_lines.len()
+        )) && back.stderr.contains(&format!("is kept in {}", kept[0].display())),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(common::postgres::local_lines(&kept[0]), a_lines);
+    // The run went on from the store's journal: B's lines kept, then A's new session.
+    let now = common::postgres::local_lines(&dir_a);
+    assert_eq!(now[..stored.len()], stored[..]);
+    site.pg.assert_replicated(&dir_a);
+    let j = common::journal_json(&dir_a.join("journal.jsonl"));
+    assert_eq!(
+        common::events(&j, "run_finished").last().unwrap()["outcome"],
+        "succeeded"
+    );
+    let ran: Vec<String> = site.read("third-ran-in").lines().map(str::to_string).collect();
+    assert_eq!(ran.len(), 1, "the third step ran once: {ran:?}");
+    assert!(ran[0].contains("state-bastion-a"), "{ran:?}");
+}

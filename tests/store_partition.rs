@@ -739,6 +739,17 @@ fn a_run_taken_over_elsewhere_is_neither_caught_up_nor_resumed_over_the_new_driv
 
 #[test]
 fn a_takeover_back_on_a_host_whose_folder_went_its_own_way_rebuilds_it_and_keeps_the_old_one() {
+    back_on_a_host_whose_folder_went_its_own_way(&["takeover", "--reason", "bastion-a is back"]);
+}
+
+#[test]
+fn a_resume_on_a_host_whose_folder_went_its_own_way_rebuilds_it_and_keeps_the_old_one() {
+    back_on_a_host_whose_folder_went_its_own_way(&["resume"]);
+}
+
+/// A drives, is cut off, and journals on alone; B takes the run over and is lost in turn; A,
+/// back, goes on with the run (`how`: takeover or resume, then the run's id).
+fn back_on_a_host_whose_folder_went_its_own_way(how: &[&str]) {
     let site = Site::new();
     let rb = site.write("rb.toml", WAITING);
     let (a, b) = (site.a.state.clone(), site.b.state.clone());
@@ -824,24 +835,11 @@ fn a_takeover_back_on_a_host_whose_folder_went_its_own_way_rebuilds_it_and_keeps
     // A's operator, back on the network, takes the run back: A's folder is rebuilt from the
     // store, A's own one is kept, and A goes on from where B left the run.
     site.net.heal(&site.a.name);
-    let back = site
-        .runbook(
-            &site.a,
-            &[
-                "takeover",
-                &id,
-                "--reason",
-                "bastion-a is back",
-                "--headless",
-                "--yes",
-                "--var",
-                "w=1s",
-                "--state-dir",
-                a.to_str().unwrap(),
-            ],
-        )
-        .spawn()
-        .unwrap();
+    let mut args = vec![how[0], &id];
+    args.extend_from_slice(&how[1..]);
+    let state_a = a.to_str().unwrap();
+    args.extend(["--headless", "--yes", "--var", "w=1s", "--state-dir", state_a]);
+    let back = site.runbook(&site.a, &args).spawn().unwrap();
     let back = finish(back, Duration::from_secs(60));
     back.expect_code(0);
     assert!(

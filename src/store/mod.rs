@@ -341,13 +341,33 @@ pub async fn prepare_resume(
     let steal = lease::may_take(&store.config, &run_id)
         .await
         .map_err(|e| e.to_string())?;
-    // A folder here that the run went on without (taken over elsewhere) is not resumed.
+    // A folder here that the run went on without (taken over elsewhere) is not resumed as it is:
+    // an ended run is refused; a stopped one goes on from the store's journal (`refresh`).
     if restore.is_none()
-        && let Some(why) = superseded::went_on(&store.config, run_dir)
+        && let Some(went) = superseded::went_on(&store.config, run_dir)
             .await
             .map_err(|e| e.to_string())?
     {
-        return Err(why);
+        // (A lease that still runs, of a driver on this host that is dead, counts as stopped.)
+        let stopped = went.now == superseded::Now::Stopped || (steal && went.now == superseded::Now::Driven);
+        if !stopped {
+            return Err(went.words);
+        }
+        // Nobody drives it here meanwhile (a folder without its lock file has no driver either).
+        let _held = match crate::journal::lock_run(run_dir) {
+            Err(e @ crate::journal::OpenError::Locked { .. }) => return Err(e.to_string()),
+            held => held.ok(),
+        };
+        if refresh::refresh(store, run_dir)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            crate::say!(
+                "runbook: brought {} up to date from the store {} (the run went on on another host)",
+                run_dir.display(),
+                store.config.display()
+            );
+        }
     }
     if let Some(id) = restore {
         let dir = restore::restore(store, id, state_dir)

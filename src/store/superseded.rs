@@ -7,7 +7,8 @@
 //! are not copied (the store refuses them anyway: every write checks the epoch), and they stay in
 //! the run folder. This module only reads the store and the folder, and words it for the
 //! operator; `catchup` decides to call it and removes the folder's mark. Such a folder is not
-//! resumed either (`went_on`): it would run again what the newer driver ran.
+//! resumed as it is either (`went_on`): it would run again what the newer driver ran; `resume`
+//! refuses it, or brings it up to date first (`refresh`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -125,18 +126,26 @@ fn now_of(last: Option<&str>) -> Now {
     }
 }
 
+/// A folder here that the run went on without: where the run stands, and the words that refuse
+/// to resume the folder as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WentOn {
+    pub now: Now,
+    pub words: String,
+}
+
 /// Before `resume` of the folder `run_dir` on this host: whether the store's journal of the run
 /// went on without it (its last line is not this folder's line of that number: another host
 /// took the run over and wrote on). Then the folder is only this host's view of a run that went
-/// on elsewhere, and resuming it would run again what the other host ran: the words refuse it.
-pub async fn went_on(config: &StoreConfig, run_dir: &Path) -> Result<Option<String>, super::StoreError> {
+/// on elsewhere, and resuming it as it is would run again what the other host ran.
+pub async fn went_on(config: &StoreConfig, run_dir: &Path) -> Result<Option<WentOn>, super::StoreError> {
     let c = connect::connect(config).await?;
     went_on_with(&c, run_dir)
         .await
         .map_err(|e| connect::explain(config, &e))
 }
 
-async fn went_on_with(c: &Client, run_dir: &Path) -> Result<Option<String>, tokio_postgres::Error> {
+async fn went_on_with(c: &Client, run_dir: &Path) -> Result<Option<WentOn>, tokio_postgres::Error> {
     let run_id = lease::run_id(run_dir);
     let Some((seq, line)) = last_line(c, &run_id).await? else {
         return Ok(None);
@@ -163,7 +172,10 @@ async fn went_on_with(c: &Client, run_dir: &Path) -> Result<Option<String>, toki
         || "another host".to_string(),
         |h| format!("{} (lease epoch {})", h.driver.name(), h.epoch),
     );
-    Ok(Some(went_on_words(&run_id, run_dir, &by, now, here.len(), seq)))
+    Ok(Some(WentOn {
+        now,
+        words: went_on_words(&run_id, run_dir, &by, now, here.len(), seq),
+    }))
 }
 
 fn went_on_words(run_id: &str, run_dir: &Path, by: &str, now: Now, here: usize, stored: i64) -> String {
@@ -179,12 +191,8 @@ fn went_on_words(run_id: &str, run_dir: &Path, by: &str, now: Now, here: usize, 
         ),
         Now::Driven => format!("{head}; {by} drives it now: nothing is resumed here"),
         Now::Stopped => format!(
-            "{head}; {by} drove it last, and its lease has ended without the run's end. Resuming this \
-             folder would run again what ran there: move it out of {} (it keeps this host's lines) \
-             and run `runbook resume {run_id}` again, which rebuilds the run from the store",
-            run_dir
-                .parent()
-                .map_or_else(String::new, |p| p.display().to_string())
+            "{head}; {by} drove it last, and its lease has ended without the run's end: it goes on \
+             from the store's journal, not from this folder"
         ),
     }
 }
@@ -278,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_the_run_went_on_without_is_not_resumed_and_the_words_say_what_to_do() {
+    fn a_folder_the_run_went_on_without_is_refused_in_words_that_say_who_and_where_the_run_stands() {
         let dir = Path::new("/s/runs/20261129T120000Z-rb");
         let by = "bob@bastion-b (pid 42) (lease epoch 2)";
         let ended = went_on_words(
@@ -298,10 +306,7 @@ mod tests {
         );
         let stopped = went_on_words("20261129T120000Z-rb", dir, by, Now::Stopped, 8, 10);
         assert!(
-            stopped.ends_with(
-                "move it out of /s/runs (it keeps this host's lines) and run `runbook resume \
-                 20261129T120000Z-rb` again, which rebuilds the run from the store"
-            ),
+            stopped.ends_with("it goes on from the store's journal, not from this folder"),
             "{stopped}"
         );
         let driven = went_on_words("20261129T120000Z-rb", dir, by, Now::Driven, 8, 10);

@@ -9,7 +9,12 @@
 //! - cut off long enough for bastion B to take the run over (`resume RUN`, rebuilt from the
 //!   store), driver A, when its link returns, finds itself fenced, starts nothing, says who took
 //!   over; the store holds nothing of A's written after B's first event, and no step was started
-//!   by both drivers.
+//!   by both drivers;
+//! - a copy left unfinished at A's exit is caught up by A's next `runbook`; but not when B took the
+//!   run over meanwhile: then A copies nothing of it, says who has it and what of its own stays in
+//!   its folder, and does not resume that folder over B's run either;
+//! - A's folder went its own way while B drove, and B was lost in turn: A's takeover or resume
+//!   rebuilds the folder from the store, keeps A's own in `superseded/`, and goes on from B's lines.
 //!
 //! Run as root (CI does): namespaces need it.
 

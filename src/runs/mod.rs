@@ -3,7 +3,8 @@
 //! where each stands (`standing`, in its own module). `ls` prints them; `attach` follows one of them (`follow`).
 //! With a shared store, the same for the store's runs (`shared`), followed from any host
 //! (`remote`); `source` is the one seam a watcher reads a run through, whichever it is; `events`
-//! prints a watched run's events for scripts.
+//! prints a watched run's events for scripts; `report` finds the journal a report is made of,
+//! here or in the store.
 //!
 //! Everything here only reads: the journal and the logs are written by the run's driver alone,
 //! and a watcher's requests (notes, approvals) go to the driver, never into its files.
@@ -12,6 +13,7 @@ pub mod events;
 pub mod follow;
 pub mod ls;
 pub mod remote;
+pub mod report;
 pub mod shared;
 pub mod source;
 mod standing;

@@ -1,0 +1,216 @@
+//! A step waiting for approvals, seen from other hosts through the shared store (SPEC §8, §9),
+//! against a real PostgreSQL (`common::postgres`), with "bastions" of their own host names and
+//! state dirs (`common::hosts`) and a real Unix user who approves. The driver says how another
+//! host approves (`runbook approve RUN_ID STEP`, headless and in the terminal UI at 80×24 under
+//! tmux), and that command, run there, approves it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::hosts::{Host, Site, User};
+use common::postgres::Postgres;
+use common::tmux::TmuxServer;
+use common::{text, wait_output};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A step that needs one approval, then a step that runs until the test opens its gate (so the
+/// run is still live, past the approval, when the test looks again).
+fn four_eyes(site: &Site) -> PathBuf {
+    let gate = site.path().join("gate");
+    site.write(
+        "four-eyes.toml",
+        &format!(
+            r#"
+[runbook]
+title = "Four eyes across hosts"
+
+[[phase]]
+id = "deploy"
+title = "Deploy"
+
+[[phase.step]]
+id = "migrate"
+title = "Migrate the database"
+run = "echo migrating"
+approval = {{ count = 1 }}
+
+[[phase.step]]
+id = "after"
+title = "After"
+run = "echo after; while [ ! -e {gate} ] && [ -d {dir} ]; do sleep 0.05; done"
+"#,
+            gate = gate.display(),
+            dir = site.path().display()
+        ),
+    )
+}
+
+/// Opens the gate of `four_eyes` when dropped, so that its step never outlives a failed test.
+struct Gate(PathBuf);
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("gate"), "");
+    }
+}
+
+/// A `runbook` started by the test, killed if the test ends (or fails) before it does.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn on(host: &Host, user: Option<&User>, args: &[&str]) -> Command {
+    let mut args = args.to_vec();
+    let state = host.state_arg();
+    args.extend(["--state-dir", &state]);
+    host.command(user, &args)
+}
+
+fn output(mut cmd: Command) -> Output {
+    wait_output(cmd.spawn().unwrap(), LIMIT)
+}
+
+/// Waits until the file holds `want`; returns what it holds.
+fn wait_text(path: &Path, want: &str) -> String {
+    let mut got = String::new();
+    let ok = common::wait_for(LIMIT, || {
+        std::thread::sleep(Duration::from_millis(50));
+        got = std::fs::read_to_string(path).unwrap_or_default();
+        got.contains(want)
+    });
+    assert!(ok, "{} never said {want:?}; it says:\n{got}", path.display());
+    got
+}
+
+/// The one run of `state`, once it is there.
+fn the_run(state: &Path) -> PathBuf {
+    let mut dirs = Vec::new();
+    common::wait_for(LIMIT, || {
+        dirs = common::run_dirs(state);
+        !dirs.is_empty()
+    });
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+#[test]
+fn host_b_approves_a_run_of_host_a_with_the_command_the_driver_shows() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "6s");
+    let rb = four_eyes(&site);
+    let _gate = Gate(site.path().to_path_buf());
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let bob = User::new("bob");
+    let out_a = site.path().join("a.out");
+    let file = std::fs::File::create(&out_a).unwrap();
+    let driver = Running(
+        on(&a, None, &["run", rb.to_str().unwrap(), "--headless"])
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap(),
+    );
+    let said = wait_text(&out_a, "waiting for 1 approval");
+    let dir = the_run(&a.state);
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    // The driver says how to approve on its host (the run folder) and from another (the id).
+    let line = said
+        .lines()
+        .find(|l| l.contains("waiting for 1 approval"))
+        .unwrap();
+    assert!(
+        line.contains(&format!(
+            "another operator approves with: runbook approve {} deploy/migrate",
+            dir.display()
+        )),
+        "{line}"
+    );
+    let elsewhere = format!("runbook approve {id} deploy/migrate");
+    assert!(
+        line.ends_with(&format!("; from another host (shared store): {elsewhere}")),
+        "{line}"
+    );
+
+    // On A itself the id names the run too: the driver answers (and refuses its own user).
+    let own = output(on(&a, None, &["approve", &id, "deploy/migrate"]));
+    assert_eq!(own.status.code(), Some(1), "{}", text(&own.stderr));
+    assert!(
+        text(&own.stderr).contains("an approval must come from another operator"),
+        "{}",
+        text(&own.stderr)
+    );
+
+    // Bob approves on B with the command A showed.
+    let words: Vec<&str> = elsewhere.split(' ').skip(1).collect();
+    let approve = output(on(&b, Some(&bob), &words));
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+    assert!(
+        text(&approve.stdout).contains(&format!("{} approved deploy/migrate", bob.name)),
+        "{}",
+        text(&approve.stdout)
+    );
+    wait_text(&out_a, "after");
+    std::fs::write(site.path().join("gate"), "").unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let mut driver = driver;
+    let code = loop {
+        if let Some(s) = driver.0.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "the driver did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&out_a).unwrap());
+}
+
+#[test]
+fn the_drivers_screen_says_how_another_host_approves_at_80_columns() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "6s");
+    let rb = four_eyes(&site);
+    let _gate = Gate(site.path().to_path_buf());
+    let a = site.host("bastion-a");
+    let mut args = vec!["run", rb.to_str().unwrap(), "--state-dir"];
+    let state = a.state_arg();
+    args.push(&state);
+    let command = format!(
+        "env NO_COLOR=1 {}; echo EXIT=$?; sleep 600",
+        a.shell_line(None, &args)
+    );
+    let tmux = TmuxServer::new("store-approve-hint");
+    tmux.ok(&["new-session", "-d", "-s", "run", "-x", "80", "-y", "24", &command]);
+    let dir = the_run(&a.state);
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let screen = tmux.wait_screen("run", "the approval hint", LIMIT, |s| {
+        s.contains("from another host (shared store):")
+    });
+    // The commands are whole on screen (cut into rows of the pane's width, never shortened).
+    let flat: String = screen
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c == '│' || c == ' '))
+        .collect::<Vec<_>>()
+        .join("");
+    assert!(
+        flat.contains(&format!("runbook approve {id} deploy/migrate")),
+        "{screen}"
+    );
+    assert!(
+        flat.contains(&format!("runbook approve {}", dir.display())),
+        "{screen}"
+    );
+    assert!(screen.contains("another operator approves it with:"), "{screen}");
+    assert!(screen.lines().all(|l| l.chars().count() <= 80));
+}

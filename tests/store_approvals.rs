@@ -2,7 +2,9 @@
 //! against a real PostgreSQL (`common::postgres`), with "bastions" of their own host names and
 //! state dirs (`common::hosts`) and a real Unix user who approves. The driver says how another
 //! host approves (`runbook approve RUN_ID STEP`, headless and in the terminal UI at 80×24 under
-//! tmux), and that command, run there, approves it.
+//! tmux); `runbook ls` on another host says the run waits for approvals (text and JSON), from
+//! the driver's lease row in the store, and no longer once that command, run there, approved it.
+//! A watcher through the store (`attach` on another host) is shown the command by the id.
 
 mod common;
 
@@ -14,6 +16,7 @@ use common::hosts::{Host, Site, User};
 use common::postgres::Postgres;
 use common::tmux::TmuxServer;
 use common::{text, wait_output};
+use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -104,8 +107,23 @@ fn the_run(state: &Path) -> PathBuf {
     dirs.pop().unwrap()
 }
 
+/// `runbook ls` on `host` (text, then JSON), with the run `id`'s entry of the JSON.
+fn ls(host: &Host, id: &str) -> (String, Value) {
+    let out = output(on(host, None, &["ls"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let out = output(on(host, None, &["ls", "--format", "json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let run = runs
+        .into_iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} in ls --format json:\n{shown}"));
+    (shown, run)
+}
+
 #[test]
-fn host_b_approves_a_run_of_host_a_with_the_command_the_driver_shows() {
+fn ls_on_host_b_says_a_run_of_host_a_waits_for_approvals_until_b_approves_with_the_command_a_shows() {
     let pg = Postgres::start();
     let site = Site::new();
     site.store_config(&pg.url(), "6s");
@@ -143,6 +161,23 @@ fn host_b_approves_a_run_of_host_a_with_the_command_the_driver_shows() {
         "{line}"
     );
 
+    // B has no folder of the run and asks no driver: the lease row in the store says it waits.
+    let (shown, run) = ls(&b, &id);
+    assert_eq!(run["source"], "store", "{run}");
+    assert_eq!(run["state"], "waiting", "{run}");
+    assert_eq!(run["waiting_for"], "approvals", "{run}");
+    assert_eq!(run["step"]["phase"], "deploy");
+    assert_eq!(run["step"]["step"], "migrate");
+    let waits = "deploy/migrate is waiting for 1 approval (any operator but the driver may approve)";
+    assert_eq!(run["text"], waits, "{run}");
+    assert!(shown.contains(waits), "{shown}");
+    assert!(common::run_dirs(&b.state).is_empty());
+    let row = pg.psql(
+        "runbook",
+        &format!("SELECT waiting->>'step', waiting->>'needed' FROM leases WHERE run_id = '{id}'"),
+    );
+    assert_eq!(row.trim(), "deploy/migrate|1");
+
     // On A itself the id names the run too: the driver answers (and refuses its own user).
     let own = output(on(&a, None, &["approve", &id, "deploy/migrate"]));
     assert_eq!(own.status.code(), Some(1), "{}", text(&own.stderr));
@@ -162,6 +197,18 @@ fn host_b_approves_a_run_of_host_a_with_the_command_the_driver_shows() {
         text(&approve.stdout)
     );
     wait_text(&out_a, "after");
+    // The run goes on (its next step waits for the gate): nothing waits for approvals any more.
+    pg.wait_for(
+        &format!("SELECT waiting IS NULL FROM leases WHERE run_id = '{id}'"),
+        "t",
+        LIMIT,
+    );
+    let (shown, run) = ls(&b, &id);
+    assert_eq!(run["state"], "running", "{run}");
+    assert_eq!(run["step"]["step"], "after", "{run}");
+    assert!(!shown.contains("approval"), "{shown}");
+    assert!(shown.contains("running deploy/after"), "{shown}");
+
     std::fs::write(site.path().join("gate"), "").unwrap();
     let deadline = Instant::now() + LIMIT;
     let mut driver = driver;
@@ -173,6 +220,12 @@ fn host_b_approves_a_run_of_host_a_with_the_command_the_driver_shows() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&out_a).unwrap());
+    // Released with the run: the row says nothing waits.
+    let row = pg.psql(
+        "runbook",
+        &format!("SELECT waiting IS NULL, expires_at <= now() FROM leases WHERE run_id = '{id}'"),
+    );
+    assert_eq!(row.trim(), "t|t");
 }
 
 #[test]
@@ -213,4 +266,22 @@ fn the_drivers_screen_says_how_another_host_approves_at_80_columns() {
     );
     assert!(screen.contains("another operator approves it with:"), "{screen}");
     assert!(screen.lines().all(|l| l.chars().count() <= 80));
+
+    // A watcher on another host, through the store, has no folder of the run: it is shown the
+    // command by the id alone.
+    let b = site.host("bastion-b");
+    let mut args = vec!["attach", &id, "--state-dir"];
+    let state_b = b.state_arg();
+    args.push(&state_b);
+    let watch = format!("env NO_COLOR=1 {}; sleep 600", b.shell_line(None, &args));
+    tmux.ok(&["new-session", "-d", "-s", "watch", "-x", "80", "-y", "24", &watch]);
+    let screen = tmux.wait_screen("watch", "the watcher's approval hint", LIMIT, |s| {
+        s.contains("WATCHING") && s.contains("another operator approves it with:")
+    });
+    assert!(
+        screen.contains(&format!("runbook approve {id} deploy/migrate")),
+        "{screen}"
+    );
+    assert!(!screen.contains("store:"), "{screen}");
+    assert!(!screen.contains("from another host"), "{screen}");
 }

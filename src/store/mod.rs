@@ -127,6 +127,7 @@ impl Store {
         let (done_tx, done_rx) = watch::channel(false);
         let (progress_tx, progress_rx) = watch::channel(Status::default());
         let (until_tx, until_rx) = watch::channel(None);
+        let (waiting_tx, waiting_rx) = watch::channel(None);
         let nudge = Arc::new(Notify::new());
         let fenced_by = Arc::new(std::sync::Mutex::new(None));
         let copied = replicate::Copied::default();
@@ -150,6 +151,7 @@ impl Store {
             signals: signals_tx,
             epoch: epoch_tx,
             valid_until: until_tx,
+            waiting: waiting_rx,
             done: done_rx,
         };
         let handle = Handle {
@@ -162,7 +164,8 @@ impl Store {
             copied,
             store: self.config.display(),
         };
-        (Link::new(signals_rx, nudge, until_rx, fenced_by), handle)
+        let link = Link::new(signals_rx, nudge, until_rx, fenced_by).with_waiting(waiting_tx);
+        (link, handle)
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::hosts::{Site, User};
+use common::hosts::{Host, Site, User};
 use common::postgres::Postgres;
 use common::tmux::TmuxServer;
 use common::{CliRun, wait_output};
@@ -364,13 +364,20 @@ impl Tmux {
     }
 }
 
-#[test]
-fn a_live_driver_on_host_a_hands_over_to_host_b_when_its_operator_says_yes() {
-    let pg = Postgres::start();
-    let site = Site::new();
-    site.store_config(&pg.url(), "5s");
+/// A live hand-over under way: A drives `WAITING` on its terminal UI in tmux (session `a`), into
+/// its soak, and `taker` (B, or A's other terminal) has asked to take it over, headless.
+struct AskedTakeover {
+    tmux: Tmux,
+    /// A's run folder, and the run's id.
+    dir: PathBuf,
+    id: String,
+    taker: Running,
+    /// What the taker says.
+    out: PathBuf,
+}
+
+fn ask_takeover(pg: &Postgres, site: &Site, a: &Host, taker: &Host, reason: &str) -> AskedTakeover {
     let rb = site.write("rb.toml", WAITING);
-    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
     let tmux = Tmux::new(site.path());
     tmux.start(
         "a",
@@ -379,28 +386,66 @@ fn a_live_driver_on_host_a_hands_over_to_host_b_when_its_operator_says_yes() {
             &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
         ),
     );
-    wait_for_soak(&pg);
-    let dir_a = the_run(&a.state);
-    let id = run_id(&dir_a);
-    let out_b = site.path().join("b.out");
+    wait_for_soak(pg);
+    let dir = the_run(&a.state);
+    let id = run_id(&dir);
+    let out = site.path().join("taker.out");
     let taker = spawn_logged(
-        b.command(
+        taker.command(
             None,
             &[
                 "takeover",
                 &id,
                 "--reason",
-                "end of shift on A",
+                reason,
                 "--headless",
                 "--yes",
                 "--var",
                 "w=1s",
                 "--state-dir",
-                &b.state_arg(),
+                &taker.state_arg(),
             ],
         ),
-        &out_b,
+        &out,
     );
+    AskedTakeover {
+        tmux,
+        dir,
+        id,
+        taker,
+        out,
+    }
+}
+
+/// After `y`, A's screen watches the run it handed over (`watching` is what its header says of
+/// where it reads it and who drives); once the new driver has ended the run, `q` leaves it, and
+/// A's command exits 0 having said it handed over.
+fn a_watches_then_leaves(tmux: &Tmux, watching: &str) {
+    let screen = tmux.wait_screen("a", "WATCHING");
+    assert!(screen.contains(watching), "{screen}");
+    tmux.wait_screen("a", "SUCCEEDED");
+    tmux.keys("a", &["q"]);
+    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
+    let screen = tmux.screen("a");
+    assert!(
+        screen.contains("handed over to root; watching the run from here"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_live_driver_on_host_a_hands_over_to_host_b_when_its_operator_says_yes() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "5s");
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let AskedTakeover {
+        tmux,
+        dir: dir_a,
+        id,
+        taker,
+        out: out_b,
+    } = ask_takeover(&pg, &site, &a, &b, "end of shift on A");
     let screen = tmux.wait_screen("a", "asks to take over");
     assert!(
         screen.contains("bastion-b"),
@@ -408,11 +453,12 @@ fn a_live_driver_on_host_a_hands_over_to_host_b_when_its_operator_says_yes() {
     );
     assert!(screen.contains("end of shift on A"), "{screen}");
     tmux.keys("a", &["y"]);
-    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
+    // A's screen goes on watching the run, through the store, as B drives it (SPEC §8).
     let code = wait_exit(taker);
     let said = std::fs::read_to_string(&out_b).unwrap();
     assert_eq!(code, Some(0), "B took over and finished the run:\n{said}");
     assert!(said.contains("handed the run over to root"), "{said}");
+    a_watches_then_leaves(&tmux, "WATCHING via store");
 
     // A journaled the hand-over and started nothing after it.
     let ja = journal(&dir_a);
@@ -540,41 +586,16 @@ fn on_one_host_with_a_store_a_live_driver_hands_over_and_the_new_driver_takes_it
     let pg = Postgres::start();
     let site = Site::new();
     site.store_config(&pg.url(), "15s");
-    let rb = site.write("rb.toml", WAITING);
     let a = site.host("bastion-a");
-    let tmux = Tmux::new(site.path());
-    tmux.start(
-        "a",
-        &a.shell_line(
-            None,
-            &["run", rb.to_str().unwrap(), "--state-dir", &a.state_arg()],
-        ),
-    );
-    wait_for_soak(&pg);
-    let dir = the_run(&a.state);
-    let id = run_id(&dir);
-    let out = site.path().join("taker.out");
-    let taker = spawn_logged(
-        a.command(
-            None,
-            &[
-                "takeover",
-                &id,
-                "--reason",
-                "from my other terminal",
-                "--headless",
-                "--yes",
-                "--var",
-                "w=1s",
-                "--state-dir",
-                &a.state_arg(),
-            ],
-        ),
-        &out,
-    );
+    let AskedTakeover {
+        tmux,
+        dir,
+        id,
+        taker,
+        out,
+    } = ask_takeover(&pg, &site, &a, &a, "from my other terminal");
     tmux.wait_screen("a", "asks to take over");
     tmux.keys("a", &["y"]);
-    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
     let code = wait_exit(taker);
     let said = std::fs::read_to_string(&out).unwrap();
     assert_eq!(
@@ -582,6 +603,9 @@ fn on_one_host_with_a_store_a_live_driver_hands_over_and_the_new_driver_takes_it
         Some(0),
         "the new driver took the lease and finished:\n{said}"
     );
+    // The new driver is on this host: A's screen watches the run from its folder (it may
+    // have ended already: "drove").
+    a_watches_then_leaves(&tmux, "root@bastion-a dr");
     let j = journal(&dir);
     let handover = common::event(&j, "handover");
     assert_eq!(handover["consent"], true);
@@ -743,10 +767,10 @@ run = "echo $RUNBOOK_RUN_DIR >> third-ran-in"
         "the dialog says the command ends here first:\n{screen}"
     );
     tmux.keys("a", &["y"]);
-    assert_eq!(tmux.exit_of("a"), 0, "{}", tmux.screen("a"));
     let code = wait_exit(taker);
     let said = std::fs::read_to_string(&out_b).unwrap();
     assert_eq!(code, Some(0), "B goes on without a decision to make:\n{said}");
+    a_watches_then_leaves(&tmux, "WATCHING via store");
     let long = std::fs::read_to_string(site.path().join("long-ran-in")).unwrap();
     assert_eq!(long.lines().count(), 1, "the command ran once, on A: {long}");
     assert!(long.contains("state-bastion-a"), "{long}");

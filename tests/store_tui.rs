@@ -5,11 +5,33 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::Fixture;
 use common::postgres::Postgres;
 use common::tmux::TmuxServer;
+
+/// `runbook run FILE --state-dir STATE EXTRA…` on its terminal UI in a new 80×24 tmux session
+/// without colour, with the fixture's `config.toml` (whose store and lease `write_config` set);
+/// `EXIT=<status>` is printed when it ends.
+fn start_tui(fx: &Fixture, name: &str, rb: &Path, state: &Path, extra: &str) -> TmuxServer {
+    let command = format!(
+        "env NO_COLOR=1 XDG_CONFIG_HOME={} {} run {} --state-dir {}{extra}; echo EXIT=$?; sleep 600",
+        fx.file("config").display(),
+        common::runbook_bin().display(),
+        rb.display(),
+        state.display(),
+    );
+    let tmux = TmuxServer::new(name);
+    tmux.ok(&["new-session", "-d", "-s", "run", "-x", "80", "-y", "24", &command]);
+    tmux
+}
+
+/// The first line of a screen: the header.
+fn header(screen: &str) -> String {
+    screen.lines().next().unwrap_or_default().to_string()
+}
 
 #[test]
 fn store_behind_leaves_the_header_when_the_store_catches_up_after_the_run_ended() {
@@ -28,17 +50,7 @@ run = "for i in $(seq 1 25); do echo line $i; sleep 0.2; done"
 "#,
     );
     let state = fx.file("state");
-    let command = format!(
-        "env NO_COLOR=1 XDG_CONFIG_HOME={} {} run {} --state-dir {} --store '{}'; echo EXIT=$?; sleep 600",
-        fx.file("config").display(),
-        common::runbook_bin().display(),
-        rb.display(),
-        state.display(),
-        pg.url()
-    );
-    let tmux = TmuxServer::new("store-tui");
-    tmux.ok(&["new-session", "-d", "-s", "run", "-x", "80", "-y", "24", &command]);
-    let header = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    let tmux = start_tui(&fx, "store-tui", &rb, &state, &format!(" --store '{}'", pg.url()));
     pg.wait_for(
         "SELECT count(*) > 0 FROM log_chunks",
         "t",
@@ -92,16 +104,7 @@ run = "echo next > next-ran"
 "#,
     );
     let state = fx.file("state");
-    let command = format!(
-        "env NO_COLOR=1 XDG_CONFIG_HOME={} {} run {} --state-dir {}; echo EXIT=$?; sleep 600",
-        fx.file("config").display(),
-        common::runbook_bin().display(),
-        rb.display(),
-        state.display(),
-    );
-    let tmux = TmuxServer::new("store-lease");
-    tmux.ok(&["new-session", "-d", "-s", "run", "-x", "80", "-y", "24", &command]);
-    let header = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    let tmux = start_tui(&fx, "store-lease", &rb, &state, "");
     pg.wait_for(
         "SELECT count(*) > 0 FROM log_chunks",
         "t",
@@ -130,4 +133,98 @@ run = "echo next > next-ran"
     tmux.wait_screen("run", "the exit", Duration::from_secs(20), |s| {
         s.contains("EXIT=0")
     });
+}
+
+#[test]
+fn a_driver_fenced_in_a_long_watch_stops_it_at_once_and_its_screen_watches_the_new_driver() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    pg.write_config(&fx, "3s");
+    let rb = fx.write(
+        "rb.toml",
+        r#"
+[runbook]
+title = "Fence"
+[vars]
+w = "5m"
+[[phase]]
+title = "Deploy"
+[[phase.step]]
+title = "First"
+run = "echo first"
+[[phase.step]]
+title = "Soak"
+watch = "${w}"
+[[phase.step]]
+title = "Third"
+run = "echo $RUNBOOK_RUN_DIR >> third-ran-in; echo third"
+"#,
+    );
+    let (a, b) = (fx.file("state-a"), fx.file("state-b"));
+    let tmux = start_tui(&fx, "store-fence", &rb, &a, "");
+    pg.wait_for(
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
+        "1",
+        Duration::from_secs(30),
+    );
+    let dir = common::run_dirs(&a).pop().unwrap();
+    let id = dir.file_name().unwrap().to_str().unwrap().to_string();
+    let pid = common::event(&common::run_journal(&dir), "run_started")["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    // A freezes (a stopped VM, a partition) past its lease, in a five-minute watch; B resumes
+    // the run from the store under a newer lease, and watches for 20 s.
+    let pid = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let new = std::process::Command::new(common::runbook_bin())
+        .args([
+            "resume",
+            &id,
+            "--headless",
+            "--yes",
+            "--var",
+            "w=20s",
+            "--state-dir",
+        ])
+        .arg(&b)
+        .env("XDG_CONFIG_HOME", fx.file("config"))
+        .current_dir(fx.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    pg.wait_for(
+        &format!("SELECT count(*) > 0 FROM events WHERE run_id = '{id}' AND epoch = 2"),
+        "t",
+        Duration::from_secs(30),
+    );
+    // A comes back: at its next renewal it finds itself fenced, ends its own watch then and
+    // there, and its screen goes on watching the run B drives, through the store.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let screen = tmux.wait_screen("run", "A watching B's run", Duration::from_secs(15), |s| {
+        header(s).contains("WATCHING via store")
+    });
+    assert!(
+        header(&screen).contains("drives") && !header(&screen).contains("ended"),
+        "A watches while B is still in its 20 s watch:\n{screen}"
+    );
+    let new = common::wait_output(new, Duration::from_secs(60));
+    assert_eq!(new.status.code(), Some(0), "{}", common::text(&new.stderr));
+    tmux.wait_screen("run", "the run's end", Duration::from_secs(20), |s| {
+        header(s).contains("SUCCEEDED")
+    });
+    tmux.keys("run", &["q"]);
+    let screen = tmux.wait_screen("run", "the exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("drives this run now"), "{screen}");
+    let j = common::run_journal(&dir);
+    assert_eq!(common::events(&j, "store_fenced").len(), 1, "{j:#?}");
+    assert!(common::started(&j).iter().all(|s| !s.contains("third")));
+    let ran = fx.read("third-ran-in");
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert!(ran.contains("state-b"), "{ran}");
 }

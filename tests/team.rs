@@ -562,18 +562,23 @@ fn a_live_driver_hands_over_when_its_operator_agrees() {
     );
     assert!(screen.contains("end of shift"), "{screen}");
     team.keys("driver", &["y"]);
-    let screen = team.wait_screen("driver", "handed over to");
-    assert!(
-        screen.contains(&format!(
-            "handed over to {} — watch with: runbook attach",
-            team.user("bob")
-        )),
-        "{screen}"
-    );
-    assert_eq!(team.exit_of("driver"), 0);
+    // alice's screen goes on as a watcher of the run bob now drives (SPEC §8).
+    let bob = team.user("bob");
+    let screen = team.wait_screen("driver", "WATCHING");
+    assert!(screen.contains(&format!("{bob}@")), "{screen}");
+    assert!(screen.contains("rollout"), "{screen}");
 
     let out = taker.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The watcher sees bob's run end; leaving it ends alice's command, as a hand-over does: 0.
+    team.wait_screen("driver", "succeeded");
+    team.keys("driver", &["q"]);
+    assert_eq!(team.exit_of("driver"), 0);
+    let screen = team.screen("driver");
+    assert!(
+        screen.contains(&format!("handed over to {bob}; watching the run from here")),
+        "{screen}"
+    );
     let j = team.journal();
     let h = events(&j, "handover");
     assert_eq!(h.len(), 1, "{j:#?}");

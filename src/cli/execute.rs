@@ -180,13 +180,15 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
         simulate: req.simulate_metrics || rehearsal.is_some(),
     };
     let store_flag = exec.store.clone();
-    let code = runtime.block_on(async move {
+    let watch_store = exec.store.clone();
+    let watch_state = state_dir.clone();
+    let (code, watch) = runtime.block_on(async move {
         // The store first: a wrong password or an unknown database stops us before anything runs.
         let store = match crate::store::from_settings(store_flag.as_deref()).await {
             Ok(s) => s,
             Err(e) => {
                 crate::say!("runbook: {e}");
-                return 2;
+                return (2, None);
             }
         };
         let steal = match crate::store::prepare_resume(
@@ -200,7 +202,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             Ok(steal) => steal,
             Err(e) => {
                 crate::say!("runbook: {e}");
-                return 2;
+                return (2, None);
             }
         };
         let session = match session::start_shared(req, store.as_ref().map(|s| (s, steal))) {
@@ -210,7 +212,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
                 if !e.to_string().ends_with('\n') {
                     crate::say!();
                 }
-                return 2;
+                return (2, None);
             }
         };
         let mut session = session;
@@ -234,11 +236,15 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             );
         }
         let run_dir = session.run_dir.clone();
-        let code = if tui {
+        // Handed over (or fenced) on the terminal UI: its operator goes on watching the run.
+        let (code, watch) = if tui {
             let kinds = crate::metrics::source_kinds(&session.runbook, &sources);
-            crate::tui::run(session, mode, kinds, speed).await
+            match crate::tui::run(session, mode, kinds, speed).await {
+                crate::tui::Ended::Exit(code) => (code, None),
+                crate::tui::Ended::HandedOver { to } => (0, Some(to)),
+            }
         } else {
-            crate::headless::run(session).await
+            (crate::headless::run(session).await, None)
         };
         // What the shared store still lacks is copied now (at most 15 s, said), then the lease is
         // released; so is what earlier runs here left uncopied.
@@ -249,7 +255,7 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
             crate::say!(
                 "runbook: {by} drives this run now (the shared store says so); nothing more runs here"
             );
-            return code;
+            return (code, watch.map(|to| (to, run_dir)));
         }
         // Stopped (q, Ctrl-C, SIGTERM), aborted, failed, or a rollback that failed: the run can
         // go on from its journal. Succeeded (0) and rolled back (3) are done.
@@ -259,10 +265,35 @@ fn execute(file: PathBuf, exec: ExecFlags, how: How) -> i32 {
                 run_dir.display()
             );
         }
-        code
+        (code, watch.map(|to| (to, run_dir)))
     });
     // Whatever path led here, no command of ours outlives us.
     crate::process::kill_all_now();
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    code
+    match watch {
+        Some((to, run_dir)) => watch_handed_over(&watch_state, &run_dir, &to, watch_store.as_deref()),
+        None => code,
+    }
+}
+
+/// The run was handed over to `to` (or a newer driver's lease fenced this one) while its operator
+/// was at the terminal UI: the same terminal goes on as a watcher of the run (SPEC §8), read from
+/// the shared store when the new driver is on another host. Leaving the watch ends the command,
+/// with 0 as after a hand-over without it.
+fn watch_handed_over(
+    state_dir: &std::path::Path,
+    run_dir: &std::path::Path,
+    to: &str,
+    store: Option<&str>,
+) -> i32 {
+    let id = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::say!("runbook: handed over to {to}; watching the run from here (q leaves)");
+    match crate::tui::attach::main(state_dir, Some(&id), store) {
+        0 => {}
+        _ => crate::say!("runbook: the run goes on with {to}; watch it with: runbook attach {id}"),
+    }
+    0
 }

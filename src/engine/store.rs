@@ -43,6 +43,17 @@ impl Engine {
         Ok(false)
     }
 
+    /// Fenced by a newer driver while nothing executes here (a watch, a manual step, a wait for
+    /// approvals or a decision): the run is the newer driver's, so this one stops now rather than
+    /// when the wait would have ended. A command or request in flight here ends first; the next
+    /// step's `lease_gate` then stops.
+    pub(super) fn stop_if_fenced(&self) -> Result<(), Stop> {
+        match self.store.as_ref().and_then(Link::fenced_by) {
+            Some(by) if self.executing().is_none() => Err(Stop::HandedOver(by.to_string())),
+            _ => Ok(()),
+        }
+    }
+
     /// Before a step starts: this driver must hold the run's lease. Lost (the store unreachable
     /// past its expiry): wait for it, saying why; fenced by a newer driver: stop for good.
     pub(super) async fn lease_gate(&mut self, at: StepRef) -> Result<(), Stop> {

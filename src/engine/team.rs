@@ -485,7 +485,7 @@ impl Engine {
     }
 
     /// The step in flight, when it executes something here (a command, an HTTP request).
-    fn executing(&self) -> Option<StepRef> {
+    pub(super) fn executing(&self) -> Option<StepRef> {
         let (at, _, _) = self.unfinished?;
         let step = &self.rb.phases_of(at.rollback)[at.phase].steps[at.step];
         matches!(

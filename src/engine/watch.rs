@@ -82,6 +82,7 @@ impl Engine {
             if self.unfinished.is_none() {
                 self.deferred_handover().await?;
             }
+            self.stop_if_fenced()?;
             let auto = if self.rolling_back {
                 None
             } else {

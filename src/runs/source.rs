@@ -10,7 +10,7 @@ use super::follow::{Followed, Follower};
 use super::remote::StoreFollower;
 use super::{Driver, shared};
 use crate::control::{Request, Response};
-use crate::journal::Record;
+use crate::journal::{Event, Record};
 use crate::store::{Store, StoreConfig};
 
 /// Where a watched run is read from.
@@ -144,12 +144,21 @@ impl Requests {
     }
 }
 
-/// Whether the run in `dir` is driven (or was last) from this host.
+/// Whether the run in `dir` is driven (or was last) from this host. Not when its latest change
+/// of hands here sent it elsewhere: handed over to another host, or fenced by a newer driver's
+/// lease (this folder then stops growing; the store has the rest).
 fn driven_here(dir: &Path) -> bool {
     let records = crate::journal::read(&dir.join("journal.jsonl"))
         .map(|(r, _)| r)
         .unwrap_or_default();
-    super::driver_of(dir, &records).is_some_and(|d| d.host == crate::identity::host())
+    let here = crate::identity::host();
+    let left = records.iter().rev().find_map(|r| match &r.event {
+        Event::RunStarted { .. } => Some(false),
+        Event::Handover { at, .. } => Some(at.host != here),
+        Event::StoreFenced { .. } => Some(true),
+        _ => None,
+    });
+    left != Some(true) && super::driver_of(dir, &records).is_some_and(|d| d.host == here)
 }
 
 fn open_local(dir: &Path) -> Result<(Source, Vec<Followed>), String> {

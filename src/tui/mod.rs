@@ -85,8 +85,18 @@ async fn store_changed(
     std::future::pending().await
 }
 
-/// Runs the UI until the run has ended and the operator leaves; returns the exit status.
-pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: f64) -> i32 {
+/// How the driver's screen ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The run stopped here (or the terminal went away): the exit status.
+    Exit(i32),
+    /// The run was handed over, or a newer driver's lease fenced this one, and the terminal is
+    /// still there: its operator goes on watching the run (SPEC §8), as `runbook attach` does.
+    HandedOver { to: String },
+}
+
+/// Runs the UI until the run has ended and the operator leaves, or the run was handed over.
+pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: f64) -> Ended {
     let run_dir = session.run_dir;
     let mut app = App::new(session.runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;
@@ -114,7 +124,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
                     reason: Some("no terminal".into()),
                 })
                 .await;
-            return engine.await.map(|o| o.exit_code()).unwrap_or(1);
+            return Ended::Exit(engine.await.map(|o| o.exit_code()).unwrap_or(1));
         }
     };
     let terminal = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
@@ -122,7 +132,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         Err(e) => {
             drop(guard);
             crate::say!("runbook: cannot draw on the terminal: {e}");
-            return 1;
+            return Ended::Exit(1);
         }
     };
     if let Ok(size) = terminal.size() {
@@ -274,12 +284,16 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         std::mem::forget(guard);
     }
     let o = outcome.unwrap_or(Outcome::Failed);
-    if let Some(to) = &app.handed_over {
+    if let Some(to) = app.handed_over {
+        if input_open {
+            return Ended::HandedOver { to };
+        }
+        // Nobody is there to watch: the terminal hung up.
         crate::out!(
             "runbook: handed over to {to} — watch with: runbook attach {}",
             run_dir.display()
         );
-        return 0;
+        return Ended::Exit(0);
     }
     crate::out!(
         "runbook: run {} (exit {}); journal: {}",
@@ -287,7 +301,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
         o.exit_code(),
         run_dir.display()
     );
-    o.exit_code()
+    Ended::Exit(o.exit_code())
 }
 
 /// The most of a log file read back for the screen (its end): the screen keeps

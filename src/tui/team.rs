@@ -101,7 +101,7 @@ pub fn lines<'a>(
         Line::from(format!("Why:  {reason}")),
         Line::from(""),
         Line::from(format!(
-            "y: {by} drives from here, exactly where the run stands (journaled as a handover); this screen closes.{running}"
+            "y: {by} drives from here, exactly where the run stands (journaled as a handover); this screen then watches the run.{running}"
         )),
         Line::from(""),
         Line::from(Span::styled(

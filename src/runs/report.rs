@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use tokio_postgres::Client;
+
 use crate::journal::report::{self, LOG_END_BYTES, LogEnd, Report};
 use crate::store::{Store, connect, watch};
 
@@ -45,22 +47,29 @@ pub fn load(arg: &Path, state_dir: &Path, store_flag: Option<&str>) -> Result<Re
             return Err(format!("{name}: no shared store is set"));
         };
         let set_by = |e: String| format!("{e} (the store is set by {origin})");
-        let Some(id) = super::shared::find(&store, Some(&name)).await.map_err(set_by)? else {
+        // One connection for it all: the one that opened the store.
+        let client = store.opened_client().await.map_err(|e| set_by(e.to_string()))?;
+        let sql = |e: tokio_postgres::Error| set_by(connect::explain(&store.config, &e).to_string());
+        // The run's id, else a unique part of one (as `attach` takes it).
+        let id = match watch::run(&client, &name).await.map_err(sql)? {
+            Some(_) => Some(name.clone()),
+            None => super::shared::find(&store, Some(&name)).await.map_err(set_by)?,
+        };
+        let Some(id) = id else {
             return Err(set_by(format!(
                 "{name}: no such run here ({}) nor in the shared store {}",
                 state_dir.join("runs").display(),
                 store.config.display()
             )));
         };
-        from_store(&store, &id).await.map_err(set_by)
+        from_store(&store, &client, &id).await.map_err(set_by)
     })
 }
 
 /// The report of run `id` from the store's copy of its journal and logs.
-async fn from_store(store: &Store, id: &str) -> Result<Report, String> {
-    let client = store.client().await.map_err(|e| e.to_string())?;
+async fn from_store(store: &Store, client: &Client, id: &str) -> Result<Report, String> {
     let sql = |e: tokio_postgres::Error| connect::explain(&store.config, &e).to_string();
-    let lines = watch::lines_after(&client, id, 0).await.map_err(sql)?;
+    let lines = watch::lines_after(client, id, 0).await.map_err(sql)?;
     // The lines as the journal file holds them: numbered from 1, one a line.
     let mut text = String::new();
     for (i, (seq, line)) in lines.iter().enumerate() {
@@ -78,9 +87,9 @@ async fn from_store(store: &Store, id: &str) -> Result<Report, String> {
     let mut report = report::from_text(&name, &text).map_err(|e| e.to_string())?;
     let mut ends: HashMap<String, LogEnd> = HashMap::new();
     for log in report::failed_logs(&report) {
-        let len = watch::log_len(&client, id, &log).await.map_err(sql)?;
+        let len = watch::log_len(client, id, &log).await.map_err(sql)?;
         let from = len.saturating_sub(LOG_END_BYTES);
-        let bytes = watch::log_from(&client, id, &log, from).await.map_err(sql)?;
+        let bytes = watch::log_from(client, id, &log, from).await.map_err(sql)?;
         ends.insert(log, LogEnd { bytes, cut: from > 0 });
     }
     report::add_log_tails(&mut report, |log| {

@@ -87,6 +87,15 @@ impl Store {
     pub async fn client(&self) -> Result<tokio_postgres::Client, StoreError> {
         connect::connect(&self.config).await
     }
+
+    /// The connection that opened the store, while nothing has taken it (a command that only
+    /// reads saves a connection and its authentication), else a new one.
+    pub async fn opened_client(&self) -> Result<tokio_postgres::Client, StoreError> {
+        match self.first.lock().ok().and_then(|mut c| c.take()) {
+            Some(c) => Ok(c),
+            None => self.client().await,
+        }
+    }
 }
 
 /// The store the settings name (`--store`, `RUNBOOK_STORE`, `config.toml`), opened; `None`

@@ -4,7 +4,8 @@
 //! host approves (`runbook approve RUN_ID STEP`, headless and in the terminal UI at 80×24 under
 //! tmux); `runbook ls` on another host says the run waits for approvals (text and JSON), from
 //! the driver's lease row in the store, and no longer once that command, run there, approved it.
-//! A watcher through the store (`attach` on another host) is shown the command by the id.
+//! A watcher through the store (`attach` on another host) is shown the command by the id. A driver
+//! killed while it waits is gone for `ls` once its lease expires, whatever its row still says.
 
 mod common;
 
@@ -284,4 +285,51 @@ fn the_drivers_screen_says_how_another_host_approves_at_80_columns() {
     );
     assert!(!screen.contains("store:"), "{screen}");
     assert!(!screen.contains("from another host"), "{screen}");
+}
+
+#[test]
+fn a_driver_killed_while_it_waits_for_approvals_is_gone_for_ls_not_waiting_once_its_lease_expires() {
+    let pg = Postgres::start();
+    let site = Site::new();
+    site.store_config(&pg.url(), "3s");
+    let rb = four_eyes(&site);
+    let _gate = Gate(site.path().to_path_buf());
+    let (a, b) = (site.host("bastion-a"), site.host("bastion-b"));
+    let out_a = site.path().join("a.out");
+    let file = std::fs::File::create(&out_a).unwrap();
+    let mut driver = Running(
+        on(&a, None, &["run", rb.to_str().unwrap(), "--headless"])
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap(),
+    );
+    wait_text(&out_a, "waiting for 1 approval");
+    let id = the_run(&a.state)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let (_, run) = ls(&b, &id);
+    assert_eq!(run["waiting_for"], "approvals", "{run}");
+    // The driver's host dies: nothing clears the row, but once the lease has expired its
+    // `waiting` is not believed.
+    driver.0.kill().unwrap();
+    driver.0.wait().unwrap();
+    pg.wait_for(
+        &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
+        "t",
+        LIMIT,
+    );
+    let row = pg.psql(
+        "runbook",
+        &format!("SELECT waiting->>'step' FROM leases WHERE run_id = '{id}'"),
+    );
+    assert_eq!(row.trim(), "deploy/migrate", "the row still says it");
+    let (shown, run) = ls(&b, &id);
+    assert_eq!(run["stale"], true, "{run}");
+    assert_eq!(run["driver"]["alive"], "gone", "{run}");
+    assert_ne!(run["waiting_for"], "approvals", "{run}");
+    assert!(!shown.contains("approval"), "{shown}");
+    assert!(shown.contains(" STALE "), "{shown}");
 }

@@ -173,11 +173,29 @@ fn a_driver_fenced_in_a_long_watch_stops_it_at_once_and_its_screen_watches_the_n
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    pg.wait_for(
-        &format!("SELECT count(*) > 0 FROM events WHERE run_id = '{id}' AND epoch = 2"),
-        "t",
-        Duration::from_secs(30),
-    );
+    // B holds the run once its first line is in the store under epoch 2 (a loaded machine may
+    // take a while to start it; if B gave up, what it said is the failure).
+    let mut new = Some(new);
+    let took = common::wait_for(Duration::from_secs(90), || {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(Ok(Some(_))) = new.as_mut().map(std::process::Child::try_wait) {
+            let out = new.take().unwrap().wait_with_output().unwrap();
+            panic!(
+                "B ended before it held the run: {:?}\n{}{}",
+                out.status,
+                common::text(&out.stdout),
+                common::text(&out.stderr)
+            );
+        }
+        pg.psql(
+            "runbook",
+            &format!("SELECT count(*) > 0 FROM events WHERE run_id = '{id}' AND epoch = 2"),
+        )
+        .trim()
+            == "t"
+    });
+    assert!(took, "B's lines never reached the store under epoch 2");
+    let new = new.unwrap();
     // A comes back: at its next renewal it finds itself fenced, ends its own watch then and
     // there, and its screen goes on watching the run B drives, through the store.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();

@@ -61,7 +61,9 @@ pub enum Cmd {
     },
     /// A Markdown report of a run: timeline, who confirmed what, notes, triggers, rollback, metrics
     Report {
-        /// The run's journal.jsonl or its folder
+        /// The run: its journal.jsonl, its folder, or its id (in the state dir, else in the shared
+        /// store)
+        #[arg(value_name = "RUN")]
         journal: PathBuf,
         /// markdown or json (the same content)
         #[arg(long, value_name = "FORMAT", default_value = "markdown")]
@@ -69,6 +71,13 @@ pub enum Cmd {
         /// Write the report to FILE instead of stdout
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Where runs are recorded [default: $XDG_STATE_HOME/runbook, else ~/.local/state/runbook]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// A run not in the state dir is read from this PostgreSQL store (postgres://USER@HOST/DB)
+        /// [env: RUNBOOK_STORE; else `store` in $XDG_CONFIG_HOME/runbook/config.toml]
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Turn a Markdown checklist or runbook (headings, `- [ ]` items, numbered procedures, commands) into a runbook TOML on stdout
     Import {

@@ -27,7 +27,13 @@ pub fn main() -> ExitCode {
             journal,
             format,
             output,
-        } => print::report(&journal, format, output.as_deref()),
+            state_dir,
+            store,
+        } => {
+            let state_dir = state_dir.unwrap_or_else(default_state_dir);
+            let found = crate::runs::report::load(&journal, &state_dir, store.as_deref());
+            print::report(found, format, output.as_deref())
+        }
         Cmd::Import { checklist } => print::import(&checklist),
         Cmd::Backtest {
             file,

@@ -8,9 +8,14 @@ use super::args::ReportFormat;
 use crate::runbook::plan::count;
 use crate::runbook::{LoadError, load};
 
-/// `runbook report`: the report of a journal, as Markdown or JSON, on stdout or into a file.
-pub(super) fn report(journal: &Path, format: ReportFormat, output: Option<&Path>) -> i32 {
-    let report = match crate::journal::report::load(journal) {
+/// `runbook report`: the report of a run (found by `runs::report`), as Markdown or JSON, on
+/// stdout or into a file.
+pub(super) fn report(
+    found: Result<crate::journal::report::Report, String>,
+    format: ReportFormat,
+    output: Option<&Path>,
+) -> i32 {
+    let report = match found {
         Ok(r) => r,
         Err(e) => {
             crate::say!("runbook: {e}");

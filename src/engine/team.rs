@@ -261,6 +261,7 @@ impl Engine {
             return self.rehearse_approvals(at, waiting, r.speed).await.map(|()| None);
         }
         self.team.awaiting = Some((at, waiting.clone()));
+        crate::store::link::share_waiting(&self.store, Some(&waiting));
         let tell = |w: &ApprovalWaiting| Update::Waiting {
             step: at,
             why: Wait::Approval(w.clone()),
@@ -282,6 +283,7 @@ impl Engine {
                             break Ok(None);
                         }
                         // One more approval: the screens say how many are still missing.
+                        crate::store::link::share_waiting(&self.store, Some(&waiting));
                         self.rec.tell(tell(&waiting)).await;
                     }
                 }
@@ -302,6 +304,7 @@ impl Engine {
             }
         };
         self.team.awaiting = None;
+        crate::store::link::share_waiting(&self.store, None);
         let skip = result?;
         self.team.given.remove(&key);
         Ok(skip)

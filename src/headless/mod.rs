@@ -28,6 +28,7 @@ pub async fn run(session: Session) -> i32 {
     if !session.history.is_empty() {
         resumed_summary(&session.history);
     }
+    let shared_id = crate::team::approve::shared_id(&session.run_dir, session.store_status.is_some());
     let Session {
         runbook,
         run_dir,
@@ -156,7 +157,7 @@ pub async fn run(session: Session) -> i32 {
                     (Wait::Approval(w), interactive) => {
                         let now = clock(SystemTime::now());
                         if let Some(reason) =
-                            team::waiting_for_approval(&mut out, &now, &name, &w, &run_dir, interactive)
+                            team::waiting_for_approval(&mut out, &now, &name, &w, (&run_dir, shared_id.as_deref()), interactive)
                         {
                             crate::say!("runbook: {reason}");
                             let _ = commands.send(Command::Abort { reason: Some(reason) }).await;

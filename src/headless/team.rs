@@ -44,21 +44,28 @@ fn ask_handover(commands: mpsc::Sender<Command>, by: String) {
     });
 }
 
-/// A step waits for approvals: says so, and how another operator gives one. Returns why the run
+/// A step waits for approvals: says so, and how another operator gives one (with a shared store,
+/// `shared_id`: also from another host). Returns why the run
 /// must stop instead: nobody but the driver may approve and nobody is at a terminal to skip it.
 pub(super) fn waiting_for_approval(
     out: &mut impl Write,
     now: &str,
     name: &str,
     w: &crate::control::ApprovalWaiting,
-    run_dir: &std::path::Path,
+    (run_dir, shared_id): (&std::path::Path, Option<&str>),
     interactive: bool,
 ) -> Option<String> {
+    let folder = run_dir.display().to_string();
+    let hint = crate::team::approve::hint(Some(&folder), shared_id, name);
+    let elsewhere = hint
+        .other_host
+        .map(|c| format!("; from another host (shared store): {c}"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{now} .. {name} is {}; another operator approves with: runbook approve {} {name}",
+        "{now} .. {name} is {}; another operator approves with: {}{elsewhere}",
         w.describe(),
-        run_dir.display()
+        hint.here.unwrap_or_default()
     );
     let _ = out.flush();
     let nobody = w.may_approve.as_ref().is_some_and(|l| l.is_empty());

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::files::{create_named_run_dir, create_private_file};
 pub use event::{Event, Outcome, RollbackStatus, StepFinished, StepStatus};
-pub use reader::{MAX_JOURNAL_BYTES, read};
+pub use reader::{MAX_JOURNAL_BYTES, parse, read};
 pub use writer::{Appender, Journal, OpenError, RunLock, lock_run};
 
 /// A journal line: the time and the event.

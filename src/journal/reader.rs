@@ -20,20 +20,27 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, Option<String>)> {
         crate::runbook::ReadError::PermissionDenied => Error::new(ErrorKind::PermissionDenied, e.to_string()),
         other => Error::new(ErrorKind::InvalidInput, other.to_string()),
     })?;
-    let not_journal = |line: usize, why: &str| {
-        Error::new(
-            ErrorKind::InvalidData,
-            format!(
-                "{}:{line}: this is not a runbook journal ({why}); give the journal.jsonl of a run, or its folder",
-                path.display()
-            ),
-        )
-    };
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        not_journal(line, "it is not text")
+        not_journal(&path.display().to_string(), line, "it is not text")
     })?;
+    parse(&text, &path.display().to_string())
+}
+
+fn not_journal(name: &str, line: usize, why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{name}:{line}: this is not a runbook journal ({why}); give the journal.jsonl of a run, or its folder"
+        ),
+    )
+}
+
+/// A journal's text read back as `read` reads a file (the shared store's copy of a journal is
+/// read by the same rules); `name` names it in errors, as the file's path does.
+pub fn parse(text: &str, name: &str) -> std::io::Result<(Vec<Record>, Option<String>)> {
+    use std::io::{Error, ErrorKind};
     let mut torn = None;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut records = Vec::with_capacity(lines.len());
@@ -59,13 +66,10 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, Option<String>)> {
                 return Err(match event {
                     Some(event) => Error::new(
                         ErrorKind::InvalidData,
-                        format!(
-                            "{}:{}: a `{event}` event that cannot be read: {e}",
-                            path.display(),
-                            i + 1
-                        ),
+                        format!("{name}:{}: a `{event}` event that cannot be read: {e}", i + 1),
                     ),
                     None => not_journal(
+                        name,
                         i + 1,
                         "each line of a journal is an event, a JSON object with `ts` and `event`",
                     ),

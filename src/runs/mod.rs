@@ -3,7 +3,8 @@
 //! where each stands (`standing`, in its own module). `ls` prints them; `attach` follows one of them (`follow`).
 //! With a shared store, the same for the store's runs (`shared`), followed from any host
 //! (`remote`); `source` is the one seam a watcher reads a run through, whichever it is; `events`
-//! prints a watched run's events for scripts.
+//! prints a watched run's events for scripts; `report` finds the journal a report is made of,
+//! here or in the store.
 //!
 //! Everything here only reads: the journal and the logs are written by the run's driver alone,
 //! and a watcher's requests (notes, approvals) go to the driver, never into its files.
@@ -12,6 +13,7 @@ pub mod events;
 pub mod follow;
 pub mod ls;
 pub mod remote;
+pub mod report;
 pub mod shared;
 pub mod source;
 mod standing;
@@ -178,7 +180,15 @@ pub fn summarize(dir: &Path) -> RunSummary {
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let driver = driver_of(dir, &records);
-    summary(id, Some(dir), &records, error, driver, Found::Local)
+    summary(id, Some(dir), &records, error, driver, Awaited::Socket)
+}
+
+/// Where `ls` learns what a live driver waits for from other operators (the journal does not
+/// say): from the driver itself on its control socket (a run folder here), or from its lease row
+/// in the shared store, where the driver writes it (a run of the store).
+pub enum Awaited {
+    Socket,
+    Lease(Option<crate::control::ApprovalWaiting>),
 }
 
 /// Summarises a run from its journal and its driver, wherever they were read (a run folder, or
@@ -189,8 +199,12 @@ fn summary(
     records: &[Record],
     error: Option<String>,
     driver: Option<Driver>,
-    source: Found,
+    awaited: Awaited,
 ) -> RunSummary {
+    let source = match awaited {
+        Awaited::Socket => Found::Local,
+        Awaited::Lease(_) => Found::Store,
+    };
     let info = crate::journal::resume::info(records);
     let first = records.iter().find_map(|r| match &r.event {
         Event::RunStarted { mode, .. } => Some((r.ts.clone(), mode.clone())),
@@ -219,11 +233,15 @@ fn summary(
     let mut pos = pos;
     let mut approvals = None;
     let alive = driver.as_ref().is_some_and(|d| d.alive == Liveness::Alive);
-    if alive
-        && !matches!(pos.standing, Standing::Finished { .. })
-        && rb.as_ref().is_some_and(has_approvals)
-        && let Some(w) = dir.and_then(awaited_approvals)
-    {
+    let going_on = alive && !matches!(pos.standing, Standing::Finished { .. });
+    let awaited = match awaited {
+        _ if !going_on => None,
+        // The lease says it whether or not the runbook file can be read on this host.
+        Awaited::Lease(w) => w,
+        Awaited::Socket if rb.as_ref().is_some_and(has_approvals) => dir.and_then(awaited_approvals),
+        Awaited::Socket => None,
+    };
+    if let Some(w) = awaited {
         let (phase, step) = w.step.split_once('/').unwrap_or(("", &w.step));
         pos.standing = Standing::Waiting {
             step: StepName {

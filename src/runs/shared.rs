@@ -1,8 +1,9 @@
 //! The runs of the shared store (SPEC §9) as a watcher on any host sees them: the store's runs,
 //! each summarised from its journal lines through the same `standing` as a run folder, with its
 //! driver taken from its lease (alive while the lease is held and not expired by the store's
-//! clock; on this host its pid is looked at too), beside the runs of the state dir that the store
-//! does not have. Finding the run `attach` names, in the store.
+//! clock; on this host its pid is looked at too) and what it waits for from other operators from
+//! the lease row too (`waiting`: no driver is asked), beside the runs of the state dir that the
+//! store does not have. Finding the run `attach` names, in the store.
 //!
 //! Reading the store is `crate::store::watch`'s; this module says what the rows mean.
 
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Driver, Found, Liveness, RunSummary};
+use super::{Driver, Liveness, RunSummary};
 use crate::journal::Record;
 use crate::store::lease::Holder;
 use crate::store::watch::{self, StoredRun};
@@ -104,7 +105,7 @@ pub fn summarize(run: &StoredRun, state_dir: &Path) -> RunSummary {
         &records,
         error,
         driver,
-        Found::Store,
+        super::Awaited::Lease(run.waiting.clone()),
     );
     s.lease = run.lease.as_ref().map(|h| LeaseSummary {
         epoch: h.epoch,

@@ -32,7 +32,8 @@ pub enum WaitFor {
     GoAhead,
     /// A step failed: retry, skip or roll back.
     Decision,
-    /// Other operators' approvals (the driver says so when asked: the journal does not).
+    /// Other operators' approvals (the driver says so when asked, or on its lease row in the
+    /// shared store: the journal does not).
     Approvals,
 }
 

@@ -4,7 +4,9 @@
 //! thirds of the lease without an answer and no new step starts (`store_lease_unconfirmed`: the
 //! lease still holds in the store, but not for long enough to start something); the whole lease
 //! and it is lost (`store_lease_lost`). Either way steps go on once it is renewed; a newer epoch
-//! in the row fences this driver for good.
+//! in the row fences this driver for good. The row also says what the run waits for from other
+//! operators (`waiting`: a step's approvals), written with each renewal and at once when it
+//! changes, cleared when the lease is released.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +16,7 @@ use tokio_postgres::Client;
 
 use super::link::{LeaseState, Signal};
 use super::{StoreConfig, StoreError, connect};
+use crate::control::ApprovalWaiting;
 use crate::journal::Event;
 
 /// Who drives: what the lease row says.
@@ -111,6 +114,9 @@ pub struct LeaseTask {
     pub epoch: watch::Sender<Option<i64>>,
     /// Until when a step may start, by this host's clock (see `Link`).
     pub valid_until: watch::Sender<Option<Instant>>,
+    /// What the run waits for from other operators (`link::share_waiting`): written on the lease
+    /// row with every renewal, and at once (a renewal ahead of time) when it changes.
+    pub waiting: watch::Receiver<Option<ApprovalWaiting>>,
     pub done: watch::Receiver<bool>,
 }
 
@@ -130,11 +136,19 @@ impl LeaseTask {
         // thirds of the lease after it, and the lease holds until its whole length after it.
         let mut confirmed: Option<Instant> = None;
         let mut next_try = Instant::now();
+        let mut waiting_open = true;
         loop {
             // Wait for the next renewal, the end of the lease's margin or of the lease, or the run's.
             let deadline = lapses(&state, confirmed, ttl);
             tokio::select! {
                 _ = tokio::time::sleep_until(next_try) => {}
+                // What the run waits for changed: renewed now, carrying it.
+                changed = self.waiting.changed(), if waiting_open => {
+                    if changed.is_err() {
+                        waiting_open = false;
+                        continue;
+                    }
+                }
                 _ = crate::duration::sleep_until_opt(deadline) => {
                     self.lapse(&mut state, confirmed, ttl).await;
                     continue;
@@ -165,8 +179,14 @@ impl LeaseTask {
             };
             // One attempt (connecting first if need be). The lease's margin or its end passing
             // meanwhile is said on time; the attempt goes on.
+            let waiting = self
+                .waiting
+                .borrow_and_update()
+                .as_ref()
+                .and_then(|w| serde_json::to_string(w).ok());
             let attempt = {
                 let (config, run, me, steal) = (&self.config, &self.run, &me, self.steal);
+                let waiting = waiting.as_deref();
                 let mut c = client.take();
                 async move {
                     if c.is_none() {
@@ -180,8 +200,10 @@ impl LeaseTask {
                     let conn = c.as_ref()?;
                     let sent = Instant::now();
                     let result = match epoch {
-                        None => timeout(op_timeout, take(conn, run, me, ttl, steal)).await,
-                        Some(epoch) => timeout(op_timeout, renew(conn, &run.run_id, epoch, ttl)).await,
+                        None => timeout(op_timeout, take(conn, run, me, ttl, steal, waiting)).await,
+                        Some(epoch) => {
+                            timeout(op_timeout, renew(conn, &run.run_id, epoch, ttl, waiting)).await
+                        }
                     };
                     // Unreachable, or too slow: a fresh connection next time.
                     let outcome = result.ok()?.ok()?;
@@ -307,6 +329,7 @@ async fn take(
     me: &Driver,
     ttl: Duration,
     steal: bool,
+    waiting: Option<&str>,
 ) -> Result<Taken, tokio_postgres::Error> {
     c.execute(
         "INSERT INTO runs (run_id, runbook, title, file, sha256, operator, host)
@@ -325,14 +348,14 @@ async fn take(
     let secs = ttl.as_secs_f64();
     let row = c
         .query_opt(
-            "INSERT INTO leases AS l (run_id, epoch, operator, host, pid, acquired_at, renewed_at, expires_at)
-             VALUES ($1, 1, $2, $3, $4, now(), now(), now() + make_interval(secs => $5))
+            "INSERT INTO leases AS l (run_id, epoch, operator, host, pid, acquired_at, renewed_at, expires_at, waiting)
+             VALUES ($1, 1, $2, $3, $4, now(), now(), now() + make_interval(secs => $5), ($7::text)::jsonb)
              ON CONFLICT (run_id) DO UPDATE SET epoch = l.epoch + 1, operator = EXCLUDED.operator,
                  host = EXCLUDED.host, pid = EXCLUDED.pid, acquired_at = now(), renewed_at = now(),
-                 expires_at = EXCLUDED.expires_at
+                 expires_at = EXCLUDED.expires_at, waiting = EXCLUDED.waiting
              WHERE l.expires_at < now() OR $6
              RETURNING epoch",
-            &[&run.run_id, &me.operator, &me.host, &me.pid, &secs, &steal],
+            &[&run.run_id, &me.operator, &me.host, &me.pid, &secs, &steal, &waiting],
         )
         .await?;
     match row {
@@ -352,13 +375,21 @@ async fn take(
     }
 }
 
-/// Renews the lease of `epoch`; a newer epoch in the row means this driver is fenced.
-async fn renew(c: &Client, run_id: &str, epoch: i64, ttl: Duration) -> Result<Taken, tokio_postgres::Error> {
+/// Renews the lease of `epoch`, with what the run waits for now; a newer epoch in the row means
+/// this driver is fenced.
+async fn renew(
+    c: &Client,
+    run_id: &str,
+    epoch: i64,
+    ttl: Duration,
+    waiting: Option<&str>,
+) -> Result<Taken, tokio_postgres::Error> {
     let n = c
         .execute(
-            "UPDATE leases SET renewed_at = now(), expires_at = now() + make_interval(secs => $3)
+            "UPDATE leases SET renewed_at = now(), expires_at = now() + make_interval(secs => $3),
+                 waiting = ($4::text)::jsonb
              WHERE run_id = $1 AND epoch = $2",
-            &[&run_id, &epoch, &ttl.as_secs_f64()],
+            &[&run_id, &epoch, &ttl.as_secs_f64(), &waiting],
         )
         .await?;
     if n == 1 {
@@ -373,7 +404,7 @@ async fn renew(c: &Client, run_id: &str, epoch: i64, ttl: Duration) -> Result<Ta
 /// The run ended: the lease expires now, so that another host may go on at once.
 async fn release(c: &Client, run_id: &str, epoch: i64) -> Result<u64, tokio_postgres::Error> {
     c.execute(
-        "UPDATE leases SET expires_at = now() WHERE run_id = $1 AND epoch = $2",
+        "UPDATE leases SET expires_at = now(), waiting = NULL WHERE run_id = $1 AND epoch = $2",
         &[&run_id, &epoch],
     )
     .await

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::control::ApprovalWaiting;
 use crate::journal::Event;
 
 /// The driver's lease, as this `runbook` knows it.
@@ -108,6 +109,24 @@ pub struct Link {
     valid_until: watch::Receiver<Option<Instant>>,
     /// Who fenced this driver, for the command line once the run has stopped.
     fenced_by: Arc<std::sync::Mutex<Option<String>>>,
+    /// What the run waits for from other operators, for the lease task to write on the lease row
+    /// (`ls` on every host reads it there).
+    waiting: Option<watch::Sender<Option<ApprovalWaiting>>>,
+}
+
+/// The engine's hook: what the run waits for from other operators now (a step waiting for
+/// approvals, or nothing). The lease task writes it on the lease row at once, so that `runbook
+/// ls` on any host says it without asking the driver. Nothing happens without a store.
+pub fn share_waiting(link: &Option<Link>, waiting: Option<&ApprovalWaiting>) {
+    if let Some(tx) = link.as_ref().and_then(|l| l.waiting.as_ref()) {
+        tx.send_if_modified(|now| {
+            let changed = now.as_ref() != waiting;
+            if changed {
+                *now = waiting.cloned();
+            }
+            changed
+        });
+    }
 }
 
 impl Link {
@@ -123,7 +142,14 @@ impl Link {
             nudge,
             valid_until,
             fenced_by,
+            waiting: None,
         }
+    }
+
+    /// The lease task's end of `share_waiting`.
+    pub fn with_waiting(mut self, waiting: watch::Sender<Option<ApprovalWaiting>>) -> Link {
+        self.waiting = Some(waiting);
+        self
     }
 
     /// What wakes the replicator: notified once a journal line is on disk (never waited for).
@@ -219,6 +245,31 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn what_the_run_waits_for_reaches_the_lease_task_once_per_change() {
+        let (_tx, rx) = mpsc::channel(1);
+        let (_until_tx, until_rx) = watch::channel(None);
+        let (waiting_tx, mut waiting) = watch::channel(None);
+        let link =
+            Some(Link::new(rx, Arc::new(Notify::new()), until_rx, Arc::default()).with_waiting(waiting_tx));
+        let w = ApprovalWaiting {
+            step: "deploy/migrate".into(),
+            needed: 1,
+            ..Default::default()
+        };
+        share_waiting(&link, Some(&w));
+        assert!(waiting.has_changed().unwrap());
+        assert_eq!(waiting.borrow_and_update().as_ref(), Some(&w));
+        // The same again is no change: no renewal ahead of time for it.
+        share_waiting(&link, Some(&w));
+        assert!(!waiting.has_changed().unwrap());
+        share_waiting(&link, None);
+        assert!(waiting.has_changed().unwrap());
+        assert_eq!(*waiting.borrow_and_update(), None);
+        // Without a store nothing happens.
+        share_waiting(&None, Some(&w));
+    }
 
     fn link(until: Option<Instant>) -> (Link, watch::Sender<Option<Instant>>) {
         let (_tx, rx) = mpsc::channel(1);

@@ -89,6 +89,15 @@ impl Store {
     pub async fn client(&self) -> Result<tokio_postgres::Client, StoreError> {
         connect::connect(&self.config).await
     }
+
+    /// The connection that opened the store, while nothing has taken it (a command that only
+    /// reads saves a connection and its authentication), else a new one.
+    pub async fn opened_client(&self) -> Result<tokio_postgres::Client, StoreError> {
+        match self.first.lock().ok().and_then(|mut c| c.take()) {
+            Some(c) => Ok(c),
+            None => self.client().await,
+        }
+    }
 }
 
 /// The store the settings name (`--store`, `RUNBOOK_STORE`, `config.toml`), opened; `None`
@@ -129,6 +138,7 @@ impl Store {
         let (done_tx, done_rx) = watch::channel(false);
         let (progress_tx, progress_rx) = watch::channel(Status::default());
         let (until_tx, until_rx) = watch::channel(None);
+        let (waiting_tx, waiting_rx) = watch::channel(None);
         let nudge = Arc::new(Notify::new());
         let fenced_by = Arc::new(std::sync::Mutex::new(None));
         let copied = replicate::Copied::default();
@@ -152,6 +162,7 @@ impl Store {
             signals: signals_tx,
             epoch: epoch_tx,
             valid_until: until_tx,
+            waiting: waiting_rx,
             done: done_rx,
         };
         let handle = Handle {
@@ -164,7 +175,8 @@ impl Store {
             copied,
             store: self.config.display(),
         };
-        (Link::new(signals_rx, nudge, until_rx, fenced_by), handle)
+        let link = Link::new(signals_rx, nudge, until_rx, fenced_by).with_waiting(waiting_tx);
+        (link, handle)
     }
 }
 

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_runs.sql")),
     (2, include_str!("migrations/0002_requests_locks.sql")),
     (3, include_str!("migrations/0003_notify.sql")),
+    (4, include_str!("migrations/0004_lease_waiting.sql")),
 ];
 
 /// The schema version this binary writes.

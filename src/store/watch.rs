@@ -25,6 +25,9 @@ pub struct StoredRun {
     pub operator: String,
     pub host: String,
     pub lease: Option<Holder>,
+    /// What its driver waits for from other operators, as its lease row says (a step waiting for
+    /// approvals); only meaningful while the lease holds.
+    pub waiting: Option<crate::control::ApprovalWaiting>,
     /// Journal lines in order (`seq` from 1), as written on the driver's host.
     pub lines: Vec<String>,
 }
@@ -75,7 +78,8 @@ fn holder_of(row: &tokio_postgres::Row, at: usize) -> Option<Holder> {
 }
 
 const RUN_COLUMNS: &str = "r.run_id, r.runbook, r.title, r.operator, r.host,
-     l.epoch, l.operator, l.host, l.pid, extract(epoch FROM l.expires_at - now())::float8";
+     l.epoch, l.operator, l.host, l.pid, extract(epoch FROM l.expires_at - now())::float8,
+     l.waiting::text";
 
 fn run_of(row: &tokio_postgres::Row) -> StoredRun {
     StoredRun {
@@ -85,6 +89,10 @@ fn run_of(row: &tokio_postgres::Row) -> StoredRun {
         operator: row.get(3),
         host: row.get(4),
         lease: holder_of(row, 5),
+        // A value that is not one (written by hand) is as good as none.
+        waiting: row
+            .get::<_, Option<&str>>(10)
+            .and_then(|w| serde_json::from_str(w).ok()),
         lines: Vec::new(),
     }
 }

@@ -100,6 +100,7 @@ pub async fn run(session: Session, mode: Mode, sources: Vec<SourceKind>, speed: 
     let run_dir = session.run_dir;
     let mut app = App::new(session.runbook, mode, &sources, run_dir.display().to_string());
     app.speed = speed;
+    app.shared_id = crate::team::approve::shared_id(&run_dir, session.store_status.is_some());
     // Resuming: the screen starts where the run stood (the resumed session's own `run_started`
     // then resets what the engine watches afresh: the triggers).
     for record in session.history {

@@ -61,8 +61,21 @@ pub fn load(arg: &Path) -> Result<Report, ReportError> {
     }
     let mut report = build(&path.display().to_string(), &records, torn);
     let run_dir = path.parent().unwrap_or(Path::new("."));
-    add_log_tails(&mut report, run_dir);
+    add_log_tails(&mut report, |log| log_end(&run_dir.join(log)));
     Ok(report)
+}
+
+/// The report of a journal given as its text (the shared store's copy of a run's journal),
+/// read by the same rules as a journal file; `name` says where it was read. Without the log
+/// tails: `failed_logs` says which logs they come from, `add_log_tails` puts them in.
+pub fn from_text(name: &str, text: &str) -> Result<Report, ReportError> {
+    let (records, torn) = super::parse(text, name).map_err(|e| ReportError::Journal(e.to_string()))?;
+    if records.is_empty() {
+        return Err(ReportError::Journal(format!(
+            "{name}: the journal holds no events"
+        )));
+    }
+    Ok(build(name, &records, torn))
 }
 
 /// JOURNAL may be the journal file or its run folder.
@@ -84,9 +97,40 @@ fn journal_path(arg: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// The last lines of each failed attempt's log, read from the run folder. Logs are masked when
-/// they are written (secrets never reach them); escapes and control characters are removed here.
-fn add_log_tails(report: &mut Report, run_dir: &Path) {
+/// The most of a log's end that is read for its last lines.
+pub const LOG_END_BYTES: u64 = 64 * 1024;
+
+/// The end of a log: its last `LOG_END_BYTES` at most, and whether its start was left out.
+#[derive(Debug, Clone)]
+pub struct LogEnd {
+    pub bytes: Vec<u8>,
+    pub cut: bool,
+}
+
+/// The logs (relative to the run folder) whose last lines the report shows: those of the failed
+/// attempts, each once.
+pub fn failed_logs(report: &Report) -> Vec<String> {
+    let mut logs: Vec<String> = attempt_rows(report)
+        .filter(|a| a.failed())
+        .filter_map(|a| a.log.clone())
+        .collect();
+    logs.sort();
+    logs.dedup();
+    logs
+}
+
+fn attempt_rows(report: &Report) -> impl Iterator<Item = &AttemptRow> {
+    report
+        .steps
+        .iter()
+        .chain(report.rollback.iter().flat_map(|r| r.steps.iter()))
+        .flat_map(|row| row.history.iter())
+}
+
+/// The last lines of each failed attempt's log, from `end_of` (the run folder's file, or the
+/// store's copy). Logs are masked when they are written (secrets never reach them); escapes and
+/// control characters are removed here.
+pub fn add_log_tails(report: &mut Report, mut end_of: impl FnMut(&str) -> std::io::Result<LogEnd>) {
     let rows = report
         .steps
         .iter_mut()
@@ -97,26 +141,30 @@ fn add_log_tails(report: &mut Report, run_dir: &Path) {
                 continue;
             }
             let Some(log) = &a.log else { continue };
-            a.log_tail = match log_tail(&run_dir.join(log), LOG_TAIL_LINES) {
-                Ok(lines) => lines,
+            a.log_tail = match end_of(log) {
+                Ok(end) => log_tail(&end, LOG_TAIL_LINES),
                 Err(e) => vec![format!("(the log cannot be read: {e})")],
             };
         }
     }
 }
 
-/// The last `n` lines of a log, cleaned for reading. Only the end of a large log is read.
-fn log_tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
+/// The end of the log file at `path`. Only the end of a large log is read.
+fn log_end(path: &Path) -> std::io::Result<LogEnd> {
     use std::io::{Read as _, Seek as _, SeekFrom};
-    const MAX: u64 = 64 * 1024;
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
-    let from = len.saturating_sub(MAX);
+    let from = len.saturating_sub(LOG_END_BYTES);
     f.seek(SeekFrom::Start(from))?;
     let mut bytes = Vec::new();
-    f.take(MAX).read_to_end(&mut bytes)?;
-    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    if from > 0 && lines.len() > 1 {
+    f.take(LOG_END_BYTES).read_to_end(&mut bytes)?;
+    Ok(LogEnd { bytes, cut: from > 0 })
+}
+
+/// The last `n` lines of a log's end, cleaned for reading.
+fn log_tail(end: &LogEnd, n: usize) -> Vec<String> {
+    let mut lines: Vec<&[u8]> = end.bytes.split(|&b| b == b'\n').collect();
+    if end.cut && lines.len() > 1 {
         // The first line read is cut: drop it.
         lines.remove(0);
     }
@@ -124,7 +172,7 @@ fn log_tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
         lines.pop();
     }
     let start = lines.len().saturating_sub(n);
-    Ok(lines[start..].iter().map(|l| clean_line(l)).collect())
+    lines[start..].iter().map(|l| clean_line(l)).collect()
 }
 
 /// A log line fit for a report: a `\r` progress line in its last state, tabs expanded, then
@@ -452,9 +500,15 @@ mod tests {
         let p = dir.path().join("x.log");
         let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&p, text).unwrap();
-        let tail = log_tail(&p, 3).unwrap();
+        let tail = log_tail(&log_end(&p).unwrap(), 3);
         assert_eq!(tail, ["line 28", "line 29", "line 30"]);
         std::fs::write(&p, "only\n").unwrap();
-        assert_eq!(log_tail(&p, 3).unwrap(), ["only"]);
+        assert_eq!(log_tail(&log_end(&p).unwrap(), 3), ["only"]);
+        // A log larger than what is read: its first, cut, line is left out.
+        let big: String = (1..=20_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, big).unwrap();
+        let end = log_end(&p).unwrap();
+        assert!(end.cut && end.bytes.len() as u64 == LOG_END_BYTES);
+        assert_eq!(log_tail(&end, 1), ["line 20000"]);
     }
 }

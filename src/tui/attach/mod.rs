@@ -92,6 +92,7 @@ async fn watch(source: Source, now: Vec<Followed>) -> i32 {
     );
     let id = source.run_id();
     let mut app = App::new(Arc::new(rb), mode, &sources, shown_as);
+    app.shared_id = source.store().map(|_| id.clone());
     let driver = source.driver(&history);
     app.watching = Some(Watching {
         run: id,

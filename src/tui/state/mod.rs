@@ -159,6 +159,9 @@ pub struct App {
     pub host: String,
     pub started: Instant,
     pub run_dir: String,
+    /// The run's id in the shared store, when it is shared through one: another host names it
+    /// so (`runbook approve ID STEP`).
+    pub shared_id: Option<String>,
     pub steps: Vec<Vec<StepView>>,
     pub rollback_steps: Vec<Vec<StepView>>,
     pub logs: HashMap<StepRef, LogView>,
@@ -297,6 +300,7 @@ impl App {
             host: crate::identity::host(),
             started: Instant::now(),
             run_dir,
+            shared_id: None,
             logs: HashMap::new(),
             metrics,
             triggers,

@@ -516,12 +516,28 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, theme: &Theme, now: std::tim
             if let StepState::Waiting(crate::engine::Wait::Approval(w)) = &view.state {
                 let width = text_area.width.max(20) as usize;
                 lines.push(Line::from(Span::styled(w.describe(), theme.warn())));
-                lines.push(Line::from("another operator approves it with:"));
-                let command = format!("runbook approve {} {}", app.run_dir, w.step);
-                // Cut to the pane's width so that the whole command can be read and copied.
-                let chars: Vec<char> = command.chars().collect();
-                for piece in chars.chunks(width) {
-                    lines.push(Line::from(piece.iter().collect::<String>()));
+                // A watcher through the store has no folder of the run on this host.
+                let remote = app.watching.as_ref().is_some_and(|v| v.store.is_some());
+                let folder = (!remote).then_some(app.run_dir.as_str());
+                let hint = crate::team::approve::hint(folder, app.shared_id.as_deref(), &w.step);
+                let said = [
+                    ("another operator approves it with:", hint.here),
+                    (
+                        match folder {
+                            Some(_) => "from another host (shared store):",
+                            None => "another operator approves it with:",
+                        },
+                        hint.other_host,
+                    ),
+                ];
+                for (words, command) in said {
+                    let Some(command) = command else { continue };
+                    lines.push(Line::from(words));
+                    // Cut to the pane's width so that the whole command can be read and copied.
+                    let chars: Vec<char> = command.chars().collect();
+                    for piece in chars.chunks(width) {
+                        lines.push(Line::from(piece.iter().collect::<String>()));
+                    }
                 }
             }
         }

@@ -9,17 +9,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::hosts::{Host, Site, User};
 use common::postgres::Postgres;
+use common::runs::{LIMIT, Running, the_run, wait_text};
 use common::tmux::TmuxServer;
 use common::{text, wait_output};
 use serde_json::Value;
-
-const LIMIT: Duration = Duration::from_secs(60);
 
 /// A step that needs one approval, then a step that runs until the test opens its gate (so the
 /// run is still live, past the approval, when the test looks again).
@@ -62,18 +61,6 @@ impl Drop for Gate {
     }
 }
 
-/// A `runbook` started by the test, killed if the test ends (or fails) before it does.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn on(host: &Host, user: Option<&User>, args: &[&str]) -> Command {
     let mut args = args.to_vec();
     let state = host.state_arg();
@@ -83,29 +70,6 @@ fn on(host: &Host, user: Option<&User>, args: &[&str]) -> Command {
 
 fn output(mut cmd: Command) -> Output {
     wait_output(cmd.spawn().unwrap(), LIMIT)
-}
-
-/// Waits until the file holds `want`; returns what it holds.
-fn wait_text(path: &Path, want: &str) -> String {
-    let mut got = String::new();
-    let ok = common::wait_for(LIMIT, || {
-        std::thread::sleep(Duration::from_millis(50));
-        got = std::fs::read_to_string(path).unwrap_or_default();
-        got.contains(want)
-    });
-    assert!(ok, "{} never said {want:?}; it says:\n{got}", path.display());
-    got
-}
-
-/// The one run of `state`, once it is there.
-fn the_run(state: &Path) -> PathBuf {
-    let mut dirs = Vec::new();
-    common::wait_for(LIMIT, || {
-        dirs = common::run_dirs(state);
-        !dirs.is_empty()
-    });
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.pop().unwrap()
 }
 
 /// `runbook ls` on `host` (text, then JSON), with the run `id`'s entry of the JSON.

@@ -648,3 +648,115 @@ fn the_password_comes_from_pgpassfile_or_a_password_file_and_a_readable_pgpassfi
         "the two runs with a password ran, the others did not"
     );
 }
+
+#[test]
+fn a_resume_on_host_b_fences_the_old_epoch_before_it_rebuilds_so_a_late_catch_up_of_host_a_adds_nothing() {
+    let pg = Postgres::start();
+    let fx = Fixture::new();
+    pg.write_config(&fx, "3s");
+    let rb = fx.write(
+        "rb.toml",
+        r#"
+[runbook]
+title = "Late"
+[[phase]]
+title = "Work"
+[[phase.step]]
+title = "Chatty"
+run = "for i in $(seq 1 30); do echo line $i; sleep 0.1; done"
+[[phase.step]]
+title = "Soak"
+watch = "5m"
+"#,
+    );
+    let (a, b) = (state(&fx, "a"), state(&fx, "b"));
+    let mut old = runbook(
+        &fx,
+        &[
+            "run",
+            rb.to_str().unwrap(),
+            "--headless",
+            "--state-dir",
+            a.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    pg.wait_for(
+        "SELECT count(*) > 0 FROM log_chunks",
+        "t",
+        Duration::from_secs(30),
+    );
+    // The store goes away while A writes; A ends the step (and holds, without its lease), then
+    // dies with lines the store never had (its folder marked), and its lease runs out.
+    pg.stop();
+    let dir_a = the_run(&a);
+    let id = run_id(&dir_a);
+    assert!(common::wait_for(Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(100));
+        !common::events(&common::run_journal(&dir_a), "step_finished").is_empty()
+    }));
+    old.kill().unwrap();
+    old.wait().unwrap();
+    assert!(dir_a.join("store-copy").exists(), "A's copy was left unfinished");
+    pg.start_again();
+    pg.wait_for(
+        &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
+        "t",
+        Duration::from_secs(15),
+    );
+    // B gets as far as rebuilding the run from the store for its resume: here, in this process,
+    // which then stays where a slow rebuild would be while A comes back.
+    let dir_b = b.join("runs").join(&id);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = runbook::store::from_settings(Some(&pg.url()))
+            .await
+            .unwrap()
+            .expect("a store");
+        runbook::store::prepare_resume(Some(&store), Some(&dir_b), Some(&id), &b)
+            .await
+            .unwrap();
+    });
+    let rebuilt = common::postgres::local_lines(&dir_b);
+    // A comes back: its next runbook catches up what the store lacks of its runs. Not this one:
+    // B holds it under a newer epoch, taken before the rebuild.
+    let other = fx.write(
+        "other.toml",
+        "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
+    );
+    let next = finish(
+        runbook(
+            &fx,
+            &[
+                "run",
+                other.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                a.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .spawn()
+        .unwrap(),
+        Duration::from_secs(60),
+    );
+    next.expect_code(0);
+    assert_eq!(
+        pg.lines_of(&id),
+        rebuilt,
+        "the store holds what B rebuilt its folder from, nothing of A's after it:\n{}",
+        next.stderr
+    );
+    assert!(
+        common::postgres::local_lines(&dir_a).len() > rebuilt.len(),
+        "A had lines the store lacked"
+    );
+    assert!(next.stderr.contains("were not copied"), "{}", next.stderr);
+}

@@ -322,7 +322,8 @@ enum Taken {
     Other(Holder),
 }
 
-/// Registers the run and takes its lease with a new epoch, unless someone holds it still.
+/// Registers the run and takes its lease with a new epoch, unless someone holds it still. An
+/// epoch this very process took already (`fence`, before it rebuilt the run folder) is kept.
 async fn take(
     c: &Client,
     run: &RunRow,
@@ -350,10 +351,13 @@ async fn take(
         .query_opt(
             "INSERT INTO leases AS l (run_id, epoch, operator, host, pid, acquired_at, renewed_at, expires_at, waiting)
              VALUES ($1, 1, $2, $3, $4, now(), now(), now() + make_interval(secs => $5), ($7::text)::jsonb)
-             ON CONFLICT (run_id) DO UPDATE SET epoch = l.epoch + 1, operator = EXCLUDED.operator,
+             ON CONFLICT (run_id) DO UPDATE SET
+                 epoch = CASE WHEN l.host = EXCLUDED.host AND l.pid = EXCLUDED.pid
+                     THEN l.epoch ELSE l.epoch + 1 END,
+                 operator = EXCLUDED.operator,
                  host = EXCLUDED.host, pid = EXCLUDED.pid, acquired_at = now(), renewed_at = now(),
                  expires_at = EXCLUDED.expires_at, waiting = EXCLUDED.waiting
-             WHERE l.expires_at < now() OR $6
+             WHERE l.expires_at < now() OR $6 OR (l.host = EXCLUDED.host AND l.pid = EXCLUDED.pid)
              RETURNING epoch",
             &[&run.run_id, &me.operator, &me.host, &me.pid, &secs, &steal, &waiting],
         )
@@ -410,6 +414,46 @@ async fn release(c: &Client, run_id: &str, epoch: i64) -> Result<u64, tokio_post
     .await
 }
 
+/// Before a run folder is rebuilt or brought up to date from the store to be driven here: the
+/// run's lease is taken by this process with a new epoch (kept if this process holds it already),
+/// so that nothing an older driver still sends (the catch-up of a host that comes back, a copy
+/// under way) lands in the store between the rebuild and this driver's first line. The session's
+/// lease task then keeps that epoch (`take`). `steal`: as for `take`. A run without a lease row
+/// has nobody to fence.
+pub async fn fence(config: &StoreConfig, run_id: &str, steal: bool) -> Result<(), StoreError> {
+    let c = connect::connect(config).await?;
+    let me = Driver::me();
+    let secs = config.lease.as_secs_f64();
+    let fenced = c
+        .query_opt(
+            "UPDATE leases l SET
+                 epoch = CASE WHEN l.host = $3 AND l.pid = $4 THEN l.epoch ELSE l.epoch + 1 END,
+                 operator = $2, host = $3, pid = $4, acquired_at = now(), renewed_at = now(),
+                 expires_at = now() + make_interval(secs => $5), waiting = NULL
+             WHERE run_id = $1 AND (l.expires_at < now() OR $6 OR (l.host = $3 AND l.pid = $4))
+             RETURNING epoch",
+            &[&run_id, &me.operator, &me.host, &me.pid, &secs, &steal],
+        )
+        .await
+        .map_err(|e| connect::explain(config, &e))?;
+    if fenced.is_some() {
+        return Ok(());
+    }
+    match holder(&c, run_id)
+        .await
+        .map_err(|e| connect::explain(config, &e))?
+    {
+        None => Ok(()),
+        Some(h) => Err(StoreError::Message(format!(
+            "this run is driven by {} (lease epoch {}, valid for {:.0}s more); only one runbook drives \
+             a run at a time",
+            h.driver.name(),
+            h.epoch,
+            h.expires_in.ceil()
+        ))),
+    }
+}
+
 /// Before resuming: may this host take the run's lease? `Ok(steal)`, or who holds it.
 pub async fn may_take(config: &StoreConfig, run_id: &str) -> Result<bool, StoreError> {
     let c = connect::connect(config).await?;
@@ -421,6 +465,10 @@ pub async fn may_take(config: &StoreConfig, run_id: &str) -> Result<bool, StoreE
         return Ok(false);
     }
     let me = Driver::me();
+    // Taken by this process already (`fence`, before `takeover` rebuilt the folder).
+    if h.driver.host == me.host && h.driver.pid == me.pid {
+        return Ok(false);
+    }
     let dead = h.driver.host == me.host && !std::path::Path::new(&format!("/proc/{}", h.driver.pid)).exists();
     if dead {
         return Ok(true);

@@ -355,16 +355,32 @@ pub async fn prepare_resume(
         .map_err(|e| e.to_string())?;
     // A folder here that the run went on without (taken over elsewhere) is not resumed as it is:
     // an ended run is refused; a stopped one goes on from the store's journal (`refresh`).
-    if restore.is_none()
-        && let Some(went) = superseded::went_on(&store.config, run_dir)
+    let went = match restore {
+        None => superseded::went_on(&store.config, run_dir)
             .await
-            .map_err(|e| e.to_string())?
-    {
+            .map_err(|e| e.to_string())?,
+        Some(_) => None,
+    };
+    if let Some(went) = &went {
         // (A lease that still runs, of a driver on this host that is dead, counts as stopped.)
         let stopped = went.now == superseded::Now::Stopped || (steal && went.now == superseded::Now::Driven);
         if !stopped {
-            return Err(went.words);
+            return Err(went.words.clone());
         }
+    }
+    // The lease is this process's (a new epoch) before the folder is brought up to date or
+    // rebuilt: nothing an older driver still sends (a host that comes back and catches up) can
+    // land in the store in between. Lines that landed just before are seen by looking again.
+    lease::fence(&store.config, &run_id, steal)
+        .await
+        .map_err(|e| e.to_string())?;
+    let went = match (went, restore) {
+        (None, None) => superseded::went_on(&store.config, run_dir)
+            .await
+            .map_err(|e| e.to_string())?,
+        (went, _) => went,
+    };
+    if went.is_some() {
         // Nobody drives it here meanwhile (a folder without its lock file has no driver either).
         let _held = match crate::journal::lock_run(run_dir) {
             Err(e @ crate::journal::OpenError::Locked { .. }) => return Err(e.to_string()),

@@ -179,6 +179,15 @@ pub fn sync_folder(found: &mut Found, state_dir: &Path) -> Result<PathBuf, i32> 
         2
     };
     let shared = found.shared().map_err(fail)?;
+    // The lease is this process's before the folder is compared with the store or rebuilt from
+    // it (see `store::lease::fence`); the resume that follows keeps that epoch.
+    if let Some(s) = &shared {
+        let fenced = async {
+            let steal = crate::store::lease::may_take(&s.store.config, &found.run_id).await?;
+            crate::store::lease::fence(&s.store.config, &found.run_id, steal).await
+        };
+        s.block_on(fenced).map_err(|e| fail(e.to_string()))?;
+    }
     let dir = match (&found.dir, shared) {
         (Some(dir), None) => return Ok(dir.clone()),
         (None, None) => return Err(fail(format!("{}: no such run here", found.run_id))),

@@ -409,3 +409,12 @@ pub async fn prepare_resume(
     }
     Ok(steal)
 }
+
+/// A journal's whole lines (a last line not yet ended by its newline is left out), without their
+/// newlines: what the store's `events` hold one to a row.
+fn whole_lines(text: &[u8]) -> Vec<&[u8]> {
+    text.split_inclusive(|&b| b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+        .map(|l| &l[..l.len() - 1])
+        .collect()
+}

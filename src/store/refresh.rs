@@ -28,11 +28,7 @@ pub async fn refresh(store: &Store, run_dir: &Path) -> Result<bool, StoreError> 
         return Ok(false);
     }
     let text = std::fs::read(run_dir.join("journal.jsonl")).unwrap_or_default();
-    let here: Vec<&[u8]> = text
-        .split_inclusive(|&b| b == b'\n')
-        .filter(|l| l.ends_with(b"\n"))
-        .map(|l| &l[..l.len() - 1])
-        .collect();
+    let here = super::whole_lines(&text);
     let n = here.len() as i64;
     // The store's line of the number of this folder's last line, and its own last line.
     let rows = client

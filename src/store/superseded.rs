@@ -151,11 +151,7 @@ async fn went_on_with(c: &Client, run_dir: &Path) -> Result<Option<WentOn>, toki
         return Ok(None);
     };
     let text = std::fs::read(run_dir.join("journal.jsonl")).unwrap_or_default();
-    let here: Vec<&[u8]> = text
-        .split_inclusive(|&b| b == b'\n')
-        .filter(|l| l.ends_with(b"\n"))
-        .map(|l| &l[..l.len() - 1])
-        .collect();
+    let here = super::whole_lines(&text);
     let same = usize::try_from(seq - 1)
         .ok()
         .and_then(|i| here.get(i))

@@ -249,6 +249,9 @@ fn the_drivers_screen_says_how_another_host_approves_at_80_columns() {
     );
     assert!(!screen.contains("store:"), "{screen}");
     assert!(!screen.contains("from another host"), "{screen}");
+    // It learnt that from the driver's lease row, as it changed: the driver was never asked.
+    let asked = pg.psql("runbook", "SELECT count(*) FROM requests WHERE kind = 'hello'");
+    assert_eq!(asked.trim(), "0", "hello requests through the store");
 }
 
 #[test]

@@ -56,7 +56,10 @@ impl Printer {
                     crate::say!("runbook: lost the shared store ({why}); reconnecting")
                 }
                 Followed::StoreBack => crate::say!("runbook: the shared store is back"),
-                Followed::Output(_) | Followed::LogOutput { .. } | Followed::DriverChanged => {}
+                Followed::Output(_)
+                | Followed::LogOutput { .. }
+                | Followed::DriverChanged
+                | Followed::Approvals(_) => {}
             }
         }
         out.flush()

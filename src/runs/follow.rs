@@ -40,6 +40,9 @@ pub enum Followed {
     StoreLost(String),
     /// Through the store: connected again, and caught up with what was missed.
     StoreBack,
+    /// Through the store: a step waits for other operators' approvals, as the driver's lease row
+    /// says (`waiting`); a watcher on this host asks the driver itself (`hello`).
+    Approvals(crate::control::ApprovalWaiting),
 }
 
 struct Notify(Inotify);

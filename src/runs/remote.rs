@@ -74,6 +74,8 @@ pub struct StoreFollower {
     holder: Option<Holder>,
     /// When the lease runs out unless renewed (by this host's clock).
     lease_until: Option<Instant>,
+    /// What the lease row last said the run waits for from other operators.
+    waiting: Option<crate::control::ApprovalWaiting>,
     /// Since when the store cannot be reached.
     lost: Option<SystemTime>,
     retry: Duration,
@@ -120,6 +122,7 @@ impl StoreFollower {
             closing: None,
             holder: None,
             lease_until: None,
+            waiting: None,
             lost: None,
             retry: RETRY_FIRST,
             retry_at: None,
@@ -465,13 +468,25 @@ impl StoreFollower {
         let Some(c) = &self.client else {
             return Ok(Vec::new());
         };
-        let h = lease::holder(c, &self.run_id).await?;
+        let read = lease::holder_waiting(c, &self.run_id).await?;
+        let (h, waiting) = match read {
+            // What a lease that ran out says is not the driver's word any more.
+            Some((h, w)) => {
+                let w = w.filter(|_| h.expires_in > 0.0);
+                (Some(h), w)
+            }
+            None => (None, None),
+        };
         let before = self.driver_key();
         self.set_holder(h);
-        Ok(if self.driver_key() != before {
-            vec![Followed::DriverChanged]
-        } else {
-            Vec::new()
-        })
+        let mut out = Vec::new();
+        if self.driver_key() != before {
+            out.push(Followed::DriverChanged);
+        }
+        if waiting != self.waiting {
+            self.waiting.clone_from(&waiting);
+            out.extend(waiting.map(Followed::Approvals));
+        }
+        Ok(out)
     }
 }

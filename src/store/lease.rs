@@ -83,21 +83,38 @@ pub struct Holder {
 
 /// The lease of `run_id`, if it has one.
 pub async fn holder(client: &Client, run_id: &str) -> Result<Option<Holder>, tokio_postgres::Error> {
+    Ok(holder_waiting(client, run_id).await?.map(|(h, _)| h))
+}
+
+/// The lease of `run_id`, if it has one, with what its driver says the run waits for from other
+/// operators (`waiting`: a step's approvals), in one query.
+pub async fn holder_waiting(
+    client: &Client,
+    run_id: &str,
+) -> Result<Option<(Holder, Option<ApprovalWaiting>)>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT operator, host, pid, epoch, extract(epoch FROM expires_at - now())::float8
+            "SELECT operator, host, pid, epoch, extract(epoch FROM expires_at - now())::float8,
+                 waiting::text
              FROM leases WHERE run_id = $1",
             &[&run_id],
         )
         .await?;
-    Ok(row.map(|r| Holder {
-        driver: Driver {
-            operator: r.get(0),
-            host: r.get(1),
-            pid: r.get(2),
-        },
-        epoch: r.get(3),
-        expires_in: r.get(4),
+    Ok(row.map(|r| {
+        let holder = Holder {
+            driver: Driver {
+                operator: r.get(0),
+                host: r.get(1),
+                pid: r.get(2),
+            },
+            epoch: r.get(3),
+            expires_in: r.get(4),
+        };
+        // A value that is not one (written by hand) is as good as none.
+        let waiting = r
+            .get::<_, Option<&str>>(5)
+            .and_then(|w| serde_json::from_str(w).ok());
+        (holder, waiting)
     }))
 }
 

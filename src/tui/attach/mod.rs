@@ -293,10 +293,13 @@ async fn run(mut w: Watcher) -> i32 {
         }
         // Whether a step waits for approvals is the driver's to say (`hello`): asked when the run
         // moved, and every few seconds only while a step that needs approvals waits for its
-        // go-ahead (given on the driver's screen, it is journaled nowhere).
-        if std::mem::take(&mut w.moved) && w.approvals_matter() {
+        // go-ahead (given on the driver's screen, it is journaled nowhere). Through the store,
+        // the driver's lease row says it as it changes (`Followed::Approvals`): nobody is asked.
+        let moved = std::mem::take(&mut w.moved);
+        let asks = w.asks_hello();
+        if asks && moved && w.approvals_matter() {
             hello_at = Some(Instant::now());
-        } else if hello_at.is_none() && !hello_out && w.approval_soon() {
+        } else if asks && hello_at.is_none() && !hello_out && w.approval_soon() {
             hello_at = Some(Instant::now() + HELLO_EVERY);
         }
         // A new driver (a takeover, a resume): watch its process instead.

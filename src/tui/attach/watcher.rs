@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use crate::control::{Request, Response};
+use crate::control::{ApprovalWaiting, Request, Response};
 use crate::engine::{Mode, StepRef, Update, Wait};
 use crate::journal::{Event, Record};
 use crate::runbook::StepKind;
@@ -86,6 +86,7 @@ impl Watcher {
                 self.app.note(format!("the store {at} is back: caught up"));
                 self.app.dirty = true;
             }
+            Followed::Approvals(aw) => self.approvals(aw),
             Followed::Record(_) => {}
         }
     }
@@ -248,15 +249,7 @@ impl Watcher {
             (Request::Hello, Ok(r)) => {
                 let waiting = r.driver.map(|d| d.waiting).unwrap_or_default();
                 if let Some(aw) = waiting.into_iter().next() {
-                    let (phase, step) = aw.step.split_once('/').unwrap_or(("", &aw.step));
-                    if let Some(at) = self.app.find(phase, step, aw.rollback)
-                        && self.app.waiting.as_ref() != Some(&(at, Wait::Approval(aw.clone())))
-                    {
-                        self.app.apply(Update::Waiting {
-                            step: at,
-                            why: Wait::Approval(aw),
-                        });
-                    }
+                    self.approvals(aw);
                 }
             }
             // Asked on its own: nothing to say when it gets no answer.
@@ -267,6 +260,26 @@ impl Watcher {
             (_, Ok(r)) => self.app.note(format!("refused: {}", r.text())),
             (request, Err(e)) => self.app.note(format!("{} not sent: {e}", request.op())),
         }
+    }
+
+    /// A step waits for approvals, as the driver says (`hello`, or its lease row in the store):
+    /// shown as on the driver's screen. When the wait ends, the journal says what came of it.
+    fn approvals(&mut self, aw: ApprovalWaiting) {
+        let (phase, step) = aw.step.split_once('/').unwrap_or(("", &aw.step));
+        if let Some(at) = self.app.find(phase, step, aw.rollback)
+            && self.app.waiting.as_ref() != Some(&(at, Wait::Approval(aw.clone())))
+        {
+            self.app.apply(Update::Waiting {
+                step: at,
+                why: Wait::Approval(aw),
+            });
+        }
+    }
+
+    /// Whether the driver is to be asked (`hello`) whether a step waits for approvals: on this
+    /// host, where its control socket answers; through the store its lease row says so unasked.
+    pub(super) fn asks_hello(&self) -> bool {
+        self.source.store().is_none()
     }
 
     /// Whether any step of the runbook needs approvals (then the driver is asked about them).

@@ -539,66 +539,74 @@ fn size(n: u64) -> String {
     }
 }
 
-#[test]
-fn a_run_taken_over_elsewhere_is_neither_caught_up_nor_resumed_over_the_new_drivers_lines() {
-    let site = Site::new();
-    let rb = site.write("rb.toml", TAKEN_OVER);
-    let (a, b) = (site.a.state.clone(), site.b.state.clone());
-    let mut old = site
-        .runbook(
-            &site.a,
-            &[
-                "run",
-                rb.to_str().unwrap(),
-                "--headless",
-                "--yes",
-                "--state-dir",
-                a.to_str().unwrap(),
-            ],
-        )
+/// A run driven on A, cut off from the store, and taken over by B (see `a_cut_off_then_b_resumes`).
+struct CutOff {
+    /// A's `runbook`, still running (holding, without its lease).
+    old: std::process::Child,
+    dir_a: PathBuf,
+    id: String,
+    /// B's `runbook resume`, started.
+    new: std::process::Child,
+}
+
+/// A runs `run RUN_ARGS… --headless --yes` until `ready` (SQL) says `t`/a non-zero count in the
+/// store, is cut off from the store, and ends `step` there alone (its lease lost); once the lease
+/// has expired in the store, B starts `resume RUN --headless --yes` from it.
+fn a_cut_off_then_b_resumes(site: &Site, run_args: &[&str], ready: &str, step: &str) -> CutOff {
+    let (a, b) = (site.a.state.to_str().unwrap(), site.b.state.to_str().unwrap());
+    let mut args = vec!["run"];
+    args.extend_from_slice(run_args);
+    args.extend(["--headless", "--yes", "--state-dir", a]);
+    let old = site
+        .runbook(&site.a, &args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The slow step's first lines are in the store: A is cut off, and writes the rest only
-    // locally (the step ends, the lease is lost, A holds).
-    site.pg.wait_for(
-        "SELECT count(*) > 0 FROM log_chunks WHERE log = 'logs/work--slow--1.log'",
-        "t",
-        Duration::from_secs(30),
-    );
+    let want = if ready.contains("count(*) >") { "t" } else { "1" };
+    site.pg.wait_for(ready, want, Duration::from_secs(30));
     site.net.cut(&site.a.name);
-    let dir_a = the_run(&a);
+    let dir_a = the_run(&site.a.state);
     let id = run_id(&dir_a);
     assert!(
         common::wait_for(Duration::from_secs(40), || {
             std::thread::sleep(Duration::from_millis(100));
             let j = common::run_journal(&dir_a);
-            has(&j, "step_finished", Some("slow")) && has(&j, "store_lease_lost", None)
+            has(&j, "step_finished", Some(step)) && has(&j, "store_lease_lost", None)
         }),
         "{:?}",
         common::event_names(&common::run_journal(&dir_a))
     );
-    // B takes the run over from the store and drives it to its end.
     site.pg.wait_for(
         &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
         "t",
         Duration::from_secs(15),
     );
     let new = site
-        .runbook(
-            &site.b,
-            &[
-                "resume",
-                &id,
-                "--headless",
-                "--yes",
-                "--state-dir",
-                b.to_str().unwrap(),
-            ],
-        )
+        .runbook(&site.b, &["resume", &id, "--headless", "--yes", "--state-dir", b])
         .spawn()
         .unwrap();
+    CutOff { old, dir_a, id, new }
+}
+
+#[test]
+fn a_run_taken_over_elsewhere_is_neither_caught_up_nor_resumed_over_the_new_drivers_lines() {
+    let site = Site::new();
+    let rb = site.write("rb.toml", TAKEN_OVER);
+    let (a, b) = (site.a.state.clone(), site.b.state.clone());
+    // A is cut off once the slow step's first lines are in the store, and writes the rest only
+    // locally; B takes the run over from the store and drives it to its end.
+    let CutOff {
+        mut old,
+        dir_a,
+        id,
+        new,
+    } = a_cut_off_then_b_resumes(
+        &site,
+        &[rb.to_str().unwrap()],
+        "SELECT count(*) > 0 FROM log_chunks WHERE log = 'logs/work--slow--1.log'",
+        "slow",
+    );
     let new = finish(new, Duration::from_secs(60));
     new.expect_code(0);
     assert!(new.stderr.contains("rebuilt"), "{}", new.stderr);
@@ -758,58 +766,19 @@ fn back_on_a_host_whose_folder_went_its_own_way(how: &[&str]) {
     let site = Site::new();
     let rb = site.write("rb.toml", WAITING);
     let (a, b) = (site.a.state.clone(), site.b.state.clone());
-    let mut old = site
-        .runbook(
-            &site.a,
-            &[
-                "run",
-                rb.to_str().unwrap(),
-                "--headless",
-                "--yes",
-                "--var",
-                "w=8s",
-                "--state-dir",
-                a.to_str().unwrap(),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_soak(&site.pg);
-    let dir_a = the_run(&a);
-    let id = run_id(&dir_a);
     // A is cut off in its soak, which passes there: A journals it, and its lease lost, alone.
-    site.net.cut(&site.a.name);
-    assert!(
-        common::wait_for(Duration::from_secs(40), || {
-            std::thread::sleep(Duration::from_millis(100));
-            let j = common::run_journal(&dir_a);
-            has(&j, "step_finished", Some("soak")) && has(&j, "store_lease_lost", None)
-        }),
-        "{:?}",
-        common::event_names(&common::run_journal(&dir_a))
-    );
     // B takes the run over from the store, starts the soak again, and is lost in it too.
-    site.pg.wait_for(
-        &format!("SELECT expires_at < now() FROM leases WHERE run_id = '{id}'"),
-        "t",
-        Duration::from_secs(15),
+    let CutOff {
+        mut old,
+        dir_a,
+        id,
+        new,
+    } = a_cut_off_then_b_resumes(
+        &site,
+        &[rb.to_str().unwrap(), "--var", "w=8s"],
+        "SELECT count(*) FROM events WHERE event = 'step_started' AND line LIKE '%\"step\":\"soak\"%'",
+        "soak",
     );
-    let new = site
-        .runbook(
-            &site.b,
-            &[
-                "resume",
-                &id,
-                "--headless",
-                "--yes",
-                "--state-dir",
-                b.to_str().unwrap(),
-            ],
-        )
-        .spawn()
-        .unwrap();
     site.pg.wait_for(
         &format!(
             "SELECT count(*) FROM events WHERE run_id = '{id}' AND epoch = 2 AND event = 'step_started'"

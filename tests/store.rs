@@ -670,21 +670,24 @@ watch = "5m"
 "#,
     );
     let (a, b) = (state(&fx, "a"), state(&fx, "b"));
-    let mut old = runbook(
-        &fx,
-        &[
-            "run",
-            rb.to_str().unwrap(),
-            "--headless",
-            "--state-dir",
-            a.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    // Killed if the test fails midway.
+    let mut old = common::runs::Running(
+        runbook(
+            &fx,
+            &[
+                "run",
+                rb.to_str().unwrap(),
+                "--headless",
+                "--state-dir",
+                a.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
     pg.wait_for(
         "SELECT count(*) > 0 FROM log_chunks",
         "t",

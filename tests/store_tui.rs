@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Fixture;
 use common::postgres::Postgres;
-use common::runs::{WAITING, run_id, the_run, wait_for_soak};
+use common::runs::{WAITING, run_id, spawn_logged, the_run, wait_exit, wait_for_soak};
 use common::tmux::TmuxServer;
 
 /// `runbook run FILE --state-dir STATE EXTRA…` on its terminal UI in a new 80×24 tmux session
@@ -155,7 +155,8 @@ fn a_driver_fenced_in_a_long_watch_stops_it_at_once_and_its_screen_watches_the_n
     let pid = nix::unistd::Pid::from_raw(pid);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    let new = std::process::Command::new(common::runbook_bin())
+    let mut resume = std::process::Command::new(common::runbook_bin());
+    resume
         .args([
             "resume",
             &id,
@@ -168,24 +169,16 @@ fn a_driver_fenced_in_a_long_watch_stops_it_at_once_and_its_screen_watches_the_n
         .arg(&b)
         .env("XDG_CONFIG_HOME", fx.file("config"))
         .current_dir(fx.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdin(std::process::Stdio::null());
+    // Killed if the test fails midway.
+    let said = fx.file("b.out");
+    let mut new = spawn_logged(resume, &said);
     // B holds the run once its first line is in the store under epoch 2 (a loaded machine may
     // take a while to start it; if B gave up, what it said is the failure).
-    let mut new = Some(new);
     let took = common::wait_for(Duration::from_secs(90), || {
         std::thread::sleep(Duration::from_millis(200));
-        if let Some(Ok(Some(_))) = new.as_mut().map(std::process::Child::try_wait) {
-            let out = new.take().unwrap().wait_with_output().unwrap();
-            panic!(
-                "B ended before it held the run: {:?}\n{}{}",
-                out.status,
-                common::text(&out.stdout),
-                common::text(&out.stderr)
-            );
+        if let Ok(Some(status)) = new.try_wait() {
+            panic!("B ended before it held the run: {status:?}\n{}", fx.read("b.out"));
         }
         pg.psql(
             "runbook",
@@ -195,7 +188,6 @@ fn a_driver_fenced_in_a_long_watch_stops_it_at_once_and_its_screen_watches_the_n
             == "t"
     });
     assert!(took, "B's lines never reached the store under epoch 2");
-    let new = new.unwrap();
     // A comes back: at its next renewal it finds itself fenced, ends its own watch then and
     // there, and its screen goes on watching the run B drives, through the store.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
@@ -206,8 +198,7 @@ fn a_driver_fenced_in_a_long_watch_stops_it_at_once_and_its_screen_watches_the_n
         header(&screen).contains("drives") && !header(&screen).contains("ended"),
         "A watches while B is still in its 20 s watch:\n{screen}"
     );
-    let new = common::wait_output(new, Duration::from_secs(60));
-    assert_eq!(new.status.code(), Some(0), "{}", common::text(&new.stderr));
+    assert_eq!(wait_exit(new), Some(0), "{}", fx.read("b.out"));
     tmux.wait_screen("run", "the run's end", Duration::from_secs(20), |s| {
         header(s).contains("SUCCEEDED")
     });

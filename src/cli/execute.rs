@@ -286,10 +286,7 @@ fn watch_handed_over(
     to: &str,
     store: Option<&str>,
 ) -> i32 {
-    let id = run_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let id = crate::store::lease::run_id(run_dir);
     crate::say!("runbook: handed over to {to}; watching the run from here (q leaves)");
     match crate::tui::attach::main(state_dir, Some(&id), store) {
         0 => {}

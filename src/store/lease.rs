@@ -437,8 +437,7 @@ async fn release(c: &Client, run_id: &str, epoch: i64) -> Result<u64, tokio_post
 /// under way) lands in the store between the rebuild and this driver's first line. The session's
 /// lease task then keeps that epoch (`take`). `steal`: as for `take`. A run without a lease row
 /// has nobody to fence.
-pub async fn fence(config: &StoreConfig, run_id: &str, steal: bool) -> Result<(), StoreError> {
-    let c = connect::connect(config).await?;
+pub async fn fence(c: &Client, config: &StoreConfig, run_id: &str, steal: bool) -> Result<(), StoreError> {
     let me = Driver::me();
     let secs = config.lease.as_secs_f64();
     let fenced = c
@@ -456,7 +455,7 @@ pub async fn fence(config: &StoreConfig, run_id: &str, steal: bool) -> Result<()
     if fenced.is_some() {
         return Ok(());
     }
-    match holder(&c, run_id)
+    match holder(c, run_id)
         .await
         .map_err(|e| connect::explain(config, &e))?
     {
@@ -472,9 +471,8 @@ pub async fn fence(config: &StoreConfig, run_id: &str, steal: bool) -> Result<()
 }
 
 /// Before resuming: may this host take the run's lease? `Ok(steal)`, or who holds it.
-pub async fn may_take(config: &StoreConfig, run_id: &str) -> Result<bool, StoreError> {
-    let c = connect::connect(config).await?;
-    let h = holder(&c, run_id)
+pub async fn may_take(c: &Client, config: &StoreConfig, run_id: &str) -> Result<bool, StoreError> {
+    let h = holder(c, run_id)
         .await
         .map_err(|e| connect::explain(config, &e))?;
     let Some(h) = h else { return Ok(false) };

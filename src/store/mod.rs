@@ -350,13 +350,15 @@ pub async fn prepare_resume(
         };
     };
     let run_id = lease::run_id(run_dir);
-    let steal = lease::may_take(&store.config, &run_id)
+    // One connection for the checks and the fence below.
+    let c = store.client().await.map_err(|e| e.to_string())?;
+    let steal = lease::may_take(&c, &store.config, &run_id)
         .await
         .map_err(|e| e.to_string())?;
     // A folder here that the run went on without (taken over elsewhere) is not resumed as it is:
     // an ended run is refused; a stopped one goes on from the store's journal (`refresh`).
     let went = match restore {
-        None => superseded::went_on(&store.config, run_dir)
+        None => superseded::went_on(&c, &store.config, run_dir)
             .await
             .map_err(|e| e.to_string())?,
         Some(_) => None,
@@ -371,11 +373,11 @@ pub async fn prepare_resume(
     // The lease is this process's (a new epoch) before the folder is brought up to date or
     // rebuilt: nothing an older driver still sends (a host that comes back and catches up) can
     // land in the store in between. Lines that landed just before are seen by looking again.
-    lease::fence(&store.config, &run_id, steal)
+    lease::fence(&c, &store.config, &run_id, steal)
         .await
         .map_err(|e| e.to_string())?;
     let went = match (went, restore) {
-        (None, None) => superseded::went_on(&store.config, run_dir)
+        (None, None) => superseded::went_on(&c, &store.config, run_dir)
             .await
             .map_err(|e| e.to_string())?,
         (went, _) => went,

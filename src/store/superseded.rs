@@ -138,9 +138,12 @@ pub struct WentOn {
 /// went on without it (its last line is not this folder's line of that number: another host
 /// took the run over and wrote on). Then the folder is only this host's view of a run that went
 /// on elsewhere, and resuming it as it is would run again what the other host ran.
-pub async fn went_on(config: &StoreConfig, run_dir: &Path) -> Result<Option<WentOn>, super::StoreError> {
-    let c = connect::connect(config).await?;
-    went_on_with(&c, run_dir)
+pub async fn went_on(
+    c: &Client,
+    config: &StoreConfig,
+    run_dir: &Path,
+) -> Result<Option<WentOn>, super::StoreError> {
+    went_on_with(c, run_dir)
         .await
         .map_err(|e| connect::explain(config, &e))
 }

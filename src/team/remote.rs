@@ -182,9 +182,11 @@ pub fn sync_folder(found: &mut Found, state_dir: &Path) -> Result<PathBuf, i32> 
     // The lease is this process's before the folder is compared with the store or rebuilt from
     // it (see `store::lease::fence`); the resume that follows keeps that epoch.
     if let Some(s) = &shared {
+        let (config, id) = (&s.store.config, &found.run_id);
         let fenced = async {
-            let steal = crate::store::lease::may_take(&s.store.config, &found.run_id).await?;
-            crate::store::lease::fence(&s.store.config, &found.run_id, steal).await
+            let c = s.store.client().await?;
+            let steal = crate::store::lease::may_take(&c, config, id).await?;
+            crate::store::lease::fence(&c, config, id, steal).await
         };
         s.block_on(fenced).map_err(|e| fail(e.to_string()))?;
     }

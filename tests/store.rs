@@ -730,10 +730,7 @@ watch = "5m"
     let rebuilt = common::postgres::local_lines(&dir_b);
     // A comes back: its next runbook catches up what the store lacks of its runs. Not this one:
     // B holds it under a newer epoch, taken before the rebuild.
-    let other = fx.write(
-        "other.toml",
-        "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
-    );
+    let other = fx.write("other.toml", common::runs::ANOTHER_RUN);
     let next = finish(
         runbook(
             &fx,

@@ -477,10 +477,7 @@ fn a_copy_left_unfinished_at_the_exit_is_said_and_the_next_runbook_on_the_host_c
 
     // The link is back; the next runbook on this host copies what the store lacks.
     site.net.heal(&site.a.name);
-    let other = site.write(
-        "other.toml",
-        "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
-    );
+    let other = site.write("other.toml", common::runs::ANOTHER_RUN);
     let next = site
         .runbook(
             &site.a,
@@ -646,10 +643,7 @@ fn a_run_taken_over_elsewhere_is_neither_caught_up_nor_resumed_over_the_new_driv
 
     // A's link returns; its next runbook with this store finds the marked run.
     site.net.heal(&site.a.name);
-    let other = site.write(
-        "other.toml",
-        "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n",
-    );
+    let other = site.write("other.toml", common::runs::ANOTHER_RUN);
     let next_args = [
         "run",
         other.to_str().unwrap(),

@@ -15,6 +15,11 @@ use super::{CliRun, wait_output};
 /// with a PostgreSQL of its own).
 pub const LIMIT: Duration = Duration::from_secs(60);
 
+/// Another run, of one step that does nothing: started on a host, it catches up what earlier
+/// runs there left uncopied to the store.
+pub const ANOTHER_RUN: &str =
+    "[runbook]\ntitle = \"Other\"\n[[phase]]\ntitle = \"P\"\n[[phase.step]]\ntitle = \"S\"\nrun = \"true\"\n";
+
 /// A runbook whose second step waits (a watch of `${w}`), so that a driver can be caught in it.
 /// The first step's log names the run folder it ran in; the third step writes that folder to
 /// `third-ran-in` (in the runbook's folder), so that a test sees which host ran it, and how often.
